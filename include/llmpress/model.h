@@ -1,0 +1,117 @@
+/*
+ * model.h - decoder-only transformer models: configuration, weights, forward.
+ *
+ * What: loads a Llama-family Hugging Face checkpoint directory (Llama 1/2/3.x,
+ * Mistral, Qwen2/2.5, and compressed checkpoints written by llmpress) and runs
+ * it: batched prefill on BLAS, KV-cache decode, logits.
+ * Conventions (used everywhere in llmpress):
+ *   every weight matrix is row-major `out x in` (PyTorch's nn.Linear layout),
+ *   and a linear computes y = x W^T (+ b).
+ *   T = tokens in a call, L = positions in the KV cache, D = hidden size,
+ *   H = query heads, KV = key/value heads, hd = head size, F = MLP size,
+ *   V = vocabulary size.
+ */
+#ifndef LLMPRESS_MODEL_H
+#define LLMPRESS_MODEL_H
+
+#include "llmpress/status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    LP_ARCH_LLAMA = 0,
+    LP_ARCH_MISTRAL = 1,
+    LP_ARCH_QWEN2 = 2,
+} lp_arch;
+
+typedef enum {
+    LP_ROPE_DEFAULT = 0,
+    LP_ROPE_LINEAR = 1,
+    LP_ROPE_LLAMA3 = 2,
+} lp_rope_type;
+
+typedef struct {
+    lp_arch arch;
+    char arch_name[64];     /* as written in config.json "architectures" */
+    int64_t vocab;          /* V */
+    int64_t dim;            /* D, hidden_size */
+    int64_t ffn;            /* F, intermediate_size */
+    int64_t n_layers;
+    int64_t n_heads;        /* H */
+    int64_t n_kv_heads;     /* KV */
+    int64_t head_dim;       /* hd (explicit, or D / H) */
+    int64_t max_pos;        /* max_position_embeddings */
+    int64_t sliding_window; /* 0 = none */
+    float norm_eps;
+    double rope_theta;
+    lp_rope_type rope_type;
+    double rope_factor, rope_low_freq, rope_high_freq; /* llama3 / linear scaling */
+    int64_t rope_orig_max;                             /* llama3 original_max_position_embeddings */
+    bool tied;              /* lm_head shares the embedding matrix */
+    bool qkv_bias;          /* q/k/v projections carry a bias (Qwen2, attention_bias) */
+    bool o_bias;            /* o projection carries a bias (attention_bias) */
+    int32_t bos, eos;       /* -1 when absent */
+    char dtype[16];         /* dtype as stored: "float32", "bfloat16", "float16" */
+} lp_config;
+
+/* Parse <dir>/config.json (or a path to a config file). Unsupported
+ * architectures, activations or rope types are LP_ERR_UNSUPPORTED naming them. */
+lp_status lp_config_load(const char *path, lp_config *cfg);
+
+typedef struct lp_model lp_model;
+
+/* Load a checkpoint directory: config.json + model.safetensors or shards.
+ * Works for original Hugging Face checkpoints and llmpress-compressed ones. */
+lp_status lp_model_load(const char *dir, lp_model **out);
+void lp_model_free(lp_model *m); /* NULL is a no-op */
+const lp_config *lp_model_config(const lp_model *m);
+const char *lp_model_dir(const lp_model *m);
+
+/* Exact sizes, counted from the stored formats. */
+typedef struct {
+    int64_t linear_params;  /* weights of the decoder linears (q,k,v,o,gate,up,down) */
+    int64_t linear_bytes;   /* their exact storage: packed ints, scales, zeros, ... */
+    int64_t total_params;   /* every parameter, embeddings and norms included */
+    int64_t total_bytes;    /* as stored in the checkpoint */
+    int n_compressed;       /* linears in a compressed format */
+    char formats[128];      /* e.g. "dense bf16" or "qgroup w4 g128 asym" */
+} lp_model_size;
+void lp_model_size_get(const lp_model *m, lp_model_size *sz);
+
+/* ---- running ---- */
+typedef struct lp_ctx lp_ctx;
+
+/* A context holds the KV cache for up to max_tokens positions and scratch for
+ * calls of up to max_batch tokens. */
+lp_status lp_ctx_init(const lp_model *m, int64_t max_tokens, int64_t max_batch, lp_ctx **out);
+void lp_ctx_free(lp_ctx *c);
+void lp_ctx_reset(lp_ctx *c); /* forget the cache: next token is at position 0 */
+int64_t lp_ctx_pos(const lp_ctx *c);
+
+/* Run T tokens at positions pos..pos+T-1, appending them to the KV cache.
+ * logits: T x V when all_logits, else V (the last token's), or NULL. */
+lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits);
+
+/* ---- sampling ---- */
+typedef struct {
+    float temperature; /* 0 = greedy */
+    float top_p;       /* 1 = off */
+    int top_k;         /* 0 = off */
+    uint64_t seed;
+} lp_sampler_params;
+lp_sampler_params lp_sampler_default_params(void);
+typedef struct lp_sampler lp_sampler;
+lp_status lp_sampler_init(const lp_sampler_params *p, int64_t vocab, lp_sampler **out);
+void lp_sampler_free(lp_sampler *s);
+int32_t lp_sample(lp_sampler *s, const float *logits);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

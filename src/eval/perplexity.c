@@ -1,0 +1,112 @@
+/*
+ * perplexity.c - perplexity of a model on a token stream, GPTQ or llama.cpp
+ * protocol (see eval.h for their exact definitions).
+ *
+ * Design: one window at a time: reset the KV cache, run the window as one
+ * prefill producing every position's logits (T x V), then
+ *   NLL(t) = logsumexp(logits[t]) - logits[t][target(t+1)]
+ * accumulated in double. Windows are independent, so the result does not
+ * depend on how many threads BLAS uses beyond f32 rounding.
+ */
+#include "llmpress/eval.h"
+
+#include "core/status_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+lp_ppl_params lp_ppl_default_params(void) {
+    return (lp_ppl_params){.protocol = LP_PPL_GPTQ, .ctx = 512, .max_windows = 0};
+}
+
+const char *lp_ppl_protocol_name(lp_ppl_protocol p) {
+    return p == LP_PPL_LLAMACPP ? "llama.cpp (BOS per window, second half scored)"
+                                : "GPTQ (no BOS, non-overlapping windows, all tokens scored)";
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Sum over positions [first, T-1) of -log p(win[t+1] | win[..t]). */
+static double window_nll(const float *logits, const int32_t *win, int64_t T, int64_t V, int64_t first) {
+    double total = 0;
+#pragma omp parallel for reduction(+ : total)
+    for (int64_t t = first; t < T - 1; t++) {
+        const float *row = logits + t * V;
+        float mx = row[0];
+        for (int64_t i = 1; i < V; i++) mx = row[i] > mx ? row[i] : mx;
+        double s = 0;
+        for (int64_t i = 0; i < V; i++) s += exp((double)row[i] - mx);
+        total += (double)mx + log(s) - (double)row[win[t + 1]];
+    }
+    return total;
+}
+
+lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const lp_ppl_params *p,
+                        lp_ppl_result *res, double *wnll) {
+    memset(res, 0, sizeof *res);
+    const lp_config *c = lp_model_config(m);
+    const int64_t ctx = p->ctx, V = c->vocab;
+    const bool lcpp = p->protocol == LP_PPL_LLAMACPP;
+    if (ctx < 2) return lp_fail(LP_ERR_ARG, "perplexity: --ctx must be at least 2 (got %lld)", (long long)ctx);
+    if (ctx > c->max_pos)
+        return lp_fail(LP_ERR_ARG, "perplexity: --ctx %lld exceeds the model's max_position_embeddings %lld",
+                       (long long)ctx, (long long)c->max_pos);
+    if (lcpp && c->bos < 0)
+        return lp_fail(LP_ERR_ARG, "perplexity: the llama.cpp protocol needs a BOS token, and "
+                       "config.json names none");
+    const int64_t stream = n + (lcpp ? 1 : 0); /* llama.cpp tokenizes with BOS first */
+    int64_t nwin = stream / ctx;
+    if (p->max_windows > 0 && nwin > p->max_windows) nwin = p->max_windows;
+    if (nwin == 0)
+        return lp_fail(LP_ERR_ARG, "perplexity: the text has %lld tokens, fewer than one window of %lld",
+                       (long long)n, (long long)ctx);
+
+    lp_ctx *cx = NULL;
+    LP_TRY(lp_ctx_init(m, ctx, ctx, &cx));
+    float *logits = malloc((size_t)(ctx * V) * sizeof(float));
+    int32_t *win = malloc((size_t)ctx * sizeof(int32_t));
+    if (!logits || !win) {
+        free(logits);
+        free(win);
+        lp_ctx_free(cx);
+        return lp_fail(LP_ERR_NOMEM, "perplexity: out of memory for %lld x %lld logits",
+                       (long long)ctx, (long long)V);
+    }
+    double t0 = now_s();
+    lp_status st = LP_OK;
+    for (int64_t w = 0; w < nwin && st == LP_OK; w++) {
+        /* window w covers stream[w*ctx, (w+1)*ctx), stream = [BOS] + ids or ids */
+        for (int64_t t = 0; t < ctx; t++) {
+            int64_t s = w * ctx + t;
+            win[t] = lcpp ? (s == 0 ? c->bos : ids[s - 1]) : ids[s];
+        }
+        if (lcpp) win[0] = c->bos;
+        lp_ctx_reset(cx);
+        st = lp_forward(cx, win, ctx, logits, true);
+        if (st != LP_OK) break;
+        const int64_t first = lcpp ? ctx / 2 : 0;
+        double nll = window_nll(logits, win, ctx, V, first);
+        if (!isfinite(nll)) {
+            st = lp_fail(LP_ERR_NUMERIC, "perplexity: window %lld produced a non-finite NLL "
+                         "(NaN/Inf in the model's output)", (long long)w);
+            break;
+        }
+        if (wnll) wnll[w] = nll;
+        res->nll_sum += nll;
+        res->count += ctx - 1 - first;
+        res->windows = w + 1;
+        if (p->progress) p->progress(p->progress_ud, w + 1, nwin, res->nll_sum, res->count);
+    }
+    res->seconds = now_s() - t0;
+    res->ppl = res->count ? exp(res->nll_sum / (double)res->count) : NAN;
+    free(logits);
+    free(win);
+    lp_ctx_free(cx);
+    return st;
+}

@@ -1,0 +1,219 @@
+/*
+ * checkpoint.c - the llmpress compressed checkpoint: load and save.
+ *
+ * What: a compressed model is an ordinary Hugging Face directory (config.json
+ * and tokenizer files copied verbatim) whose model.safetensors holds every
+ * uncompressed tensor as it was, and every compressed linear `<base>` as
+ * packed tensors described by a metadata entry:
+ *   __metadata__["llmpress.format_version"] = "1"
+ *   __metadata__["llmpress.linear.<base>"]  = {"format":"qgroup","bits":4,"group":128,"sym":false}
+ *   <base>.qweight  U32 [rows, blocks*bits]   packed integers (layout: quant/qgroup.h)
+ *   <base>.scales   F16 [rows, ngroups]
+ *   <base>.qzeros   U8  [rows, ngroups]       (asymmetric only)
+ * Why: self-describing (every linear names its format, so mixed recipes need
+ * no side file), versioned, and loadable in place: packed tensors are used
+ * straight from the mapping, never copied.
+ * Design: files are written under temporary names and renamed when complete;
+ * model.safetensors is renamed last, so a directory without it is visibly
+ * incomplete rather than subtly wrong.
+ */
+#include "io/checkpoint.h"
+
+#include "core/fileio.h"
+#include "core/status_impl.h"
+#include "io/json.h"
+#include "model/model_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define LP_CKPT_VERSION "1"
+
+/* Find a tensor with an exact dtype and shape, or fail naming it. */
+static lp_status want_tensor(lp_model *m, const char *name, lp_dtype dt, int64_t d0, int64_t d1,
+                             const lp_tensor_view **out) {
+    const lp_tensor_view *t = lp_weights_find(m->weights, name);
+    if (!t) return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is missing", m->dir, name);
+    if (t->dtype != dt || t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1)
+        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is %s %dD [%lld, %lld]; expected %s [%lld, %lld]",
+                       lp_weights_file_of(m->weights, name), name, lp_dtype_name(t->dtype), t->ndim,
+                       (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0),
+                       lp_dtype_name(dt), (long long)d0, (long long)d1);
+    if ((uintptr_t)t->data % lp_dtype_size(dt))
+        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is not aligned to %zu bytes",
+                       lp_weights_file_of(m->weights, name), name, lp_dtype_size(dt));
+    *out = t;
+    return LP_OK;
+}
+
+static lp_status load_qgroup(lp_model *m, const char *base, const lp_json *desc, int64_t rows,
+                             int64_t cols, lp_linear *out) {
+    int bits = (int)lp_json_int(lp_json_get(desc, "bits"), 0);
+    int group = (int)lp_json_int(lp_json_get(desc, "group"), 0);
+    int sym = lp_json_bool(lp_json_get(desc, "sym"), false);
+    size_t qb, sb, zb;
+    if (lp_qgroup_sizes(rows, cols, bits, group, sym, &qb, &sb, &zb) != LP_OK)
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": invalid qgroup parameters bits=%d group=%d "
+                       "for a %lld x %lld weight", m->dir, base, bits, group, (long long)rows, (long long)cols);
+    const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    const int64_t ngroups = (int64_t)(sb / 2) / rows;
+    char name[256];
+    const lp_tensor_view *q, *s, *z = NULL;
+    snprintf(name, sizeof name, "%s.qweight", base);
+    LP_TRY(want_tensor(m, name, LP_DT_U32, rows, blocks * bits, &q));
+    snprintf(name, sizeof name, "%s.scales", base);
+    LP_TRY(want_tensor(m, name, LP_DT_F16, rows, ngroups, &s));
+    if (!sym) {
+        snprintf(name, sizeof name, "%s.qzeros", base);
+        LP_TRY(want_tensor(m, name, LP_DT_U8, rows, ngroups, &z));
+    }
+    lp_qgroup *w = calloc(1, sizeof *w);
+    if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status st = lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data,
+                                  s->nbytes, z ? z->data : NULL, z ? z->nbytes : 0);
+    if (st != LP_OK) {
+        free(w);
+        return lp_fail_ctx(st, "%s: linear \"%s\"", m->dir, base);
+    }
+    *out = (lp_linear){.fmt = LP_LINEAR_QGROUP, .rows = rows, .cols = cols, .q = w};
+    return LP_OK;
+}
+
+lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols, lp_linear *out) {
+    memset(out, 0, sizeof *out);
+    char key[256];
+    snprintf(key, sizeof key, "%s.weight", base);
+    if (lp_weights_find(m->weights, key)) {
+        const int64_t shp[2] = {rows, cols};
+        *out = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = rows, .cols = cols};
+        return lp_model_tensor_f32(m, key, 2, shp, &out->w, &out->stored_dtype);
+    }
+    snprintf(key, sizeof key, "llmpress.linear.%s", base);
+    const char *meta = lp_weights_meta(m->weights, key);
+    if (!meta)
+        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s.weight\" is missing from the checkpoint", m->dir, base);
+    lp_json_doc *doc = NULL;
+    LP_TRY(lp_json_parse(meta, strlen(meta), key, &doc));
+    const lp_json *d = lp_json_root(doc);
+    const char *fmt = lp_json_str(lp_json_get(d, "format"), "(none)");
+    lp_status st;
+    if (!strcmp(fmt, "qgroup"))
+        st = load_qgroup(m, base, d, rows, cols, out);
+    else
+        st = lp_fail(LP_ERR_UNSUPPORTED, "%s: linear \"%s\" has format \"%s\", which this version of "
+                     "llmpress does not know", m->dir, base, fmt);
+    lp_json_free(doc);
+    return st;
+}
+
+/* ---- saving ---- */
+
+static lp_status add_raw(lp_st_writer *w, lp_model *m, const char *name) {
+    const lp_tensor_view *t = lp_weights_find(m->weights, name);
+    if (!t) return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is missing", m->dir, name);
+    return lp_st_writer_add(w, name, t->dtype, t->ndim, t->shape, t->data);
+}
+
+static lp_status add_linear(lp_st_writer *w, lp_model *m, const char *base, const lp_linear *l,
+                            bool with_bias) {
+    char name[256], meta[256];
+    if (l->fmt == LP_LINEAR_DENSE) {
+        snprintf(name, sizeof name, "%s.weight", base);
+        LP_TRY(add_raw(w, m, name));
+    } else {
+        const lp_qgroup *q = l->q;
+        int64_t shp[2] = {q->rows, q->blocks * q->bits};
+        snprintf(name, sizeof name, "%s.qweight", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_U32, 2, shp, q->q));
+        shp[1] = q->ngroups;
+        snprintf(name, sizeof name, "%s.scales", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_F16, 2, shp, q->scales));
+        if (!q->sym) {
+            snprintf(name, sizeof name, "%s.qzeros", base);
+            LP_TRY(lp_st_writer_add(w, name, LP_DT_U8, 2, shp, q->zeros));
+        }
+        snprintf(name, sizeof name, "llmpress.linear.%s", base);
+        snprintf(meta, sizeof meta, "{\"format\":\"qgroup\",\"bits\":%d,\"group\":%d,\"sym\":%s}",
+                 q->bits, q->group, q->sym ? "true" : "false");
+        LP_TRY(lp_st_writer_meta(w, name, meta));
+    }
+    if (with_bias) {
+        snprintf(name, sizeof name, "%s.bias", base);
+        LP_TRY(add_raw(w, m, name));
+    }
+    return LP_OK;
+}
+
+static lp_status build_writer(lp_model *m, lp_st_writer *w) {
+    const lp_config *c = &m->cfg;
+    char name[256], base[200];
+    LP_TRY(lp_st_writer_meta(w, "format", "pt"));
+    LP_TRY(lp_st_writer_meta(w, "llmpress.format_version", LP_CKPT_VERSION));
+    LP_TRY(add_raw(w, m, "model.embed_tokens.weight"));
+    LP_TRY(add_raw(w, m, "model.norm.weight"));
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)l);
+        LP_TRY(add_raw(w, m, name));
+        snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
+        LP_TRY(add_raw(w, m, name));
+        for (int k = 0; k < LP_NLIN; k++) {
+            lp_linear_name(l, k, base, sizeof base);
+            bool bias = (k <= LP_V && c->qkv_bias) || (k == LP_O && c->o_bias);
+            LP_TRY(add_linear(w, m, base, &m->layers[l].lin[k], bias));
+        }
+    }
+    if (!c->tied) LP_TRY(add_linear(w, m, "lm_head", &m->head, false));
+    return LP_OK;
+}
+
+static lp_status copy_file(const char *from, const char *to) {
+    char *data = NULL;
+    size_t n = 0;
+    LP_TRY(lp_read_file(from, &data, &n));
+    lp_atomic_file af;
+    lp_status st = lp_atomic_open(to, &af);
+    if (st == LP_OK) st = lp_atomic_write(&af, data, n);
+    if (st == LP_OK) st = lp_atomic_commit(&af);
+    else lp_atomic_abort(&af);
+    free(data);
+    return st;
+}
+
+lp_status lp_model_save(lp_model *m, const char *out_dir) {
+    if (!strcmp(out_dir, m->dir))
+        return lp_fail(LP_ERR_ARG, "%s: refusing to write a model over the checkpoint it was loaded "
+                       "from (its weights are memory-mapped); choose another output directory", out_dir);
+    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
+        return lp_fail(LP_ERR_IO, "%s: cannot create the output directory: %s", out_dir, strerror(errno));
+    if (!lp_is_dir(out_dir))
+        return lp_fail(LP_ERR_IO, "%s: exists and is not a directory", out_dir);
+    static const char *const side_files[] = {
+        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+        "special_tokens_map.json", "tokenizer.model", "tok512.bin",
+    };
+    for (size_t i = 0; i < sizeof side_files / sizeof *side_files; i++) {
+        char *from = lp_path_join(m->dir, side_files[i]), *to = lp_path_join(out_dir, side_files[i]);
+        lp_status st = (!from || !to) ? lp_fail(LP_ERR_NOMEM, "out of memory")
+                       : lp_file_exists(from) ? copy_file(from, to) : LP_OK;
+        free(from);
+        free(to);
+        LP_TRY(st);
+    }
+    /* A stale index from an earlier sharded model in this directory would
+     * shadow the single file we write. */
+    char *idx = lp_path_join(out_dir, "model.safetensors.index.json");
+    if (idx && lp_file_exists(idx)) remove(idx);
+    free(idx);
+
+    lp_st_writer *w = NULL;
+    LP_TRY(lp_st_writer_init(&w));
+    lp_status st = build_writer(m, w);
+    char *path = lp_path_join(out_dir, "model.safetensors");
+    if (st == LP_OK) st = path ? lp_st_writer_save(w, path) : lp_fail(LP_ERR_NOMEM, "out of memory");
+    free(path);
+    lp_st_writer_free(w);
+    return st;
+}

@@ -1,0 +1,246 @@
+/*
+ * qgemv_avx512.c - AVX-512 kernels for grouped-integer weights (see
+ * qgemv_ref.c for the specification, quant/qgroup.h for the bit layout).
+ *
+ * Unpack: a block's plane of width w (w words) is broadcast so that lane L
+ * holds word L mod w; value j = 16h + L (h = 0 for the first 16 values, 1 for
+ * the last) then sits at bit 16h + (L & -w). One vprorvd by that shift
+ * (minus the plane's bit offset o) and one AND with ((2^w - 1) << o) put the
+ * plane's bits of 16 consecutive values in place; planes after the first are
+ * merged with vpternlogd (OR-AND in one op). b = 2, 4, 8: 2 ops per 16
+ * values; b = 3, 5, 6: 4; b = 7: 6.
+ *
+ * Dot: per group, 16-lane f32 partial sums of q*x (two per row/token chain,
+ * lo and hi half, for latency), scaled by s_g into an accumulator once per
+ * group; one horizontal sum per row at the end. The zero-point term
+ * sum_g s_g z_g xsum_g is a scalar fma per group.
+ *
+ * Tiling: R rows x T tokens per pass (R*T <= 4: 8 chains of 4-cycle FMAs keep
+ * two FMA pipes busy). gemv uses R = 4 (the four rows share each x load);
+ * gemv_multi uses T tokens (each unpacked block feeds every token). Every
+ * (row, token) pair runs the same operations in the same order whatever R
+ * and T are, so gemv_multi == gemv bit for bit. Rows past r1 in the last pass
+ * repeat row r1 - 1 and are not stored.
+ */
+#include "kernels/qkernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Broadcast the w words at p so that lane L holds p[L mod w]. */
+INLINE __m512i bcast_plane(const uint32_t *p, int w) {
+    if (w == 8) return _mm512_broadcast_i32x8(_mm256_loadu_si256((const __m256i *)p));
+    if (w == 4) return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)p));
+    if (w == 2) {
+        long long v;
+        memcpy(&v, p, 8);
+        return _mm512_set1_epi64(v);
+    }
+    return _mm512_set1_epi32((int)p[0]);
+}
+
+/* Per-plane constants: rotate counts for the two halves and the mask. */
+typedef struct {
+    __m512i rot[4][2], mask[4];
+} unpack_consts;
+
+INLINE void make_consts(int bits, unpack_consts *k) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    int p = 0;
+    for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
+        if (!(bits & w)) continue;
+        for (int h = 0; h < 2; h++) /* (16h + (L & -w) - o) mod 32 */
+            k->rot[p][h] = _mm512_and_si512(
+                _mm512_add_epi32(_mm512_and_si512(iota, _mm512_set1_epi32(-w)), _mm512_set1_epi32(16 * h - o + 32)),
+                _mm512_set1_epi32(31));
+        k->mask[p] = _mm512_set1_epi32(((1 << w) - 1) << o);
+        p++;
+    }
+}
+
+/* The 32 values of one block as two vectors of 16 int32 (values 0..15, 16..31). */
+INLINE void unpack_block(const uint32_t *blk, int bits, const unpack_consts *k, __m512i *lo, __m512i *hi) {
+    int p = 0;
+    for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
+        if (!(bits & w)) continue;
+        __m512i v = bcast_plane(blk + o, w);
+        __m512i a = _mm512_rorv_epi32(v, k->rot[p][0]), b = _mm512_rorv_epi32(v, k->rot[p][1]);
+        if (p == 0) {
+            *lo = _mm512_and_si512(a, k->mask[p]);
+            *hi = _mm512_and_si512(b, k->mask[p]);
+        } else { /* lo |= a & mask: ternary logic 0xF8 = A | (B & C) */
+            *lo = _mm512_ternarylogic_epi32(*lo, a, k->mask[p], 0xF8);
+            *hi = _mm512_ternarylogic_epi32(*hi, b, k->mask[p], 0xF8);
+        }
+        p++;
+    }
+}
+
+/* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
+INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
+                 const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1,
+                 const unpack_consts *k) {
+    const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
+    const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    const uint32_t *qr[4];
+    int64_t rr[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
+        qr[i] = w->q + rr[i] * B * bits;
+    }
+    __m512 acc[4][4];
+    float zt[4][4];
+#pragma GCC unroll 16
+    for (int i = 0; i < R * T; i++) {
+        acc[i / T][i % T] = _mm512_setzero_ps();
+        zt[i / T][i % T] = 0.0f;
+    }
+    for (int64_t g = 0; g < G; g++) {
+        const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+        __m512 tl[4][4], th[4][4];
+#pragma GCC unroll 16
+        for (int i = 0; i < R * T; i++) tl[i / T][i % T] = th[i / T][i % T] = _mm512_setzero_ps();
+        for (int64_t b = g * bpg; b < b1; b++) {
+            __m512 xl[4], xh[4];
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                xl[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK);
+                xh[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m512i lo, hi;
+                unpack_block(qr[i] + b * bits, bits, k, &lo, &hi);
+                __m512 fl = _mm512_cvtepi32_ps(lo), fh = _mm512_cvtepi32_ps(hi);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    tl[i][t] = _mm512_fmadd_ps(fl, xl[t], tl[i][t]);
+                    th[i][t] = _mm512_fmadd_ps(fh, xh[t], th[i][t]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            float s = _cvtsh_ss(w->scales[rr[i] * G + g]);
+            float z = (float)(w->sym ? 1 << (bits - 1) : w->zeros[rr[i] * G + g]);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                acc[i][t] = _mm512_fmadd_ps(_mm512_add_ps(tl[i][t], th[i][t]), _mm512_set1_ps(s), acc[i][t]);
+                zt[i][t] = fmaf(s, z * xsum[t * G + g], zt[i][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        if (r0 + i >= r1) break;
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[t * ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][t]) - zt[i][t];
+    }
+}
+
+/* One function per bits value so that the plane structure is compile-time. */
+#define DEFINE_BITS(NB)                                                                          \
+    static void gemv_b##NB(const lp_qgroup *w, const float *xp, const float *xsum, float *y,     \
+                           int64_t r0, int64_t r1) {                                             \
+        unpack_consts k;                                                                         \
+        make_consts(NB, &k);                                                                     \
+        for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 1, xp, xsum, y, 0, r, r1, &k);       \
+    }                                                                                            \
+    static void multi_b##NB(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,   \
+                            float *y, int64_t ldy, int64_t r0, int64_t r1) {                     \
+        unpack_consts k;                                                                         \
+        make_consts(NB, &k);                                                                     \
+        switch (T) {                                                                             \
+        case 1:                                                                                  \
+            for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 1, xp, xsum, y, ldy, r, r1, &k); \
+            break;                                                                               \
+        case 2:                                                                                  \
+            for (int64_t r = r0; r < r1; r += 2) tile(w, NB, 2, 2, xp, xsum, y, ldy, r, r1, &k); \
+            break;                                                                               \
+        case 3:                                                                                  \
+            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 3, xp, xsum, y, ldy, r, r1, &k);    \
+            break;                                                                               \
+        default:                                                                                 \
+            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 4, xp, xsum, y, ldy, r, r1, &k);    \
+            break;                                                                               \
+        }                                                                                        \
+    }                                                                                            \
+    static void dequant_b##NB(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {          \
+        unpack_consts k;                                                                         \
+        make_consts(NB, &k);                                                                     \
+        dequant_rows(w, NB, r0, r1, out, &k);                                                    \
+    }
+
+/* out = s * (float)(q - z), the same operations as dequant_ref, so bit-identical. */
+INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t r1, float *out,
+                         const unpack_consts *k) {
+    const int64_t B = w->blocks, G = w->ngroups, cols = w->cols;
+    const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint32_t *qrow = w->q + r * B * bits;
+        float *o = out + (r - r0) * cols;
+        for (int64_t g = 0; g < G; g++) {
+            const __m512 s = _mm512_set1_ps(_cvtsh_ss(w->scales[r * G + g]));
+            const __m512i z = _mm512_set1_epi32(w->sym ? 1 << (bits - 1) : w->zeros[r * G + g]);
+            const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+            for (int64_t b = g * bpg; b < b1; b++) {
+                __m512i lo, hi;
+                unpack_block(qrow + b * bits, bits, k, &lo, &hi);
+                __m512 fl = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(lo, z)));
+                __m512 fh = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, z)));
+                int64_t c = b * LP_QGROUP_BLOCK, n = cols - c;
+                if (n >= LP_QGROUP_BLOCK) {
+                    _mm512_storeu_ps(o + c, fl);
+                    _mm512_storeu_ps(o + c + 16, fh);
+                } else { /* ragged end of the row */
+                    _mm512_mask_storeu_ps(o + c, (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1u), fl);
+                    if (n > 16) _mm512_mask_storeu_ps(o + c + 16, (__mmask16)((1u << (n - 16)) - 1u), fh);
+                }
+            }
+        }
+    }
+}
+
+DEFINE_BITS(1)
+DEFINE_BITS(2)
+DEFINE_BITS(3)
+DEFINE_BITS(4)
+DEFINE_BITS(5)
+DEFINE_BITS(6)
+DEFINE_BITS(7)
+DEFINE_BITS(8)
+
+typedef void (*gemv_fn)(const lp_qgroup *, const float *, const float *, float *, int64_t, int64_t);
+typedef void (*multi_fn)(const lp_qgroup *, int64_t, const float *, const float *, float *, int64_t,
+                         int64_t, int64_t);
+typedef void (*dequant_fn)(const lp_qgroup *, int64_t, int64_t, float *);
+
+static const gemv_fn k_gemv[9] = {0, gemv_b1, gemv_b2, gemv_b3, gemv_b4, gemv_b5, gemv_b6, gemv_b7, gemv_b8};
+static const multi_fn k_multi[9] = {0, multi_b1, multi_b2, multi_b3, multi_b4, multi_b5, multi_b6, multi_b7, multi_b8};
+static const dequant_fn k_deq[9] = {0, dequant_b1, dequant_b2, dequant_b3, dequant_b4,
+                                    dequant_b5, dequant_b6, dequant_b7, dequant_b8};
+
+static void gemv_avx512(const lp_qgroup *w, const float *xp, const float *xsum, float *y,
+                        int64_t r0, int64_t r1) {
+    k_gemv[w->bits](w, xp, xsum, y, r0, r1);
+}
+
+static void gemv_multi_avx512(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,
+                              float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    k_multi[w->bits](w, T, xp, xsum, y, ldy, r0, r1);
+}
+
+static void dequant_avx512(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
+    k_deq[w->bits](w, r0, r1, out);
+}
+
+const lp_qkernels lp_qkernels_avx512 = {
+    .name = "avx512",
+    .gemv = gemv_avx512,
+    .gemv_multi = gemv_multi_avx512,
+    .dequant = dequant_avx512,
+};

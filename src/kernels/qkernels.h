@@ -1,0 +1,61 @@
+/*
+ * qkernels.h - the kernel table for packed grouped-integer weights (qgroup).
+ *
+ * What: serial functions over a row range [r0, r1) of a packed lp_qgroup.
+ * The OpenMP loop lives in the caller (quant/qmatmul.c); kernels never spawn
+ * threads and each output row is computed in a fixed order, so results do
+ * not depend on how rows are split between threads.
+ *
+ * Why a table: SIMD code lives only in qgemv_avx2.c / qgemv_avx512.c; the
+ * table is chosen once from the CPU's features (or LP_KERNEL=ref|avx2|avx512)
+ * and everything else stays generic. qgemv_ref.c is the specification; the
+ * fast kernels are tested against it (tests/unit/test_qkernels.c).
+ *
+ * Shapes (B = blocks, G = ngroups, T = tokens):
+ *   xp    (T, B*32)  f32 input, zero-padded past cols (so padding q never
+ *                    contributes and kernels may read whole blocks)
+ *   xsum  (T, G)     sum of x over each group's real columns
+ *   y     (T, ldy)   output; the kernel writes y[t*ldy + r] for r in [r0, r1)
+ *
+ * Each output is  y[r] = sum_g s_g * (sum_{c in g} q[r,c] x[c] - z_g * xsum_g);
+ * the fast kernels compute the same sum in another order (fp32 vectors, the
+ * zero term summed separately), so they match ref to rounding (~1e-6
+ * relative), not bitwise. Per token, `gemv_multi` computes exactly what
+ * `gemv` computes (same operations in the same order), for any T.
+ */
+#ifndef LP_QKERNELS_H
+#define LP_QKERNELS_H
+
+#include "llmpress/status.h"
+#include "quant/qgroup.h"
+
+#include <stdint.h>
+
+typedef struct lp_qkernels {
+    const char *name; /* "ref", "avx2", "avx512" */
+    /* y[r] for r in [r0, r1), one token (T = 1, ldy unused). */
+    void (*gemv)(const lp_qgroup *w, const float *xp, const float *xsum, float *y,
+                 int64_t r0, int64_t r1);
+    /* T tokens at once, 1 <= T <= LP_QGEMM_MAX_T: each packed block is read
+     * once and used for every token. */
+    void (*gemv_multi)(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,
+                       float *y, int64_t ldy, int64_t r0, int64_t r1);
+    /* out ((r1 - r0) x cols) = dequantized rows [r0, r1); bit-identical in
+     * every kernel: s * (float)(q - z). */
+    void (*dequant)(const lp_qgroup *w, int64_t r0, int64_t r1, float *out);
+} lp_qkernels;
+
+/* The table used by default: the LP_KERNEL environment variable when it names
+ * a kernel this CPU supports, else the fastest supported. Chosen once. */
+const lp_qkernels *lp_qkernels_default(void);
+
+/* A kernel by name ("ref", "avx2", "avx512"). LP_ERR_UNSUPPORTED when this
+ * CPU (or this build) lacks it, LP_ERR_ARG for an unknown name. */
+lp_status lp_qkernels_select(const char *name, const lp_qkernels **out);
+
+/* The individual tables (defined in their kernel files). */
+extern const lp_qkernels lp_qkernels_ref;
+extern const lp_qkernels lp_qkernels_avx2;
+extern const lp_qkernels lp_qkernels_avx512;
+
+#endif

@@ -1,0 +1,280 @@
+/*
+ * forward.c - the decoder forward pass in f32: prefill and KV-cache decode.
+ *
+ * What: x = embed[tokens]; per block
+ *     x += Wo · attn(rope(Wq·rmsnorm(x)), rope(Wk·rmsnorm(x)), Wv·rmsnorm(x))
+ *     x += Wdown · (silu(Wgate·h) * (Wup·h)),   h = rmsnorm(x)
+ *   then logits = Whead · rmsnorm(x). This is Hugging Face's LlamaModel /
+ *   MistralModel / Qwen2Model, which differ only in biases and windows.
+ * Why f32: it is the reference the compressed models are measured against
+ *   (REFERENCE.md upcasts bf16 weights to f32 and computes in f32).
+ * Design: a call processes T tokens at once (T = 1 is decode). Every matrix
+ *   product is a lp_linear_forward (BLAS sgemm for dense weights, packed
+ *   kernels for compressed ones); attention runs per query head as two sgemm
+ *   calls against that head's slice of the cache, Q K^T then P V, with the
+ *   causal (and sliding-window) mask applied between them.
+ *   RoPE follows HF's rotate_half convention: dimension i pairs with i + hd/2,
+ *   angles computed in f32 as pos * inv_freq like HF, then cos/sin.
+ *   KV cache: (layer, KV, max_tokens, hd), so a head's keys are one
+ *   contiguous L x hd matrix.
+ */
+#include "model/model_impl.h"
+
+#include "core/status_impl.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct lp_ctx {
+    const lp_model *m;
+    int64_t max_tokens, max_batch, pos;
+    float *kcache, *vcache; /* (layer, KV, max_tokens, hd) */
+    float *cos, *sin;       /* (max_tokens, hd/2) */
+    /* scratch, sized for max_batch tokens: */
+    float *x;      /* T x D, the residual stream */
+    float *xn;     /* T x D, normalized */
+    float *q;      /* T x H*hd */
+    float *kv;     /* T x KV*hd, new keys then new values */
+    float *att;    /* T x H*hd, attention output */
+    float *tmp;    /* T x D */
+    float *gate;   /* T x F */
+    float *up;     /* T x F */
+    float *scores; /* T x max_tokens */
+};
+
+/* Rotary inverse frequencies, HF's _compute_default_rope_parameters and
+ * _compute_llama3_parameters, in f32 as PyTorch computes them. */
+static void rope_inv_freq(const lp_config *c, float *inv) {
+    const int64_t half = c->head_dim / 2;
+    for (int64_t i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)c->head_dim;
+        float p = (float)pow((double)(float)c->rope_theta, (double)e);
+        inv[i] = 1.0f / p;
+    }
+    if (c->rope_type == LP_ROPE_LINEAR) {
+        for (int64_t i = 0; i < half; i++) inv[i] = (float)(inv[i] / c->rope_factor);
+    } else if (c->rope_type == LP_ROPE_LLAMA3) {
+        const double f = c->rope_factor, lo = c->rope_low_freq, hi = c->rope_high_freq;
+        const double old = (double)c->rope_orig_max;
+        const double lo_wavelen = old / lo, hi_wavelen = old / hi;
+        for (int64_t i = 0; i < half; i++) {
+            double wavelen = 2.0 * M_PI / inv[i];
+            double v = wavelen > lo_wavelen ? inv[i] / f : inv[i];
+            if (!(wavelen < hi_wavelen) && !(wavelen > lo_wavelen)) {
+                double smooth = (old / wavelen - lo) / (hi - lo);
+                v = (1.0 - smooth) * v / f + smooth * v;
+            }
+            inv[i] = (float)v;
+        }
+    }
+}
+
+lp_status lp_ctx_init(const lp_model *m, int64_t max_tokens, int64_t max_batch, lp_ctx **out) {
+    *out = NULL;
+    const lp_config *c = &m->cfg;
+    if (max_tokens <= 0 || max_batch <= 0)
+        return lp_fail(LP_ERR_ARG, "context size %lld and batch %lld must be positive",
+                       (long long)max_tokens, (long long)max_batch);
+    if (max_batch > max_tokens) max_batch = max_tokens;
+    lp_ctx *x = calloc(1, sizeof *x);
+    if (!x) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    x->m = m;
+    x->max_tokens = max_tokens;
+    x->max_batch = max_batch;
+    const int64_t hd = c->head_dim, B = max_batch;
+    const size_t cache = (size_t)(c->n_layers * c->n_kv_heads * max_tokens * hd);
+    x->kcache = malloc(cache * sizeof(float));
+    x->vcache = malloc(cache * sizeof(float));
+    x->cos = malloc((size_t)(max_tokens * hd / 2) * sizeof(float));
+    x->sin = malloc((size_t)(max_tokens * hd / 2) * sizeof(float));
+    x->x = malloc((size_t)(B * c->dim) * sizeof(float));
+    x->xn = malloc((size_t)(B * c->dim) * sizeof(float));
+    x->q = malloc((size_t)(B * c->n_heads * hd) * sizeof(float));
+    x->kv = malloc((size_t)(2 * B * c->n_kv_heads * hd) * sizeof(float));
+    x->att = malloc((size_t)(B * c->n_heads * hd) * sizeof(float));
+    x->tmp = malloc((size_t)(B * c->dim) * sizeof(float));
+    x->gate = malloc((size_t)(B * c->ffn) * sizeof(float));
+    x->up = malloc((size_t)(B * c->ffn) * sizeof(float));
+    x->scores = malloc((size_t)(B * max_tokens) * sizeof(float));
+    if (!x->kcache || !x->vcache || !x->cos || !x->sin || !x->x || !x->xn || !x->q || !x->kv ||
+        !x->att || !x->tmp || !x->gate || !x->up || !x->scores) {
+        lp_ctx_free(x);
+        return lp_fail(LP_ERR_NOMEM, "out of memory for a %lld-token context", (long long)max_tokens);
+    }
+    float *inv = malloc((size_t)(hd / 2) * sizeof(float));
+    if (!inv) {
+        lp_ctx_free(x);
+        return lp_fail(LP_ERR_NOMEM, "out of memory");
+    }
+    rope_inv_freq(c, inv);
+    for (int64_t p = 0; p < max_tokens; p++) {
+        for (int64_t i = 0; i < hd / 2; i++) {
+            float ang = (float)p * inv[i]; /* f32 product, as HF's inv_freq @ position_ids */
+            x->cos[p * (hd / 2) + i] = (float)cos((double)ang);
+            x->sin[p * (hd / 2) + i] = (float)sin((double)ang);
+        }
+    }
+    free(inv);
+    *out = x;
+    return LP_OK;
+}
+
+void lp_ctx_free(lp_ctx *c) {
+    if (!c) return;
+    free(c->kcache); free(c->vcache); free(c->cos); free(c->sin); free(c->x); free(c->xn);
+    free(c->q); free(c->kv); free(c->att); free(c->tmp); free(c->gate); free(c->up);
+    free(c->scores);
+    free(c);
+}
+
+void lp_ctx_reset(lp_ctx *c) { c->pos = 0; }
+int64_t lp_ctx_pos(const lp_ctx *c) { return c->pos; }
+
+/* out (T x D) = x / sqrt(mean(x^2) + eps) * w, row by row. */
+static void rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t D, float eps) {
+#pragma omp parallel for if (T > 8)
+    for (int64_t t = 0; t < T; t++) {
+        const float *xr = x + t * D;
+        float *o = out + t * D;
+        double ss = 0;
+        for (int64_t i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+        float r = 1.0f / sqrtf((float)(ss / (double)D) + eps);
+        for (int64_t i = 0; i < D; i++) o[i] = w[i] * (xr[i] * r);
+    }
+}
+
+/* Rotate n_heads heads of hd values in each of T rows (row stride n_heads*hd),
+ * token t at position pos0 + t. */
+static void rope(float *v, int64_t T, int64_t n_heads, int64_t hd, int64_t pos0, const float *cs,
+                 const float *sn) {
+    const int64_t half = hd / 2;
+    for (int64_t t = 0; t < T; t++) {
+        const float *c = cs + (pos0 + t) * half, *s = sn + (pos0 + t) * half;
+        for (int64_t h = 0; h < n_heads; h++) {
+            float *a = v + (t * n_heads + h) * hd;
+            for (int64_t i = 0; i < half; i++) {
+                float x1 = a[i], x2 = a[i + half];
+                a[i] = x1 * c[i] - x2 * s[i];
+                a[i + half] = x2 * c[i] + x1 * s[i];
+            }
+        }
+    }
+}
+
+/* Causal softmax of each row of S (T x Lk): query t sits at position pos0+t and
+ * sees keys j <= pos0+t (and j > pos0+t-window when a window is set). */
+static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_t window) {
+#pragma omp parallel for if (T > 8)
+    for (int64_t t = 0; t < T; t++) {
+        float *row = S + t * Lk;
+        int64_t hi = pos0 + t + 1; /* keys [lo, hi) are visible */
+        int64_t lo = window > 0 && hi > window ? hi - window : 0;
+        float mx = -INFINITY;
+        for (int64_t j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
+        double sum = 0;
+        for (int64_t j = lo; j < hi; j++) {
+            row[j] = expf(row[j] - mx);
+            sum += row[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int64_t j = 0; j < lo; j++) row[j] = 0;
+        for (int64_t j = lo; j < hi; j++) row[j] *= inv;
+        for (int64_t j = hi; j < Lk; j++) row[j] = 0;
+    }
+}
+
+static void attention_block(lp_ctx *c, int64_t l, int64_t T) {
+    const lp_model *m = c->m;
+    const lp_config *cf = &m->cfg;
+    const lp_layer *L = &m->layers[l];
+    const int64_t D = cf->dim, H = cf->n_heads, KV = cf->n_kv_heads, hd = cf->head_dim;
+    const int64_t pos0 = c->pos, Lk = pos0 + T, rep = H / KV;
+    float *kn = c->kv, *vn = c->kv + T * KV * hd;
+
+    rmsnorm(c->xn, c->x, L->attn_norm, T, D, cf->norm_eps);
+    lp_linear_forward(&L->lin[LP_Q], c->xn, T, c->q);
+    lp_linear_forward(&L->lin[LP_K], c->xn, T, kn);
+    lp_linear_forward(&L->lin[LP_V], c->xn, T, vn);
+    rope(c->q, T, H, hd, pos0, c->cos, c->sin);
+    rope(kn, T, KV, hd, pos0, c->cos, c->sin);
+
+    /* Append the new keys and values to this layer's cache. */
+    for (int64_t g = 0; g < KV; g++) {
+        float *kc = c->kcache + ((l * KV + g) * c->max_tokens) * hd;
+        float *vc = c->vcache + ((l * KV + g) * c->max_tokens) * hd;
+        for (int64_t t = 0; t < T; t++) {
+            memcpy(kc + (pos0 + t) * hd, kn + (t * KV + g) * hd, (size_t)hd * sizeof(float));
+            memcpy(vc + (pos0 + t) * hd, vn + (t * KV + g) * hd, (size_t)hd * sizeof(float));
+        }
+    }
+
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t h = 0; h < H; h++) {
+        const int64_t g = h / rep; /* HF repeat_kv: query head h reads kv head h / rep */
+        const float *K = c->kcache + ((l * KV + g) * c->max_tokens) * hd; /* Lk x hd */
+        const float *V = c->vcache + ((l * KV + g) * c->max_tokens) * hd;
+        /* S (T x Lk) = scale * Q_h K^T */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)Lk, (int)hd, scale,
+                    c->q + h * hd, (int)(H * hd), K, (int)hd, 0.0f, c->scores, (int)Lk);
+        masked_softmax(c->scores, T, Lk, pos0, cf->sliding_window);
+        /* att_h (T x hd) = P V */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)Lk, 1.0f,
+                    c->scores, (int)Lk, V, (int)hd, 0.0f, c->att + h * hd, (int)(H * hd));
+    }
+    lp_linear_forward(&L->lin[LP_O], c->att, T, c->tmp);
+    for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
+}
+
+static void mlp_block(lp_ctx *c, int64_t l, int64_t T) {
+    const lp_config *cf = &c->m->cfg;
+    const lp_layer *L = &c->m->layers[l];
+    const int64_t D = cf->dim, F = cf->ffn;
+    rmsnorm(c->xn, c->x, L->ffn_norm, T, D, cf->norm_eps);
+    lp_linear_forward(&L->lin[LP_GATE], c->xn, T, c->gate);
+    lp_linear_forward(&L->lin[LP_UP], c->xn, T, c->up);
+#pragma omp parallel for if (T > 8)
+    for (int64_t i = 0; i < T * F; i++) {
+        float g = c->gate[i];
+        c->gate[i] = g / (1.0f + expf(-g)) * c->up[i]; /* silu(g) * u */
+    }
+    lp_linear_forward(&L->lin[LP_DOWN], c->gate, T, c->tmp);
+    for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
+}
+
+lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits) {
+    const lp_model *m = c->m;
+    const lp_config *cf = &m->cfg;
+    const int64_t D = cf->dim;
+    if (T <= 0) return lp_fail(LP_ERR_ARG, "lp_forward: no tokens given");
+    if (c->pos + T > c->max_tokens)
+        return lp_fail(LP_ERR_ARG, "context full: %lld cached + %lld new tokens exceed the context "
+                       "size %lld", (long long)c->pos, (long long)T, (long long)c->max_tokens);
+    for (int64_t t = 0; t < T; t++)
+        if (tokens[t] < 0 || tokens[t] >= cf->vocab)
+            return lp_fail(LP_ERR_ARG, "token id %d at index %lld is outside the vocabulary [0, %lld)",
+                           tokens[t], (long long)t, (long long)cf->vocab);
+    /* Long inputs are processed in chunks of max_batch tokens. */
+    for (int64_t done = 0; done < T;) {
+        int64_t n = T - done < c->max_batch ? T - done : c->max_batch;
+        for (int64_t t = 0; t < n; t++)
+            memcpy(c->x + t * D, m->embed + (int64_t)tokens[done + t] * D, (size_t)D * sizeof(float));
+        for (int64_t l = 0; l < cf->n_layers; l++) {
+            attention_block(c, l, n);
+            mlp_block(c, l, n);
+        }
+        c->pos += n;
+        if (logits) {
+            if (all_logits) {
+                rmsnorm(c->xn, c->x, m->norm, n, D, cf->norm_eps);
+                lp_linear_forward(&m->head, c->xn, n, logits + done * cf->vocab);
+            } else if (done + n == T) {
+                rmsnorm(c->xn, c->x + (n - 1) * D, m->norm, 1, D, cf->norm_eps);
+                lp_linear_forward(&m->head, c->xn, 1, logits);
+            }
+        }
+        done += n;
+    }
+    return LP_OK;
+}

@@ -1,0 +1,52 @@
+/*
+ * linear.h - one linear layer in whatever format it is stored.
+ *
+ * An lp_linear is the unit every compression method produces: the `out x in`
+ * weight W (row-major) in one format, plus an optional f32 bias, computing
+ * Y = X W^T + b for a batch X of T rows. Dense weights are f32 (a view into
+ * the mapped file when it holds aligned f32, else converted once at load);
+ * compressed formats keep their packed storage and run through packed
+ * kernels. Sizes are exact: lp_linear_nbytes counts every stored byte.
+ */
+#ifndef LP_LINEAR_H
+#define LP_LINEAR_H
+
+#include "io/safetensors.h"
+#include "quant/qgroup.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    LP_LINEAR_DENSE = 0,
+    LP_LINEAR_QGROUP = 1,
+} lp_linear_format;
+
+typedef struct {
+    lp_linear_format fmt;
+    int64_t rows, cols;     /* out x in */
+    const float *w;         /* DENSE: rows x cols */
+    float *w_owned;         /* DENSE: set when w was converted/copied at load */
+    lp_dtype stored_dtype;  /* DENSE: dtype in the checkpoint (for size accounting) */
+    lp_qgroup *q;           /* QGROUP: packed weights (owned by the linear) */
+    const float *bias;      /* rows, or NULL */
+    float *bias_owned;
+} lp_linear;
+
+/* Y (T x rows) = X (T x cols) W^T + b. */
+void lp_linear_forward(const lp_linear *l, const float *X, int64_t T, float *Y);
+
+/* Exact bytes of the stored weight (bias excluded: it stays f32/f16 in every
+ * format and is counted by the model with the other small tensors). */
+size_t lp_linear_nbytes(const lp_linear *l);
+
+/* A dense f32 copy of W (rows x cols), malloc'd; NULL when out of memory. */
+float *lp_linear_to_f32(const lp_linear *l);
+
+/* Free what the linear owns and zero it. */
+void lp_linear_free(lp_linear *l);
+
+/* Short description, e.g. "dense bf16" or "qgroup w4 g128 asym". */
+void lp_linear_describe(const lp_linear *l, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,208 @@
+/*
+ * model.c - loading a checkpoint directory into an lp_model.
+ *
+ * Design: config.json says what shapes to expect; every tensor is looked up
+ * by its Hugging Face name and its shape checked against the config before
+ * use, so a checkpoint that contradicts its config is an error naming the
+ * tensor, never a crash later. f32 tensors are used in place from the mapped
+ * file; bf16/f16 ones are converted to f32 once (the forward pass runs in f32,
+ * as the PyTorch reference does). Compressed linears keep their packed form.
+ */
+#include "model/model_impl.h"
+
+#include "core/fileio.h"
+#include "core/half.h"
+#include "core/status_impl.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const lp_linear_names[LP_NLIN] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj",
+};
+
+void lp_linear_name(int64_t l, int k, char *buf, size_t n) {
+    snprintf(buf, n, "model.layers.%lld.%s", (long long)l, lp_linear_names[k]);
+}
+
+lp_status lp_model_own(lp_model *m, void *p) {
+    if (!p) return lp_fail(LP_ERR_NOMEM, "out of memory while loading %s", m->dir);
+    if (m->n_owned == m->cap_owned) {
+        int64_t cap = m->cap_owned ? 2 * m->cap_owned : 64;
+        void **o = realloc(m->owned, (size_t)cap * sizeof *o);
+        if (!o) {
+            free(p);
+            return lp_fail(LP_ERR_NOMEM, "out of memory while loading %s", m->dir);
+        }
+        m->owned = o;
+        m->cap_owned = cap;
+    }
+    m->owned[m->n_owned++] = p;
+    return LP_OK;
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t k = (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+    if (k < n) snprintf(buf + k, n - k, "]");
+}
+
+lp_status lp_model_tensor_f32(lp_model *m, const char *name, int ndim, const int64_t *shape,
+                              const float **out, lp_dtype *stored) {
+    const lp_tensor_view *t = lp_weights_find(m->weights, name);
+    if (!t) return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is missing from the checkpoint", m->dir, name);
+    bool ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
+    if (!ok) {
+        char want[96], got[96];
+        shape_str(want, sizeof want, ndim, shape);
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" has shape %s but config.json implies %s",
+                       lp_weights_file_of(m->weights, name), name, got, want);
+    }
+    if (stored) *stored = t->dtype;
+    int64_t n = t->numel;
+    if (t->dtype == LP_DT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
+        *out = t->data;
+        return LP_OK;
+    }
+    float *f = malloc((size_t)(n ? n : 1) * sizeof(float));
+    LP_TRY(lp_model_own(m, f));
+    const uint8_t *src = t->data;
+    switch (t->dtype) {
+    case LP_DT_F32: memcpy(f, src, (size_t)n * 4); break;
+    case LP_DT_BF16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            f[i] = lp_bf16_to_f32(h);
+        }
+        break;
+    case LP_DT_F16:
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, src + 2 * i, 2);
+            f[i] = lp_f16_to_f32(h);
+        }
+        break;
+    default:
+        return lp_fail(LP_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; expected F32, F16 or BF16",
+                       lp_weights_file_of(m->weights, name), name, lp_dtype_name(t->dtype));
+    }
+    *out = f;
+    return LP_OK;
+}
+
+static lp_status load_layers(lp_model *m) {
+    const lp_config *c = &m->cfg;
+    const int64_t D = c->dim, F = c->ffn, hd = c->head_dim;
+    const int64_t rows[LP_NLIN] = {c->n_heads * hd, c->n_kv_heads * hd, c->n_kv_heads * hd, D, F, F, D};
+    const int64_t cols[LP_NLIN] = {D, D, D, c->n_heads * hd, D, D, F};
+    m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
+    if (!m->layers) return lp_fail(LP_ERR_NOMEM, "out of memory while loading %s", m->dir);
+    char name[256], base[200];
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        lp_layer *L = &m->layers[l];
+        snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)l);
+        LP_TRY(lp_model_tensor_f32(m, name, 1, &D, &L->attn_norm, NULL));
+        snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
+        LP_TRY(lp_model_tensor_f32(m, name, 1, &D, &L->ffn_norm, NULL));
+        for (int k = 0; k < LP_NLIN; k++) {
+            lp_linear_name(l, k, base, sizeof base);
+            LP_TRY(lp_ckpt_load_linear(m, base, rows[k], cols[k], &L->lin[k]));
+            bool want_bias = (k <= LP_V && c->qkv_bias) || (k == LP_O && c->o_bias);
+            if (want_bias) {
+                snprintf(name, sizeof name, "%s.bias", base);
+                LP_TRY(lp_model_tensor_f32(m, name, 1, &rows[k], &L->lin[k].bias, NULL));
+            }
+        }
+    }
+    return LP_OK;
+}
+
+lp_status lp_model_load(const char *dir, lp_model **out) {
+    *out = NULL;
+    lp_model *m = calloc(1, sizeof *m);
+    if (!m) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    m->dir = strdup(dir);
+    lp_status st = m->dir ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (st == LP_OK && !lp_is_dir(dir))
+        st = lp_fail(LP_ERR_IO, "%s: not a directory; expected a checkpoint directory with "
+                     "config.json and safetensors weights", dir);
+    if (st == LP_OK) st = lp_config_load(dir, &m->cfg);
+    if (st == LP_OK) st = lp_weights_open(dir, &m->weights);
+    const lp_config *c = &m->cfg;
+    if (st == LP_OK) {
+        const int64_t shp[2] = {c->vocab, c->dim};
+        st = lp_model_tensor_f32(m, "model.embed_tokens.weight", 2, shp, &m->embed, &m->embed_dtype);
+    }
+    if (st == LP_OK) st = lp_model_tensor_f32(m, "model.norm.weight", 1, &c->dim, &m->norm, NULL);
+    if (st == LP_OK) st = load_layers(m);
+    if (st == LP_OK) {
+        if (c->tied) {
+            m->head = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = c->vocab, .cols = c->dim,
+                                  .w = m->embed, .stored_dtype = m->embed_dtype};
+        } else {
+            st = lp_ckpt_load_linear(m, "lm_head", c->vocab, c->dim, &m->head);
+        }
+    }
+    if (st != LP_OK) {
+        lp_model_free(m);
+        return st;
+    }
+    *out = m;
+    return LP_OK;
+}
+
+void lp_model_free(lp_model *m) {
+    if (!m) return;
+    if (m->layers)
+        for (int64_t l = 0; l < m->cfg.n_layers; l++)
+            for (int k = 0; k < LP_NLIN; k++) lp_linear_free(&m->layers[l].lin[k]);
+    free(m->layers);
+    if (!m->cfg.tied) lp_linear_free(&m->head);
+    for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    lp_weights_close(m->weights);
+    free(m->dir);
+    free(m);
+}
+
+const lp_config *lp_model_config(const lp_model *m) { return &m->cfg; }
+const char *lp_model_dir(const lp_model *m) { return m->dir; }
+
+void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
+    memset(sz, 0, sizeof *sz);
+    const lp_config *c = &m->cfg;
+    char first[64] = "", d[64];
+    bool mixed = false;
+    for (int64_t l = 0; l < c->n_layers; l++) {
+        for (int k = 0; k < LP_NLIN; k++) {
+            const lp_linear *L = &m->layers[l].lin[k];
+            sz->linear_params += L->rows * L->cols;
+            sz->linear_bytes += (int64_t)lp_linear_nbytes(L);
+            if (L->fmt != LP_LINEAR_DENSE) sz->n_compressed++;
+            lp_linear_describe(L, d, sizeof d);
+            if (!first[0]) snprintf(first, sizeof first, "%s", d);
+            else if (strcmp(first, d)) mixed = true;
+        }
+    }
+    snprintf(sz->formats, sizeof sz->formats, "%s%s", first, mixed ? " (mixed)" : "");
+    /* Everything else is stored as in the checkpoint: count it from the file. */
+    int64_t other_params = 0, other_bytes = 0;
+    for (int64_t i = 0; i < lp_weights_count(m->weights); i++) {
+        const lp_tensor_view *t = lp_weights_at(m->weights, i);
+        const char *nm = t->name;
+        bool is_linear = strstr(nm, "_proj.") && strstr(nm, "model.layers.") &&
+                         !strstr(nm, ".bias");
+        if (is_linear) continue; /* counted above, whatever its form in the file */
+        other_bytes += (int64_t)t->nbytes;
+        if (!strstr(nm, ".scales") && !strstr(nm, ".qzeros") && !strstr(nm, ".qweight"))
+            other_params += t->numel;
+    }
+    sz->total_params = sz->linear_params + other_params;
+    sz->total_bytes = sz->linear_bytes + other_bytes;
+}

@@ -1,0 +1,53 @@
+/*
+ * model_impl.h - the in-memory model, shared by the loader, the forward pass,
+ * the compression pipeline and the writers. Not part of the public API.
+ */
+#ifndef LP_MODEL_IMPL_H
+#define LP_MODEL_IMPL_H
+
+#include "llmpress/model.h"
+#include "model/linear.h"
+#include "io/safetensors.h"
+
+/* The seven decoder linears of a block, in the order they are computed. */
+enum { LP_Q, LP_K, LP_V, LP_O, LP_GATE, LP_UP, LP_DOWN, LP_NLIN };
+extern const char *const lp_linear_names[LP_NLIN]; /* "self_attn.q_proj", ... */
+
+typedef struct {
+    const float *attn_norm; /* D */
+    const float *ffn_norm;  /* D */
+    lp_linear lin[LP_NLIN]; /* q (H*hd x D), k, v (KV*hd x D), o (D x H*hd),
+                               gate, up (F x D), down (D x F) */
+} lp_layer;
+
+struct lp_model {
+    lp_config cfg;
+    char *dir;
+    lp_weights *weights;   /* the mapped checkpoint; dense views point into it */
+    const float *embed;    /* V x D */
+    const float *norm;     /* D */
+    lp_linear head;        /* V x D; when tied, a dense view of embed */
+    lp_layer *layers;      /* n_layers */
+    lp_dtype embed_dtype;  /* as stored */
+    void **owned;          /* f32 copies made at load, freed with the model */
+    int64_t n_owned, cap_owned;
+};
+
+/* Fetch a tensor as f32 with the expected shape (ndim entries); the result is
+ * a view into the mapping or a converted copy owned by the model. Errors name
+ * the tensor, its file and the expected vs actual shape. */
+lp_status lp_model_tensor_f32(lp_model *m, const char *name, int ndim, const int64_t *shape,
+                              const float **out, lp_dtype *stored);
+
+/* Record a malloc'd block to be freed with the model. */
+lp_status lp_model_own(lp_model *m, void *p);
+
+/* Name of layer l's linear k: "model.layers.<l>.<lp_linear_names[k]>". */
+void lp_linear_name(int64_t l, int k, char *buf, size_t n);
+
+/* Compressed-checkpoint hooks (src/io/checkpoint.c): load linear `base` from
+ * the weights, dense (<base>.weight) or in a compressed format. */
+lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols,
+                              lp_linear *out);
+
+#endif

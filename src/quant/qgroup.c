@@ -1,0 +1,221 @@
+/*
+ * qgroup.c - storage of grouped uniform integers: shapes, allocation, views
+ * over mapped files (checked as untrusted input), single-value access and
+ * block packing. The bit layout is specified in qgroup.h; the scalar code here
+ * (lp_qgroup_pack_block / lp_qgroup_unpack_block / get / set) is its
+ * executable definition, and the SIMD kernels are tested against it.
+ *
+ * Design: a block of 32 b-bit values is b uint32 words made of "planes" of
+ * width 8, 4, 2, 1 (the binary digits of b, largest first). PLANES_FOR walks
+ * them: w = plane width, o = the sum of the widths before it, which is both
+ * the plane's first word in the block and its first bit in the value.
+ */
+#include "quant/qgroup.h"
+
+#include "core/half.h"
+#include "core/status_impl.h"
+#include "kernels/qkernels.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PLANES_FOR(bits, w, o) \
+    for (int w = 8, o = 0; w >= 1; o += ((bits) & w), w >>= 1) if ((bits) & w)
+
+/* Validate a shape and derive group (per-channel resolved), blocks, ngroups
+ * and the three byte sizes. `st` is the code to fail with: LP_ERR_ARG for a
+ * caller's arguments, LP_ERR_FORMAT for a shape read from a file. */
+typedef struct {
+    int group;
+    int64_t blocks, ngroups;
+    size_t q_bytes, s_bytes, z_bytes;
+} shape_info;
+
+static lp_status check_shape(lp_status st, int64_t rows, int64_t cols, int bits, int group, int sym,
+                             shape_info *si) {
+    if (bits < 1 || bits > 8)
+        return lp_fail(st, "qgroup: bits = %d, expected 1..8", bits);
+    if (rows < 1 || cols < 1)
+        return lp_fail(st, "qgroup: shape %lld x %lld, expected rows >= 1 and cols >= 1",
+                       (long long)rows, (long long)cols);
+    if (cols > INT_MAX)
+        return lp_fail(st, "qgroup: cols = %lld, expected < 2^31", (long long)cols);
+    if (group == -1 || group >= cols) {
+        if (group != -1 && group != cols && group % LP_QGROUP_BLOCK != 0)
+            return lp_fail(st, "qgroup: group = %d with cols = %lld, expected a multiple of 32, "
+                           "-1 (per-channel) or cols", group, (long long)cols);
+        group = (int)cols; /* one group per row */
+    } else if (group < 1 || group % LP_QGROUP_BLOCK != 0) {
+        return lp_fail(st, "qgroup: group = %d with cols = %lld, expected a multiple of 32, "
+                       "-1 (per-channel) or cols", group, (long long)cols);
+    }
+    if (sym != 0 && sym != 1) return lp_fail(st, "qgroup: sym = %d, expected 0 or 1", sym);
+    si->group = group;
+    si->blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    si->ngroups = (cols + group - 1) / group;
+    size_t qb, sb;
+    if (__builtin_mul_overflow((size_t)rows, (size_t)si->blocks * (size_t)bits * 4u, &qb) ||
+        __builtin_mul_overflow((size_t)rows, (size_t)si->ngroups * 2u, &sb) || qb + sb < qb)
+        return lp_fail(st, "qgroup: shape %lld x %lld at %d bits overflows size_t",
+                       (long long)rows, (long long)cols, bits);
+    si->q_bytes = qb;
+    si->s_bytes = sb;
+    si->z_bytes = sym ? 0 : sb / 2;
+    return LP_OK;
+}
+
+static void fill_struct(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int sym,
+                        const shape_info *si) {
+    memset(w, 0, sizeof *w);
+    w->bits = bits;
+    w->group = si->group;
+    w->sym = sym;
+    w->rows = rows;
+    w->cols = cols;
+    w->ngroups = si->ngroups;
+    w->blocks = si->blocks;
+}
+
+lp_status lp_qgroup_sizes(int64_t rows, int64_t cols, int bits, int group, int sym,
+                          size_t *q_bytes, size_t *scales_bytes, size_t *zeros_bytes) {
+    shape_info si;
+    LP_TRY(check_shape(LP_ERR_ARG, rows, cols, bits, group, sym, &si));
+    *q_bytes = si.q_bytes;
+    *scales_bytes = si.s_bytes;
+    *zeros_bytes = si.z_bytes;
+    return LP_OK;
+}
+
+lp_status lp_qgroup_init(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int group, int sym) {
+    shape_info si;
+    memset(w, 0, sizeof *w);
+    LP_TRY(check_shape(LP_ERR_ARG, rows, cols, bits, group, sym, &si));
+    fill_struct(w, rows, cols, bits, sym, &si);
+    w->owns = 1;
+    w->q = calloc(1, si.q_bytes);
+    w->scales = calloc(1, si.s_bytes);
+    w->zeros = sym ? NULL : calloc(1, si.z_bytes);
+    if (!w->q || !w->scales || (!sym && !w->zeros)) {
+        lp_qgroup_free(w);
+        return lp_fail(LP_ERR_NOMEM, "qgroup: cannot allocate %zu bytes for a %lld x %lld w%d weight",
+                       si.q_bytes + si.s_bytes + si.z_bytes, (long long)rows, (long long)cols, bits);
+    }
+    return LP_OK;
+}
+
+void lp_qgroup_free(lp_qgroup *w) {
+    if (!w) return;
+    if (w->owns) {
+        free(w->q);
+        free(w->scales);
+        free(w->zeros);
+    }
+    memset(w, 0, sizeof *w);
+}
+
+lp_status lp_qgroup_view(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int group, int sym,
+                         const void *q, size_t q_bytes, const void *scales, size_t scales_bytes,
+                         const void *zeros, size_t zeros_bytes) {
+    shape_info si;
+    memset(w, 0, sizeof *w);
+    LP_TRY(check_shape(LP_ERR_FORMAT, rows, cols, bits, group, sym, &si));
+    if (q_bytes != si.q_bytes)
+        return lp_fail(LP_ERR_FORMAT, "qgroup: q has %zu bytes, expected %zu (%lld rows x %lld blocks "
+                       "x %d words x 4); hint: the file's shape or bits do not match its data",
+                       q_bytes, si.q_bytes, (long long)rows, (long long)si.blocks, bits);
+    if (scales_bytes != si.s_bytes)
+        return lp_fail(LP_ERR_FORMAT, "qgroup: scales have %zu bytes, expected %zu (%lld rows x %lld "
+                       "groups of %d columns x 2)", scales_bytes, si.s_bytes, (long long)rows,
+                       (long long)si.ngroups, si.group);
+    if (sym && (zeros || zeros_bytes))
+        return lp_fail(LP_ERR_FORMAT, "qgroup: symmetric weight comes with %zu bytes of zero points, "
+                       "expected none", zeros_bytes);
+    if (!sym && (!zeros || zeros_bytes != si.z_bytes))
+        return lp_fail(LP_ERR_FORMAT, "qgroup: asymmetric weight has %zu bytes of zero points, "
+                       "expected %zu (%lld rows x %lld groups)", zeros ? zeros_bytes : 0,
+                       si.z_bytes, (long long)rows, (long long)si.ngroups);
+    if (!q || !scales || ((uintptr_t)q & 3u) || ((uintptr_t)scales & 1u))
+        return lp_fail(LP_ERR_FORMAT, "qgroup: q at %p / scales at %p are missing or misaligned, "
+                       "expected 4- and 2-byte alignment", q, scales);
+    const uint16_t *s = scales;
+    for (int64_t i = 0; i < rows * si.ngroups; i++)
+        if ((s[i] & 0x7c00u) == 0x7c00u)
+            return lp_fail(LP_ERR_FORMAT, "qgroup: scale of row %lld group %lld is %s (f16 0x%04x), "
+                           "expected a finite number", (long long)(i / si.ngroups),
+                           (long long)(i % si.ngroups), (s[i] & 0x3ffu) ? "NaN" : "infinite", s[i]);
+    if (!sym) {
+        const uint8_t *z = zeros;
+        unsigned maxq = (1u << bits) - 1u;
+        for (int64_t i = 0; i < rows * si.ngroups; i++)
+            if (z[i] > maxq)
+                return lp_fail(LP_ERR_FORMAT, "qgroup: zero point of row %lld group %lld is %u, "
+                               "expected <= %u for %d bits", (long long)(i / si.ngroups),
+                               (long long)(i % si.ngroups), z[i], maxq, bits);
+    }
+    fill_struct(w, rows, cols, bits, sym, &si);
+    /* Views never write: the const is cast away only to share the struct. */
+    w->q = (uint32_t *)q;
+    w->scales = (uint16_t *)scales;
+    w->zeros = (uint8_t *)zeros;
+    w->owns = 0;
+    return LP_OK;
+}
+
+size_t lp_qgroup_nbytes(const lp_qgroup *w) {
+    size_t n = (size_t)w->rows * (size_t)w->blocks * (size_t)w->bits * 4u;
+    n += (size_t)w->rows * (size_t)w->ngroups * 2u;
+    if (!w->sym) n += (size_t)w->rows * (size_t)w->ngroups;
+    return n;
+}
+
+void lp_qgroup_pack_block(const uint8_t v[LP_QGROUP_BLOCK], int bits, uint32_t *blk) {
+    memset(blk, 0, (size_t)bits * 4u);
+    PLANES_FOR(bits, w, o) {
+        uint32_t m = (1u << w) - 1u;
+        for (int j = 0; j < LP_QGROUP_BLOCK; j++)
+            blk[o + j % w] |= ((uint32_t)(v[j] >> o) & m) << (w * (j / w));
+    }
+}
+
+void lp_qgroup_unpack_block(const uint32_t *blk, int bits, uint8_t v[LP_QGROUP_BLOCK]) {
+    memset(v, 0, LP_QGROUP_BLOCK);
+    PLANES_FOR(bits, w, o) {
+        uint32_t m = (1u << w) - 1u;
+        for (int j = 0; j < LP_QGROUP_BLOCK; j++)
+            v[j] |= (uint8_t)(((blk[o + j % w] >> (w * (j / w))) & m) << o);
+    }
+}
+
+unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c) {
+    LP_ASSERT(r >= 0 && r < w->rows && c >= 0 && c < w->cols);
+    const uint32_t *blk = w->q + (r * w->blocks + c / LP_QGROUP_BLOCK) * w->bits;
+    int j = (int)(c % LP_QGROUP_BLOCK);
+    unsigned v = 0;
+    PLANES_FOR(w->bits, pw, o)
+        v |= ((blk[o + j % pw] >> (pw * (j / pw))) & ((1u << pw) - 1u)) << o;
+    return v;
+}
+
+void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v) {
+    LP_ASSERT(r >= 0 && r < w->rows && c >= 0 && c < w->cols);
+    LP_ASSERT(v < (1u << w->bits));
+    uint32_t *blk = w->q + (r * w->blocks + c / LP_QGROUP_BLOCK) * w->bits;
+    int j = (int)(c % LP_QGROUP_BLOCK);
+    PLANES_FOR(w->bits, pw, o) {
+        uint32_t m = (1u << pw) - 1u;
+        int sh = pw * (j / pw);
+        blk[o + j % pw] = (blk[o + j % pw] & ~(m << sh)) | (((v >> o) & m) << sh);
+    }
+}
+
+void lp_qgroup_dequant(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
+    const lp_qkernels *k = lp_qkernels_default();
+    enum { TILE = 16 };
+    int64_t ntiles = (r1 - r0 + TILE - 1) / TILE;
+#pragma omp parallel for schedule(static) if (ntiles > 1 && (r1 - r0) * w->cols > (1 << 16))
+    for (int64_t t = 0; t < ntiles; t++) {
+        int64_t a = r0 + t * TILE, b = a + TILE < r1 ? a + TILE : r1;
+        k->dequant(w, a, b, out + (a - r0) * w->cols);
+    }
+}

@@ -1,0 +1,150 @@
+/*
+ * qgroup.h - "grouped uniform integers": b-bit weights, packed, with one f16
+ * scale (and, when asymmetric, one uint8 zero point) per group of columns.
+ *
+ * What: the storage format of RTN, GPTQ and AWQ. A weight W is rows x cols
+ * (out x in, row-major, y = W x). Each stored integer q in [0, 2^b - 1]
+ * dequantizes to
+ *
+ *     w = scale * (q - zero)           (scale: f16, zero: uint8 or implicit)
+ *
+ * and the weights stay packed in memory while a layer runs (qgemv/qgemm
+ * kernels read the packed form; only small row tiles are ever dequantized).
+ *
+ * Why this layout: the bits inside a block are arranged so that an AVX2 or
+ * AVX-512 kernel unpacks a block with one broadcast load plus one variable
+ * shift and one AND per vector of values (no byte shuffles, no straddling
+ * fields), for every b from 1 to 8.
+ *
+ * Storage (all little-endian; B = blocks = ceil(cols / 32), G = ngroups):
+ *
+ *   q       uint32 (rows, B, bits)   a row is B blocks; a block holds the 32
+ *                                     values of columns 32k .. 32k+31 in
+ *                                     exactly `bits` words.
+ *   scales  f16    (rows, G)         scale of group g = columns
+ *                                     [g*group, min((g+1)*group, cols)).
+ *   zeros   uint8  (rows, G)         asymmetric only (NULL when sym); each
+ *                                     zero <= 2^b - 1. Symmetric groups use
+ *                                     the implicit zero 2^(b-1) (GPTQ's
+ *                                     (maxq + 1) / 2).
+ *
+ * Bit layout of one block (value j = column 32k + j, j = 0..31):
+ *   b is split into its binary digits, largest first, into "planes" of width
+ *   w in {8, 4, 2, 1}: b=8 -> 8; b=7 -> 4+2+1; b=6 -> 4+2; b=5 -> 4+1;
+ *   b=4 -> 4; b=3 -> 2+1; b=2 -> 2; b=1 -> 1. The planes follow each other:
+ *   a plane of width w occupies the next w words of the block and holds bits
+ *   [o, o+w) of every value, o being the sum of the widths before it.
+ *   Inside a plane of width w, value j's w bits sit in word (j mod w) of the
+ *   plane at bit position w * (j div w):
+ *
+ *       plane_word[j % w] >> (w * (j / w)) & (2^w - 1)  ==  (q_j >> o) & (2^w - 1)
+ *
+ *   Examples: b=4: word i (i = 0..3) holds q_i, q_{i+4}, ..., q_{i+28} in its
+ *   nibbles from least significant up. b=8: word i (0..7) holds bytes q_i,
+ *   q_{i+8}, q_{i+16}, q_{i+24}. b=2: word i (0..1) holds q_i, q_{i+2}, ...
+ *   b=1: bit j of the single word is q_j. b=3: word 0..1 are the b=2 layout
+ *   of the low two bits, word 2 has bit 2 of q_j at bit j.
+ *   Why: broadcasting the plane's w words across a vector (lane L gets word
+ *   L mod w) puts value j = 16h + L (AVX-512, h = 0,1) or 8h + L (AVX2,
+ *   h = 0..3) in lane L at shift 16h + w*(L div w) (resp. 8h + w*(L div w)),
+ *   so one vpsrlvd with a constant shift vector and one AND yield 16 (8)
+ *   consecutive values.
+ *   Values past cols in the last block (padding) are stored as 0; kernels
+ *   never let them contribute.
+ *
+ * Groups: `group` is a multiple of 32, or equal to cols (per-channel; users
+ * write -1 and init stores cols, so any cols such as 172 works). The last
+ * group may be shorter (cols not a multiple of group).
+ *
+ * Sizes: counts are int64_t, bytes size_t; cols and group fit in int (< 2^31).
+ */
+#ifndef LP_QGROUP_H
+#define LP_QGROUP_H
+
+#include "llmpress/status.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define LP_QGROUP_BLOCK 32 /* values per packed block */
+
+typedef struct {
+    int bits;         /* 1..8 */
+    int group;        /* columns per group: multiple of 32, or == cols (per-channel) */
+    int sym;          /* 1: implicit zero 2^(bits-1), zeros == NULL */
+    int64_t rows, cols;
+    int64_t ngroups;  /* ceil(cols / group) */
+    int64_t blocks;   /* ceil(cols / 32) per row */
+    uint32_t *q;      /* (rows, blocks, bits) */
+    uint16_t *scales; /* (rows, ngroups) f16 bits */
+    uint8_t *zeros;   /* (rows, ngroups), or NULL when sym */
+    int owns;         /* 1: q/scales/zeros are malloc'd and freed by lp_qgroup_free */
+} lp_qgroup;
+
+/* Byte sizes of the three arrays for a shape (zeros_bytes is 0 when sym).
+ * group may be -1 (per-channel). Returns LP_ERR_ARG for an invalid shape. */
+lp_status lp_qgroup_sizes(int64_t rows, int64_t cols, int bits, int group, int sym,
+                          size_t *q_bytes, size_t *scales_bytes, size_t *zeros_bytes);
+
+/* Allocate a zero-filled weight (all q = 0, scales = 0, zeros = 0).
+ * group = -1 means per-channel. LP_ERR_ARG on a bad shape, LP_ERR_NOMEM. */
+lp_status lp_qgroup_init(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int group, int sym);
+
+/* Free what w owns and zero it; NULL and views are fine. */
+void lp_qgroup_free(lp_qgroup *w);
+
+/* A non-owning view over external buffers (e.g. a mapped file). Everything
+ * is checked as file input, failing with LP_ERR_FORMAT and a message naming
+ * the bad value: the shape, each buffer's exact byte size, alignment (q to 4
+ * bytes, scales to 2), zeros present iff asymmetric, every zero <= 2^b - 1
+ * and every scale finite. Writing through a view of read-only memory (lp_qgroup_set)
+ * is the caller's bug. */
+lp_status lp_qgroup_view(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int group, int sym,
+                         const void *q, size_t q_bytes, const void *scales, size_t scales_bytes,
+                         const void *zeros, size_t zeros_bytes);
+
+/* Exact stored bytes: q + scales + zeros. */
+size_t lp_qgroup_nbytes(const lp_qgroup *w);
+
+/* The zero point of (row r, group g): stored, or 2^(bits-1) when sym. */
+static inline int lp_qgroup_zero(const lp_qgroup *w, int64_t r, int64_t g) {
+    return w->sym ? 1 << (w->bits - 1) : w->zeros[r * w->ngroups + g];
+}
+
+/* One stored integer (0 <= r < rows, 0 <= c < cols; asserted). set asserts
+ * 0 <= v < 2^bits. */
+unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c);
+void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v);
+
+/* Pack / unpack one block of 32 values (the layout above). */
+void lp_qgroup_pack_block(const uint8_t v[LP_QGROUP_BLOCK], int bits, uint32_t *blk);
+void lp_qgroup_unpack_block(const uint32_t *blk, int bits, uint8_t v[LP_QGROUP_BLOCK]);
+
+/* Rows [r0, r1) dequantized to f32: out is (r1 - r0) x cols. w = s * (q - z)
+ * computed as s * (float)(q - z), identical in every kernel. OpenMP over rows. */
+void lp_qgroup_dequant(const lp_qgroup *w, int64_t r0, int64_t r1, float *out);
+
+/* ---- matrix products from the packed form (qmatmul.c) ----
+ * Any thread count gives bit-identical results: rows are cut into fixed
+ * tiles and each output element is computed by one thread in a fixed order. */
+
+struct lp_qkernels;
+
+/* y (rows) = W x, x has cols entries. LP_ERR_NOMEM if scratch fails. */
+lp_status lp_qgroup_gemv(const lp_qgroup *w, const float *x, float *y);
+
+/* Y (T x rows) = X (T x cols) W^T. Small T: a multi-token kernel that reads
+ * each packed block once for up to LP_QGEMM_MAX_T tokens (each token's result
+ * is bit-identical to lp_qgroup_gemv); large T (>= LP_QGEMM_BLAS_T):
+ * row tiles are dequantized into scratch and multiplied with cblas_sgemm. */
+#define LP_QGEMM_MAX_T 4
+#define LP_QGEMM_BLAS_T 16
+lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y);
+
+/* The same with an explicit kernel table (NULL = the default); tests and
+ * benches use it to compare kernels. */
+lp_status lp_qgroup_gemv_k(const struct lp_qkernels *k, const lp_qgroup *w, const float *x, float *y);
+lp_status lp_qgroup_gemm_k(const struct lp_qkernels *k, const lp_qgroup *w, const float *X,
+                           int64_t T, float *Y);
+
+#endif

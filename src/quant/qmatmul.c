@@ -1,0 +1,119 @@
+/*
+ * qmatmul.c - Y = X W^T with W in the packed grouped-integer format.
+ *
+ * What: the entry points the forward pass calls (lp_qgroup_gemv / _gemm).
+ * Why: a decoder step reads every weight once per token, so speed is memory
+ * bandwidth; the packed bytes are what is read, never an f32 copy.
+ * Design (T = tokens, B = blocks, G = groups):
+ *   - x is copied once per call into a zero-padded buffer xp (T, B*32) and its
+ *     per-group sums xsum (T, G) are computed once; kernels then read whole
+ *     blocks and never see the ragged end of a row.
+ *   - T < LP_QGEMM_BLAS_T: rows are cut into fixed tiles of ROW_TILE rows, one
+ *     OpenMP `parallel for` over the tiles; in each tile the kernel reads each
+ *     packed block once for up to LP_QGEMM_MAX_T tokens (gemv_multi).
+ *   - T >= LP_QGEMM_BLAS_T: tiles of BLAS_TILE rows are dequantized (in
+ *     parallel) into one scratch tile and multiplied with cblas_sgemm, which
+ *     threads itself; only a tile of W is ever held in f32.
+ * Tile boundaries are fixed multiples from row 0 and every output element is
+ * computed by one thread in a fixed order, so the thread count never changes
+ * a result.
+ */
+#include "quant/qgroup.h"
+
+#include "core/status_impl.h"
+#include "kernels/qkernels.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    ROW_TILE = 16,   /* rows per OpenMP work item in the packed kernels */
+    BLAS_TILE = 256, /* rows dequantized per sgemm call */
+};
+
+/* xp (T, B*32) zero-padded copy of X, xsum (T, G) group sums in column order. */
+static void prepare_x(const lp_qgroup *w, const float *X, int64_t T, float *xp, float *xsum) {
+    int64_t ldx = w->blocks * LP_QGROUP_BLOCK;
+    for (int64_t t = 0; t < T; t++) {
+        const float *x = X + t * w->cols;
+        float *p = xp + t * ldx;
+        memcpy(p, x, (size_t)w->cols * sizeof(float));
+        memset(p + w->cols, 0, (size_t)(ldx - w->cols) * sizeof(float));
+        for (int64_t g = 0; g < w->ngroups; g++) {
+            int64_t c0 = g * w->group, c1 = c0 + w->group < w->cols ? c0 + w->group : w->cols;
+            float s = 0.0f;
+            for (int64_t c = c0; c < c1; c++) s += x[c];
+            xsum[t * w->ngroups + g] = s;
+        }
+    }
+}
+
+static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
+                             float *Y) {
+    int64_t ldx = w->blocks * LP_QGROUP_BLOCK;
+    float *xp = malloc((size_t)(T * (ldx + w->ngroups)) * sizeof(float));
+    if (!xp)
+        return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes of input scratch",
+                       (size_t)(T * (ldx + w->ngroups)) * sizeof(float));
+    float *xsum = xp + T * ldx;
+    prepare_x(w, X, T, xp, xsum);
+    int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
+    /* The if() only avoids waking threads for tiny layers; it cannot change results. */
+#pragma omp parallel for schedule(static) if (ntiles > 1 && rows * w->cols * T > (1 << 15))
+    for (int64_t i = 0; i < ntiles; i++) {
+        int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
+        for (int64_t t0 = 0; t0 < T; t0 += LP_QGEMM_MAX_T) {
+            int64_t n = T - t0 < LP_QGEMM_MAX_T ? T - t0 : LP_QGEMM_MAX_T;
+            if (n == 1) k->gemv(w, xp + t0 * ldx, xsum + t0 * w->ngroups, Y + t0 * rows, r0, r1);
+            else k->gemv_multi(w, n, xp + t0 * ldx, xsum + t0 * w->ngroups, Y + t0 * rows, rows, r0, r1);
+        }
+    }
+    free(xp);
+    return LP_OK;
+}
+
+static lp_status gemm_blas(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
+                           float *Y) {
+    if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "qgroup gemm: T = %lld tokens, expected < 2^31", (long long)T);
+    int64_t rows = w->rows, cols = w->cols;
+    int64_t tile = rows < BLAS_TILE ? rows : BLAS_TILE;
+    float *D = malloc((size_t)(tile * cols) * sizeof(float)); /* (tile, cols) f32 rows of W */
+    if (!D)
+        return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes for a dequantized tile",
+                       (size_t)(tile * cols) * sizeof(float));
+    for (int64_t r0 = 0; r0 < rows; r0 += tile) {
+        int64_t nr = rows - r0 < tile ? rows - r0 : tile;
+        int64_t nsub = (nr + ROW_TILE - 1) / ROW_TILE;
+#pragma omp parallel for schedule(static) if (nsub > 1)
+        for (int64_t i = 0; i < nsub; i++) {
+            int64_t a = r0 + i * ROW_TILE, b = a + ROW_TILE < r0 + nr ? a + ROW_TILE : r0 + nr;
+            k->dequant(w, a, b, D + (a - r0) * cols);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)cols, 1.0f, X,
+                    (int)cols, D, (int)cols, 0.0f, Y + r0, (int)rows);
+    }
+    free(D);
+    return LP_OK;
+}
+
+lp_status lp_qgroup_gemm_k(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
+                           float *Y) {
+    if (!k) k = lp_qkernels_default();
+    if (T < 0) return lp_fail(LP_ERR_ARG, "qgroup gemm: T = %lld tokens, expected >= 0", (long long)T);
+    if (T == 0) return LP_OK;
+    return T < LP_QGEMM_BLAS_T ? gemm_packed(k, w, X, T, Y) : gemm_blas(k, w, X, T, Y);
+}
+
+lp_status lp_qgroup_gemv_k(const lp_qkernels *k, const lp_qgroup *w, const float *x, float *y) {
+    return lp_qgroup_gemm_k(k, w, x, 1, y);
+}
+
+lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y) {
+    return lp_qgroup_gemm_k(NULL, w, X, T, Y);
+}
+
+lp_status lp_qgroup_gemv(const lp_qgroup *w, const float *x, float *y) {
+    return lp_qgroup_gemm_k(NULL, w, x, 1, y);
+}
