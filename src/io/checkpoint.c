@@ -17,7 +17,7 @@
  * model.safetensors is renamed last, so a directory without it is visibly
  * incomplete rather than subtly wrong.
  */
-#include "io/checkpoint.h"
+#include "llmpress/quant.h"
 
 #include "core/fileio.h"
 #include "core/status_impl.h"

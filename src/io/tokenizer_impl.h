@@ -128,8 +128,10 @@ typedef struct {
     pcre2_match_data *md;
     pcre2_match_context *mctx;
     pcre2_jit_stack *jit;
-    lp_span *spans;
+    lp_span *spans; /* regex matches */
     size_t nspans, capspans;
+    lp_span *segs; /* split results */
+    size_t nsegs, capsegs;
     lp_tbuf t1, t2, t3;
     uint32_t *cps;
     size_t capcps;
@@ -165,7 +167,9 @@ lp_status lp_utf8_lossy(const char *s, size_t n, lp_tbuf *out);
 /* ------------------------------------------------------------- regex */
 
 typedef struct {
-    pcre2_code *code;
+    pcre2_code *code; /* NULL for a non-empty literal, matched with memmem */
+    char *lit;
+    size_t lit_len;
 } lp_regex;
 
 /* Compile an HF pattern: literal (a "String" pattern) or an Oniguruma-syntax
@@ -177,6 +181,9 @@ void lp_regex_free(lp_regex *re);
 /* All non-overlapping matches of re in s, as Rust's onig find_iter yields
  * them, into sc->spans / sc->nspans. */
 lp_status lp_regex_find_all(const lp_regex *re, const char *s, size_t n, lp_tok_scratch *sc);
+/* Compile an HF pattern object {"String": s} or {"Regex": r}. */
+lp_status lp_pattern_parse(const lp_json *pat, const char *file, const char *what,
+                           lp_regex **out);
 
 /* ---------------------------------------------- normalizers, pre-tokenizers */
 
@@ -230,19 +237,20 @@ typedef struct {
 lp_status lp_norms_parse(const lp_json *j, const char *file, lp_norm **out, size_t *n);
 void lp_norms_free(lp_norm *v, size_t n);
 /* Run every normalizer over s, leaving the result in *res (which points into
- * sc's buffers or at s itself). */
+ * sc's buffers or at s itself). *origin is cleared when text at the start
+ * was deleted (the result then no longer starts at original offset 0). */
 lp_status lp_norms_apply(const lp_norm *v, size_t nv, const char *s, size_t n,
-                         const char **res, size_t *res_len, lp_tok_scratch *sc);
+                         const char **res, size_t *res_len, int *origin, lp_tok_scratch *sc);
 
 lp_status lp_pretoks_parse(const lp_json *j, const char *file, lp_pretok **out, size_t *n);
 void lp_pretoks_free(lp_pretok *v, size_t n);
 /* Apply one pre-tokenizer to every text piece of `in`, writing `out`. */
 lp_status lp_pretok_apply(const lp_pretok *p, const lp_stage *in, lp_stage *out,
                           lp_tok_scratch *sc);
-/* Split s (one piece, origin flag) by the spans in sc, HF's
- * NormalizedString::split, appending the non-empty results to out. */
-lp_status lp_split_spans(const char *s, size_t n, int origin, int invert,
-                         lp_split_behavior behavior, lp_tok_scratch *sc, lp_stage *out);
+/* HF's NormalizedString::split: from the matches in sc->spans over a string
+ * of n bytes, compute the kept, non-empty segments into sc->segs. */
+lp_status lp_split_segments(size_t n, int invert, lp_split_behavior behavior,
+                            lp_tok_scratch *sc);
 
 /* GPT-2's byte -> code point alphabet and its inverse (-1: not a byte char). */
 uint32_t lp_bytelevel_cp(unsigned char b);

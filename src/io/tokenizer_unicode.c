@@ -258,8 +258,8 @@ lp_status lp_unicode_normalize(const char *s, size_t n, int compose, lp_tbuf *ou
         } else {
             uint32_t self;
             int len;
-            decomp_of(c, &self, &len);
-            need = len > 1 || self != c || (c >= SBASE && c < SBASE + SCOUNT) || ccc_of(c);
+            const uint32_t *d = decomp_of(c, &self, &len);
+            need = d != &self || (c >= SBASE && c < SBASE + SCOUNT) || ccc_of(c);
         }
     }
     if (!need) return lp_tbuf_put(out, s, n);

@@ -1,0 +1,232 @@
+/*
+ * qgemv_avx2.c - AVX2 kernels for grouped-integer weights (see qgemv_ref.c
+ * for the specification, quant/qgroup.h for the bit layout).
+ *
+ * Unpack: a block's plane of width w (w words) is broadcast so that lane L
+ * holds word L mod w; value j = 8h + L (quarter h = 0..3) then sits at bit
+ * 8h + (L & -w). One vpsrlvd by that shift and one AND with 2^w - 1 give 8
+ * consecutive values (b = 8: the shift is uniform, an immediate vpsrld).
+ * Planes after the first (b = 3, 5, 6, 7) are shifted right by (shift - o)
+ * so they land at their bit offset o directly, then ANDed and ORed in; in
+ * quarter 0 the shift can be smaller than o, so there the bits are shifted
+ * down and back up.
+ *
+ * Dot: per group, 8-lane f32 partial sums of q*x in two chains per
+ * row/token (quarters 0,2 and 1,3), scaled by s_g into an accumulator once
+ * per group; one horizontal sum per row at the end; the zero-point term
+ * sum_g s_g z_g xsum_g is a scalar fma per group. Only 16 ymm registers, so
+ * gemv runs 2 rows per pass and gemv_multi 1 row x T tokens; every
+ * (row, token) pair runs the same operations in the same order, so
+ * gemv_multi == gemv bit for bit. Rows past r1 in the last pass repeat row
+ * r1 - 1 and are not stored.
+ */
+#include "kernels/qkernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Broadcast the w words at p so that lane L holds p[L mod w]. */
+INLINE __m256i bcast_plane(const uint32_t *p, int w) {
+    if (w == 8) return _mm256_loadu_si256((const __m256i *)p);
+    if (w == 4) return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    if (w == 2) {
+        long long v;
+        memcpy(&v, p, 8);
+        return _mm256_set1_epi64x(v);
+    }
+    return _mm256_set1_epi32((int)p[0]);
+}
+
+/* Lane shift 8h + (L & -w) - o for plane width w, quarter h, bit offset o. */
+INLINE __m256i plane_shift(int w, int h, int o) {
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_add_epi32(_mm256_and_si256(iota, _mm256_set1_epi32(-w)), _mm256_set1_epi32(8 * h - o));
+}
+
+/* The 32 values of one block as four vectors of 8 int32 (values 8h .. 8h+7). */
+INLINE void unpack_block(const uint32_t *blk, int bits, __m256i q[4]) {
+    int first = 1;
+    for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
+        if (!(bits & w)) continue;
+        const __m256i v = bcast_plane(blk + o, w);
+        const __m256i m = _mm256_set1_epi32((1 << w) - 1), mo = _mm256_set1_epi32(((1 << w) - 1) << o);
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++) {
+            __m256i f;
+            if (first) {
+                f = w == 8 ? _mm256_srli_epi32(v, 8 * h) : _mm256_srlv_epi32(v, plane_shift(w, h, 0));
+                q[h] = h == 3 && w == 8 ? f : _mm256_and_si256(f, m);
+            } else {
+                if (h > 0) /* 8h >= 8 > o: shift straight to offset o */
+                    f = _mm256_and_si256(_mm256_srlv_epi32(v, plane_shift(w, h, o)), mo);
+                else
+                    f = _mm256_slli_epi32(_mm256_and_si256(_mm256_srlv_epi32(v, plane_shift(w, 0, 0)), m), o);
+                q[h] = _mm256_or_si256(q[h], f);
+            }
+        }
+        first = 0;
+    }
+}
+
+INLINE float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
+INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
+                 const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
+    const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    const uint32_t *qr[4];
+    int64_t rr[4];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
+        qr[i] = w->q + rr[i] * B * bits;
+    }
+    __m256 acc[4][4];
+    float zt[4][4];
+#pragma GCC unroll 16
+    for (int i = 0; i < R * T; i++) {
+        acc[i / T][i % T] = _mm256_setzero_ps();
+        zt[i / T][i % T] = 0.0f;
+    }
+    for (int64_t g = 0; g < G; g++) {
+        const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+        __m256 ta[4][4], tb[4][4];
+#pragma GCC unroll 16
+        for (int i = 0; i < R * T; i++) ta[i / T][i % T] = tb[i / T][i % T] = _mm256_setzero_ps();
+        for (int64_t b = g * bpg; b < b1; b++) {
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                __m256i q[4];
+                unpack_block(qr[i] + b * bits, bits, q);
+                __m256 f0 = _mm256_cvtepi32_ps(q[0]), f1 = _mm256_cvtepi32_ps(q[1]);
+                __m256 f2 = _mm256_cvtepi32_ps(q[2]), f3 = _mm256_cvtepi32_ps(q[3]);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const float *x = xp + t * ldx + b * LP_QGROUP_BLOCK;
+                    ta[i][t] = _mm256_fmadd_ps(f0, _mm256_loadu_ps(x), ta[i][t]);
+                    tb[i][t] = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x + 8), tb[i][t]);
+                    ta[i][t] = _mm256_fmadd_ps(f2, _mm256_loadu_ps(x + 16), ta[i][t]);
+                    tb[i][t] = _mm256_fmadd_ps(f3, _mm256_loadu_ps(x + 24), tb[i][t]);
+                }
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            float s = _cvtsh_ss(w->scales[rr[i] * G + g]);
+            float z = (float)(w->sym ? 1 << (bits - 1) : w->zeros[rr[i] * G + g]);
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                acc[i][t] = _mm256_fmadd_ps(_mm256_add_ps(ta[i][t], tb[i][t]), _mm256_set1_ps(s), acc[i][t]);
+                zt[i][t] = fmaf(s, z * xsum[t * G + g], zt[i][t]);
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        if (r0 + i >= r1) break;
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) y[t * ldy + r0 + i] = hsum256(acc[i][t]) - zt[i][t];
+    }
+}
+
+/* out = s * (float)(q - z), the same operations as dequant_ref, so bit-identical. */
+INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t r1, float *out) {
+    const int64_t B = w->blocks, G = w->ngroups, cols = w->cols;
+    const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint32_t *qrow = w->q + r * B * bits;
+        float *o = out + (r - r0) * cols;
+        for (int64_t g = 0; g < G; g++) {
+            const __m256 s = _mm256_set1_ps(_cvtsh_ss(w->scales[r * G + g]));
+            const __m256i z = _mm256_set1_epi32(w->sym ? 1 << (bits - 1) : w->zeros[r * G + g]);
+            const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+            for (int64_t b = g * bpg; b < b1; b++) {
+                __m256i q[4];
+                unpack_block(qrow + b * bits, bits, q);
+                float tmp[LP_QGROUP_BLOCK];
+                int64_t c = b * LP_QGROUP_BLOCK, n = cols - c;
+                float *dst = n >= LP_QGROUP_BLOCK ? o + c : tmp; /* ragged end: via tmp */
+#pragma GCC unroll 4
+                for (int h = 0; h < 4; h++)
+                    _mm256_storeu_ps(dst + 8 * h, _mm256_mul_ps(s, _mm256_cvtepi32_ps(_mm256_sub_epi32(q[h], z))));
+                if (n < LP_QGROUP_BLOCK) memcpy(o + c, tmp, (size_t)n * sizeof(float));
+            }
+        }
+    }
+}
+
+/* One function per bits value so that the plane structure is compile-time. */
+#define DEFINE_BITS(NB)                                                                          \
+    static void gemv_b##NB(const lp_qgroup *w, const float *xp, const float *xsum, float *y,     \
+                           int64_t r0, int64_t r1) {                                             \
+        for (int64_t r = r0; r < r1; r += 2) tile(w, NB, 2, 1, xp, xsum, y, 0, r, r1);           \
+    }                                                                                            \
+    static void multi_b##NB(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,   \
+                            float *y, int64_t ldy, int64_t r0, int64_t r1) {                     \
+        switch (T) {                                                                             \
+        case 1:                                                                                  \
+            for (int64_t r = r0; r < r1; r += 2) tile(w, NB, 2, 1, xp, xsum, y, ldy, r, r1);     \
+            break;                                                                               \
+        case 2:                                                                                  \
+            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 2, xp, xsum, y, ldy, r, r1);        \
+            break;                                                                               \
+        case 3:                                                                                  \
+            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 3, xp, xsum, y, ldy, r, r1);        \
+            break;                                                                               \
+        default:                                                                                 \
+            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 4, xp, xsum, y, ldy, r, r1);        \
+            break;                                                                               \
+        }                                                                                        \
+    }                                                                                            \
+    static void dequant_b##NB(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {          \
+        dequant_rows(w, NB, r0, r1, out);                                                        \
+    }
+
+DEFINE_BITS(1)
+DEFINE_BITS(2)
+DEFINE_BITS(3)
+DEFINE_BITS(4)
+DEFINE_BITS(5)
+DEFINE_BITS(6)
+DEFINE_BITS(7)
+DEFINE_BITS(8)
+
+typedef void (*gemv_fn)(const lp_qgroup *, const float *, const float *, float *, int64_t, int64_t);
+typedef void (*multi_fn)(const lp_qgroup *, int64_t, const float *, const float *, float *, int64_t,
+                         int64_t, int64_t);
+typedef void (*dequant_fn)(const lp_qgroup *, int64_t, int64_t, float *);
+
+static const gemv_fn k_gemv[9] = {0, gemv_b1, gemv_b2, gemv_b3, gemv_b4, gemv_b5, gemv_b6, gemv_b7, gemv_b8};
+static const multi_fn k_multi[9] = {0, multi_b1, multi_b2, multi_b3, multi_b4, multi_b5, multi_b6, multi_b7, multi_b8};
+static const dequant_fn k_deq[9] = {0, dequant_b1, dequant_b2, dequant_b3, dequant_b4,
+                                    dequant_b5, dequant_b6, dequant_b7, dequant_b8};
+
+static void gemv_avx2(const lp_qgroup *w, const float *xp, const float *xsum, float *y,
+                      int64_t r0, int64_t r1) {
+    k_gemv[w->bits](w, xp, xsum, y, r0, r1);
+}
+
+static void gemv_multi_avx2(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,
+                            float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    k_multi[w->bits](w, T, xp, xsum, y, ldy, r0, r1);
+}
+
+static void dequant_avx2(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
+    k_deq[w->bits](w, r0, r1, out);
+}
+
+const lp_qkernels lp_qkernels_avx2 = {
+    .name = "avx2",
+    .gemv = gemv_avx2,
+    .gemv_multi = gemv_multi_avx2,
+    .dequant = dequant_avx2,
+};

@@ -1,0 +1,101 @@
+/*
+ * quantize.c - applying a weight-quantization method to a whole model.
+ *
+ * Design: linear by linear, block by block. Each dense linear is copied to
+ * f32 (the only full-precision copy alive at a time: peak extra memory is one
+ * linear), quantized into a fresh lp_qgroup, and swapped in; the old dense
+ * weight was a view into the mapped checkpoint or a load-time copy owned by
+ * the model, so nothing is freed here. Calibrated methods (GPTQ, AWQ) will
+ * plug in beside RTN with the block-wise pipeline.
+ */
+#include "llmpress/quant.h"
+
+#include "core/status_impl.h"
+#include "model/model_impl.h"
+#include "quant/rtn.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+lp_quant_params lp_quant_default_params(void) {
+    return (lp_quant_params){.method = LP_METHOD_RTN, .bits = 4, .group = 128, .sym = false};
+}
+
+lp_status lp_quant_params_check(const lp_quant_params *p) {
+    if (p->method != LP_METHOD_RTN)
+        return lp_fail(LP_ERR_ARG, "unknown quantization method %d", (int)p->method);
+    if (p->bits < 1 || p->bits > 8)
+        return lp_fail(LP_ERR_ARG, "--bits %d is not supported: use 1 to 8 (2, 3, 4 and 8 are the "
+                       "usual choices)", p->bits);
+    if (!(p->group == -1 || (p->group > 0 && p->group % 32 == 0)))
+        return lp_fail(LP_ERR_ARG, "--group %d is not supported: use a positive multiple of 32 "
+                       "(32, 64, 128, ...) or -1 for one group per output channel", p->group);
+    if (p->sym && p->bits == 1)
+        return lp_fail(LP_ERR_ARG, "--sym with --bits 1 leaves a single level; use asymmetric 1-bit "
+                       "or 2+ bits");
+    return LP_OK;
+}
+
+/* ||a - b|| / ||a|| over n values. */
+static double rel_error(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = (double)a[i] - b[i];
+        num += d * d;
+        den += (double)a[i] * a[i];
+    }
+    return den > 0 ? sqrt(num / den) : 0.0;
+}
+
+static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double *err) {
+    if (l->fmt != LP_LINEAR_DENSE)
+        return lp_fail(LP_ERR_ARG, "linear is already compressed; quantize the original checkpoint");
+    float *W = lp_linear_to_f32(l);
+    if (!W) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < l->rows * l->cols; i++)
+        if (!isfinite(W[i])) {
+            free(W);
+            return lp_fail(LP_ERR_NUMERIC, "weight [%lld, %lld] is %s", (long long)(i / l->cols),
+                           (long long)(i % l->cols), isnan(W[i]) ? "NaN" : "infinite");
+        }
+    lp_qgroup *q = calloc(1, sizeof *q);
+    lp_status st = q ? lp_qgroup_init(q, l->rows, l->cols, p->bits, p->group, p->sym)
+                     : lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (st == LP_OK) st = lp_rtn_quantize(W, q);
+    if (st == LP_OK) {
+        float *D = malloc((size_t)(l->rows * l->cols) * sizeof(float));
+        if (D) {
+            lp_qgroup_dequant(q, 0, l->rows, D);
+            *err = rel_error(W, D, l->rows * l->cols);
+            free(D);
+        } else {
+            *err = NAN;
+        }
+        free(l->w_owned);
+        l->w_owned = NULL;
+        l->w = NULL;
+        l->fmt = LP_LINEAR_QGROUP;
+        l->q = q;
+    } else if (q) {
+        lp_qgroup_free(q);
+        free(q);
+    }
+    free(W);
+    return st;
+}
+
+lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
+    LP_TRY(lp_quant_params_check(p));
+    char name[256];
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        for (int k = 0; k < LP_NLIN; k++) {
+            double err = 0;
+            lp_linear_name(l, k, name, sizeof name);
+            lp_status st = quantize_linear(&m->layers[l].lin[k], p, &err);
+            if (st != LP_OK) return lp_fail_ctx(st, "quantizing %s", name);
+            if (p->progress) p->progress(p->progress_ud, l, m->cfg.n_layers, lp_linear_names[k], err);
+        }
+    }
+    return LP_OK;
+}

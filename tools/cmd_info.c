@@ -1,0 +1,71 @@
+/*
+ * cmd_info.c - `llmpress info`: architecture, formats and exact sizes.
+ */
+#include "cli.h"
+
+#include <string.h>
+
+static const char *const HELP =
+    "usage: llmpress info MODEL [--json]\n"
+    "\n"
+    "Architecture, storage format of the linears, parameter counts, exact bytes\n"
+    "and bits per weight (scales, zero points and padding included) of MODEL.\n";
+
+int cmd_info(int argc, char **argv) {
+    cli_args a = {argc, 1, argv, "info"};
+    const char *model_dir = NULL;
+    bool json = false;
+    for (; a.i < argc; a.i++) {
+        const char *f = argv[a.i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            fputs(HELP, stdout);
+            return 0;
+        } else if (!strcmp(f, "--json")) {
+            json = true;
+        } else if (f[0] == '-') {
+            return cli_usage_error(&a, "unknown flag '%s'", f);
+        } else if (!model_dir) {
+            model_dir = f;
+        } else {
+            return cli_usage_error(&a, "unexpected argument '%s'", f);
+        }
+    }
+    if (!model_dir) return cli_usage_error(&a, "no MODEL directory given");
+    lp_model *m = NULL;
+    if (lp_model_load(model_dir, &m) != LP_OK) return cli_lib_error("info", NULL);
+    const lp_config *c = lp_model_config(m);
+    lp_model_size sz;
+    lp_model_size_get(m, &sz);
+    double lbpw = 8.0 * (double)sz.linear_bytes / (double)sz.linear_params;
+    double tbpw = 8.0 * (double)sz.total_bytes / (double)sz.total_params;
+    if (json) {
+        printf("{\"model\": ");
+        cli_json_string(stdout, model_dir);
+        printf(", \"architecture\": \"%s\", \"layers\": %lld, \"hidden\": %lld, \"heads\": %lld, "
+               "\"kv_heads\": %lld, \"head_dim\": %lld, \"ffn\": %lld, \"vocab\": %lld, \"tied\": %s, "
+               "\"linear_format\": ",
+               c->arch_name, (long long)c->n_layers, (long long)c->dim, (long long)c->n_heads,
+               (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn,
+               (long long)c->vocab, c->tied ? "true" : "false");
+        cli_json_string(stdout, sz.formats);
+        printf(", \"linear_params\": %lld, \"linear_bytes\": %lld, \"linear_bits_per_weight\": %.4f, "
+               "\"total_params\": %lld, \"total_bytes\": %lld, \"total_bits_per_weight\": %.4f}\n",
+               (long long)sz.linear_params, (long long)sz.linear_bytes, lbpw, (long long)sz.total_params,
+               (long long)sz.total_bytes, tbpw);
+    } else {
+        printf("model          %s\n", model_dir);
+        printf("architecture   %s: %lld layers, hidden %lld, %lld heads / %lld kv heads of %lld, "
+               "MLP %lld, vocab %lld%s\n",
+               c->arch_name, (long long)c->n_layers, (long long)c->dim, (long long)c->n_heads,
+               (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn, (long long)c->vocab,
+               c->tied ? ", tied embeddings" : "");
+        printf("linears        %s, %d of %lld compressed\n", sz.formats, sz.n_compressed,
+               (long long)(7 * c->n_layers));
+        printf("linear weights %lld params, %lld bytes, %.4f bits per weight\n", (long long)sz.linear_params,
+               (long long)sz.linear_bytes, lbpw);
+        printf("whole model    %lld params, %lld bytes (%.2f MB), %.4f bits per weight\n",
+               (long long)sz.total_params, (long long)sz.total_bytes, (double)sz.total_bytes / 1e6, tbpw);
+    }
+    lp_model_free(m);
+    return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * llmpress.c - the command-line tool: dispatch to a subcommand, plus the
+ * helpers every subcommand shares (cli.h).
+ */
+#include "cli.h"
+
+#include <cblas.h>
+#include <dirent.h>
+#include <errno.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/fileio.h"
+
+static const char *const USAGE =
+    "llmpress - compress LLMs after training, run them, and measure what was lost\n"
+    "\n"
+    "usage: llmpress COMMAND MODEL [flags]      (MODEL: a Hugging Face checkpoint directory)\n"
+    "\n"
+    "commands:\n"
+    "  quantize   compress a model:      llmpress quantize MODEL --method rtn --bits 4 --group 128 -o OUT\n"
+    "  eval       perplexity:            llmpress eval MODEL --ppl wiki.test.raw --ctx 512\n"
+    "  run        generate text:         llmpress run MODEL -p \"Once upon a time\" -n 64\n"
+    "  info       sizes and formats:     llmpress info MODEL\n"
+    "  tokenize   text to token ids:     llmpress tokenize MODEL -p \"Hello world\"\n"
+    "\n"
+    "Run `llmpress COMMAND --help` for the flags of one command.\n";
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(USAGE, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    fprintf(stderr, "llmpress: unknown command '%s'\n\n%s", cmd, USAGE);
+    return 2;
+}
+
+int cli_usage_error(const cli_args *a, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "llmpress %s: ", a->cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n(see `llmpress %s --help`)\n", a->cmd);
+    return 2;
+}
+
+int cli_lib_error(const char *cmd, const char *what) {
+    fprintf(stderr, "llmpress %s: %s%s%s\n", cmd, what ? what : "", what ? ": " : "", lp_last_error());
+    return 1;
+}
+
+const char *cli_value(cli_args *a) {
+    if (a->i + 1 >= a->argc) {
+        cli_usage_error(a, "flag %s needs a value", a->argv[a->i]);
+        return NULL;
+    }
+    return a->argv[++a->i];
+}
+
+bool cli_parse_i64(cli_args *a, const char *s, int64_t lo, int64_t hi, int64_t *out) {
+    if (!s) return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) {
+        cli_usage_error(a, "%s expects an integer in [%lld, %lld], got '%s'", a->argv[a->i - 1],
+                        (long long)lo, (long long)hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+bool cli_parse_f64(cli_args *a, const char *s, double lo, double hi, double *out) {
+    if (!s) return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+        cli_usage_error(a, "%s expects a number in [%g, %g], got '%s'", a->argv[a->i - 1], lo, hi, s);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+void cli_set_threads(int n) {
+    if (n <= 0) return;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+lp_status cli_read_text(const char *path, char **text, size_t *len) {
+    return lp_read_file(path, text, len);
+}
+
+lp_status cli_load_tokenizer(const char *dir, lp_tokenizer **out) {
+    char *p = lp_path_join(dir, "tokenizer.json");
+    if (p && lp_file_exists(p)) {
+        lp_status st = lp_tokenizer_load(p, out);
+        free(p);
+        return st;
+    }
+    free(p);
+    /* llama2.c checkpoints ship tokenizer.bin or tok<N>.bin */
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            size_t n = strlen(e->d_name);
+            if (n > 4 && !strcmp(e->d_name + n - 4, ".bin") &&
+                (!strncmp(e->d_name, "tok", 3))) {
+                char *q = lp_path_join(dir, e->d_name);
+                closedir(d);
+                lp_status st = lp_tokenizer_load(q, out);
+                free(q);
+                return st;
+            }
+        }
+        closedir(d);
+    }
+    return lp_tokenizer_load(dir, out); /* its error names what is missing */
+}
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
