@@ -84,6 +84,12 @@ static lp_status load_qgroup(lp_model *m, const char *base, const lp_json *desc,
 
 lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols, lp_linear *out) {
     memset(out, 0, sizeof *out);
+    /* A file from a newer llmpress may mean anything: refuse it by version. */
+    const char *ver = lp_weights_meta(m->weights, "llmpress.format_version");
+    if (ver && strcmp(ver, LP_CKPT_VERSION))
+        return lp_fail(LP_ERR_UNSUPPORTED, "%s: llmpress.format_version \"%s\" in the safetensors "
+                       "metadata; this llmpress reads version \"%s\" (hint: upgrade llmpress)",
+                       m->dir, ver, LP_CKPT_VERSION);
     char key[256];
     snprintf(key, sizeof key, "%s.weight", base);
     if (lp_weights_find(m->weights, key)) {
@@ -95,8 +101,12 @@ lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64
     const char *meta = lp_weights_meta(m->weights, key);
     if (!meta)
         return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s.weight\" is missing from the checkpoint", m->dir, base);
+    if (!ver)
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\" is described by llmpress metadata, but the "
+                       "safetensors metadata has no llmpress.format_version", m->dir, base);
     lp_json_doc *doc = NULL;
-    LP_TRY(lp_json_parse(meta, strlen(meta), key, &doc));
+    lp_status pst = lp_json_parse(meta, strlen(meta), key, &doc);
+    if (pst != LP_OK) return lp_fail_ctx(pst, "%s: safetensors metadata", m->dir);
     const lp_json *d = lp_json_root(doc);
     const char *fmt = lp_json_str(lp_json_get(d, "format"), "(none)");
     lp_status st;
@@ -183,7 +193,12 @@ static lp_status copy_file(const char *from, const char *to) {
 }
 
 lp_status lp_model_save(lp_model *m, const char *out_dir) {
-    if (!strcmp(out_dir, m->dir))
+    /* Same directory under another spelling ("dir/", "./dir", a symlink)
+     * counts too: the rename would replace the source checkpoint. */
+    struct stat so, sm;
+    bool same = !strcmp(out_dir, m->dir) || (stat(out_dir, &so) == 0 && stat(m->dir, &sm) == 0 &&
+                                             so.st_dev == sm.st_dev && so.st_ino == sm.st_ino);
+    if (same)
         return lp_fail(LP_ERR_ARG, "%s: refusing to write a model over the checkpoint it was loaded "
                        "from (its weights are memory-mapped); choose another output directory", out_dir);
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)

@@ -90,6 +90,7 @@ static void *block_alloc(size_t bytes) {
 }
 
 static void block_free(void *p, size_t bytes) {
+    (void)bytes; /* unused when LP_JSON_NO_MMAP */
     if (!p) return;
 #ifndef LP_JSON_NO_MMAP
     if (bytes >= BIG_BLOCK) {
@@ -488,7 +489,7 @@ static lp_status parse_number(jparser *p, lp_json *v) {
     if (integral && !too_big && mag <= lim) {
         v->is_int = true;
         v->i64 = neg ? (int64_t)(0 - mag) : (int64_t)mag; /* 0 - 2^63 wraps to INT64_MIN */
-        v->num = (double)v->i64;
+        v->num = neg && mag == 0 ? -0.0 : (double)v->i64; /* "-0" is -0.0, as strtod says */
         return LP_OK;
     }
     /* strtod_l on a NUL-terminated copy, in the C locale. */

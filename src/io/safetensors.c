@@ -225,8 +225,8 @@ static lp_status parse_tensor(const char *path, const char *name, const lp_json 
     for (int d = 0; d < t->ndim; d++) {
         const lp_json *v = &shape->items[d];
         if (v->type != LP_JSON_NUMBER || !v->is_int || v->i64 < 0)
-            return lp_fail(LP_ERR_FORMAT, "%s: tensor '%s' shape[%d] is %s, expected a non-negative integer",
-                           path, name, d,
+            return lp_fail(LP_ERR_FORMAT, "%s: tensor '%s' shape[%d] is %s%s, expected a non-negative integer",
+                           path, name, d, v->type != LP_JSON_NUMBER ? "a JSON " : "",
                            v->type != LP_JSON_NUMBER ? json_type_name(v)
                            : v->is_int               ? "negative"
                                                      : "not an integer");

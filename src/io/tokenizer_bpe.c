@@ -458,9 +458,68 @@ lp_status lp_bpe_word(const lp_bpe *m, const char *w, size_t n, lp_tok_scratch *
     return LP_OK;
 }
 
+/* ------------------------------------------------- long pieces, split */
+
+/* Why this is exact: a merge joins two adjacent symbols into a vocabulary
+ * token whose string is their concatenation, so a token covering the
+ * boundary between characters c1 and c2 contains c1c2 as a substring. If no
+ * vocabulary token contains c1c2 (and both are plain one-character symbols,
+ * not byte-fallback or unk), nothing ever merges across that boundary: the
+ * two sides are merged independently, in the same relative order, as the
+ * heap would have done on the whole. Llama-style tokenizers without a
+ * pre-tokenizer thus become word-sized pieces that hit the word cache. */
+lp_status lp_bpe_build_charpairs(lp_bpe *m) {
+    if (m->prefix || m->suffix || m->ignore_merges) return LP_OK; /* decorated symbols: skip */
+    LP_TRY(lp_pmap_init(&m->charpairs, m->vocab.count * 2));
+    for (size_t i = 0; i <= m->vocab.mask; i++) {
+        const lp_smap_slot *s = &m->vocab.slots[i];
+        if (!s->hash) continue;
+        const char *k = m->vocab.keys.p + s->off;
+        if (!lp_utf8_valid(k, s->len, NULL)) continue;
+        size_t j = 0;
+        uint32_t prev = 0;
+        for (int first = 1; j < s->len; first = 0) {
+            uint32_t c = lp_utf8_next(k, &j);
+            if (!first && !lp_pmap_get(&m->charpairs, (int32_t)prev, (int32_t)c))
+                LP_TRY(lp_pmap_put(&m->charpairs, (int32_t)prev, (int32_t)c, 0, 0));
+            prev = c;
+        }
+        if (s->len == 1 && (unsigned char)k[0] < 128) m->ascii_tok[(unsigned char)k[0]] = 1;
+    }
+    m->has_charpairs = 1;
+    return LP_OK;
+}
+
+/* Is the character s[0..len) a vocabulary token on its own? */
+static int char_is_token(const lp_bpe *m, const char *s, size_t len) {
+    if (len == 1 && (unsigned char)s[0] < 128) return m->ascii_tok[(unsigned char)s[0]];
+    return lp_smap_get(&m->vocab, s, len) >= 0;
+}
+
+lp_status lp_bpe_piece(const lp_bpe *m, const char *w, size_t n, lp_tok_scratch *sc,
+                       lp_wcache *cache, lp_ivec *out) {
+    if (!m->has_charpairs || n < 64) return lp_bpe_word(m, w, n, sc, cache, out);
+    size_t start = 0, i = 0;
+    uint32_t prev = 0;
+    int prev_tok = 0;
+    while (i < n) {
+        size_t at = i, cl = (size_t)lp_utf8_len((unsigned char)w[i]);
+        uint32_t c = lp_utf8_next(w, &i); /* pieces are valid UTF-8 */
+        int tok = char_is_token(m, w + at, cl);
+        if (at > start && prev_tok && tok && !lp_pmap_get(&m->charpairs, (int32_t)prev, (int32_t)c)) {
+            LP_TRY(lp_bpe_word(m, w + start, at - start, sc, cache, out));
+            start = at;
+        }
+        prev = c;
+        prev_tok = tok;
+    }
+    return lp_bpe_word(m, w + start, n - start, sc, cache, out);
+}
+
 void lp_bpe_free(lp_bpe *m) {
     lp_smap_free(&m->vocab);
     lp_pmap_free(&m->merges);
+    lp_pmap_free(&m->charpairs);
     free(m->prefix);
     free(m->suffix);
     memset(m, 0, sizeof(*m));

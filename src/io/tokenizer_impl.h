@@ -296,6 +296,11 @@ typedef struct {
     char *prefix, *suffix; /* continuing_subword_prefix, end_of_word_suffix */
     size_t prefix_len, suffix_len;
     int32_t byte_ids[256]; /* "<0xNN>" ids, -1 when absent */
+    /* Safe split points for long pieces (see lp_bpe_piece): every pair of
+     * adjacent characters (c1, c2) inside some vocabulary token. */
+    int has_charpairs;
+    lp_pmap charpairs;
+    uint8_t ascii_tok[128]; /* 1 when the ASCII char is a vocabulary token */
 } lp_bpe;
 
 /* The word cache: pre-token string -> ids (HF caches words the same way).
@@ -308,6 +313,13 @@ typedef struct {
 /* Encode one pre-token with the BPE model, appending ids to out. */
 lp_status lp_bpe_word(const lp_bpe *m, const char *w, size_t n, lp_tok_scratch *sc,
                       lp_wcache *cache, lp_ivec *out);
+/* Encode one pre-token that may be long (a whole text when there is no
+ * pre-tokenizer): cut it where no merge can ever cross, then lp_bpe_word
+ * each part. Gives exactly lp_bpe_word's result. */
+lp_status lp_bpe_piece(const lp_bpe *m, const char *w, size_t n, lp_tok_scratch *sc,
+                       lp_wcache *cache, lp_ivec *out);
+/* Build m->charpairs from the vocabulary (call after the vocab is loaded). */
+lp_status lp_bpe_build_charpairs(lp_bpe *m);
 void lp_bpe_free(lp_bpe *m);
 
 /* ------------------------------------------------------------- tokenizer */
@@ -344,7 +356,9 @@ struct lp_tokenizer {
     lp_bpe bpe;
     lp_added *added;
     size_t n_added;
+    lp_smap added_map; /* content -> id */
     lp_added_index idx_raw, idx_norm;
+    lp_regex *word_re; /* a word character, for single_word tokens */
 
     lp_norm *norms;
     size_t n_norms;
@@ -367,6 +381,7 @@ struct lp_tokenizer {
 
 #define LP_TOKF_ADDED 1
 #define LP_TOKF_SPECIAL 2
+#define LP_TOKF_NORMDEC 4 /* an added token decoded by its normalized form */
 
 /* llama2.c format (tokenizer_llama2c.c). */
 lp_status lp_l2c_load(lp_tokenizer *t, const char *data, size_t size);

@@ -6,9 +6,13 @@
  * Qwen2-style tokenizers NFC-normalize before splitting, and the byte-level
  * decoder turns bytes back into text with Rust's from_utf8_lossy rules.
  * Design: NFC follows UAX #15 directly:
- *   1. quick check: a string with no "unsafe" character (one that NFC could
- *      change: NFC_QC=No/Maybe or a non-zero combining class) is already NFC
- *      and is copied as is (the common case: ASCII, most CJK);
+ *   1. quick check: text between "unsafe" characters (ones NFC could change:
+ *      NFC_QC=No/Maybe or a non-zero combining class) is already NFC and is
+ *      copied as is (the common case: ASCII, most CJK). Each unsafe run is
+ *      normalized together with the safe character before it (a starter it
+ *      may compose with) up to the next safe character: a safe character
+ *      (NFC_QC=Yes, class 0, composes with nothing before it) is a boundary
+ *      that normalization never crosses (UAX #15, section 9);
  *   2. otherwise decompose every character fully (table lookups; Hangul
  *      syllables algorithmically: S = SBase + (L*VCount + V)*TCount + T),
  *   3. put each run of non-starters in canonical order (a stable insertion
@@ -243,27 +247,9 @@ static uint32_t compose_pair(uint32_t a, uint32_t b) {
     return 0;
 }
 
-lp_status lp_unicode_normalize(const char *s, size_t n, int compose, lp_tbuf *out,
-                               lp_tok_scratch *sc) {
-    /* 1. quick check */
-    int need = 0;
-    for (size_t i = 0; i < n && !need;) {
-        if ((unsigned char)s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        uint32_t c = lp_utf8_next(s, &i);
-        if (compose) {
-            need = is_unsafe(c);
-        } else {
-            uint32_t self;
-            int len;
-            const uint32_t *d = decomp_of(c, &self, &len);
-            need = d != &self || (c >= SBASE && c < SBASE + SCOUNT) || ccc_of(c);
-        }
-    }
-    if (!need) return lp_tbuf_put(out, s, n);
-
+/* NFC (compose) or NFD of s[0..n) in full: steps 2-4 of the header. */
+static lp_status normalize_region(const char *s, size_t n, int compose, lp_tbuf *out,
+                                  lp_tok_scratch *sc) {
     /* 2. decompose into sc->cps (at most 4 code points per input byte:
      * the longest canonical decomposition is 4 characters from 3 bytes) */
     size_t cap = 4 * n + 4, m = 0;
@@ -329,4 +315,40 @@ lp_status lp_unicode_normalize(const char *s, size_t n, int compose, lp_tbuf *ou
     LP_TRY(lp_tbuf_reserve(out, 4 * m));
     for (size_t i = 0; i < m; i++) out->n += (size_t)lp_utf8_put(out->p + out->n, cp[i]);
     return LP_OK;
+}
+
+/* A character after which, and before which, normalization may restart. */
+static int is_safe(uint32_t c, int compose) {
+    if (c < 0x80) return 1;
+    if (compose) return !is_unsafe(c);
+    uint32_t self;
+    int len;
+    return decomp_of(c, &self, &len) == &self && !(c >= SBASE && c < SBASE + SCOUNT) && !ccc_of(c);
+}
+
+lp_status lp_unicode_normalize(const char *s, size_t n, int compose, lp_tbuf *out,
+                               lp_tok_scratch *sc) {
+    size_t done = 0, last_safe = 0, i = 0;
+    while (i < n) {
+        if ((unsigned char)s[i] < 0x80) {
+            last_safe = i++;
+            continue;
+        }
+        size_t at = i;
+        if (is_safe(lp_utf8_next(s, &i), compose)) {
+            last_safe = at;
+            continue;
+        }
+        /* an unsafe run: from the last safe character to the next one */
+        size_t rs = last_safe > done ? last_safe : done, re = i;
+        while (re < n) {
+            size_t k = re;
+            if ((unsigned char)s[re] < 0x80 || is_safe(lp_utf8_next(s, &k), compose)) break;
+            re = k;
+        }
+        LP_TRY(lp_tbuf_put(out, s + done, rs - done));
+        LP_TRY(normalize_region(s + rs, re - rs, compose, out, sc));
+        done = i = last_safe = re;
+    }
+    return lp_tbuf_put(out, s + done, n - done);
 }

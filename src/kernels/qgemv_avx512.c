@@ -7,13 +7,17 @@
  * the last) then sits at bit 16h + (L & -w). One vprorvd by that shift
  * (minus the plane's bit offset o) and one AND with ((2^w - 1) << o) put the
  * plane's bits of 16 consecutive values in place; planes after the first are
- * merged with vpternlogd (OR-AND in one op). b = 2, 4, 8: 2 ops per 16
- * values; b = 3, 5, 6: 4; b = 7: 6.
+ * merged with vpternlogd (OR-AND in one op): 2 ops per plane and 16 values.
+ * The dot kernels skip the rotate for b = 1, 2, 4, 8 (one plane): the AND
+ * with (2^b - 1) << shift leaves q * 2^shift, which vcvtudq2ps converts
+ * exactly, and prep_x has multiplied x by 2^-shift (qkernels.h), so one AND
+ * per 16 values remains. (Zen 5 runs shifts on the two FMA pipes, so the
+ * rotate costs FMA throughput; the AND runs on any of four.)
  *
  * Dot: per group, 16-lane f32 partial sums of q*x (two per row/token chain,
  * lo and hi half, for latency), scaled by s_g into an accumulator once per
  * group; one horizontal sum per row at the end. The zero-point term
- * sum_g s_g z_g xsum_g is a scalar fma per group.
+ * sum_g s_g z_g xsum_g is a separate pass over 16 groups at a time.
  *
  * Tiling: R rows x T tokens per pass (R*T <= 4: 8 chains of 4-cycle FMAs keep
  * two FMA pipes busy). gemv uses R = 4 (the four rows share each x load);
@@ -42,14 +46,24 @@ INLINE __m512i bcast_plane(const uint32_t *p, int w) {
     return _mm512_set1_epi32((int)p[0]);
 }
 
-/* Per-plane constants: rotate counts for the two halves and the mask. */
+/* Per-plane constants: rotate counts for the two halves and the mask; for a
+ * single plane also the in-place field masks (2^w - 1) << shift per half. */
 typedef struct {
-    __m512i rot[4][2], mask[4];
+    __m512i rot[4][2], mask[4], field[2];
 } unpack_consts;
+
+INLINE int single_plane(int bits) { return (bits & (bits - 1)) == 0; }
+
+/* Bit position of value j = 16h + L inside its broadcast lane, single plane of width w. */
+INLINE __m512i lane_shift(int w, int h) {
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return _mm512_add_epi32(_mm512_and_si512(iota, _mm512_set1_epi32(-w)), _mm512_set1_epi32(16 * h));
+}
 
 INLINE void make_consts(int bits, unpack_consts *k) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int p = 0;
+#pragma GCC unroll 4
     for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
         if (!(bits & w)) continue;
         for (int h = 0; h < 2; h++) /* (16h + (L & -w) - o) mod 32 */
@@ -59,11 +73,30 @@ INLINE void make_consts(int bits, unpack_consts *k) {
         k->mask[p] = _mm512_set1_epi32(((1 << w) - 1) << o);
         p++;
     }
+    if (single_plane(bits))
+        for (int h = 0; h < 2; h++) k->field[h] = _mm512_sllv_epi32(_mm512_set1_epi32((1 << bits) - 1), lane_shift(bits, h));
+}
+
+/* xp = x zero-padded, times 2^-shift of each column's field for a single plane. */
+static void prep_x_avx512(const lp_qgroup *w, const float *x, float *xp) {
+    __m512 sc[2];
+    for (int h = 0; h < 2; h++) /* 2^-shift: exponent field 127 - shift */
+        sc[h] = single_plane(w->bits)
+                    ? _mm512_castsi512_ps(_mm512_slli_epi32(
+                          _mm512_sub_epi32(_mm512_set1_epi32(127), lane_shift(w->bits, h)), 23))
+                    : _mm512_set1_ps(1.0f);
+    for (int64_t b = 0; b < w->blocks; b++)
+        for (int h = 0; h < 2; h++) {
+            int64_t c = b * LP_QGROUP_BLOCK + 16 * h, n = w->cols - c;
+            __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1u);
+            _mm512_storeu_ps(xp + c, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), sc[h]));
+        }
 }
 
 /* The 32 values of one block as two vectors of 16 int32 (values 0..15, 16..31). */
 INLINE void unpack_block(const uint32_t *blk, int bits, const unpack_consts *k, __m512i *lo, __m512i *hi) {
     int p = 0;
+#pragma GCC unroll 4
     for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
         if (!(bits & w)) continue;
         __m512i v = bcast_plane(blk + o, w);
@@ -79,6 +112,21 @@ INLINE void unpack_block(const uint32_t *blk, int bits, const unpack_consts *k, 
     }
 }
 
+/* sum_g s_g * z_g * xsum_g of one row and token, 16 groups per step. */
+INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsum) {
+    const int64_t G = w->ngroups;
+    const uint16_t *s = w->scales + r * G;
+    __m512 za = _mm512_setzero_ps();
+    for (int64_t g = 0; g < G; g += 16) {
+        __mmask16 m = (__mmask16)(G - g >= 16 ? 0xffff : (1u << (G - g)) - 1u);
+        __m512 sg = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, s + g));
+        __m512 zg = w->sym ? _mm512_set1_ps((float)(1 << (bits - 1)))
+                           : _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w->zeros + r * G + g)));
+        za = _mm512_fmadd_ps(_mm512_mul_ps(sg, zg), _mm512_maskz_loadu_ps(m, xsum + g), za);
+    }
+    return _mm512_reduce_add_ps(za);
+}
+
 /* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
 INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1,
@@ -86,19 +134,17 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
     const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     const uint32_t *qr[4];
+    const uint16_t *sr[4];
     int64_t rr[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
         qr[i] = w->q + rr[i] * B * bits;
+        sr[i] = w->scales + rr[i] * G;
     }
     __m512 acc[4][4];
-    float zt[4][4];
 #pragma GCC unroll 16
-    for (int i = 0; i < R * T; i++) {
-        acc[i / T][i % T] = _mm512_setzero_ps();
-        zt[i / T][i % T] = 0.0f;
-    }
+    for (int i = 0; i < R * T; i++) acc[i / T][i % T] = _mm512_setzero_ps();
     for (int64_t g = 0; g < G; g++) {
         const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
         __m512 tl[4][4], th[4][4];
@@ -113,9 +159,17 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
             }
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
-                __m512i lo, hi;
-                unpack_block(qr[i] + b * bits, bits, k, &lo, &hi);
-                __m512 fl = _mm512_cvtepi32_ps(lo), fh = _mm512_cvtepi32_ps(hi);
+                __m512 fl, fh;
+                if (single_plane(bits)) { /* q * 2^shift, exact in f32 */
+                    __m512i v = bcast_plane(qr[i] + b * bits, bits);
+                    fl = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[0]));
+                    fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
+                } else {
+                    __m512i lo, hi;
+                    unpack_block(qr[i] + b * bits, bits, k, &lo, &hi);
+                    fl = _mm512_cvtepi32_ps(lo);
+                    fh = _mm512_cvtepi32_ps(hi);
+                }
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
                     tl[i][t] = _mm512_fmadd_ps(fl, xl[t], tl[i][t]);
@@ -125,20 +179,17 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
         }
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) {
-            float s = _cvtsh_ss(w->scales[rr[i] * G + g]);
-            float z = (float)(w->sym ? 1 << (bits - 1) : w->zeros[rr[i] * G + g]);
+            const __m512 s = _mm512_cvtph_ps(_mm256_set1_epi16((short)sr[i][g]));
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                acc[i][t] = _mm512_fmadd_ps(_mm512_add_ps(tl[i][t], th[i][t]), _mm512_set1_ps(s), acc[i][t]);
-                zt[i][t] = fmaf(s, z * xsum[t * G + g], zt[i][t]);
-            }
+            for (int t = 0; t < T; t++) acc[i][t] = _mm512_fmadd_ps(_mm512_add_ps(tl[i][t], th[i][t]), s, acc[i][t]);
         }
     }
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         if (r0 + i >= r1) break;
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) y[t * ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][t]) - zt[i][t];
+        for (int t = 0; t < T; t++)
+            y[t * ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][t]) - zero_term(w, bits, rr[i], xsum + t * G);
     }
 }
 
@@ -240,6 +291,7 @@ static void dequant_avx512(const lp_qgroup *w, int64_t r0, int64_t r1, float *ou
 
 const lp_qkernels lp_qkernels_avx512 = {
     .name = "avx512",
+    .prep_x = prep_x_avx512,
     .gemv = gemv_avx512,
     .gemv_multi = gemv_multi_avx512,
     .dequant = dequant_avx512,

@@ -13,6 +13,12 @@
 
 #include "core/half.h"
 
+/* The reference form of x is x itself, zero-padded to whole blocks. */
+static void prep_x_ref(const lp_qgroup *w, const float *x, float *xp) {
+    int64_t n = w->blocks * LP_QGROUP_BLOCK;
+    for (int64_t c = 0; c < n; c++) xp[c] = c < w->cols ? x[c] : 0.0f;
+}
+
 static float row_dot_ref(const lp_qgroup *w, int64_t r, const float *xp, const float *xsum) {
     const uint32_t *qrow = w->q + r * w->blocks * w->bits;
     int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK; /* blocks per group */
@@ -63,6 +69,7 @@ static void dequant_ref(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) 
 
 const lp_qkernels lp_qkernels_ref = {
     .name = "ref",
+    .prep_x = prep_x_ref,
     .gemv = gemv_ref,
     .gemv_multi = gemv_multi_ref,
     .dequant = dequant_ref,

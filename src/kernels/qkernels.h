@@ -12,9 +12,12 @@
  * fast kernels are tested against it (tests/unit/test_qkernels.c).
  *
  * Shapes (B = blocks, G = ngroups, T = tokens):
- *   xp    (T, B*32)  f32 input, zero-padded past cols (so padding q never
- *                    contributes and kernels may read whole blocks)
- *   xsum  (T, G)     sum of x over each group's real columns
+ *   xp    (T, B*32)  the input in the kernel's own form, written by its
+ *                    prep_x: zero-padded past cols (so padding q never
+ *                    contributes and kernels may read whole blocks), and for
+ *                    the SIMD kernels multiplied by a power of two per column
+ *                    (see below)
+ *   xsum  (T, G)     sum of the original x over each group's real columns
  *   y     (T, ldy)   output; the kernel writes y[t*ldy + r] for r in [r0, r1)
  *
  * Each output is  y[r] = sum_g s_g * (sum_{c in g} q[r,c] x[c] - z_g * xsum_g);
@@ -22,6 +25,13 @@
  * zero term summed separately), so they match ref to rounding (~1e-6
  * relative), not bitwise. Per token, `gemv_multi` computes exactly what
  * `gemv` computes (same operations in the same order), for any T.
+ *
+ * Why prep_x scales x: for b = 1, 2, 4, 8 the SIMD kernels skip the shift
+ * that would move each value's field down to bit 0. They AND the field in
+ * place, getting q * 2^k exactly (k = the field's bit position, known per
+ * column), convert that to f32 exactly, and multiply by x * 2^-k prepared
+ * once per call: the product is q * x exactly as before, one vector op per
+ * 16 (8) weights cheaper. (Only |x| < 2^-96 would lose bits, to subnormals.)
  */
 #ifndef LP_QKERNELS_H
 #define LP_QKERNELS_H
@@ -33,6 +43,8 @@
 
 typedef struct lp_qkernels {
     const char *name; /* "ref", "avx2", "avx512" */
+    /* xp (B*32) = this kernel's form of one input row x (cols). */
+    void (*prep_x)(const lp_qgroup *w, const float *x, float *xp);
     /* y[r] for r in [r0, r1), one token (T = 1, ldy unused). */
     void (*gemv)(const lp_qgroup *w, const float *xp, const float *xsum, float *y,
                  int64_t r0, int64_t r1);

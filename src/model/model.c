@@ -130,8 +130,8 @@ lp_status lp_model_load(const char *dir, lp_model **out) {
     m->dir = strdup(dir);
     lp_status st = m->dir ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
     if (st == LP_OK && !lp_is_dir(dir))
-        st = lp_fail(LP_ERR_IO, "%s: not a directory; expected a checkpoint directory with "
-                     "config.json and safetensors weights", dir);
+        st = lp_fail(LP_ERR_IO, "%s: %s; expected a checkpoint directory with config.json and "
+                     "safetensors weights", dir, lp_file_exists(dir) ? "not a directory" : "no such directory");
     if (st == LP_OK) st = lp_config_load(dir, &m->cfg);
     if (st == LP_OK) st = lp_weights_open(dir, &m->weights);
     const lp_config *c = &m->cfg;

@@ -5,9 +5,10 @@
  * Why: a decoder step reads every weight once per token, so speed is memory
  * bandwidth; the packed bytes are what is read, never an f32 copy.
  * Design (T = tokens, B = blocks, G = groups):
- *   - x is copied once per call into a zero-padded buffer xp (T, B*32) and its
- *     per-group sums xsum (T, G) are computed once; kernels then read whole
- *     blocks and never see the ragged end of a row.
+ *   - x is copied once per call into a zero-padded buffer xp (T, B*32), in
+ *     the kernel's form (its prep_x), and its per-group sums xsum (T, G) are
+ *     computed once; kernels then read whole blocks and never see the ragged
+ *     end of a row.
  *   - T < LP_QGEMM_BLAS_T: rows are cut into fixed tiles of ROW_TILE rows, one
  *     OpenMP `parallel for` over the tiles; in each tile the kernel reads each
  *     packed block once for up to LP_QGEMM_MAX_T tokens (gemv_multi).
@@ -33,14 +34,13 @@ enum {
     BLAS_TILE = 256, /* rows dequantized per sgemm call */
 };
 
-/* xp (T, B*32) zero-padded copy of X, xsum (T, G) group sums in column order. */
-static void prepare_x(const lp_qgroup *w, const float *X, int64_t T, float *xp, float *xsum) {
+/* xp (T, B*32): X in the kernel's form; xsum (T, G): group sums in column order. */
+static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T, float *xp,
+                      float *xsum) {
     int64_t ldx = w->blocks * LP_QGROUP_BLOCK;
     for (int64_t t = 0; t < T; t++) {
         const float *x = X + t * w->cols;
-        float *p = xp + t * ldx;
-        memcpy(p, x, (size_t)w->cols * sizeof(float));
-        memset(p + w->cols, 0, (size_t)(ldx - w->cols) * sizeof(float));
+        k->prep_x(w, x, xp + t * ldx);
         for (int64_t g = 0; g < w->ngroups; g++) {
             int64_t c0 = g * w->group, c1 = c0 + w->group < w->cols ? c0 + w->group : w->cols;
             float s = 0.0f;
@@ -58,7 +58,7 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
         return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes of input scratch",
                        (size_t)(T * (ldx + w->ngroups)) * sizeof(float));
     float *xsum = xp + T * ldx;
-    prepare_x(w, X, T, xp, xsum);
+    prepare_x(k, w, X, T, xp, xsum);
     int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
     /* The if() only avoids waking threads for tiny layers; it cannot change results. */
 #pragma omp parallel for schedule(static) if (ntiles > 1 && rows * w->cols * T > (1 << 15))

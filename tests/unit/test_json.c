@@ -121,7 +121,7 @@ static void test_numbers(void) {
         return;
     }
     CHECK(it[0].is_int && it[0].i64 == 0 && it[0].num == 0.0);
-    CHECK(it[1].is_int && it[1].i64 == 0);
+    CHECK(it[1].is_int && it[1].i64 == 0 && it[1].num == 0.0 && signbit(it[1].num)); /* -0 */
     CHECK(it[2].is_int && it[2].i64 == 123 && it[2].num == 123.0);
     CHECK(it[3].is_int && it[3].i64 == -123);
     CHECK(it[4].is_int && it[4].i64 == INT64_MAX);

@@ -1,0 +1,226 @@
+/*
+ * bench_qgemv.c - speed of packed grouped-integer gemv (and small-batch gemm)
+ * against this machine's memory bandwidth.
+ *
+ * Protocol: W is 4-bit, group 128, asymmetric (GPTQ's default), in both
+ * Llama-7B MLP shapes (4096 x 11008 and 11008 x 4096, out x in). Bytes counted
+ * per call are the packed weight bytes actually read: q + f16 scales + uint8
+ * zeros (lp_qgroup_nbytes). To measure DRAM and not the L3, every call uses
+ * the next of several copies of W that together span >= 1 GiB (like a model,
+ * whose layers never fit in cache). Each figure is the median of N calls
+ * after >= 50 ms of warm-up calls. Bandwidth reference: (a) a read loop over a 1 GiB
+ * buffer summed with 8-wide f32 vector adds (GCC vector extensions), (b)
+ * memcpy of 512 MiB, counted as read + written bytes; both per thread count.
+ * f32 cblas_sgemv on the same shape (OpenBLAS with the same thread count) is
+ * the dense baseline.
+ *
+ * Usage: bench_qgemv [runs]   (LP_KERNEL does not matter: every kernel runs)
+ */
+#include "kernels/qkernels.h"
+#include "quant/qgroup.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void openblas_set_num_threads(int);
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+typedef float v8f __attribute__((vector_size(32)));
+
+/* GB/s of a parallel read-and-sum over buf (n floats). */
+static double read_bw(const float *buf, size_t n, int runs) {
+    double t[64];
+    volatile float sink = 0;
+    for (int k = 0; k < runs + 1; k++) {
+        double t0 = omp_get_wtime();
+        float tot = 0;
+        size_t chunks = n / 4096;
+#pragma omp parallel for schedule(static) reduction(+ : tot)
+        for (size_t c = 0; c < chunks; c++) {
+            v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+            const v8f *p = (const v8f *)(buf + c * 4096);
+            for (int i = 0; i < 4096 / 8; i += 4) {
+                s0 += p[i];
+                s1 += p[i + 1];
+                s2 += p[i + 2];
+                s3 += p[i + 3];
+            }
+            v8f s = (s0 + s1) + (s2 + s3);
+            for (int i = 0; i < 8; i++) tot += s[i];
+        }
+        sink += tot;
+        if (k > 0) t[k - 1] = omp_get_wtime() - t0;
+    }
+    (void)sink;
+    return (double)n * 4 / median(t, runs) / 1e9;
+}
+
+/* GB/s of memcpy (bytes read + bytes written), parallel over chunks. */
+static double memcpy_bw(float *dst, const float *src, size_t n, int runs) {
+    double t[64];
+    for (int k = 0; k < runs + 1; k++) {
+        double t0 = omp_get_wtime();
+        size_t chunks = n / (1 << 20);
+#pragma omp parallel for schedule(static)
+        for (size_t c = 0; c < chunks; c++) memcpy(dst + c * (1 << 20), src + c * (1 << 20), (1 << 20) * 4);
+        if (k > 0) t[k - 1] = omp_get_wtime() - t0;
+    }
+    return 2.0 * (double)n * 4 / median(t, runs) / 1e9;
+}
+
+static uint64_t g_rng = 88172645463325252ull;
+static uint64_t rnd(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return g_rng;
+}
+
+typedef struct {
+    lp_qgroup *w; /* ncopies identical weights at different addresses */
+    int ncopies;
+    size_t bytes; /* per copy */
+} wset;
+
+static wset make_weights(int64_t rows, int64_t cols) {
+    wset s;
+    lp_qgroup w0;
+    if (lp_qgroup_init(&w0, rows, cols, 4, 128, 0) != LP_OK) {
+        fprintf(stderr, "init: %s\n", lp_last_error());
+        exit(1);
+    }
+    s.bytes = lp_qgroup_nbytes(&w0);
+    for (int64_t i = 0; i < rows * w0.blocks * 4; i++) w0.q[i] = (uint32_t)rnd();
+    for (int64_t i = 0; i < rows * w0.ngroups; i++) {
+        w0.scales[i] = (uint16_t)(0x1c00 + rnd() % 0x800); /* ~0.004 .. 0.016 */
+        w0.zeros[i] = (uint8_t)(rnd() % 16);
+    }
+    s.ncopies = (int)((1ull << 30) / s.bytes + 1);
+    s.w = malloc((size_t)s.ncopies * sizeof(lp_qgroup));
+    s.w[0] = w0;
+    for (int i = 1; i < s.ncopies; i++) {
+        lp_qgroup_init(&s.w[i], rows, cols, 4, 128, 0);
+        memcpy(s.w[i].q, w0.q, (size_t)(rows * w0.blocks * 4) * 4);
+        memcpy(s.w[i].scales, w0.scales, (size_t)(rows * w0.ngroups) * 2);
+        memcpy(s.w[i].zeros, w0.zeros, (size_t)(rows * w0.ngroups));
+    }
+    return s;
+}
+
+/* Median seconds of one lp_qgroup_gemm_k call with T tokens, rotating copies. */
+static double time_gemm(const lp_qkernels *k, wset *s, const float *X, int64_t T, float *Y, int runs) {
+    double t[256];
+    int c = 0;
+    /* warm-up: wakes idle cores (a VM may take a scheduler tick to) and faults in scratch */
+    double tw = omp_get_wtime();
+    for (int i = 0; i < 3 || omp_get_wtime() - tw < 0.05; i++) lp_qgroup_gemm_k(k, &s->w[c++ % s->ncopies], X, T, Y);
+    for (int i = 0; i < runs; i++) {
+        const lp_qgroup *w = &s->w[c++ % s->ncopies];
+        double t0 = omp_get_wtime();
+        lp_qgroup_gemm_k(k, w, X, T, Y);
+        t[i] = omp_get_wtime() - t0;
+    }
+    return median(t, runs);
+}
+
+int main(int argc, char **argv) {
+    int runs = argc > 1 ? atoi(argv[1]) : 30;
+    if (runs < 3) runs = 3;
+    if (runs > 64) runs = 64;
+    int maxth = omp_get_num_procs() < 2 ? omp_get_num_procs() : 2;
+
+    /* ---- memory bandwidth ---- */
+    size_t nbw = (1ull << 30) / 4;
+    float *buf = malloc(nbw * 4), *buf2 = malloc(nbw * 2);
+    for (size_t i = 0; i < nbw; i++) buf[i] = (float)(i & 1023) * 1e-3f;
+    memset(buf2, 0, nbw * 2);
+    double rbw[3] = {0}, cbw[3] = {0};
+    printf("memory bandwidth (median of %d):\n", runs < 10 ? runs : 10);
+    for (int nt = 1; nt <= maxth; nt++) {
+        omp_set_num_threads(nt);
+        rbw[nt] = read_bw(buf, nbw, runs < 10 ? runs : 10);
+        cbw[nt] = memcpy_bw(buf2, buf, nbw / 2, runs < 10 ? runs : 10);
+        printf("  %d thread%s: read+sum 1 GiB %6.1f GB/s   memcpy 512 MiB (read+write) %6.1f GB/s\n", nt,
+               nt > 1 ? "s" : " ", rbw[nt], cbw[nt]);
+    }
+    free(buf2);
+
+    /* ---- packed gemv ---- */
+    const int64_t shapes[2][2] = {{4096, 11008}, {11008, 4096}};
+    const char *knames[] = {"ref", "avx2", "avx512"};
+    printf("\npacked W4 g128 asym gemv, GB/s of packed bytes (q+scales+zeros), median of %d calls\n", runs);
+    printf("%-13s %-7s %3s %10s %9s %8s\n", "shape", "kernel", "thr", "time/us", "GB/s", "%read-bw");
+    for (int si = 0; si < 2; si++) {
+        int64_t rows = shapes[si][0], cols = shapes[si][1];
+        wset s = make_weights(rows, cols);
+        float *x = malloc((size_t)cols * 4 * 64), *y = malloc((size_t)rows * 4 * 64);
+        for (int64_t i = 0; i < cols * 64; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
+        for (int ki = 0; ki < 3; ki++) {
+            const lp_qkernels *k;
+            if (lp_qkernels_select(knames[ki], &k) != LP_OK) {
+                printf("%-13s %-7s   -  SKIP (%s)\n", shape, knames[ki], lp_last_error());
+                continue;
+            }
+            for (int nt = 1; nt <= maxth; nt++) {
+                omp_set_num_threads(nt);
+                double t = time_gemm(k, &s, x, 1, y, ki == 0 ? 5 : runs);
+                double gbs = (double)s.bytes / t / 1e9;
+                printf("%-13s %-7s %3d %10.1f %9.2f %7.0f%%\n", shape, knames[ki], nt, t * 1e6, gbs,
+                       100 * gbs / rbw[nt]);
+            }
+        }
+        /* dense f32 baseline */
+        float *W = malloc((size_t)(rows * cols) * 4);
+        for (int64_t i = 0; i < rows * cols; i++) W[i] = (float)(i % 17) * 0.01f;
+        for (int nt = 1; nt <= maxth; nt++) {
+            openblas_set_num_threads(nt);
+            double t[64];
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
+            for (int i = 0; i < runs; i++) {
+                double t0 = omp_get_wtime();
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
+                t[i] = omp_get_wtime() - t0;
+            }
+            double tm = median(t, runs), gbs = (double)(rows * cols) * 4 / tm / 1e9;
+            printf("%-13s %-7s %3d %10.1f %9.2f %7.0f%%   (f32 cblas_sgemv, %.0f MB)\n", shape, "sgemv", nt,
+                   tm * 1e6, gbs, 100 * gbs / rbw[nt], (double)(rows * cols) * 4 / 1e6);
+        }
+        free(W);
+
+        /* ---- small batches: time per token of lp_qgroup_gemm, default kernel ---- */
+        if (si == 0) {
+            omp_set_num_threads(maxth);
+            openblas_set_num_threads(maxth);
+            const lp_qkernels *k = lp_qkernels_default();
+            printf("\nlp_qgroup_gemm on %s, kernel %s, %d threads: time per call / per token\n", shape, k->name, maxth);
+            const int64_t Ts[] = {1, 2, 3, 4, 8, 12, 15, 16, 32, 64};
+            for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
+                double t = time_gemm(k, &s, x, Ts[ti], y, runs < 10 ? runs : 10);
+                printf("  T=%-3lld %9.1f us  %8.1f us/token  (%s)\n", (long long)Ts[ti], t * 1e6, t * 1e6 / (double)Ts[ti],
+                       Ts[ti] < LP_QGEMM_BLAS_T ? "packed kernel" : "dequantized tiles + sgemm");
+            }
+            printf("\n");
+        }
+        for (int i = 0; i < s.ncopies; i++) lp_qgroup_free(&s.w[i]);
+        free(s.w);
+        free(x);
+        free(y);
+    }
+    free(buf);
+    return 0;
+}
