@@ -120,20 +120,38 @@ static wset make_weights(int64_t rows, int64_t cols) {
     return s;
 }
 
-/* Median seconds of one lp_qgroup_gemm_k call with T tokens, rotating copies. */
-static double time_gemm(const lp_qkernels *k, wset *s, const float *X, int64_t T, float *Y, int runs) {
+/* Median seconds of one lp_qgroup_gemm_ex call with T tokens, rotating copies;
+ * the sgemm path from T >= blas_min. */
+static double time_gemm(const lp_qkernels *k, wset *s, const float *X, int64_t T, float *Y, int runs,
+                        int64_t blas_min, double *best) {
     double t[256];
     int c = 0;
+    lp_qgemm_params p = lp_qgemm_default_params();
+    p.kernels = k;
+    p.blas_min_tokens = blas_min;
     /* warm-up: wakes idle cores (a VM may take a scheduler tick to) and faults in scratch */
     double tw = omp_get_wtime();
-    for (int i = 0; i < 3 || omp_get_wtime() - tw < 0.05; i++) lp_qgroup_gemm_k(k, &s->w[c++ % s->ncopies], X, T, Y);
+    for (int i = 0; i < 3 || omp_get_wtime() - tw < 0.05; i++) lp_qgroup_gemm_ex(&s->w[c++ % s->ncopies], X, T, Y, &p);
     for (int i = 0; i < runs; i++) {
         const lp_qgroup *w = &s->w[c++ % s->ncopies];
         double t0 = omp_get_wtime();
-        lp_qgroup_gemm_k(k, w, X, T, Y);
+        lp_qgroup_gemm_ex(w, X, T, Y, &p);
         t[i] = omp_get_wtime() - t0;
     }
-    return median(t, runs);
+    double m = median(t, runs); /* sorts t */
+    *best = t[0];
+    return m;
+}
+
+static void print_load(const char *when) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    char buf[128] = "?";
+    if (f) {
+        if (!fgets(buf, sizeof buf, f)) buf[0] = 0;
+        fclose(f);
+    }
+    buf[strcspn(buf, "\n")] = 0;
+    printf("load average %s: %s\n", when, buf);
 }
 
 int main(int argc, char **argv) {
@@ -141,78 +159,75 @@ int main(int argc, char **argv) {
     if (runs < 3) runs = 3;
     if (runs > 64) runs = 64;
     int maxth = omp_get_num_procs() < 2 ? omp_get_num_procs() : 2;
+    int bwruns = runs < 10 ? runs : 10;
+    print_load("at start");
 
-    /* ---- memory bandwidth ---- */
     size_t nbw = (1ull << 30) / 4;
     float *buf = malloc(nbw * 4), *buf2 = malloc(nbw * 2);
     for (size_t i = 0; i < nbw; i++) buf[i] = (float)(i & 1023) * 1e-3f;
     memset(buf2, 0, nbw * 2);
-    double rbw[3] = {0}, cbw[3] = {0};
-    printf("memory bandwidth (median of %d):\n", runs < 10 ? runs : 10);
-    for (int nt = 1; nt <= maxth; nt++) {
-        omp_set_num_threads(nt);
-        rbw[nt] = read_bw(buf, nbw, runs < 10 ? runs : 10);
-        cbw[nt] = memcpy_bw(buf2, buf, nbw / 2, runs < 10 ? runs : 10);
-        printf("  %d thread%s: read+sum 1 GiB %6.1f GB/s   memcpy 512 MiB (read+write) %6.1f GB/s\n", nt,
-               nt > 1 ? "s" : " ", rbw[nt], cbw[nt]);
-    }
-    free(buf2);
 
-    /* ---- packed gemv ---- */
     const int64_t shapes[2][2] = {{4096, 11008}, {11008, 4096}};
     const char *knames[] = {"ref", "avx2", "avx512"};
-    printf("\npacked W4 g128 asym gemv, GB/s of packed bytes (q+scales+zeros), median of %d calls\n", runs);
-    printf("%-13s %-7s %3s %10s %9s %8s\n", "shape", "kernel", "thr", "time/us", "GB/s", "%read-bw");
+    printf("\npacked W4 g128 asym gemv; GB/s = packed bytes (q + f16 scales + u8 zeros) / time;\n"
+           "median (and best) of %d calls, each on the next of several copies of W spanning >= 1 GiB;\n"
+           "read-bw = read+sum of a 1 GiB buffer, measured just before each shape/thread block\n",
+           runs);
+    printf("%-11s %-7s %3s %10s %14s %9s %8s\n", "shape", "kernel", "thr", "time/us", "GB/s (best)", "read-bw", "%read-bw");
     for (int si = 0; si < 2; si++) {
         int64_t rows = shapes[si][0], cols = shapes[si][1];
         wset s = make_weights(rows, cols);
-        float *x = malloc((size_t)cols * 4 * 64), *y = malloc((size_t)rows * 4 * 64);
-        for (int64_t i = 0; i < cols * 64; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
-        char shape[32];
-        snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
-        for (int ki = 0; ki < 3; ki++) {
-            const lp_qkernels *k;
-            if (lp_qkernels_select(knames[ki], &k) != LP_OK) {
-                printf("%-13s %-7s   -  SKIP (%s)\n", shape, knames[ki], lp_last_error());
-                continue;
-            }
-            for (int nt = 1; nt <= maxth; nt++) {
-                omp_set_num_threads(nt);
-                double t = time_gemm(k, &s, x, 1, y, ki == 0 ? 5 : runs);
-                double gbs = (double)s.bytes / t / 1e9;
-                printf("%-13s %-7s %3d %10.1f %9.2f %7.0f%%\n", shape, knames[ki], nt, t * 1e6, gbs,
-                       100 * gbs / rbw[nt]);
-            }
-        }
-        /* dense f32 baseline */
+        float *x = malloc((size_t)cols * 4 * 128), *y = malloc((size_t)rows * 4 * 128);
+        for (int64_t i = 0; i < cols * 128; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
         float *W = malloc((size_t)(rows * cols) * 4);
         for (int64_t i = 0; i < rows * cols; i++) W[i] = (float)(i % 17) * 0.01f;
+        char shape[32];
+        snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
         for (int nt = 1; nt <= maxth; nt++) {
+            omp_set_num_threads(nt);
             openblas_set_num_threads(nt);
+            double rbw = read_bw(buf, nbw, bwruns);
+            for (int ki = 0; ki < 3; ki++) {
+                const lp_qkernels *k;
+                if (lp_qkernels_select(knames[ki], &k) != LP_OK) {
+                    printf("%-11s %-7s %3d  SKIP (%s)\n", shape, knames[ki], nt, lp_last_error());
+                    continue;
+                }
+                double best;
+                double t = time_gemm(k, &s, x, 1, y, ki == 0 ? 3 : runs, INT64_MAX, &best);
+                double gbs = (double)s.bytes / t / 1e9;
+                printf("%-11s %-7s %3d %10.1f %6.2f (%5.2f) %9.1f %7.0f%%\n", shape, knames[ki], nt, t * 1e6, gbs,
+                       (double)s.bytes / best / 1e9, rbw, 100 * gbs / rbw);
+            }
+            /* dense f32 baseline: 4 bytes per weight, OpenBLAS with nt threads */
             double t[64];
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
+            for (int i = 0; i < 3; i++)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
             for (int i = 0; i < runs; i++) {
                 double t0 = omp_get_wtime();
                 cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
                 t[i] = omp_get_wtime() - t0;
             }
             double tm = median(t, runs), gbs = (double)(rows * cols) * 4 / tm / 1e9;
-            printf("%-13s %-7s %3d %10.1f %9.2f %7.0f%%   (f32 cblas_sgemv, %.0f MB)\n", shape, "sgemv", nt,
-                   tm * 1e6, gbs, 100 * gbs / rbw[nt], (double)(rows * cols) * 4 / 1e6);
+            printf("%-11s %-7s %3d %10.1f %6.2f %7s %9.1f %7.0f%%   (f32 cblas_sgemv, %.0f MB)\n", shape, "sgemv", nt,
+                   tm * 1e6, gbs, "", rbw, 100 * gbs / rbw, (double)(rows * cols) * 4 / 1e6);
         }
         free(W);
 
-        /* ---- small batches: time per token of lp_qgroup_gemm, default kernel ---- */
+        /* ---- batches: both gemm paths, time per token ---- */
         if (si == 0) {
             omp_set_num_threads(maxth);
             openblas_set_num_threads(maxth);
             const lp_qkernels *k = lp_qkernels_default();
-            printf("\nlp_qgroup_gemm on %s, kernel %s, %d threads: time per call / per token\n", shape, k->name, maxth);
-            const int64_t Ts[] = {1, 2, 3, 4, 8, 12, 15, 16, 32, 64};
+            printf("\nlp_qgroup_gemm on %s, kernel %s, %d threads (OpenBLAS %d): us per token, median of %d\n",
+                   shape, k->name, maxth, maxth, bwruns);
+            printf("  %5s %14s %16s\n", "T", "packed kernel", "dequant+sgemm");
+            const int64_t Ts[] = {1, 2, 4, 8, 16, 32, 64, 128};
             for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
-                double t = time_gemm(k, &s, x, Ts[ti], y, runs < 10 ? runs : 10);
-                printf("  T=%-3lld %9.1f us  %8.1f us/token  (%s)\n", (long long)Ts[ti], t * 1e6, t * 1e6 / (double)Ts[ti],
-                       Ts[ti] < LP_QGEMM_BLAS_T ? "packed kernel" : "dequantized tiles + sgemm");
+                double best;
+                double tp = time_gemm(k, &s, x, Ts[ti], y, bwruns, INT64_MAX, &best);
+                double tb = time_gemm(k, &s, x, Ts[ti], y, bwruns, 1, &best);
+                printf("  %5lld %14.1f %16.1f\n", (long long)Ts[ti], tp * 1e6 / (double)Ts[ti], tb * 1e6 / (double)Ts[ti]);
             }
             printf("\n");
         }
@@ -221,6 +236,16 @@ int main(int argc, char **argv) {
         free(x);
         free(y);
     }
+
+    printf("memory bandwidth, median of %d:\n", bwruns);
+    for (int nt = 1; nt <= maxth; nt++) {
+        omp_set_num_threads(nt);
+        double r = read_bw(buf, nbw, bwruns), c = memcpy_bw(buf2, buf, nbw / 2, bwruns);
+        printf("  %d thread%s: read+sum 1 GiB %6.1f GB/s   memcpy 512 MiB (read+write) %6.1f GB/s\n", nt,
+               nt > 1 ? "s" : " ", r, c);
+    }
+    print_load("at end");
+    free(buf2);
     free(buf);
     return 0;
 }

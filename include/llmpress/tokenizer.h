@@ -37,6 +37,11 @@ typedef struct lp_tokenizer lp_tokenizer;
  * directory holding tokenizer.json (or tokenizer.bin). BOS/EOS come from a
  * tokenizer_config.json next to the file when there is one. */
 lp_status lp_tokenizer_load(const char *path, lp_tokenizer **out);
+/* The same from memory: `name` is used in error messages only, and no
+ * tokenizer_config.json is looked for (BOS is the post-processor's leading
+ * special token, EOS a special token named </s>, <|endoftext|>, ...). */
+lp_status lp_tokenizer_load_buffer(const char *data, size_t size, const char *name,
+                                   lp_tokenizer **out);
 void lp_tokenizer_free(lp_tokenizer *tok); /* NULL is a no-op */
 
 /* Encode len bytes of UTF-8 text. add_special applies the post-processor

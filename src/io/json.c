@@ -22,10 +22,12 @@
  *     node straight into its final place: no scratch stack, no copying, no
  *     reallocation, and only the memory the DOM needs is touched (which
  *     matters: page faults dominated a one-pass version).
- *     The first pass never judges the text. Where it is malformed its counts
- *     may be wrong, but the second pass reports the error before reaching
- *     them: a container it closes successfully was well-formed, and then the
- *     two passes agree. Counts are still checked, never trusted.
+ *     The first pass never judges the text. Where the text is malformed a
+ *     count may be wrong; the second pass never writes past a count (an
+ *     extra child goes to a spare node, so the real error is still reported
+ *     where it is) and checks every count when a container closes. A
+ *     container that closes without error was well-formed, and for it the
+ *     two passes agree.
  *   - Numbers: the grammar is checked by hand. A plain integer literal that
  *     fits int64 is converted exactly here (is_int, i64, num = (double)i64,
  *     which is the same correctly rounded value strtod would give); anything
@@ -40,10 +42,8 @@
 #include "core/fileio.h"
 #include "core/status_impl.h"
 
-#include <errno.h>
 #include <locale.h>
 #include <math.h>
-#include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>

@@ -55,7 +55,8 @@ static const char *jstr(const lp_json *obj, const char *key) {
 
 /* --------------------------------------------------------- BPE model load */
 
-static lp_status load_bpe(lp_tokenizer *t, const lp_json *model, const lp_json *added) {
+/* The model's vocabulary: token string -> id (ids checked, max id found). */
+static lp_status load_vocab(lp_tokenizer *t, const lp_json *model, int64_t *max_id) {
     const char *file = t->path;
     const char *type = jstr(model, "type");
     const lp_json *vocab = lp_json_get(model, "vocab"), *merges = lp_json_get(model, "merges");
@@ -75,31 +76,29 @@ static lp_status load_bpe(lp_tokenizer *t, const lp_json *model, const lp_json *
         return lp_fail(LP_ERR_UNSUPPORTED,
                        "%s: BPE dropout %g is not supported (it makes encoding random)", file,
                        dropout->num);
-
-    /* the id space: every vocab id and added-token id */
-    int64_t max_id = -1;
+    *max_id = -1;
+    LP_TRY(lp_smap_init(&t->bpe.vocab, (size_t)vocab->n));
     for (int64_t i = 0; i < vocab->n; i++) {
         const lp_json *v = &vocab->items[i];
         if (v->type != LP_JSON_NUMBER || !v->is_int || v->i64 < 0 || v->i64 >= LP_TOK_MAX_ID)
             return lp_fail(LP_ERR_FORMAT, "%s: vocab entry \"%.80s\" has id %.0f, expected an integer "
                            "in [0, %d)", file, vocab->keys[i], v->num, LP_TOK_MAX_ID);
-        if (v->i64 > max_id) max_id = v->i64;
+        if (v->i64 > *max_id) *max_id = v->i64;
+        /* a repeated key keeps the last id, as serde's map does */
+        LP_TRY(lp_smap_put(&t->bpe.vocab, vocab->keys[i], vocab->key_lens[i], (int32_t)v->i64));
     }
-    for (int64_t i = 0; added && i < added->n; i++) {
-        int64_t id = lp_json_int(lp_json_get(&added->items[i], "id"), -1);
-        if (id < 0 || id >= LP_TOK_MAX_ID)
-            return lp_fail(LP_ERR_FORMAT, "%s: added_tokens[%lld] has id %lld, expected an integer in "
-                           "[0, %d)", file, (long long)i, (long long)id, LP_TOK_MAX_ID);
-        if (id > max_id) max_id = id;
-    }
-    if (max_id < 0) return lp_fail(LP_ERR_FORMAT, "%s: the vocabulary is empty", file);
-    LP_TRY(alloc_vocab(t, max_id + 1));
+    return LP_OK;
+}
 
+/* The rest of the BPE model (after alloc_vocab): id -> text, options, merges. */
+static lp_status load_bpe(lp_tokenizer *t, const lp_json *model) {
+    const char *file = t->path;
+    const lp_json *vocab = lp_json_get(model, "vocab"), *merges = lp_json_get(model, "merges");
     lp_bpe *m = &t->bpe;
-    LP_TRY(lp_smap_init(&m->vocab, (size_t)vocab->n));
     for (int64_t i = 0; i < vocab->n; i++) {
+        /* skip a repeated key's earlier id; the map holds the last */
         int32_t id = (int32_t)vocab->items[i].i64;
-        LP_TRY(lp_smap_put(&m->vocab, vocab->keys[i], vocab->key_lens[i], id));
+        if (lp_smap_get(&m->vocab, vocab->keys[i], vocab->key_lens[i]) != id) continue;
         LP_TRY(lp_tok_set_text(t, id, vocab->keys[i], vocab->key_lens[i]));
     }
 
@@ -221,45 +220,70 @@ static lp_status build_index(lp_tokenizer *t, lp_added_index *ix, int normalized
     return LP_OK;
 }
 
-static lp_status load_added(lp_tokenizer *t, const lp_json *added) {
-    if (!added || added->type == LP_JSON_NULL) return LP_OK;
-    if (added->type != LP_JSON_ARRAY)
-        return lp_fail(LP_ERR_FORMAT, "%s: \"added_tokens\" is not an array", t->path);
+/* Parse "added_tokens" and give each its id the way HF's
+ * AddedVocabulary::add_tokens does (the "id" field is NOT used): a content
+ * already added keeps that id (its flags are replaced), a content in the
+ * model vocabulary takes that id, anything else the next id counting from
+ * the model's vocabulary size. Empty contents are ignored. */
+static lp_status parse_added(lp_tokenizer *t, const lp_json *added, int64_t *max_id) {
+    if (!added) return LP_OK;
     t->added = calloc((size_t)added->n + 1, sizeof(lp_added));
     if (!t->added) return lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
     LP_TRY(lp_smap_init(&t->added_map, (size_t)added->n));
+    int64_t next_id = (int64_t)t->bpe.vocab.count;
+    for (int64_t i = 0; i < added->n; i++) {
+        const lp_json *e = &added->items[i], *c = lp_json_get(e, "content");
+        if (!c || c->type != LP_JSON_STRING)
+            return lp_fail(LP_ERR_FORMAT, "%s: added_tokens[%lld] has no \"content\" string", t->path,
+                           (long long)i);
+        if (!lp_utf8_valid(c->str, c->len, NULL))
+            return lp_fail(LP_ERR_FORMAT, "%s: added_tokens[%lld] is not valid UTF-8", t->path,
+                           (long long)i);
+        if (c->len == 0) continue;
+        lp_added x;
+        memset(&x, 0, sizeof(x));
+        x.special = lp_json_bool(lp_json_get(e, "special"), 0);
+        x.lstrip = lp_json_bool(lp_json_get(e, "lstrip"), 0);
+        x.rstrip = lp_json_bool(lp_json_get(e, "rstrip"), 0);
+        x.single_word = lp_json_bool(lp_json_get(e, "single_word"), 0);
+        x.normalized = lp_json_bool(lp_json_get(e, "normalized"), !x.special);
+        int32_t prev = lp_smap_get(&t->added_map, c->str, c->len);
+        lp_added *a = NULL;
+        if (prev >= 0) {
+            for (size_t k = 0; k < t->n_added && !a; k++)
+                if (t->added[k].id == prev) a = &t->added[k];
+            LP_ASSERT(a);
+            x.id = prev;
+            x.content = a->content; /* keep the string, replace the flags */
+            x.len = a->len;
+            *a = x;
+            continue;
+        }
+        int32_t vid = lp_smap_get(&t->bpe.vocab, c->str, c->len);
+        x.id = vid >= 0 ? vid : (int32_t)next_id++;
+        if (x.id >= LP_TOK_MAX_ID)
+            return lp_fail(LP_ERR_FORMAT, "%s: too many added tokens", t->path);
+        x.content = malloc(c->len + 1);
+        if (!x.content) return lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
+        memcpy(x.content, c->str, c->len + 1);
+        x.len = c->len;
+        x.norm = x.content;
+        x.norm_len = x.len;
+        t->added[t->n_added++] = x;
+        LP_TRY(lp_smap_put(&t->added_map, x.content, x.len, x.id));
+        if (x.id > *max_id) *max_id = x.id;
+    }
+    return LP_OK;
+}
+
+/* After the vocabulary exists and the normalizers are parsed: id -> text,
+ * flags, the normalized forms, the match indexes. */
+static lp_status finish_added(lp_tokenizer *t) {
     lp_tok_scratch sc;
     LP_TRY(lp_scratch_init(&sc));
     lp_status st = LP_OK;
-    for (int64_t i = 0; i < added->n && st == LP_OK; i++) {
-        const lp_json *e = &added->items[i], *c = lp_json_get(e, "content");
-        if (!c || c->type != LP_JSON_STRING) {
-            st = lp_fail(LP_ERR_FORMAT, "%s: added_tokens[%lld] has no \"content\" string", t->path,
-                         (long long)i);
-            break;
-        }
-        lp_added *a = &t->added[t->n_added++];
-        a->special = lp_json_bool(lp_json_get(e, "special"), 0);
-        a->lstrip = lp_json_bool(lp_json_get(e, "lstrip"), 0);
-        a->rstrip = lp_json_bool(lp_json_get(e, "rstrip"), 0);
-        a->single_word = lp_json_bool(lp_json_get(e, "single_word"), 0);
-        a->normalized = lp_json_bool(lp_json_get(e, "normalized"), !a->special);
-        a->content = malloc(c->len + 1);
-        if (!a->content) {
-            st = lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
-            break;
-        }
-        memcpy(a->content, c->str, c->len + 1);
-        a->len = c->len;
-        /* HF gives a token already in the model vocabulary that id */
-        int32_t vid = lp_smap_get(&t->bpe.vocab, c->str, c->len);
-        a->id = vid >= 0 ? vid : (int32_t)lp_json_int(lp_json_get(e, "id"), -1);
-        if (!lp_utf8_valid(c->str, c->len, NULL)) {
-            st = lp_fail(LP_ERR_FORMAT, "%s: added_tokens[%lld] is not valid UTF-8", t->path,
-                         (long long)i);
-            break;
-        }
-        /* the normalized form, used to match (and to decode) when normalized */
+    for (size_t i = 0; i < t->n_added && st == LP_OK; i++) {
+        lp_added *a = &t->added[i];
         a->norm = a->content;
         a->norm_len = a->len;
         if (a->normalized && t->n_norms) {
@@ -267,8 +291,7 @@ static lp_status load_added(lp_tokenizer *t, const lp_json *added) {
             size_t rl;
             int origin = 1;
             st = lp_norms_apply(t->norms, t->n_norms, a->content, a->len, &r, &rl, &origin, &sc);
-            if (st != LP_OK) break;
-            if (rl != a->len || memcmp(r, a->content, rl)) {
+            if (st == LP_OK && (rl != a->len || memcmp(r, a->content, rl))) {
                 a->norm = malloc(rl + 1);
                 if (!a->norm) {
                     a->norm = a->content;
@@ -281,8 +304,7 @@ static lp_status load_added(lp_tokenizer *t, const lp_json *added) {
                 t->flags[a->id] |= LP_TOKF_NORMDEC;
             }
         }
-        st = lp_tok_set_text(t, a->id, a->content, a->len);
-        if (st == LP_OK) st = lp_smap_put(&t->added_map, a->content, a->len, a->id);
+        if (st == LP_OK) st = lp_tok_set_text(t, a->id, a->content, a->len);
         t->flags[a->id] |= LP_TOKF_ADDED | (a->special ? LP_TOKF_SPECIAL : 0);
         if (a->single_word && !t->word_re && st == LP_OK)
             st = lp_regex_compile("^[\\p{L}\\p{M}\\p{Nd}\\p{Pc}]", 25, 0, t->path, "single_word",
@@ -462,12 +484,12 @@ static int32_t config_token(const lp_tokenizer *t, const lp_json *cfg, const cha
     return lp_tokenizer_token_id(t, v->str, v->len);
 }
 
-static void find_bos_eos(lp_tokenizer *t) {
+static void find_bos_eos(lp_tokenizer *t, int config) {
     t->bos = t->eos = -1;
     /* tokenizer_config.json next to the file names them */
     const char *slash = strrchr(t->path, '/');
     size_t dl = slash ? (size_t)(slash - t->path) : 0;
-    char *dir = malloc(dl + 2);
+    char *dir = config ? malloc(dl + 2) : NULL;
     if (dir) {
         if (slash) memcpy(dir, t->path, dl);
         else dir[dl++] = '.';
@@ -502,7 +524,12 @@ static lp_status load_json(lp_tokenizer *t, const char *data, size_t size) {
     if (st == LP_OK && added && added->type != LP_JSON_ARRAY && added->type != LP_JSON_NULL)
         st = lp_fail(LP_ERR_FORMAT, "%s: \"added_tokens\" is not an array", t->path);
     if (st == LP_OK && added && added->type == LP_JSON_NULL) added = NULL;
-    if (st == LP_OK) st = load_bpe(t, model, added);
+    int64_t max_id = -1;
+    if (st == LP_OK) st = load_vocab(t, model, &max_id);
+    if (st == LP_OK) st = parse_added(t, added, &max_id);
+    if (st == LP_OK && max_id < 0) st = lp_fail(LP_ERR_FORMAT, "%s: the vocabulary is empty", t->path);
+    if (st == LP_OK) st = alloc_vocab(t, max_id + 1);
+    if (st == LP_OK) st = load_bpe(t, model);
     if (st == LP_OK) st = lp_norms_parse(lp_json_get(root, "normalizer"), t->path, &t->norms, &t->n_norms);
     if (st == LP_OK)
         st = lp_pretoks_parse(lp_json_get(root, "pre_tokenizer"), t->path, &t->pretoks, &t->n_pretoks);
@@ -511,7 +538,7 @@ static lp_status load_json(lp_tokenizer *t, const char *data, size_t size) {
         t->has_decoder = d && d->type != LP_JSON_NULL;
         st = lp_decoders_parse(d, t->path, &t->decs, &t->n_decs);
     }
-    if (st == LP_OK) st = load_added(t, added);
+    if (st == LP_OK) st = finish_added(t);
     /* without a splitting pre-tokenizer, pieces can be whole texts: prepare
      * the safe split points that keep BPE on them fast (lp_bpe_piece) */
     int splits = 0;
@@ -525,13 +552,40 @@ static lp_status load_json(lp_tokenizer *t, const char *data, size_t size) {
     return st;
 }
 
+/* Parse data (tokenizer.json text or llama2.c bytes) into t; t->path is set. */
+static lp_status load_data(lp_tokenizer *t, const char *data, size_t size, int config) {
+    lp_status st;
+    size_t i = 0;
+    while (i < size && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
+    if (i < size && data[i] == '{') {
+        t->kind = LP_TOK_HF_BPE;
+        st = load_json(t, data, size);
+    } else {
+        t->kind = LP_TOK_LLAMA2C;
+        st = lp_l2c_load(t, data, size);
+    }
+    if (st == LP_OK && t->kind == LP_TOK_HF_BPE) {
+        t->cache = calloc(1, sizeof(lp_wcache));
+        if (!t->cache) st = lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
+        else st = lp_smap_init(&t->cache->map, 4096);
+        if (st == LP_OK) find_bos_eos(t, config);
+    }
+    return st;
+}
+
+static lp_tokenizer *tok_new(void) {
+    lp_tokenizer *t = calloc(1, sizeof(*t));
+    if (!t) return NULL;
+    pthread_mutex_init(&t->cache_mu, NULL);
+    t->bos = t->eos = -1;
+    return t;
+}
+
 lp_status lp_tokenizer_load(const char *path, lp_tokenizer **out) {
     if (!path || !out) return lp_fail(LP_ERR_ARG, "lp_tokenizer_load: NULL argument");
     *out = NULL;
-    lp_tokenizer *t = calloc(1, sizeof(*t));
+    lp_tokenizer *t = tok_new();
     if (!t) return lp_fail(LP_ERR_NOMEM, "%s: out of memory", path);
-    pthread_mutex_init(&t->cache_mu, NULL);
-    t->bos = t->eos = -1;
     lp_status st = LP_OK;
     if (lp_is_dir(path)) {
         t->path = lp_path_join(path, "tokenizer.json");
@@ -553,24 +607,25 @@ lp_status lp_tokenizer_load(const char *path, lp_tokenizer **out) {
     char *data = NULL;
     size_t size = 0;
     if (st == LP_OK) st = lp_read_file(t->path, &data, &size);
-    if (st == LP_OK) {
-        size_t i = 0;
-        while (i < size && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
-        if (i < size && data[i] == '{') {
-            t->kind = LP_TOK_HF_BPE;
-            st = load_json(t, data, size);
-        } else {
-            t->kind = LP_TOK_LLAMA2C;
-            st = lp_l2c_load(t, data, size);
-        }
-    }
+    if (st == LP_OK) st = load_data(t, data, size, 1);
     free(data);
-    if (st == LP_OK && t->kind == LP_TOK_HF_BPE) {
-        t->cache = calloc(1, sizeof(lp_wcache));
-        if (!t->cache) st = lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
-        else st = lp_smap_init(&t->cache->map, 4096);
-        if (st == LP_OK) find_bos_eos(t);
+    if (st != LP_OK) {
+        lp_tokenizer_free(t);
+        return st;
     }
+    *out = t;
+    return LP_OK;
+}
+
+lp_status lp_tokenizer_load_buffer(const char *data, size_t size, const char *name,
+                                   lp_tokenizer **out) {
+    if ((!data && size) || !out) return lp_fail(LP_ERR_ARG, "lp_tokenizer_load_buffer: NULL argument");
+    *out = NULL;
+    lp_tokenizer *t = tok_new();
+    if (!t) return lp_fail(LP_ERR_NOMEM, "tokenizer: out of memory");
+    t->path = strdup(name ? name : "<tokenizer buffer>");
+    lp_status st = t->path ? load_data(t, data ? data : "", size, 0)
+                           : lp_fail(LP_ERR_NOMEM, "tokenizer: out of memory");
     if (st != LP_OK) {
         lp_tokenizer_free(t);
         return st;

@@ -17,11 +17,12 @@
  * shifted right by 8 with one immediate shift (by 24 for b = 8, which also
  * makes its AND unnecessary). b = 4: 13 ops per 32 values instead of 17.
  *
- * Dot: per group, 8-lane f32 partial sums of q*x in two chains per
- * row/token (quarters 0,2 and 1,3), scaled by s_g into an accumulator once
- * per group; one horizontal sum per row at the end; the zero-point term
- * sum_g s_g z_g xsum_g is a scalar fma per group. Only 16 ymm registers, so
- * gemv runs 2 rows per pass and gemv_multi 1 row x T tokens; every
+ * Dot: per group, 8-lane f32 partial sums of q*x in four chains per
+ * row/token (one per quarter, for the 4-cycle FMA latency), scaled by s_g
+ * into an accumulator once per group; one horizontal sum per row at the end;
+ * the zero-point term sum_g s_g z_g xsum_g is a separate pass over 8 groups
+ * at a time. Only 16 ymm registers, so gemv runs 2 rows per pass and
+ * gemv_multi 1 row x T tokens (T = 3, 4 spill some chains); every
  * (row, token) pair runs the same operations in the same order, so
  * gemv_multi == gemv bit for bit. Rows past r1 in the last pass repeat row
  * r1 - 1 and are not stored.
@@ -127,37 +128,64 @@ INLINE float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* sum_g s_g * z_g * xsum_g of one row and token, 8 groups per step. */
+INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsum) {
+    const int64_t G = w->ngroups;
+    const uint16_t *s = w->scales + r * G;
+    const uint8_t *z = w->zeros ? w->zeros + r * G : NULL;
+    __m256 za = _mm256_setzero_ps();
+    for (int64_t g = 0; g < G; g += 8) {
+        uint16_t sb[8] = {0};
+        uint8_t zb[8] = {0};
+        float xb[8] = {0};
+        const uint16_t *sp = s + g;
+        const uint8_t *zp = z ? z + g : NULL;
+        const float *xs = xsum + g;
+        if (G - g < 8) { /* ragged end: through zero-filled copies */
+            memcpy(sb, sp, (size_t)(G - g) * 2);
+            if (zp) memcpy(zb, zp, (size_t)(G - g));
+            memcpy(xb, xs, (size_t)(G - g) * 4);
+            sp = sb;
+            zp = zp ? zb : NULL;
+            xs = xb;
+        }
+        __m256 sg = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sp));
+        __m256 zg = !zp ? _mm256_set1_ps((float)(1 << (bits - 1)))
+                        : _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)zp)));
+        za = _mm256_fmadd_ps(_mm256_mul_ps(sg, zg), _mm256_loadu_ps(xs), za);
+    }
+    return hsum256(za);
+}
+
 /* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
 INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const uint32_t *qr[4];
-    int64_t rr[4];
+    const uint32_t *qr[2];
+    const uint16_t *sr[2];
+    int64_t rr[2];
     __m256i field[4];
     if (single_plane(bits))
 #pragma GCC unroll 4
         for (int h = 0; h < 4; h++)
             field[h] = _mm256_sllv_epi32(_mm256_set1_epi32((1 << bits) - 1), field_shift(bits, h));
-#pragma GCC unroll 4
+#pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
         rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
         qr[i] = w->q + rr[i] * B * bits;
+        sr[i] = w->scales + rr[i] * G;
     }
-    __m256 acc[4][4];
-    float zt[4][4];
-#pragma GCC unroll 16
-    for (int i = 0; i < R * T; i++) {
-        acc[i / T][i % T] = _mm256_setzero_ps();
-        zt[i / T][i % T] = 0.0f;
-    }
+    __m256 acc[2][4];
+#pragma GCC unroll 8
+    for (int i = 0; i < R * T; i++) acc[i / T][i % T] = _mm256_setzero_ps();
     for (int64_t g = 0; g < G; g++) {
         const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
-        __m256 ta[4][4], tb[4][4];
-#pragma GCC unroll 16
-        for (int i = 0; i < R * T; i++) ta[i / T][i % T] = tb[i / T][i % T] = _mm256_setzero_ps();
+        __m256 ch[2][4][4]; /* one chain per quarter: 4-cycle FMA latency */
+#pragma GCC unroll 32
+        for (int i = 0; i < R * T * 4; i++) ch[i / (4 * T)][(i / 4) % T][i % 4] = _mm256_setzero_ps();
         for (int64_t b = g * bpg; b < b1; b++) {
-#pragma GCC unroll 4
+#pragma GCC unroll 2
             for (int i = 0; i < R; i++) {
                 __m256 f[4];
                 if (single_plane(bits)) {
@@ -168,33 +196,29 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
 #pragma GCC unroll 4
                     for (int h = 0; h < 4; h++) f[h] = _mm256_cvtepi32_ps(q[h]);
                 }
-                const __m256 f0 = f[0], f1 = f[1], f2 = f[2], f3 = f[3];
 #pragma GCC unroll 4
                 for (int t = 0; t < T; t++) {
                     const float *x = xp + t * ldx + b * LP_QGROUP_BLOCK;
-                    ta[i][t] = _mm256_fmadd_ps(f0, _mm256_loadu_ps(x), ta[i][t]);
-                    tb[i][t] = _mm256_fmadd_ps(f1, _mm256_loadu_ps(x + 8), tb[i][t]);
-                    ta[i][t] = _mm256_fmadd_ps(f2, _mm256_loadu_ps(x + 16), ta[i][t]);
-                    tb[i][t] = _mm256_fmadd_ps(f3, _mm256_loadu_ps(x + 24), tb[i][t]);
+#pragma GCC unroll 4
+                    for (int h = 0; h < 4; h++) ch[i][t][h] = _mm256_fmadd_ps(f[h], _mm256_loadu_ps(x + 8 * h), ch[i][t][h]);
                 }
             }
         }
-#pragma GCC unroll 4
+#pragma GCC unroll 2
         for (int i = 0; i < R; i++) {
-            float s = _cvtsh_ss(w->scales[rr[i] * G + g]);
-            float z = (float)(w->sym ? 1 << (bits - 1) : w->zeros[rr[i] * G + g]);
+            const __m256 s = _mm256_cvtph_ps(_mm_set1_epi16((short)sr[i][g]));
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) {
-                acc[i][t] = _mm256_fmadd_ps(_mm256_add_ps(ta[i][t], tb[i][t]), _mm256_set1_ps(s), acc[i][t]);
-                zt[i][t] = fmaf(s, z * xsum[t * G + g], zt[i][t]);
+                __m256 d = _mm256_add_ps(_mm256_add_ps(ch[i][t][0], ch[i][t][1]), _mm256_add_ps(ch[i][t][2], ch[i][t][3]));
+                acc[i][t] = _mm256_fmadd_ps(d, s, acc[i][t]);
             }
         }
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
         if (r0 + i >= r1) break;
 #pragma GCC unroll 4
-        for (int t = 0; t < T; t++) y[t * ldy + r0 + i] = hsum256(acc[i][t]) - zt[i][t];
+        for (int t = 0; t < T; t++) y[t * ldy + r0 + i] = hsum256(acc[i][t]) - zero_term(w, bits, rr[i], xsum + t * G);
     }
 }
 

@@ -133,18 +133,24 @@ struct lp_qkernels;
 /* y (rows) = W x, x has cols entries. LP_ERR_NOMEM if scratch fails. */
 lp_status lp_qgroup_gemv(const lp_qgroup *w, const float *x, float *y);
 
-/* Y (T x rows) = X (T x cols) W^T. Small T: a multi-token kernel that reads
- * each packed block once for up to LP_QGEMM_MAX_T tokens (each token's result
- * is bit-identical to lp_qgroup_gemv); large T (>= LP_QGEMM_BLAS_T):
- * row tiles are dequantized into scratch and multiplied with cblas_sgemm. */
-#define LP_QGEMM_MAX_T 4
-#define LP_QGEMM_BLAS_T 16
+/* Y (T x rows) = X (T x cols) W^T. T < blas_min_tokens: a multi-token kernel
+ * that reads each packed block once for up to LP_QGEMM_MAX_T tokens (each
+ * token's result is bit-identical to lp_qgroup_gemv); otherwise row tiles are
+ * dequantized into scratch and multiplied with cblas_sgemm. */
 lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y);
 
-/* The same with an explicit kernel table (NULL = the default); tests and
- * benches use it to compare kernels. */
-lp_status lp_qgroup_gemv_k(const struct lp_qkernels *k, const lp_qgroup *w, const float *x, float *y);
-lp_status lp_qgroup_gemm_k(const struct lp_qkernels *k, const lp_qgroup *w, const float *X,
-                           int64_t T, float *Y);
+#define LP_QGEMM_MAX_T 4 /* tokens per pass of the packed multi-token kernel */
+
+typedef struct {
+    const struct lp_qkernels *kernels; /* NULL: lp_qkernels_default() */
+    int64_t blas_min_tokens;           /* T at which the sgemm path takes over */
+} lp_qgemm_params;
+
+lp_qgemm_params lp_qgemm_default_params(void);
+
+/* lp_qgroup_gemm with explicit settings (tests and benches compare kernels
+ * and paths with it); p = NULL means the defaults. */
+lp_status lp_qgroup_gemm_ex(const lp_qgroup *w, const float *X, int64_t T, float *Y,
+                            const lp_qgemm_params *p);
 
 #endif

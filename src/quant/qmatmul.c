@@ -9,12 +9,12 @@
  *     the kernel's form (its prep_x), and its per-group sums xsum (T, G) are
  *     computed once; kernels then read whole blocks and never see the ragged
  *     end of a row.
- *   - T < LP_QGEMM_BLAS_T: rows are cut into fixed tiles of ROW_TILE rows, one
+ *   - T < blas_min_tokens (lp_qgemm_params): rows are cut into fixed tiles of ROW_TILE rows, one
  *     OpenMP `parallel for` over the tiles; in each tile the kernel reads each
  *     packed block once for up to LP_QGEMM_MAX_T tokens (gemv_multi).
- *   - T >= LP_QGEMM_BLAS_T: tiles of BLAS_TILE rows are dequantized (in
- *     parallel) into one scratch tile and multiplied with cblas_sgemm, which
- *     threads itself; only a tile of W is ever held in f32.
+ *   - T >= blas_min_tokens: tiles of BLAS_TILE rows are dequantized into one
+ *     scratch tile and multiplied with cblas_sgemm, which threads itself;
+ *     only a tile of W is ever held in f32.
  * Tile boundaries are fixed multiples from row 0 and every output element is
  * computed by one thread in a fixed order, so the thread count never changes
  * a result.
@@ -32,6 +32,7 @@
 enum {
     ROW_TILE = 16,   /* rows per OpenMP work item in the packed kernels */
     BLAS_TILE = 256, /* rows dequantized per sgemm call */
+    BLAS_MIN_TOKENS = 16, /* default lp_qgemm_params.blas_min_tokens (bench_qgemv) */
 };
 
 /* xp (T, B*32): X in the kernel's form; xsum (T, G): group sums in column order. */
@@ -83,14 +84,11 @@ static lp_status gemm_blas(const lp_qkernels *k, const lp_qgroup *w, const float
     if (!D)
         return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes for a dequantized tile",
                        (size_t)(tile * cols) * sizeof(float));
+    /* Dequantizing on this thread costs ~1/(2T) of the sgemm's time and keeps
+     * OpenMP's spinning workers and OpenBLAS's threads from fighting over cores. */
     for (int64_t r0 = 0; r0 < rows; r0 += tile) {
         int64_t nr = rows - r0 < tile ? rows - r0 : tile;
-        int64_t nsub = (nr + ROW_TILE - 1) / ROW_TILE;
-#pragma omp parallel for schedule(static) if (nsub > 1)
-        for (int64_t i = 0; i < nsub; i++) {
-            int64_t a = r0 + i * ROW_TILE, b = a + ROW_TILE < r0 + nr ? a + ROW_TILE : r0 + nr;
-            k->dequant(w, a, b, D + (a - r0) * cols);
-        }
+        k->dequant(w, r0, r0 + nr, D);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)cols, 1.0f, X,
                     (int)cols, D, (int)cols, 0.0f, Y + r0, (int)rows);
     }
@@ -98,22 +96,25 @@ static lp_status gemm_blas(const lp_qkernels *k, const lp_qgroup *w, const float
     return LP_OK;
 }
 
-lp_status lp_qgroup_gemm_k(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
-                           float *Y) {
-    if (!k) k = lp_qkernels_default();
-    if (T < 0) return lp_fail(LP_ERR_ARG, "qgroup gemm: T = %lld tokens, expected >= 0", (long long)T);
-    if (T == 0) return LP_OK;
-    return T < LP_QGEMM_BLAS_T ? gemm_packed(k, w, X, T, Y) : gemm_blas(k, w, X, T, Y);
+lp_qgemm_params lp_qgemm_default_params(void) {
+    lp_qgemm_params p = {.kernels = NULL, .blas_min_tokens = BLAS_MIN_TOKENS};
+    return p;
 }
 
-lp_status lp_qgroup_gemv_k(const lp_qkernels *k, const lp_qgroup *w, const float *x, float *y) {
-    return lp_qgroup_gemm_k(k, w, x, 1, y);
+lp_status lp_qgroup_gemm_ex(const lp_qgroup *w, const float *X, int64_t T, float *Y,
+                            const lp_qgemm_params *p) {
+    lp_qgemm_params d = lp_qgemm_default_params();
+    if (!p) p = &d;
+    const lp_qkernels *k = p->kernels ? p->kernels : lp_qkernels_default();
+    if (T < 0) return lp_fail(LP_ERR_ARG, "qgroup gemm: T = %lld tokens, expected >= 0", (long long)T);
+    if (T == 0) return LP_OK;
+    return T < p->blas_min_tokens ? gemm_packed(k, w, X, T, Y) : gemm_blas(k, w, X, T, Y);
 }
 
 lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y) {
-    return lp_qgroup_gemm_k(NULL, w, X, T, Y);
+    return lp_qgroup_gemm_ex(w, X, T, Y, NULL);
 }
 
 lp_status lp_qgroup_gemv(const lp_qgroup *w, const float *x, float *y) {
-    return lp_qgroup_gemm_k(NULL, w, x, 1, y);
+    return lp_qgroup_gemm_ex(w, x, 1, y, NULL);
 }

@@ -14,8 +14,8 @@
  *     0 but reached by cancellation);
  *   - dequant of every kernel bit-identical to ref;
  *   - garbage in the padding bits of the last block changes nothing;
- *   - lp_qgroup_gemm: for T < LP_QGEMM_BLAS_T every token bit-identical to
- *     lp_qgroup_gemv; above it (dequantized tiles + sgemm) within tolerance;
+ *   - lp_qgroup_gemm: on the packed path every token bit-identical to
+ *     lp_qgroup_gemv (any T); on the sgemm path within tolerance of exact;
  *   - gemv and gemm bit-identical with 1 and 2 OpenMP threads.
  * A kernel the CPU lacks is skipped with a SKIP line.
  */
@@ -64,6 +64,19 @@ static void exact_gemv(const lp_qgroup *w, const float *x, double *y, double *ma
     }
 }
 
+/* lp_qgroup_gemm with kernel k; sgemm path from T >= blas_min. */
+static lp_status gemm_k(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T, float *Y,
+                        int64_t blas_min) {
+    lp_qgemm_params p = lp_qgemm_default_params();
+    p.kernels = k;
+    p.blas_min_tokens = blas_min;
+    return lp_qgroup_gemm_ex(w, X, T, Y, &p);
+}
+
+static lp_status gemv_k(const lp_qkernels *k, const lp_qgroup *w, const float *x, float *y) {
+    return gemm_k(k, w, x, 1, y, INT64_MAX);
+}
+
 static const lp_qkernels *g_kernels[3];
 static int g_nkernels;
 
@@ -106,7 +119,7 @@ static void test_gemv_vs_ref(void) {
                     exact_gemv(&w, x, ye, mag);
                     for (int ki = 0; ki < g_nkernels; ki++) {
                         const lp_qkernels *k = g_kernels[ki];
-                        CHECK_OK(lp_qgroup_gemv_k(k, &w, x, ki == 0 ? yref : y));
+                        CHECK_OK(gemv_k(k, &w, x, ki == 0 ? yref : y));
                         const float *yk = ki == 0 ? yref : y;
                         const float *cmp = yref;
                         for (int64_t r = 0; r < rows; r++) {
@@ -143,7 +156,7 @@ static void test_gemv_vs_ref(void) {
                                 lp_qgroup_pack_block(v, bits, blk);
                             }
                         for (int ki = 0; ki < g_nkernels; ki++) {
-                            CHECK_OK(lp_qgroup_gemv_k(g_kernels[ki], &w, x, y));
+                            CHECK_OK(gemv_k(g_kernels[ki], &w, x, y));
                             if (ki == 0) CHECK(!memcmp(y, yref, (size_t)rows * sizeof(float)));
                             g_kernels[ki]->dequant(&w, 0, rows, d);
                             CHECK(!memcmp(d, dref, (size_t)(rows * cols) * sizeof(float)));
@@ -158,7 +171,7 @@ static void test_gemv_vs_ref(void) {
     printf("\n");
 }
 
-/* gemm: small T bit-identical to gemv per token; large T (sgemm) close. */
+/* gemm: packed path bit-identical to gemv per token; sgemm path close to exact. */
 static void test_gemm(void) {
     const int64_t Ts[] = {1, 2, 3, 4, 5, 7, 8, 15, 16, 17, 40};
     const int bits_list[] = {2, 3, 4, 8};
@@ -171,25 +184,24 @@ static void test_gemm(void) {
             for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
                 int64_t T = Ts[ti];
                 float *X = malloc((size_t)(T * cols) * sizeof(float));
-                float *Y = malloc((size_t)(T * rows) * sizeof(float)), *y = malloc((size_t)rows * sizeof(float));
+                float *Y = malloc((size_t)(T * rows) * sizeof(float)), *Yb = malloc((size_t)(T * rows) * sizeof(float));
+                float *y = malloc((size_t)rows * sizeof(float));
                 double *ye = malloc((size_t)rows * sizeof(double)), *mag = malloc((size_t)rows * sizeof(double));
                 random_x(X, T * cols);
-                CHECK_OK(lp_qgroup_gemm_k(g_kernels[ki], &w, X, T, Y));
+                CHECK_OK(gemm_k(g_kernels[ki], &w, X, T, Y, INT64_MAX));
+                CHECK_OK(gemm_k(g_kernels[ki], &w, X, T, Yb, 1));
                 for (int64_t t = 0; t < T; t++) {
-                    CHECK_OK(lp_qgroup_gemv_k(g_kernels[ki], &w, X + t * cols, y));
-                    if (T < LP_QGEMM_BLAS_T) {
-                        CHECKF(!memcmp(Y + t * rows, y, (size_t)rows * sizeof(float)),
-                               "%s gemm T=%lld token %lld differs from gemv", g_kernels[ki]->name,
-                               (long long)T, (long long)t);
-                    } else {
-                        exact_gemv(&w, X + t * cols, ye, mag);
-                        for (int64_t r = 0; r < rows; r++)
-                            CHECKF(fabs(Y[t * rows + r] - ye[r]) < 1e-5 * mag[r] + 1e-30,
-                                   "%s gemm T=%lld: %g vs exact %g", g_kernels[ki]->name, (long long)T,
-                                   Y[t * rows + r], ye[r]);
-                    }
+                    CHECK_OK(gemv_k(g_kernels[ki], &w, X + t * cols, y));
+                    CHECKF(!memcmp(Y + t * rows, y, (size_t)rows * sizeof(float)),
+                           "%s gemm T=%lld token %lld differs from gemv", g_kernels[ki]->name,
+                           (long long)T, (long long)t);
+                    exact_gemv(&w, X + t * cols, ye, mag);
+                    for (int64_t r = 0; r < rows; r++)
+                        CHECKF(fabs(Yb[t * rows + r] - ye[r]) < 1e-5 * mag[r] + 1e-30,
+                               "%s sgemm path T=%lld: %g vs exact %g", g_kernels[ki]->name, (long long)T,
+                               Yb[t * rows + r], ye[r]);
                 }
-                free(X); free(Y); free(y); free(ye); free(mag);
+                free(X); free(Y); free(Yb); free(y); free(ye); free(mag);
             }
             lp_qgroup_free(&w);
         }
@@ -201,30 +213,33 @@ static void test_gemm(void) {
     lp_qgroup_free(&w);
 }
 
-/* Bit-identical results for 1 and 2 threads (gemv, small-T gemm, sgemm path, dequant). */
+/* Bit-identical results for 1 and 2 threads: gemv, packed gemm (T = 2 and
+ * T = 20), the sgemm path and dequant. */
 static void test_threads(void) {
     int64_t rows = 1000, cols = 1100, T = 20;
+    size_t ny = (size_t)((3 + 2 * T) * rows);
     for (int ki = 0; ki < g_nkernels; ki++) {
         lp_qgroup w;
         random_weight(&w, rows, cols, 4, 128, 0);
         float *X = malloc((size_t)(T * cols) * sizeof(float));
         random_x(X, T * cols);
-        float *Y[2], *Ys[2], *D[2];
+        float *Y[2], *D[2];
         for (int nt = 1; nt <= 2; nt++) {
             omp_set_num_threads(nt);
-            Y[nt - 1] = malloc((size_t)(3 * rows) * sizeof(float));
-            Ys[nt - 1] = malloc((size_t)(T * rows) * sizeof(float));
+            float *o = Y[nt - 1] = malloc(ny * sizeof(float));
             D[nt - 1] = malloc((size_t)(rows * cols) * sizeof(float));
-            CHECK_OK(lp_qgroup_gemv_k(g_kernels[ki], &w, X, Y[nt - 1]));
-            CHECK_OK(lp_qgroup_gemm_k(g_kernels[ki], &w, X, 2, Y[nt - 1] + rows));
-            CHECK_OK(lp_qgroup_gemm_k(g_kernels[ki], &w, X, T, Ys[nt - 1]));
+            CHECK_OK(gemv_k(g_kernels[ki], &w, X, o));
+            CHECK_OK(gemm_k(g_kernels[ki], &w, X, 2, o + rows, INT64_MAX));
+            CHECK_OK(gemm_k(g_kernels[ki], &w, X, T, o + 3 * rows, INT64_MAX));
+            CHECK_OK(gemm_k(g_kernels[ki], &w, X, T, o + (3 + T) * rows, 1));
             if (ki == g_nkernels - 1) lp_qgroup_dequant(&w, 0, rows, D[nt - 1]);
         }
-        CHECKF(!memcmp(Y[0], Y[1], (size_t)(3 * rows) * sizeof(float)), "%s: gemv differs for 1 vs 2 threads", g_kernels[ki]->name);
-        CHECKF(!memcmp(Ys[0], Ys[1], (size_t)(T * rows) * sizeof(float)), "%s: gemm T=%lld differs for 1 vs 2 threads",
-               g_kernels[ki]->name, (long long)T);
+        CHECKF(!memcmp(Y[0], Y[1], ny * sizeof(float)), "%s: results differ for 1 vs 2 threads", g_kernels[ki]->name);
         if (ki == g_nkernels - 1) CHECK(!memcmp(D[0], D[1], (size_t)(rows * cols) * sizeof(float)));
-        for (int i = 0; i < 2; i++) { free(Y[i]); free(Ys[i]); free(D[i]); }
+        for (int i = 0; i < 2; i++) {
+            free(Y[i]);
+            free(D[i]);
+        }
         free(X);
         lp_qgroup_free(&w);
     }

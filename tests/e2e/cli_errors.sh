@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# cli_errors.sh - the llmpress CLI on nonsense input: every case must fail
+# with the documented exit code (2 = usage error, 1 = failure while working),
+# never crash (exit code < 128), say on stderr what was wrong (naming the
+# flag, value or file), and leave no partial output (*.tmp.* files, half
+# created directories) behind. `llmpress CMD --help` must exit 0 for every
+# command.
+#
+# Models: tests/data/models/tiny-mistral where no tokenizer is needed (it is
+# copied first, so no case can touch the committed files); cases that need a
+# tokenizer (eval on text files) use $LP_ASSETS/models/llama-25m and are
+# skipped when the assets are absent. Both stay small: the slow paths
+# (scoring windows) are never reached.
+#
+# Env (set by CTest): LP_CLI, LP_TESTDATA, LP_ASSETS.
+set -u
+
+CLI=${LP_CLI:?set LP_CLI to the llmpress binary}
+DATA=${LP_TESTDATA:-tests/data}
+ASSETS=${LP_ASSETS:-../shared/assets}
+[ -x "$CLI" ] || { echo "LP_CLI=$CLI is not executable"; exit 1; }
+# Absolute paths: the cases run inside a temporary directory.
+abspath() { case $1 in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+CLI=$(abspath "$CLI"); DATA=$(abspath "$DATA"); ASSETS=$(abspath "$ASSETS")
+
+TMP=$(mktemp -d /tmp/lp_cli_errors.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+cd "$TMP" || exit 1
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+
+MODEL=$TMP/tiny-mistral
+cp -r "$DATA/models/tiny-mistral" "$MODEL" || exit 1
+model_sum() { (cd "$MODEL" && cat $(ls | sort) | cksum); }
+MODEL_SUM=$(model_sum)
+
+# expect NAME RC PATTERN [PATTERN...] -- CMD ARGS...
+#   runs CMD, checks its exit code is RC, that stderr contains every PATTERN
+#   (fixed strings), and that no temporary file was left anywhere under $TMP.
+expect() {
+    local name=$1 want=$2
+    shift 2
+    local pats=()
+    while [ "$1" != "--" ]; do pats+=("$1"); shift; done
+    shift
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    local rc=$?
+    if [ "$rc" -ge 128 ]; then
+        fail "$name: crashed (exit $rc)"; cat "$TMP/err"; return
+    fi
+    [ "$rc" -eq "$want" ] || { fail "$name: exit $rc, expected $want"; head -c 2000 "$TMP/err"; }
+    local p
+    for p in "${pats[@]}"; do
+        grep -qF -- "$p" "$TMP/err" || { fail "$name: stderr lacks '$p':"; head -c 2000 "$TMP/err"; }
+    done
+    local stray
+    stray=$(find "$TMP" -name '*.tmp*' | head -5)
+    [ -z "$stray" ] || { fail "$name: temporary files left behind: $stray"; find "$TMP" -name '*.tmp*' -delete; }
+}
+
+# ---- dispatch and flag parsing (usage errors: exit 2) ----
+expect "no arguments" 2 "usage: llmpress COMMAND" -- "$CLI"
+expect "unknown command" 2 "unknown command 'frobnicate'" -- "$CLI" frobnicate "$MODEL"
+expect "unknown flag" 2 "unknown flag '--frobnicate'" -- "$CLI" info "$MODEL" --frobnicate
+expect "extra argument" 2 "unexpected argument 'extra'" -- "$CLI" info "$MODEL" extra
+expect "info without model" 2 "no MODEL" -- "$CLI" info
+expect "--bits 9" 2 "--bits" "'9'" -- "$CLI" quantize "$MODEL" --bits 9 -o "$TMP/q"
+expect "--bits 0" 2 "--bits" "'0'" -- "$CLI" quantize "$MODEL" --bits 0 -o "$TMP/q"
+expect "--bits abc" 2 "--bits" "'abc'" -- "$CLI" quantize "$MODEL" --bits abc -o "$TMP/q"
+expect "--bits 4x" 2 "--bits" "'4x'" -- "$CLI" quantize "$MODEL" --bits 4x -o "$TMP/q"
+expect "--bits without value" 2 "--bits needs a value" -- "$CLI" quantize "$MODEL" -o "$TMP/q" --bits
+expect "--group 48" 2 "--group 48" "multiple of 32" -- "$CLI" quantize "$MODEL" --group 48 -o "$TMP/q"
+expect "--group 0" 2 "--group 0" -- "$CLI" quantize "$MODEL" --group 0 -o "$TMP/q"
+expect "--sym --bits 1" 2 "--sym" -- "$CLI" quantize "$MODEL" --sym --bits 1 -o "$TMP/q"
+expect "--method gptq" 2 "gptq" "rtn" -- "$CLI" quantize "$MODEL" --method gptq -o "$TMP/q"
+expect "missing -o" 2 "-o OUT" -- "$CLI" quantize "$MODEL" --bits 4
+expect "eval without --ppl" 2 "--ppl" -- "$CLI" eval "$MODEL"
+expect "eval --ctx 1" 2 "--ctx" "'1'" -- "$CLI" eval "$MODEL" --ppl "$TMP/none.txt" --ctx 1
+expect "eval --protocol" 2 "--protocol" "'foo'" -- "$CLI" eval "$MODEL" --ppl x --protocol foo
+expect "run without prompt" 2 "-p" -- "$CLI" run "$MODEL"
+expect "run -n -1" 2 "-n" "'-1'" -- "$CLI" run "$MODEL" -p hi -n -1
+expect "run --temp nan" 2 "--temp" -- "$CLI" run "$MODEL" -p hi --temp nan
+expect "tokenize -p and -f" 2 "-p" -- "$CLI" tokenize "$MODEL" -p a -f b
+[ -e "$TMP/q" ] && fail "a usage error created the output directory $TMP/q"
+
+# ---- bad paths (failures while working: exit 1) ----
+expect "nonexistent model" 1 "$TMP/no/such/model" -- "$CLI" info "$TMP/no/such/model"
+expect "model is a file" 1 "$MODEL/config.json" "not a directory" -- "$CLI" info "$MODEL/config.json"
+mkdir "$TMP/empty"
+expect "model dir without config" 1 "$TMP/empty/config.json" -- "$CLI" quantize "$TMP/empty" -o "$TMP/q"
+expect "eval needs a tokenizer" 1 "tokenizer" "$MODEL" -- "$CLI" eval "$MODEL" --ppl "$MODEL/config.json"
+
+# quantize into a directory whose parent does not exist: an error naming it,
+# and nothing created on the way.
+expect "output parent missing" 1 "$TMP/nope/sub/out" -- "$CLI" quantize "$MODEL" -q -o "$TMP/nope/sub/out"
+[ -e "$TMP/nope" ] && fail "output parent missing: $TMP/nope was created"
+# quantize onto its own source, spelled three ways: refused, source untouched.
+expect "output = source" 1 "refusing" -- "$CLI" quantize "$MODEL" -q -o "$MODEL"
+expect "output = source/" 1 "refusing" -- "$CLI" quantize "$MODEL" -q -o "$MODEL/"
+ln -s "$MODEL" "$TMP/link"
+expect "output = link to source" 1 "refusing" -- "$CLI" quantize "$TMP/link" -q -o "$MODEL/."
+[ "$(model_sum)" = "$MODEL_SUM" ] || fail "quantize onto its source changed the source checkpoint"
+[ "$(ls "$MODEL" | tr '\n' ' ')" = "config.json generation_config.json model.safetensors " ] ||
+    fail "source directory gained files: $(ls "$MODEL")"
+# output path is an existing file: refused, file untouched.
+echo "keep me" >"$TMP/afile"
+expect "output is a file" 1 "$TMP/afile" "not a directory" -- "$CLI" quantize "$MODEL" -q -o "$TMP/afile"
+[ "$(cat "$TMP/afile")" = "keep me" ] || fail "output is a file: the file was overwritten"
+# a final name taken by a directory: the rename fails; the temporary file
+# written before it must be removed (checked by expect).
+mkdir -p "$TMP/o1/model.safetensors" "$TMP/o2/config.json"
+expect "model.safetensors is a directory" 1 "$TMP/o1/model.safetensors" -- "$CLI" quantize "$MODEL" -q -o "$TMP/o1"
+expect "config.json is a directory" 1 "$TMP/o2/config.json" -- "$CLI" quantize "$MODEL" -q -o "$TMP/o2"
+[ -e "$TMP/o2/model.safetensors" ] && fail "config.json failed, yet model.safetensors was written"
+
+# ---- --help: exit 0, usage on stdout ----
+for cmd in run eval quantize info tokenize; do
+    "$CLI" "$cmd" --help >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+    [ "$rc" -eq 0 ] || fail "$cmd --help: exit $rc"
+    grep -qF "usage: llmpress $cmd" "$TMP/out" || fail "$cmd --help: no usage line on stdout"
+done
+"$CLI" --help >"$TMP/out" 2>&1 || fail "llmpress --help: exit $?"
+
+# ---- cases that need a tokenizer: llama-25m from the shared assets ----
+BIG=$ASSETS/models/llama-25m
+if [ ! -f "$BIG/tokenizer.json" ]; then
+    echo "SKIP: $BIG not found (set LP_ASSETS); tokenizer cases not run"
+    [ "$failures" -eq 0 ] || { echo "FAILED: $failures check(s)"; exit 1; }
+    exit 77
+fi
+expect "eval missing --ppl file" 1 "$TMP/missing.txt" -- "$CLI" eval "$BIG" --ppl "$TMP/missing.txt" --windows 1
+expect "eval --ppl directory" 1 "$TMP/empty" -- "$CLI" eval "$BIG" --ppl "$TMP/empty" --windows 1
+printf 'The tower is 324 metres tall \xff\xfe and the \xc3 rest.\n' >"$TMP/bad-utf8.txt"
+expect "eval invalid UTF-8" 1 "$TMP/bad-utf8.txt" "UTF-8" -- "$CLI" eval "$BIG" --ppl "$TMP/bad-utf8.txt" --windows 1
+printf 'A short text.\n' >"$TMP/short.txt"
+expect "eval text shorter than a window" 1 "$TMP/short.txt" "512" -- "$CLI" eval "$BIG" --ppl "$TMP/short.txt" --windows 1
+expect "eval --ctx beyond the model" 1 "4096" -- "$CLI" eval "$BIG" --ppl "$TMP/short.txt" --ctx 4096 --windows 1
+expect "run beyond the context" 1 "5000" -- "$CLI" run "$BIG" -p "Hello" -n 5000
+expect "run invalid UTF-8 prompt file" 1 "$TMP/bad-utf8.txt" -- "$CLI" run "$BIG" -f "$TMP/bad-utf8.txt" -n 1
+
+if [ "$failures" -ne 0 ]; then
+    echo "FAILED: $failures check(s)"
+    exit 1
+fi
+echo "OK"
