@@ -61,8 +61,10 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
     float *xsum = xp + T * ldx;
     prepare_x(k, w, X, T, xp, xsum);
     int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
-    /* The if() only avoids waking threads for tiny layers; it cannot change results. */
-#pragma omp parallel for schedule(static) if (ntiles > 1 && rows * w->cols * T > (1 << 15))
+    /* Which thread runs a tile never changes its result, so tiles are handed
+     * out dynamically (a core stolen by another process does not stall the
+     * call); the if() only avoids waking threads for tiny layers. */
+#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && rows * w->cols * T > (1 << 15))
     for (int64_t i = 0; i < ntiles; i++) {
         int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
         for (int64_t t0 = 0; t0 < T; t0 += LP_QGEMM_MAX_T) {

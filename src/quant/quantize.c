@@ -55,9 +55,10 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
     if (!W) return lp_fail(LP_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < l->rows * l->cols; i++)
         if (!isfinite(W[i])) {
+            const char *what = isnan(W[i]) ? "NaN" : "infinite";
             free(W);
             return lp_fail(LP_ERR_NUMERIC, "weight [%lld, %lld] is %s", (long long)(i / l->cols),
-                           (long long)(i % l->cols), isnan(W[i]) ? "NaN" : "infinite");
+                           (long long)(i % l->cols), what);
         }
     lp_qgroup *q = calloc(1, sizeof *q);
     lp_status st = q ? lp_qgroup_init(q, l->rows, l->cols, p->bits, p->group, p->sym)
