@@ -82,6 +82,10 @@ int cmd_quantize(int argc, char **argv) {
 
     lp_model *m = NULL;
     if (lp_model_load(model_dir, &m) != LP_OK) return cli_lib_error("quantize", NULL);
+    if (lp_model_save_check(m, out) != LP_OK) {
+        lp_model_free(m);
+        return cli_lib_error("quantize", NULL);
+    }
     qstate qs = {quiet || json, cli_now()};
     qp.progress = on_linear;
     qp.progress_ud = &qs;

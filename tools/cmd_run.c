@@ -29,6 +29,8 @@ static const char *const HELP =
  * count. Decoding the whole sequence each time keeps SentencePiece spaces and
  * multi-byte characters split over byte tokens right. */
 static size_t emit(const lp_tokenizer *tok, const int32_t *ids, int64_t n, size_t printed, bool final) {
+    /* The special prefix (BOS) the tokenizer added is not part of the text. */
+    while (n > 0 && lp_tokenizer_is_special(tok, ids[0])) ids++, n--;
     char *s = NULL;
     size_t len = 0;
     if (lp_tokenizer_decode(tok, ids, n, &s, &len) != LP_OK) return printed;
@@ -149,6 +151,7 @@ int cmd_run(int argc, char **argv) {
     double t_decode = cli_now() - t0;
     emit(tok, ids, n + made, printed, true);
     printf("\n");
+    fflush(stdout);
     if (!quiet)
         fprintf(stderr, "[run] prompt %lld tokens in %.3fs (%.1f tok/s), generated %lld tokens in %.3fs (%.1f tok/s)\n",
                 (long long)n, t_prefill, (double)n / t_prefill, (long long)made, t_decode,

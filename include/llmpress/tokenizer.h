@@ -53,7 +53,8 @@ lp_status lp_tokenizer_encode(const lp_tokenizer *tok, const char *text, size_t 
 
 /* Decode ids to UTF-8 text (special tokens are kept, as HF's
  * decode(skip_special_tokens=False)). *text is malloc'd and NUL-terminated,
- * *len excludes the NUL. An id outside the vocabulary is LP_ERR_ARG. */
+ * *len excludes the NUL. An id outside [0, vocab size) is LP_ERR_ARG; an id
+ * inside it that has no token (a gap in the vocabulary) is skipped, as HF. */
 lp_status lp_tokenizer_decode(const lp_tokenizer *tok, const int32_t *ids, int64_t n,
                               char **text, size_t *len);
 

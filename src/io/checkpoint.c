@@ -192,7 +192,7 @@ static lp_status copy_file(const char *from, const char *to) {
     return st;
 }
 
-lp_status lp_model_save(lp_model *m, const char *out_dir) {
+lp_status lp_model_save_check(const lp_model *m, const char *out_dir) {
     /* Same directory under another spelling ("dir/", "./dir", a symlink)
      * counts too: the rename would replace the source checkpoint. */
     struct stat so, sm;
@@ -201,6 +201,30 @@ lp_status lp_model_save(lp_model *m, const char *out_dir) {
     if (same)
         return lp_fail(LP_ERR_ARG, "%s: refusing to write a model over the checkpoint it was loaded "
                        "from (its weights are memory-mapped); choose another output directory", out_dir);
+    if (stat(out_dir, &so) == 0) {
+        if (!S_ISDIR(so.st_mode)) return lp_fail(LP_ERR_IO, "%s: exists and is not a directory", out_dir);
+        return LP_OK;
+    }
+    /* It will be created: its parent must exist. */
+    char *parent = strdup(out_dir);
+    if (!parent) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    size_t n = strlen(parent);
+    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;
+    char *slash = strrchr(parent, '/');
+    lp_status st = LP_OK;
+    if (slash) {
+        if (slash == parent) slash[1] = 0;
+        else *slash = 0;
+        if (!lp_is_dir(parent))
+            st = lp_fail(LP_ERR_IO, "%s: cannot create the output directory: its parent %s does not "
+                         "exist", out_dir, parent);
+    }
+    free(parent);
+    return st;
+}
+
+lp_status lp_model_save(lp_model *m, const char *out_dir) {
+    LP_TRY(lp_model_save_check(m, out_dir));
     if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
         return lp_fail(LP_ERR_IO, "%s: cannot create the output directory: %s", out_dir, strerror(errno));
     if (!lp_is_dir(out_dir))

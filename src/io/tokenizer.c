@@ -760,9 +760,9 @@ lp_status lp_tokenizer_decode(const lp_tokenizer *t, const int32_t *ids, int64_t
     *text = NULL;
     if (len) *len = 0;
     for (int64_t i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= t->n_vocab || t->text_len[ids[i]] == UINT32_MAX)
-            return lp_fail(LP_ERR_ARG, "%s: cannot decode id %d at position %lld: not in the vocabulary "
-                           "(%lld ids)", t->path, ids[i], (long long)i, (long long)t->n_vocab);
+        if (ids[i] < 0 || ids[i] >= t->n_vocab)
+            return lp_fail(LP_ERR_ARG, "%s: cannot decode id %d at position %lld: outside the "
+                           "vocabulary (%lld ids)", t->path, ids[i], (long long)i, (long long)t->n_vocab);
     lp_tbuf res = {0};
     lp_status st = LP_OK;
     if (t->kind == LP_TOK_LLAMA2C) {
@@ -773,6 +773,7 @@ lp_status lp_tokenizer_decode(const lp_tokenizer *t, const int32_t *ids, int64_t
         st = lp_scratch_init(&sc);
         for (int64_t i = 0; i < n && st == LP_OK; i++) {
             int32_t id = ids[i];
+            if (t->text_len[id] == UINT32_MAX) continue; /* an id with no token: HF drops it */
             const char *s = t->text.p + t->text_off[id];
             size_t l = t->text_len[id];
             if (t->flags[id] & LP_TOKF_NORMDEC) {

@@ -452,7 +452,7 @@ lp_status lp_bpe_word(const lp_bpe *m, const char *w, size_t n, lp_tok_scratch *
         cache->ids.n + (out->n - start) + 1 < INT32_MAX) {
         int32_t off = (int32_t)cache->ids.n;
         LP_TRY(lp_ivec_push(&cache->ids, (int32_t)(out->n - start)));
-        LP_TRY(lp_ivec_append(&cache->ids, out->v + start, out->n - start));
+        if (out->n > start) LP_TRY(lp_ivec_append(&cache->ids, out->v + start, out->n - start));
         LP_TRY(lp_smap_put(&cache->map, w, n, off));
     }
     return LP_OK;

@@ -11,7 +11,8 @@
  *     the word cache) gives the same ids;
  *   - decode succeeds, and gives the text back: exactly for Llama (unless the
  *     text holds "▁" or a special token's string, which HF does not round-trip
- *     either) and llama2.c (unless BOS/EOS appear), NFC(text) for Qwen.
+ *     either) and llama2.c (unless BOS/EOS appear), NFC(text) for Qwen
+ *     (unless the text holds an added token's string).
  * Run: ./fuzz_tokenizer -max_len=4096 fuzz-corpus/tokenizer (see docs/fuzzing.md).
  */
 #include "io/tokenizer_impl.h"
@@ -92,7 +93,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (which == 0 && !contains(text, len, "\xe2\x96\x81") && !contains(text, len, "<s>") &&
             !contains(text, len, "</s>") && !contains(text, len, "<unk>"))
             FUZZ_CHECK(dl == len && !memcmp(dec, text, len));
-        if (which == 1) {
+        /* Qwen normalizes each piece between added tokens on its own (as HF):
+         * NFC of the whole text differs when a combining mark follows one
+         * (">" + U+0338 composes to U+226F), so only texts without them */
+        if (which == 1 && !contains(text, len, "<|") && !contains(text, len, "tool_call>")) {
             lp_tbuf nfc = {0};
             lp_tok_scratch sc;
             FUZZ_CHECK(lp_scratch_init(&sc) == LP_OK);

@@ -212,6 +212,9 @@ static void test_arch_and_bias(void) {
     CHECK_OK(load_fmt(&c, "{\"model_type\": \"qwen2\", " COMMON_KEYS "}"));
     CHECK(c.arch == LP_ARCH_QWEN2 && c.qkv_bias && !c.o_bias);
     CHECK(!strcmp(c.arch_name, "Qwen2ForCausalLM"));
+    /* Qwen2's o_proj never has a bias (transformers ignores attention_bias). */
+    CHECK_OK(load_fmt(&c, "{\"model_type\": \"qwen2\", \"attention_bias\": true, " COMMON_KEYS "}"));
+    CHECK(c.qkv_bias && !c.o_bias);
     lp_status st = load_fmt(&c, "{\"model_type\": \"qwen2\", \"use_sliding_window\": true, " COMMON_KEYS "}");
     expect_fail("qwen2 sliding", st, LP_ERR_UNSUPPORTED, "use_sliding_window", NULL);
 
