@@ -33,6 +33,9 @@
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
+#ifndef PF_DIST
+#define PF_DIST 0
+#endif
 
 /* Broadcast the w words at p so that lane L holds p[L mod w]. */
 INLINE __m512i bcast_plane(const uint32_t *p, int w) {
@@ -159,6 +162,9 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
             }
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) {
+#if PF_DIST
+                _mm_prefetch((const char *)(qr[i] + b * bits) + PF_DIST, _MM_HINT_T0);
+#endif
                 __m512 fl, fh;
                 if (single_plane(bits)) { /* q * 2^shift, exact in f32 */
                     __m512i v = bcast_plane(qr[i] + b * bits, bits);
