@@ -15,14 +15,43 @@ extern "C" {
 #endif
 
 typedef enum {
-    LP_METHOD_RTN = 0, /* round to nearest, min-max per group (no calibration) */
+    LP_METHOD_RTN = 0,  /* round to nearest, min-max per group (no calibration) */
+    LP_METHOD_GPTQ = 1, /* GPTQ: Hessian-guided error feedback (needs calibration) */
 } lp_method;
+
+/* Calibration data: nsamples sequences of seqlen token ids, row-major. */
+typedef struct {
+    const int32_t *tokens;
+    int64_t nsamples, seqlen;
+} lp_calib;
+
+/* Draw nsamples windows of seqlen tokens at uniformly random offsets of a
+ * token stream (GPTQ's sampling), deterministically from seed. *out is
+ * malloc'd (nsamples x seqlen). LP_ERR_ARG when the stream is too short. */
+lp_status lp_calib_sample(const int32_t *ids, int64_t n, int64_t nsamples, int64_t seqlen,
+                          uint64_t seed, int32_t **out);
+
+/* Wall time of a calibrated run, by phase (seconds). */
+typedef struct {
+    double forward;   /* running blocks on the calibration activations */
+    double stats;     /* accumulating Hessians / channel statistics */
+    double factorize; /* damping, Cholesky, inverse */
+    double quantize;  /* the per-column quantization loop */
+    double total;
+    size_t peak_activation_bytes; /* calibration activations + Hessians held at once */
+} lp_quant_stats;
 
 typedef struct {
     lp_method method;
     int bits;  /* 1..8 */
     int group; /* columns per group: a positive multiple of 32, or -1 = per output channel */
     bool sym;  /* symmetric (implicit zero point) */
+    /* GPTQ */
+    double damp;       /* dampening, fraction of the mean Hessian diagonal (0.01) */
+    int gptq_block;    /* lazy-batch block size (128) */
+    bool act_order;    /* quantize columns in decreasing Hessian-diagonal order */
+    const lp_calib *calib; /* required by calibrated methods */
+    lp_quant_stats *stats; /* filled when not NULL */
     /* Called after each linear (may be NULL): layer index, linear name,
      * relative Frobenius error ||W - Q(W)|| / ||W||. */
     void (*progress)(void *ud, int64_t layer, int64_t n_layers, const char *linear, double rel_err);

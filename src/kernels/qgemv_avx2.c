@@ -24,7 +24,8 @@
  * at a time. Only 16 ymm registers, so gemv runs 2 rows per pass and
  * gemv_multi 1 row x T tokens (T = 3, 4 spill some chains); every
  * (row, token) pair runs the same operations in the same order, so
- * gemv_multi == gemv bit for bit. Rows past r1 in the last pass repeat row
+ * gemv_multi == gemv bit for bit. Each block load also prefetches the same
+ * block R rows down, as in qgemv_avx512.c. Rows past r1 in the last pass repeat row
  * r1 - 1 and are not stored.
  */
 #include "kernels/qkernels.h"
@@ -162,6 +163,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    const uintptr_t next = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
     const uint32_t *qr[2];
     const uint16_t *sr[2];
     int64_t rr[2];
@@ -187,6 +189,8 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
         for (int64_t b = g * bpg; b < b1; b++) {
 #pragma GCC unroll 2
             for (int i = 0; i < R; i++) {
+                /* the same block R rows down (see qgemv_avx512.c) */
+                _mm_prefetch((const char *)((uintptr_t)(qr[i] + b * bits) + next), _MM_HINT_T0);
                 __m256 f[4];
                 if (single_plane(bits)) {
                     load_fields(qr[i] + b * bits, bits, field, f);

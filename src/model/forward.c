@@ -42,6 +42,8 @@ struct lp_ctx {
     float *gate;   /* T x F */
     float *up;     /* T x F */
     float *scores; /* T x max_tokens */
+    lp_capture_fn capture; /* calibration hook (lp_block_forward), else NULL */
+    void *capture_ud;
 };
 
 /* Rotary inverse frequencies, HF's _compute_default_rope_parameters and
@@ -185,7 +187,7 @@ static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_
     }
 }
 
-static void attention_block(lp_ctx *c, int64_t l, int64_t T) {
+static bool attention_block(lp_ctx *c, int64_t l, int64_t T) {
     const lp_model *m = c->m;
     const lp_config *cf = &m->cfg;
     const lp_layer *L = &m->layers[l];
@@ -194,6 +196,7 @@ static void attention_block(lp_ctx *c, int64_t l, int64_t T) {
     float *kn = c->kv, *vn = c->kv + T * KV * hd;
 
     rmsnorm(c->xn, c->x, L->attn_norm, T, D, cf->norm_eps);
+    if (c->capture && c->capture(c->capture_ud, LP_Q, c->xn, T, D)) return false; /* also k, v's input */
     lp_linear_forward(&L->lin[LP_Q], c->xn, T, c->q);
     lp_linear_forward(&L->lin[LP_K], c->xn, T, kn);
     lp_linear_forward(&L->lin[LP_V], c->xn, T, vn);
@@ -223,15 +226,18 @@ static void attention_block(lp_ctx *c, int64_t l, int64_t T) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)Lk, 1.0f,
                     c->scores, (int)Lk, V, (int)hd, 0.0f, c->att + h * hd, (int)(H * hd));
     }
+    if (c->capture && c->capture(c->capture_ud, LP_O, c->att, T, H * hd)) return false;
     lp_linear_forward(&L->lin[LP_O], c->att, T, c->tmp);
     for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
+    return true;
 }
 
-static void mlp_block(lp_ctx *c, int64_t l, int64_t T) {
+static bool mlp_block(lp_ctx *c, int64_t l, int64_t T) {
     const lp_config *cf = &c->m->cfg;
     const lp_layer *L = &c->m->layers[l];
     const int64_t D = cf->dim, F = cf->ffn;
     rmsnorm(c->xn, c->x, L->ffn_norm, T, D, cf->norm_eps);
+    if (c->capture && c->capture(c->capture_ud, LP_GATE, c->xn, T, D)) return false; /* also up's */
     lp_linear_forward(&L->lin[LP_GATE], c->xn, T, c->gate);
     lp_linear_forward(&L->lin[LP_UP], c->xn, T, c->up);
 #pragma omp parallel for if (T > 8)
@@ -239,8 +245,10 @@ static void mlp_block(lp_ctx *c, int64_t l, int64_t T) {
         float g = c->gate[i];
         c->gate[i] = g / (1.0f + expf(-g)) * c->up[i]; /* silu(g) * u */
     }
+    if (c->capture && c->capture(c->capture_ud, LP_DOWN, c->gate, T, F)) return false;
     lp_linear_forward(&L->lin[LP_DOWN], c->gate, T, c->tmp);
     for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
+    return true;
 }
 
 lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits) {
@@ -277,4 +285,27 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
         done += n;
     }
     return LP_OK;
+}
+
+lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture_fn capture, void *ud) {
+    const lp_config *cf = &c->m->cfg;
+    if (l < 0 || l >= cf->n_layers) return lp_fail(LP_ERR_ARG, "block %lld does not exist", (long long)l);
+    if (T <= 0 || T > c->max_batch || T > c->max_tokens)
+        return lp_fail(LP_ERR_ARG, "block forward: %lld tokens do not fit the context (%lld)",
+                       (long long)T, (long long)c->max_batch);
+    c->pos = 0;
+    c->capture = capture;
+    c->capture_ud = ud;
+    memcpy(c->x, x, (size_t)(T * cf->dim) * sizeof(float));
+    bool done = attention_block(c, l, T) && mlp_block(c, l, T);
+    if (done) memcpy(x, c->x, (size_t)(T * cf->dim) * sizeof(float));
+    c->capture = NULL;
+    c->capture_ud = NULL;
+    c->pos = 0;
+    return LP_OK;
+}
+
+void lp_embed_tokens(const lp_model *m, const int32_t *ids, int64_t T, float *x) {
+    const int64_t D = m->cfg.dim;
+    for (int64_t t = 0; t < T; t++) memcpy(x + t * D, m->embed + (int64_t)ids[t] * D, (size_t)D * sizeof(float));
 }

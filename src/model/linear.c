@@ -50,6 +50,14 @@ float *lp_linear_to_f32(const lp_linear *l) {
     return w;
 }
 
+void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q) {
+    free(l->w_owned);
+    l->w_owned = NULL;
+    l->w = NULL;
+    l->fmt = LP_LINEAR_QGROUP;
+    l->q = q;
+}
+
 void lp_linear_free(lp_linear *l) {
     free(l->w_owned);
     free(l->bias_owned);

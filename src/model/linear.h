@@ -43,6 +43,10 @@ size_t lp_linear_nbytes(const lp_linear *l);
 /* A dense f32 copy of W (rows x cols), malloc'd; NULL when out of memory. */
 float *lp_linear_to_f32(const lp_linear *l);
 
+/* Replace a dense linear's weight by the packed q (ownership moves to l);
+ * the bias is kept. */
+void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q);
+
 /* Free what the linear owns and zero it. */
 void lp_linear_free(lp_linear *l);
 

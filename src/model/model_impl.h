@@ -50,4 +50,20 @@ void lp_linear_name(int64_t l, int k, char *buf, size_t n);
 lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols,
                               lp_linear *out);
 
+/* ---- block-wise execution, for calibration (src/model/forward.c) ----
+ * The hook sees the input of each group of linears as it is computed:
+ * k = LP_Q (input of q, k and v), LP_O, LP_GATE (gate and up), LP_DOWN;
+ * X is T x cols, valid only during the call. A non-zero return stops the
+ * block there (x is then left unchanged): calibration that only needs the
+ * input of q/k/v need not run the rest of the block. */
+typedef int (*lp_capture_fn)(void *ud, int k, const float *X, int64_t T, int64_t cols);
+
+/* Run block l alone on one sequence of T tokens at positions 0..T-1:
+ * x (T x D) is replaced by the block's output (unless the hook stopped it). The context's cache is used
+ * as scratch (reset before and after). */
+lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture_fn capture, void *ud);
+
+/* x (T x D) = embedding rows of ids (ids must be valid). */
+void lp_embed_tokens(const lp_model *m, const int32_t *ids, int64_t T, float *x);
+
 #endif

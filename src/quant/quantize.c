@@ -19,12 +19,21 @@
 #include <stdlib.h>
 
 lp_quant_params lp_quant_default_params(void) {
-    return (lp_quant_params){.method = LP_METHOD_RTN, .bits = 4, .group = 128, .sym = false};
+    return (lp_quant_params){.method = LP_METHOD_RTN, .bits = 4, .group = 128, .sym = false,
+                             .damp = 0.01, .gptq_block = 128};
 }
 
 lp_status lp_quant_params_check(const lp_quant_params *p) {
-    if (p->method != LP_METHOD_RTN)
+    if (p->method != LP_METHOD_RTN && p->method != LP_METHOD_GPTQ)
         return lp_fail(LP_ERR_ARG, "unknown quantization method %d", (int)p->method);
+    if (p->method == LP_METHOD_GPTQ) {
+        if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
+            return lp_fail(LP_ERR_ARG, "GPTQ needs calibration data (--calib FILE)");
+        if (!(p->damp > 0 && p->damp < 1))
+            return lp_fail(LP_ERR_ARG, "--damp %g must be in (0, 1)", p->damp);
+        if (p->gptq_block < 1)
+            return lp_fail(LP_ERR_ARG, "GPTQ block size %d must be positive", p->gptq_block);
+    }
     if (p->bits < 1 || p->bits > 8)
         return lp_fail(LP_ERR_ARG, "--bits %d is not supported: use 1 to 8 (2, 3, 4 and 8 are the "
                        "usual choices)", p->bits);
@@ -73,11 +82,7 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
         } else {
             *err = NAN;
         }
-        free(l->w_owned);
-        l->w_owned = NULL;
-        l->w = NULL;
-        l->fmt = LP_LINEAR_QGROUP;
-        l->q = q;
+        lp_linear_set_qgroup(l, q);
     } else if (q) {
         lp_qgroup_free(q);
         free(q);
@@ -88,6 +93,7 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
 
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
     LP_TRY(lp_quant_params_check(p));
+    if (p->method != LP_METHOD_RTN) return lp_fail(LP_ERR_UNSUPPORTED, "GPTQ: not built yet");
     char name[256];
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         for (int k = 0; k < LP_NLIN; k++) {
