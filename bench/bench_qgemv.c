@@ -124,7 +124,7 @@ static wset make_weights(int64_t rows, int64_t cols) {
  * the sgemm path from T >= blas_min. */
 static double time_gemm(const lp_qkernels *k, wset *s, const float *X, int64_t T, float *Y, int runs,
                         int64_t blas_min, double *best) {
-    double t[256];
+    double t[64];
     int c = 0;
     lp_qgemm_params p = lp_qgemm_default_params();
     p.kernels = k;
@@ -177,10 +177,14 @@ int main(int argc, char **argv) {
     for (int si = 0; si < 2; si++) {
         int64_t rows = shapes[si][0], cols = shapes[si][1];
         wset s = make_weights(rows, cols);
-        float *x = malloc((size_t)cols * 4 * 128), *y = malloc((size_t)rows * 4 * 128);
-        for (int64_t i = 0; i < cols * 128; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
-        float *W = malloc((size_t)(rows * cols) * 4);
-        for (int64_t i = 0; i < rows * cols; i++) W[i] = (float)(i % 17) * 0.01f;
+        float *x = malloc((size_t)cols * 4 * 512), *y = malloc((size_t)rows * 4 * 512);
+        for (int64_t i = 0; i < cols * 512; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+        enum { NW = 4 }; /* f32 copies for sgemv: 4 x 180 MB, far beyond the L3 */
+        float *W[NW];
+        for (int c = 0; c < NW; c++) {
+            W[c] = malloc((size_t)(rows * cols) * 4);
+            for (int64_t i = 0; i < rows * cols; i++) W[c][i] = (float)(i % 17) * 0.01f;
+        }
         char shape[32];
         snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
         for (int nt = 1; nt <= maxth; nt++) {
@@ -202,31 +206,34 @@ int main(int argc, char **argv) {
             /* dense f32 baseline: 4 bytes per weight, OpenBLAS with nt threads */
             double t[64];
             for (int i = 0; i < 3; i++)
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W[i % NW], (int)cols, x, 1, 0.0f, y, 1);
             for (int i = 0; i < runs; i++) {
                 double t0 = omp_get_wtime();
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W, (int)cols, x, 1, 0.0f, y, 1);
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)rows, (int)cols, 1.0f, W[i % NW], (int)cols, x, 1, 0.0f, y, 1);
                 t[i] = omp_get_wtime() - t0;
             }
             double tm = median(t, runs), gbs = (double)(rows * cols) * 4 / tm / 1e9;
-            printf("%-11s %-7s %3d %10.1f %6.2f %7s %9.1f %7.0f%%   (f32 cblas_sgemv, %.0f MB)\n", shape, "sgemv", nt,
-                   tm * 1e6, gbs, "", rbw, 100 * gbs / rbw, (double)(rows * cols) * 4 / 1e6);
+            printf("%-11s %-7s %3d %10.1f %6.2f (%5.2f) %9.1f %7.0f%%   (f32 cblas_sgemv, %.0f MB)\n", shape, "sgemv", nt,
+                   tm * 1e6, gbs, (double)(rows * cols) * 4 / t[0] / 1e9, rbw, 100 * gbs / rbw,
+                   (double)(rows * cols) * 4 / 1e6);
         }
-        free(W);
+        for (int c = 0; c < NW; c++) free(W[c]);
 
         /* ---- batches: both gemm paths, time per token ---- */
         if (si == 0) {
             omp_set_num_threads(maxth);
             openblas_set_num_threads(maxth);
             const lp_qkernels *k = lp_qkernels_default();
-            printf("\nlp_qgroup_gemm on %s, kernel %s, %d threads (OpenBLAS %d): us per token, median of %d\n",
-                   shape, k->name, maxth, maxth, bwruns);
+            printf("\nlp_qgroup_gemm on %s, kernel %s, %d threads (OpenBLAS %d): us per token, median of %d (3 from T = 128);\n"
+                   "the kernel switches to dequant+sgemm from T = %lld\n",
+                   shape, k->name, maxth, maxth, bwruns, (long long)k->blas_min_tokens);
             printf("  %5s %14s %16s\n", "T", "packed kernel", "dequant+sgemm");
-            const int64_t Ts[] = {1, 2, 4, 8, 16, 32, 64, 128};
+            const int64_t Ts[] = {1, 2, 3, 4, 8, 16, 32, 64, 128, 256, 512};
             for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
                 double best;
-                double tp = time_gemm(k, &s, x, Ts[ti], y, bwruns, INT64_MAX, &best);
-                double tb = time_gemm(k, &s, x, Ts[ti], y, bwruns, 1, &best);
+                int n = Ts[ti] >= 128 ? 3 : bwruns;
+                double tp = time_gemm(k, &s, x, Ts[ti], y, n, INT64_MAX, &best);
+                double tb = time_gemm(k, &s, x, Ts[ti], y, n, 1, &best);
                 printf("  %5lld %14.1f %16.1f\n", (long long)Ts[ti], tp * 1e6 / (double)Ts[ti], tb * 1e6 / (double)Ts[ti]);
             }
             printf("\n");

@@ -22,7 +22,7 @@
  * into an accumulator once per group; one horizontal sum per row at the end;
  * the zero-point term sum_g s_g z_g xsum_g is a separate pass over 8 groups
  * at a time. Only 16 ymm registers, so gemv runs 2 rows per pass and
- * gemv_multi 1 row x T tokens (T = 3, 4 spill some chains); every
+ * gemv_multi 1 row x 2 tokens, in L1-sized column chunks (tile_multi); every
  * (row, token) pair runs the same operations in the same order, so
  * gemv_multi == gemv bit for bit. Each block load also prefetches the same
  * block R rows down, as in qgemv_avx512.c. Rows past r1 in the last pass repeat row
@@ -226,6 +226,83 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
     }
 }
 
+/* Several tokens (T = 1 or 2 here; gemv_multi splits larger T into pairs):
+ * up to MT_ROWS rows at a time, walking the columns in chunks of whole
+ * groups whose x fits in L1, rows inside a chunk (see qgemv_avx512.c). The
+ * per-(row, token) accumulators wait in acc[] between chunks; the operations
+ * on each are exactly those of tile(). */
+enum { MT_ROWS = 16, MT_XBYTES = 16384 };
+
+INLINE void tile_multi(const lp_qgroup *w, const int bits, const int T, const float *xp,
+                       const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
+    const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    int64_t chunk = MT_XBYTES / (T * LP_QGROUP_BLOCK * (int64_t)sizeof(float)) / bpg; /* groups */
+    if (chunk < 1) chunk = 1;
+    __m256i field[4];
+    if (single_plane(bits))
+#pragma GCC unroll 4
+        for (int h = 0; h < 4; h++)
+            field[h] = _mm256_sllv_epi32(_mm256_set1_epi32((1 << bits) - 1), field_shift(bits, h));
+    for (int64_t rt = r0; rt < r1; rt += MT_ROWS) {
+        const int64_t nr = r1 - rt < MT_ROWS ? r1 - rt : MT_ROWS;
+        __m256 acc[MT_ROWS][2];
+        for (int64_t i = 0; i < nr; i++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++) acc[i][t] = _mm256_setzero_ps();
+        for (int64_t g0 = 0; g0 < G; g0 += chunk) {
+            const int64_t g1 = g0 + chunk < G ? g0 + chunk : G;
+            for (int64_t i = 0; i < nr; i++) {
+                const uint32_t *qr = w->q + (rt + i) * B * bits;
+                const uint16_t *sr = w->scales + (rt + i) * G;
+                /* the next row, or past the tile's last row its first row's next chunk */
+                const uintptr_t pf = i + 1 < nr ? (uintptr_t)qr + (uintptr_t)(B * bits) * sizeof(uint32_t)
+                                                : (uintptr_t)(w->q + rt * B * bits) +
+                                                      (uintptr_t)(chunk * bpg * bits) * sizeof(uint32_t);
+                __m256 a[2];
+#pragma GCC unroll 2
+                for (int t = 0; t < T; t++) a[t] = acc[i][t];
+                for (int64_t g = g0; g < g1; g++) {
+                    const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+                    __m256 ch[2][4];
+#pragma GCC unroll 8
+                    for (int j = 0; j < T * 4; j++) ch[j / 4][j % 4] = _mm256_setzero_ps();
+                    for (int64_t b = g * bpg; b < b1; b++) {
+                        _mm_prefetch((const char *)(pf + (uintptr_t)(b * bits) * sizeof(uint32_t)), _MM_HINT_T0);
+                        __m256 f[4];
+                        if (single_plane(bits)) {
+                            load_fields(qr + b * bits, bits, field, f);
+                        } else {
+                            __m256i q[4];
+                            unpack_block(qr + b * bits, bits, q);
+#pragma GCC unroll 4
+                            for (int h = 0; h < 4; h++) f[h] = _mm256_cvtepi32_ps(q[h]);
+                        }
+#pragma GCC unroll 2
+                        for (int t = 0; t < T; t++) {
+                            const float *x = xp + t * ldx + b * LP_QGROUP_BLOCK;
+#pragma GCC unroll 4
+                            for (int h = 0; h < 4; h++) ch[t][h] = _mm256_fmadd_ps(f[h], _mm256_loadu_ps(x + 8 * h), ch[t][h]);
+                        }
+                    }
+                    const __m256 s = _mm256_cvtph_ps(_mm_set1_epi16((short)sr[g]));
+#pragma GCC unroll 2
+                    for (int t = 0; t < T; t++) {
+                        __m256 d = _mm256_add_ps(_mm256_add_ps(ch[t][0], ch[t][1]), _mm256_add_ps(ch[t][2], ch[t][3]));
+                        a[t] = _mm256_fmadd_ps(d, s, a[t]);
+                    }
+                }
+#pragma GCC unroll 2
+                for (int t = 0; t < T; t++) acc[i][t] = a[t];
+            }
+        }
+        for (int64_t i = 0; i < nr; i++)
+#pragma GCC unroll 2
+            for (int t = 0; t < T; t++)
+                y[t * ldy + rt + i] = hsum256(acc[i][t]) - zero_term(w, bits, rt + i, xsum + t * G);
+    }
+}
+
 /* out = s * (float)(q - z), the same operations as dequant_ref, so bit-identical. */
 INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t r1, float *out) {
     const int64_t B = w->blocks, G = w->ngroups, cols = w->cols;
@@ -260,20 +337,14 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
     }                                                                                            \
     static void multi_b##NB(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,   \
                             float *y, int64_t ldy, int64_t r0, int64_t r1) {                     \
-        switch (T) {                                                                             \
-        case 1:                                                                                  \
+        if (T == 1) {                                                                            \
             for (int64_t r = r0; r < r1; r += 2) tile(w, NB, 2, 1, xp, xsum, y, ldy, r, r1);     \
-            break;                                                                               \
-        case 2:                                                                                  \
-            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 2, xp, xsum, y, ldy, r, r1);        \
-            break;                                                                               \
-        case 3:                                                                                  \
-            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 3, xp, xsum, y, ldy, r, r1);        \
-            break;                                                                               \
-        default:                                                                                 \
-            for (int64_t r = r0; r < r1; r++) tile(w, NB, 1, 4, xp, xsum, y, ldy, r, r1);        \
-            break;                                                                               \
+            return;                                                                              \
         }                                                                                        \
+        const int64_t ldx = w->blocks * LP_QGROUP_BLOCK;                                         \
+        for (int64_t t = 0; t < T; t += 2) /* pairs: 8 chains fill the 16 registers */          \
+            if (T - t >= 2) tile_multi(w, NB, 2, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \
+            else tile_multi(w, NB, 1, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \
     }                                                                                            \
     static void dequant_b##NB(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {          \
         dequant_rows(w, NB, r0, r1, out);                                                        \
@@ -318,4 +389,5 @@ const lp_qkernels lp_qkernels_avx2 = {
     .gemv = gemv_avx2,
     .gemv_multi = gemv_multi_avx2,
     .dequant = dequant_avx2,
+    .blas_min_tokens = 64, /* bench_qgemv */
 };

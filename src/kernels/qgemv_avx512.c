@@ -27,7 +27,7 @@
  * Tiling: R rows x T tokens per pass (R*T <= 4: 8 chains of 4-cycle FMAs keep
  * two FMA pipes busy). gemv uses R = 4 (the four rows share each x load);
  * gemv_multi uses T tokens (each unpacked block feeds every token) and walks
- * 16-row tiles group by group (tile_multi). Every (row, token) pair runs the
+ * 16-row tiles in L1-sized column chunks (tile_multi). Every (row, token) pair runs the
  * same operations in the same order whatever R and T are, so gemv_multi ==
  * gemv bit for bit. Rows past r1 in the last pass
  * repeat row r1 - 1 and are not stored.
@@ -204,75 +204,92 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
     }
 }
 
-/* Several tokens: up to MT_ROWS rows at a time with the groups outermost, so
- * the x of one group (T x group floats) stays in L1 while every row of the
- * tile uses it (row-outer order would stream T x cols floats from L2 for
- * every row). The per-(row, token) accumulators wait in acc[] between groups;
- * the operations on each are exactly those of tile(). Packed rows are
- * prefetched 16 blocks ahead. */
-enum { MT_ROWS = 16, MT_PREFETCH_BLOCKS = 16 };
+/* Several tokens: up to MT_ROWS rows at a time, walking the columns in
+ * chunks of whole groups whose x (T tokens x chunk) fits in L1, rows inside
+ * a chunk; row-outer order would stream T x cols floats from L2 for every
+ * row. Between chunks the per-(row, token) accumulators wait in acc[]; the
+ * operations on each are exactly those of tile(). Each block load prefetches
+ * the same block of the rows visited next. (A group wider than a chunk, e.g.
+ * per-channel, makes the chunk that one group: correct, but x from L2.) */
+enum { MT_ROWS = 16, MT_XBYTES = 16384 };
 
 INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
                        const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1,
                        const unpack_consts *k) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    int64_t chunk = MT_XBYTES / (T * LP_QGROUP_BLOCK * (int64_t)sizeof(float)) / bpg; /* groups */
+    if (chunk < 1) chunk = 1;
     for (int64_t rt = r0; rt < r1; rt += MT_ROWS) {
         const int64_t nr = r1 - rt < MT_ROWS ? r1 - rt : MT_ROWS;
         __m512 acc[MT_ROWS][4];
         for (int64_t i = 0; i < nr; i++)
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
-        for (int64_t g = 0; g < G; g++) {
-            const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+        for (int64_t g0 = 0; g0 < G; g0 += chunk) {
+            const int64_t g1 = g0 + chunk < G ? g0 + chunk : G;
             for (int64_t i = 0; i < nr; i += R) {
                 const uint32_t *qr[2];
-                int64_t rr[2];
+                const uint16_t *sr[2];
+                uintptr_t pf[2]; /* what to prefetch at block b: pf[j] + b * bits words */
+                __m512 a[2][4];
 #pragma GCC unroll 2
                 for (int j = 0; j < R; j++) {
-                    rr[j] = i + j < nr ? rt + i + j : rt + nr - 1;
-                    qr[j] = w->q + rr[j] * B * bits;
-                }
-                __m512 tl[2][4], th[2][4];
-#pragma GCC unroll 8
-                for (int j = 0; j < R * T; j++) tl[j / T][j % T] = th[j / T][j % T] = _mm512_setzero_ps();
-                for (int64_t b = g * bpg; b < b1; b++) {
-                    __m512 xl[4], xh[4];
+                    int64_t rr = i + j < nr ? rt + i + j : rt + nr - 1;
+                    qr[j] = w->q + rr * B * bits;
+                    sr[j] = w->scales + rr * G;
+                    /* the rows R down, or past the tile's last rows its first rows' next chunk */
+                    pf[j] = i + R < nr ? (uintptr_t)qr[j] + (uintptr_t)(R * B * bits) * sizeof(uint32_t)
+                                       : (uintptr_t)(w->q + (rt + j) * B * bits) +
+                                             (uintptr_t)(chunk * bpg * bits) * sizeof(uint32_t);
 #pragma GCC unroll 4
-                    for (int t = 0; t < T; t++) {
-                        xl[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK);
-                        xh[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16);
+                    for (int t = 0; t < T; t++) a[j][t] = acc[i + j < nr ? i + j : nr - 1][t];
+                }
+                for (int64_t g = g0; g < g1; g++) {
+                    const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+                    __m512 tl[2][4], th[2][4];
+#pragma GCC unroll 8
+                    for (int j = 0; j < R * T; j++) tl[j / T][j % T] = th[j / T][j % T] = _mm512_setzero_ps();
+                    for (int64_t b = g * bpg; b < b1; b++) {
+                        __m512 xl[4], xh[4];
+#pragma GCC unroll 4
+                        for (int t = 0; t < T; t++) {
+                            xl[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK);
+                            xh[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16);
+                        }
+#pragma GCC unroll 2
+                        for (int j = 0; j < R; j++) {
+                            _mm_prefetch((const char *)(pf[j] + (uintptr_t)(b * bits) * sizeof(uint32_t)), _MM_HINT_T0);
+                            __m512 fl, fh;
+                            if (single_plane(bits)) {
+                                __m512i v = bcast_plane(qr[j] + b * bits, bits);
+                                fl = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[0]));
+                                fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
+                            } else {
+                                __m512i lo, hi;
+                                unpack_block(qr[j] + b * bits, bits, k, &lo, &hi);
+                                fl = _mm512_cvtepi32_ps(lo);
+                                fh = _mm512_cvtepi32_ps(hi);
+                            }
+#pragma GCC unroll 4
+                            for (int t = 0; t < T; t++) {
+                                tl[j][t] = _mm512_fmadd_ps(fl, xl[t], tl[j][t]);
+                                th[j][t] = _mm512_fmadd_ps(fh, xh[t], th[j][t]);
+                            }
+                        }
                     }
 #pragma GCC unroll 2
                     for (int j = 0; j < R; j++) {
-                        _mm_prefetch((const char *)((uintptr_t)(qr[j] + b * bits) +
-                                                    MT_PREFETCH_BLOCKS * bits * sizeof(uint32_t)), _MM_HINT_T0);
-                        __m512 fl, fh;
-                        if (single_plane(bits)) {
-                            __m512i v = bcast_plane(qr[j] + b * bits, bits);
-                            fl = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[0]));
-                            fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
-                        } else {
-                            __m512i lo, hi;
-                            unpack_block(qr[j] + b * bits, bits, k, &lo, &hi);
-                            fl = _mm512_cvtepi32_ps(lo);
-                            fh = _mm512_cvtepi32_ps(hi);
-                        }
+                        const __m512 s = _mm512_cvtph_ps(_mm256_set1_epi16((short)sr[j][g]));
 #pragma GCC unroll 4
-                        for (int t = 0; t < T; t++) {
-                            tl[j][t] = _mm512_fmadd_ps(fl, xl[t], tl[j][t]);
-                            th[j][t] = _mm512_fmadd_ps(fh, xh[t], th[j][t]);
-                        }
+                        for (int t = 0; t < T; t++) a[j][t] = _mm512_fmadd_ps(_mm512_add_ps(tl[j][t], th[j][t]), s, a[j][t]);
                     }
                 }
 #pragma GCC unroll 2
-                for (int j = 0; j < R; j++) {
-                    if (i + j >= nr) break;
-                    const __m512 s = _mm512_cvtph_ps(_mm256_set1_epi16((short)w->scales[rr[j] * G + g]));
+                for (int j = 0; j < R; j++)
+                    if (i + j < nr)
 #pragma GCC unroll 4
-                    for (int t = 0; t < T; t++)
-                        acc[i + j][t] = _mm512_fmadd_ps(_mm512_add_ps(tl[j][t], th[j][t]), s, acc[i + j][t]);
-                }
+                        for (int t = 0; t < T; t++) acc[i + j][t] = a[j][t];
             }
         }
         for (int64_t i = 0; i < nr; i++)
@@ -378,4 +395,5 @@ const lp_qkernels lp_qkernels_avx512 = {
     .gemv = gemv_avx512,
     .gemv_multi = gemv_multi_avx512,
     .dequant = dequant_avx512,
+    .blas_min_tokens = 256, /* bench_qgemv */
 };

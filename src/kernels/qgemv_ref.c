@@ -73,4 +73,5 @@ const lp_qkernels lp_qkernels_ref = {
     .gemv = gemv_ref,
     .gemv_multi = gemv_multi_ref,
     .dequant = dequant_ref,
+    .blas_min_tokens = 2, /* the scalar kernel loses to sgemm from 2 tokens on */
 };

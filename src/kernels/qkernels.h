@@ -55,6 +55,9 @@ typedef struct lp_qkernels {
     /* out ((r1 - r0) x cols) = dequantized rows [r0, r1); bit-identical in
      * every kernel: s * (float)(q - z). */
     void (*dequant)(const lp_qgroup *w, int64_t r0, int64_t r1, float *out);
+    /* From this many tokens on, lp_qgroup_gemm dequantizes tiles and calls
+     * sgemm instead of gemv_multi (measured with bench_qgemv). */
+    int64_t blas_min_tokens;
 } lp_qkernels;
 
 /* The table used by default: the LP_KERNEL environment variable when it names

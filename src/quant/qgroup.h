@@ -133,17 +133,19 @@ struct lp_qkernels;
 /* y (rows) = W x, x has cols entries. LP_ERR_NOMEM if scratch fails. */
 lp_status lp_qgroup_gemv(const lp_qgroup *w, const float *x, float *y);
 
-/* Y (T x rows) = X (T x cols) W^T. T < blas_min_tokens: a multi-token kernel
- * that reads each packed block once for up to LP_QGEMM_MAX_T tokens (each
- * token's result is bit-identical to lp_qgroup_gemv); otherwise row tiles are
- * dequantized into scratch and multiplied with cblas_sgemm. */
+/* Y (T x rows) = X (T x cols) W^T. T < blas_min_tokens (see below): a
+ * multi-token kernel that reads each packed block once for up to
+ * LP_QGEMM_MAX_T tokens, each token's result bit-identical to
+ * lp_qgroup_gemv; otherwise row tiles are dequantized into scratch and
+ * multiplied with cblas_sgemm (results then differ from gemv by rounding). */
 lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y);
 
 #define LP_QGEMM_MAX_T 4 /* tokens per pass of the packed multi-token kernel */
 
 typedef struct {
     const struct lp_qkernels *kernels; /* NULL: lp_qkernels_default() */
-    int64_t blas_min_tokens;           /* T at which the sgemm path takes over */
+    int64_t blas_min_tokens;           /* T at which the sgemm path takes over;
+                                          0: the kernel's own (lp_qkernels) */
 } lp_qgemm_params;
 
 lp_qgemm_params lp_qgemm_default_params(void);

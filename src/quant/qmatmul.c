@@ -9,12 +9,16 @@
  *     the kernel's form (its prep_x), and its per-group sums xsum (T, G) are
  *     computed once; kernels then read whole blocks and never see the ragged
  *     end of a row.
- *   - T < blas_min_tokens (lp_qgemm_params): rows are cut into fixed tiles of ROW_TILE rows, one
- *     OpenMP `parallel for` over the tiles; in each tile the kernel reads each
- *     packed block once for up to LP_QGEMM_MAX_T tokens (gemv_multi).
+ *   - T < blas_min_tokens (lp_qgemm_params, by default the kernel's own):
+ *     rows are cut into fixed tiles of ROW_TILE rows, one OpenMP `parallel
+ *     for` over the tiles; in each tile the kernel reads each packed block
+ *     once for up to LP_QGEMM_MAX_T tokens (gemv_multi), so W streams from
+ *     DRAM once per call whatever T is.
  *   - T >= blas_min_tokens: tiles of BLAS_TILE rows are dequantized into one
  *     scratch tile and multiplied with cblas_sgemm, which threads itself;
- *     only a tile of W is ever held in f32.
+ *     only a tile of W is ever held in f32. On Zen 5 the packed kernel keeps
+ *     up with sgemm to a few hundred tokens (both are FMA-bound and the
+ *     kernel has no dequantization pass), hence the high SIMD thresholds.
  * Tile boundaries are fixed multiples from row 0 and every output element is
  * computed by one thread in a fixed order, so the thread count never changes
  * a result.
@@ -32,8 +36,10 @@
 enum {
     ROW_TILE = 16,   /* rows per OpenMP work item in the packed kernels */
     BLAS_TILE = 256, /* rows dequantized per sgemm call */
-    BLAS_MIN_TOKENS = 16, /* default lp_qgemm_params.blas_min_tokens (bench_qgemv) */
 };
+
+/* 64-byte aligned scratch (aligned_alloc wants a multiple of the alignment). */
+static float *scratch_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
 
 /* xp (T, B*32): X in the kernel's form; xsum (T, G): group sums in column order. */
 static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T, float *xp,
@@ -53,11 +59,10 @@ static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, 
 
 static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
                              float *Y) {
-    int64_t ldx = w->blocks * LP_QGROUP_BLOCK;
-    float *xp = malloc((size_t)(T * (ldx + w->ngroups)) * sizeof(float));
-    if (!xp)
-        return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes of input scratch",
-                       (size_t)(T * (ldx + w->ngroups)) * sizeof(float));
+    int64_t ldx = w->blocks * LP_QGROUP_BLOCK; /* 128-byte rows: every x vector load is aligned */
+    size_t bytes = (size_t)(T * (ldx + w->ngroups)) * sizeof(float);
+    float *xp = scratch_alloc(bytes); /* cache-line aligned: misaligned x loads cost ~1/3 at T = 4 */
+    if (!xp) return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes of input scratch", bytes);
     float *xsum = xp + T * ldx;
     prepare_x(k, w, X, T, xp, xsum);
     int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
@@ -82,7 +87,7 @@ static lp_status gemm_blas(const lp_qkernels *k, const lp_qgroup *w, const float
     if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "qgroup gemm: T = %lld tokens, expected < 2^31", (long long)T);
     int64_t rows = w->rows, cols = w->cols;
     int64_t tile = rows < BLAS_TILE ? rows : BLAS_TILE;
-    float *D = malloc((size_t)(tile * cols) * sizeof(float)); /* (tile, cols) f32 rows of W */
+    float *D = scratch_alloc((size_t)(tile * cols) * sizeof(float)); /* (tile, cols) f32 rows of W */
     if (!D)
         return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes for a dequantized tile",
                        (size_t)(tile * cols) * sizeof(float));
@@ -99,7 +104,7 @@ static lp_status gemm_blas(const lp_qkernels *k, const lp_qgroup *w, const float
 }
 
 lp_qgemm_params lp_qgemm_default_params(void) {
-    lp_qgemm_params p = {.kernels = NULL, .blas_min_tokens = BLAS_MIN_TOKENS};
+    lp_qgemm_params p = {.kernels = NULL, .blas_min_tokens = 0};
     return p;
 }
 
@@ -110,7 +115,8 @@ lp_status lp_qgroup_gemm_ex(const lp_qgroup *w, const float *X, int64_t T, float
     const lp_qkernels *k = p->kernels ? p->kernels : lp_qkernels_default();
     if (T < 0) return lp_fail(LP_ERR_ARG, "qgroup gemm: T = %lld tokens, expected >= 0", (long long)T);
     if (T == 0) return LP_OK;
-    return T < p->blas_min_tokens ? gemm_packed(k, w, X, T, Y) : gemm_blas(k, w, X, T, Y);
+    int64_t blas_min = p->blas_min_tokens > 0 ? p->blas_min_tokens : k->blas_min_tokens;
+    return T < blas_min ? gemm_packed(k, w, X, T, Y) : gemm_blas(k, w, X, T, Y);
 }
 
 lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y) {

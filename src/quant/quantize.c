@@ -27,8 +27,6 @@ lp_status lp_quant_params_check(const lp_quant_params *p) {
     if (p->method != LP_METHOD_RTN && p->method != LP_METHOD_GPTQ)
         return lp_fail(LP_ERR_ARG, "unknown quantization method %d", (int)p->method);
     if (p->method == LP_METHOD_GPTQ) {
-        if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
-            return lp_fail(LP_ERR_ARG, "GPTQ needs calibration data (--calib FILE)");
         if (!(p->damp > 0 && p->damp < 1))
             return lp_fail(LP_ERR_ARG, "--damp %g must be in (0, 1)", p->damp);
         if (p->gptq_block < 1)
@@ -93,7 +91,11 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
 
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
     LP_TRY(lp_quant_params_check(p));
-    if (p->method != LP_METHOD_RTN) return lp_fail(LP_ERR_UNSUPPORTED, "GPTQ: not built yet");
+    if (p->method != LP_METHOD_RTN) {
+        if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
+            return lp_fail(LP_ERR_ARG, "GPTQ needs calibration data (--calib FILE)");
+        return lp_fail(LP_ERR_UNSUPPORTED, "GPTQ: not built yet");
+    }
     char name[256];
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
         for (int k = 0; k < LP_NLIN; k++) {
