@@ -177,8 +177,8 @@ int main(int argc, char **argv) {
     for (int si = 0; si < 2; si++) {
         int64_t rows = shapes[si][0], cols = shapes[si][1];
         wset s = make_weights(rows, cols);
-        float *x = malloc((size_t)cols * 4 * 512), *y = malloc((size_t)rows * 4 * 512);
-        for (int64_t i = 0; i < cols * 512; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+        float *x = malloc((size_t)cols * 4 * 1024), *y = malloc((size_t)rows * 4 * 1024);
+        for (int64_t i = 0; i < cols * 1024; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
         enum { NW = 4 }; /* f32 copies for sgemv: 4 x 180 MB, far beyond the L3 */
         float *W[NW];
         for (int c = 0; c < NW; c++) {
@@ -228,7 +228,7 @@ int main(int argc, char **argv) {
                    "the kernel switches to dequant+sgemm from T = %lld\n",
                    shape, k->name, maxth, maxth, bwruns, (long long)k->blas_min_tokens);
             printf("  %5s %14s %16s\n", "T", "packed kernel", "dequant+sgemm");
-            const int64_t Ts[] = {1, 2, 3, 4, 8, 16, 32, 64, 128, 256, 512};
+            const int64_t Ts[] = {1, 2, 3, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
             for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
                 double best;
                 int n = Ts[ti] >= 128 ? 3 : bwruns;

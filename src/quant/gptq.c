@@ -53,9 +53,12 @@
  * - Fallback: if dpotrf finds H + damp not positive definite, damping is
  *   multiplied by 10 (0 -> 1e-3) and the factorization retried, up to
  *   p->damp_retries times; stats report the damping used.
- * - Results do not depend on the thread count: each row is computed by one
- *   thread in a fixed order, per-row losses are summed serially, and
- *   OpenBLAS splits gemm/potrf work over output tiles (checked by the tests).
+ * - Threads: our loops give the same bits for any OpenMP thread count (each
+ *   row is one thread's work in a fixed order; per-row losses are summed
+ *   serially). OpenBLAS does not promise that for its own thread count: with
+ *   0.3.21, sgemm, dpotrf and dtrtri round differently with 1 and 2 threads
+ *   (its partition picks different edge kernels), which can flip a rare code;
+ *   test_gptq measures both.
  *
  * Other deviations from the reference: act_order sorts stably (ties by
  * column index; torch.argsort's tie order is unspecified); group == cols is
@@ -69,12 +72,17 @@
 #include "quant/rtn.h"
 
 #include <cblas.h>
-#include <float.h>
 #include <lapacke.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Below these sizes a loop runs on one thread: waking the team costs more
+ * than the work, and idle OpenMP threads spin while BLAS runs. Which loops
+ * run threaded never changes a result (every row is one thread's work). */
+#define LP_GPTQ_PAR_MIN_ELEMS (1 << 18) /* elements touched by a loop */
+#define LP_GPTQ_PAR_MIN_COLS 512        /* H is C x C */
 
 lp_gptq_params lp_gptq_default_params(void) {
     return (lp_gptq_params){.damp = 0.01, .block = 128, .act_order = 0, .damp_retries = 4};
@@ -109,7 +117,7 @@ static int factorize(const float *H, int64_t C, const int64_t *perm, double damp
      * symmetric Hp that is Hp_flat[C^2 - 1 - (r + c C)]: B is Hp's flat array
      * reversed. dpotrf('U') reads r <= c, i.e. Hp's upper triangle a <= b. */
     int64_t last = C * C - 1;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (C >= LP_GPTQ_PAR_MIN_COLS)
     for (int64_t a = 0; a < C; a++) {
         const float *hrow = H + perm[a] * C;
         double *dst = B + last - a * C; /* dst[-b] = Hp[a][b] */
@@ -130,7 +138,7 @@ static int factorize(const float *H, int64_t C, const int64_t *perm, double damp
  * a diagonal entry is not positive in float. */
 static int hinv_to_float(const double *B, int64_t C, float *Hinv) {
     int64_t last = C * C - 1, bad = 0;
-#pragma omp parallel for schedule(dynamic, 16) reduction(+ : bad)
+#pragma omp parallel for schedule(dynamic, 16) reduction(+ : bad) if (C >= LP_GPTQ_PAR_MIN_COLS)
     for (int64_t i = 0; i < C; i++) {
         const double *src = B + last - i * C; /* src[-j] = Hinv[i][j] */
         if (!((float)src[-i] > 0.0f) || !isfinite((float)src[-i])) bad++;
@@ -138,7 +146,7 @@ static int hinv_to_float(const double *B, int64_t C, float *Hinv) {
             if (!isfinite((float)src[-j])) bad++;
     }
     if (bad) return 0;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (C >= LP_GPTQ_PAR_MIN_COLS)
     for (int64_t i = 0; i < C; i++) {
         const double *src = B + last - i * C;
         float *dst = Hinv + i * C;
@@ -213,7 +221,7 @@ static int64_t quantize_row_block(const loop_ctx *x, int64_t r, int64_t i1, int6
 
 static lp_status check_finite(const float *a, int64_t rows, int64_t cols, const char *what) {
     int64_t first = INT64_MAX; /* flat index of the first non-finite value */
-#pragma omp parallel for schedule(static) reduction(min : first)
+#pragma omp parallel for schedule(static) reduction(min : first) if (rows * cols >= LP_GPTQ_PAR_MIN_ELEMS)
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t c = 0; c < cols; c++) {
             if (!isfinite(a[r * cols + c])) {
@@ -289,7 +297,7 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
     int grouped = out->group < C, dynamic = grouped && !p->act_order;
     int64_t bad_row = INT64_MAX;
     if (!dynamic) {
-#pragma omp parallel for schedule(static) reduction(min : bad_row)
+#pragma omp parallel for schedule(static) reduction(min : bad_row) if (R * C >= LP_GPTQ_PAR_MIN_ELEMS)
         for (int64_t r = 0; r < R; r++) {
             const float *wr = W + r * C;
             for (int64_t g = 0; g < out->ngroups; g++) {
@@ -329,7 +337,7 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
     }
 
     /* The working W: permuted, dead columns zeroed. */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * C >= LP_GPTQ_PAR_MIN_ELEMS)
     for (int64_t r = 0; r < R; r++)
         for (int64_t k = 0; k < C; k++)
             Wp[r * C + k] = dead[perm[k]] ? 0.0f : W[r * C + perm[k]];
@@ -369,7 +377,7 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
         int64_t i2 = i1 + p->block < C ? i1 + p->block : C, n = i2 - i1;
         int64_t bad_c = -1;
         bad_row = INT64_MAX;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * n * n >= LP_GPTQ_PAR_MIN_ELEMS * 16)
         for (int64_t r = 0; r < R; r++) {
             float *er = E + r * n;
             memcpy(er, Wp + r * C + i1, (size_t)n * sizeof *er);
@@ -409,7 +417,7 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
 
     /* Pack in original column order: original column perm[k] holds codes[k]. */
     for (int64_t k = 0; k < C; k++) de[perm[k]].i = k; /* reuse de[].i as the inverse perm */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (R * C >= LP_GPTQ_PAR_MIN_ELEMS)
     for (int64_t r = 0; r < R; r++) {
         uint32_t *qrow = out->q + r * out->blocks * out->bits;
         for (int64_t b = 0; b < out->blocks; b++) {

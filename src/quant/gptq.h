@@ -46,13 +46,14 @@ typedef struct {
 /* Quantize W (out->rows x out->cols, row-major out x in) into `out`, which
  * the caller has set up with lp_qgroup_init (bits, group, sym chosen there;
  * group == cols means per output channel). H (cols x cols) must be symmetric
- * (the factorization reads one triangle of it) and is overwritten with
- * scratch: its contents are unspecified afterwards. W is not modified.
+ * (not checked) and is overwritten with scratch: its contents are
+ * unspecified afterwards. W is not modified.
  * Errors: LP_ERR_ARG for bad params, LP_ERR_NUMERIC for NaN/Inf in W or H,
  * an H that stays indefinite after all damping retries, or a scale out of
  * f16 range; LP_ERR_NOMEM. On error `out` is left partially written.
- * OpenMP over rows plus multi-threaded BLAS/LAPACK; the result does not
- * depend on the number of threads. */
+ * OpenMP over rows plus multi-threaded BLAS/LAPACK. The result is the same
+ * for any number of OpenMP threads; OpenBLAS may round differently with a
+ * different number of BLAS threads (a rare code can change; see gptq.c). */
 lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp_qgroup *out,
                            lp_gptq_stats *stats);
 

@@ -12,6 +12,7 @@
 
 #include "core/status_impl.h"
 #include "model/model_impl.h"
+#include "quant/pipeline.h"
 #include "quant/rtn.h"
 
 #include <math.h>
@@ -94,7 +95,7 @@ lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
     if (p->method != LP_METHOD_RTN) {
         if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
             return lp_fail(LP_ERR_ARG, "GPTQ needs calibration data (--calib FILE)");
-        return lp_fail(LP_ERR_UNSUPPORTED, "GPTQ: not built yet");
+        return lp_quantize_calibrated(m, p);
     }
     char name[256];
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
