@@ -14,9 +14,9 @@
  *     for` over the tiles; in each tile the kernel reads each packed block
  *     once for up to LP_QGEMM_MAX_T tokens (gemv_multi), so W streams from
  *     DRAM once per call whatever T is.
- *   - T >= blas_min_tokens: tiles of BLAS_TILE rows are dequantized into one
- *     scratch tile and multiplied with cblas_sgemm, which threads itself;
- *     only a tile of W is ever held in f32. On Zen 5 the packed kernel keeps
+ *   - T >= blas_min_tokens: tiles of BLAS_TILE rows are dequantized into a
+ *     per-thread scratch tile and multiplied with cblas_sgemm, one call per
+ *     tile in our parallel loop; only a tile of W per thread is ever f32. On Zen 5 the packed kernel keeps
  *     up with sgemm to a few hundred tokens (both are FMA-bound and the
  *     kernel has no dequantization pass), hence the high SIMD thresholds.
  * Tile boundaries are fixed multiples from row 0 and every output element is
@@ -30,12 +30,13 @@
 
 #include <cblas.h>
 #include <limits.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum {
     ROW_TILE = 16,   /* rows per OpenMP work item in the packed kernels */
-    BLAS_TILE = 256, /* rows dequantized per sgemm call */
+    BLAS_TILE = 64,  /* rows dequantized per sgemm call */
 };
 
 /* 64-byte aligned scratch (aligned_alloc wants a multiple of the alignment). */
@@ -85,19 +86,24 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
 static lp_status gemm_blas(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
                            float *Y) {
     if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "qgroup gemm: T = %lld tokens, expected < 2^31", (long long)T);
-    int64_t rows = w->rows, cols = w->cols;
-    int64_t tile = rows < BLAS_TILE ? rows : BLAS_TILE;
-    float *D = scratch_alloc((size_t)(tile * cols) * sizeof(float)); /* (tile, cols) f32 rows of W */
+    int64_t rows = w->rows, cols = w->cols, ntiles = (rows + BLAS_TILE - 1) / BLAS_TILE;
+    int nth = omp_get_max_threads();
+    size_t per = (size_t)(BLAS_TILE * cols) * sizeof(float); /* (BLAS_TILE, cols) f32 rows of W */
+    float *D = scratch_alloc(per * (size_t)nth);
     if (!D)
-        return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes for a dequantized tile",
-                       (size_t)(tile * cols) * sizeof(float));
-    /* Dequantizing on this thread costs ~1/(2T) of the sgemm's time and keeps
-     * OpenMP's spinning workers and OpenBLAS's threads from fighting over cores. */
-    for (int64_t r0 = 0; r0 < rows; r0 += tile) {
-        int64_t nr = rows - r0 < tile ? rows - r0 : tile;
-        k->dequant(w, r0, r0 + nr, D);
+        return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %d x %zu bytes for dequantized tiles",
+                       nth, per);
+    /* One sgemm per tile inside our own parallel region: an OpenMP OpenBLAS
+     * then runs each call on one thread, so no result depends on how many
+     * threads there are (OpenBLAS picks another summation order, e.g. its
+     * small-matrix kernel, for another thread count). */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+    for (int64_t i = 0; i < ntiles; i++) {
+        int64_t r0 = i * BLAS_TILE, nr = rows - r0 < BLAS_TILE ? rows - r0 : BLAS_TILE;
+        float *d = D + (size_t)omp_get_thread_num() * (per / sizeof(float));
+        k->dequant(w, r0, r0 + nr, d);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)cols, 1.0f, X,
-                    (int)cols, D, (int)cols, 0.0f, Y + r0, (int)rows);
+                    (int)cols, d, (int)cols, 0.0f, Y + r0, (int)rows);
     }
     free(D);
     return LP_OK;
