@@ -165,10 +165,12 @@ static lp_status build_writer(lp_model *m, lp_st_writer *w) {
     LP_TRY(add_raw(w, m, "model.embed_tokens.weight"));
     LP_TRY(add_raw(w, m, "model.norm.weight"));
     for (int64_t l = 0; l < c->n_layers; l++) {
+        const lp_layer *L = &m->layers[l];
+        const int64_t D = c->dim;
         snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)l);
-        LP_TRY(add_raw(w, m, name));
+        LP_TRY(L->norms_changed ? lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->attn_norm) : add_raw(w, m, name));
         snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
-        LP_TRY(add_raw(w, m, name));
+        LP_TRY(L->norms_changed ? lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->ffn_norm) : add_raw(w, m, name));
         for (int k = 0; k < LP_NLIN; k++) {
             lp_linear_name(l, k, base, sizeof base);
             bool bias = (k <= LP_V && c->qkv_bias) || (k == LP_O && c->o_bias);

@@ -43,6 +43,22 @@ lp_status lp_model_own(lp_model *m, void *p) {
     return LP_OK;
 }
 
+lp_status lp_model_norm_mut(lp_model *m, int64_t l, int which, float **out) {
+    lp_layer *L = &m->layers[l];
+    const float **slot = which ? &L->ffn_norm : &L->attn_norm;
+    bool owned = false;
+    for (int64_t i = 0; i < m->n_owned && !owned; i++) owned = m->owned[i] == *slot;
+    if (!owned) {
+        float *copy = malloc((size_t)m->cfg.dim * sizeof(float));
+        LP_TRY(lp_model_own(m, copy));
+        memcpy(copy, *slot, (size_t)m->cfg.dim * sizeof(float));
+        *slot = copy;
+    }
+    L->norms_changed = true;
+    *out = (float *)*slot; /* owned by the model, so writable */
+    return LP_OK;
+}
+
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t k = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < ndim && k < n; i++)

@@ -16,6 +16,7 @@ extern const char *const lp_linear_names[LP_NLIN]; /* "self_attn.q_proj", ... */
 typedef struct {
     const float *attn_norm; /* D */
     const float *ffn_norm;  /* D */
+    bool norms_changed;     /* a method rescaled a norm: save writes them from memory (F32) */
     lp_linear lin[LP_NLIN]; /* q (H*hd x D), k, v (KV*hd x D), o (D x H*hd),
                                gate, up (F x D), down (D x F) */
 } lp_layer;
@@ -38,6 +39,12 @@ struct lp_model {
  * the tensor, its file and the expected vs actual shape. */
 lp_status lp_model_tensor_f32(lp_model *m, const char *name, int ndim, const int64_t *shape,
                               const float **out, lp_dtype *stored);
+
+/* A writable f32 copy of layer l's input norm (which = 0) or post-attention
+ * norm (which = 1), made on first use and owned by the model; marks the
+ * layer's norms as changed so lp_model_save writes them from memory.
+ * Methods that fold scales into norms (AWQ, SmoothQuant) use it. */
+lp_status lp_model_norm_mut(lp_model *m, int64_t l, int which, float **out);
 
 /* Record a malloc'd block to be freed with the model. */
 lp_status lp_model_own(lp_model *m, void *p);
