@@ -24,9 +24,12 @@
  * at a time. Only 16 ymm registers, so gemv runs 2 rows per pass and
  * gemv_multi 1 row x 2 tokens, in L1-sized column chunks (tile_multi); every
  * (row, token) pair runs the same operations in the same order, so
- * gemv_multi == gemv bit for bit. Each block load also prefetches the same
- * block R rows down, as in qgemv_avx512.c. Rows past r1 in the last pass repeat row
- * r1 - 1 and are not stored.
+ * gemv_multi == gemv bit for bit. Rows past r1 in the last pass repeat row
+ * r1 - 1 and are not stored. Each block load also prefetches the same block
+ * of the rows visited next, as in qgemv_avx512.c.
+ *
+ * Speed (Zen 5, one core, W4 g128, weights in L2/L3): gemv ~26 G weights/s,
+ * multi ~35 G weight-tokens/s.
  */
 #include "kernels/qkernels.h"
 

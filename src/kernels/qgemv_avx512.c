@@ -14,6 +14,15 @@
  * per 16 values remains. (Zen 5 runs shifts on the two FMA pipes, so the
  * rotate costs FMA throughput; the AND runs on any of four.)
  *
+ * Chunks: with one plane and groups of a multiple of 128 columns (or one
+ * group per row), the dot kernels read 4 blocks (128 columns) at a time
+ * with one plain 64-byte load (b = 4; two for b = 8, a 32/16-byte broadcast
+ * for b = 2/1) instead of a broadcast per block, and split them into 8
+ * vectors of 16 values with 8 constant field masks. Each such vector mixes
+ * values of the 4 blocks, so prep_x lays x out in the same order (chunk_col)
+ * along with the 2^-shift. This removes the broadcast's shuffle uop: +20%
+ * in cache. Other groups (32, 64) and b = 3, 5, 6, 7 read block by block.
+ *
  * Dot: per group, 16-lane f32 partial sums of q*x (two per row/token chain,
  * lo and hi half, for latency), scaled by s_g into an accumulator once per
  * group; one horizontal sum per row at the end. The zero-point term
@@ -25,12 +34,16 @@
  * throughput went from ~12 to ~19 GB/s on Zen 5 (4096 x 11008, W4 g128).
  *
  * Tiling: R rows x T tokens per pass (R*T <= 4: 8 chains of 4-cycle FMAs keep
- * two FMA pipes busy). gemv uses R = 4 (the four rows share each x load);
- * gemv_multi uses T tokens (each unpacked block feeds every token) and walks
- * 16-row tiles in L1-sized column chunks (tile_multi). Every (row, token) pair runs the
- * same operations in the same order whatever R and T are, so gemv_multi ==
- * gemv bit for bit. Rows past r1 in the last pass
- * repeat row r1 - 1 and are not stored.
+ * two FMA pipes busy). gemv (tile) uses R = 4: the four rows share each x
+ * load. gemv_multi (tile_multi) uses T = 2..4 tokens, so each unpacked block
+ * feeds every token, and walks 16-row tiles in L1-sized column chunks. Every
+ * (row, token) pair runs the same operations in the same order whatever R
+ * and T are, so gemv_multi == gemv bit for bit. Rows past r1 in the last
+ * pass repeat row r1 - 1 and are not stored.
+ *
+ * Speed (Zen 5, one core, W4 g128, weights in L2/L3): gemv ~48 G weights/s
+ * (~14 per cycle; the loop is bound by the 4 vector ALU ports: AND, convert
+ * and FMA per 16 weights), multi ~65 G weight-tokens/s at T = 4.
  */
 #include "kernels/qkernels.h"
 
@@ -56,6 +69,7 @@ INLINE __m512i bcast_plane(const uint32_t *p, int w) {
  * single plane also the in-place field masks (2^w - 1) << shift per half. */
 typedef struct {
     __m512i rot[4][2], mask[4], field[2];
+    __m512i cmask[8]; /* chunk mode: (2^w - 1) << shift of each lane of vector m */
 } unpack_consts;
 
 INLINE int single_plane(int bits) { return (bits & (bits - 1)) == 0; }
@@ -79,24 +93,96 @@ INLINE void make_consts(int bits, unpack_consts *k) {
         k->mask[p] = _mm512_set1_epi32(((1 << w) - 1) << o);
         p++;
     }
-    if (single_plane(bits))
+    if (single_plane(bits)) {
         for (int h = 0; h < 2; h++) k->field[h] = _mm512_sllv_epi32(_mm512_set1_epi32((1 << bits) - 1), lane_shift(bits, h));
+        for (int m = 0; m < 8; m++) {
+            uint32_t lanes[16];
+            for (int L = 0; L < 16; L++) {
+                int col, sh;
+                chunk_lane(bits, m, L, &col, &sh);
+                lanes[L] = ((1u << bits) - 1u) << sh;
+            }
+            k->cmask[m] = _mm512_loadu_si512(lanes);
+        }
+    }
 }
 
-/* xp = x zero-padded, times 2^-shift of each column's field for a single plane. */
+/* Chunk mode (see the top): one plane, and every 4-block chunk inside one group. */
+INLINE int chunk_mode(const lp_qgroup *w) {
+    int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    return single_plane(w->bits) && (w->ngroups == 1 || bpg % 4 == 0);
+}
+
+/* Where lane L of chunk vector m (0..7) comes from, for a plane of width w:
+ * its column inside the 128-column chunk and the bit position of its field
+ * in the lane's word. Lane L holds chunk word L (w = 4), 16 (m / 4) + L
+ * (w = 8), L mod 8 (w = 2) or L mod 4 (w = 1); the field index f within that
+ * word then runs over the word's 32 / w values exactly once across m. */
+static void chunk_lane(int w, int m, int L, int *col, int *shift) {
+    int word, f; /* word of the chunk (block = word / w), field in that word */
+    switch (w) {
+    case 4: word = L, f = m; break;
+    case 8: word = 16 * (m / 4) + L, f = m % 4; break;
+    case 2: word = L % 8, f = 2 * m + L / 8; break;
+    default: word = L % 4, f = 4 * m + L / 4; break;
+    }
+    *col = LP_QGROUP_BLOCK * (word / w) + word % w + w * f; /* value j = (word mod w) + w f */
+    *shift = w * f;
+}
+
+/* The chunk's words as loaded: lane L of v[0] (and v[1] for w = 8) as above.
+ * nb = valid blocks (1..4); words past them read as 0. */
+INLINE void chunk_load(const uint32_t *p, int w, int64_t nb, __m512i v[2]) {
+    if (w == 4) {
+        v[0] = nb == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi32((__mmask16)((1u << (4 * nb)) - 1u), p);
+    } else if (w == 8) {
+        if (nb == 4) {
+            v[0] = _mm512_loadu_si512(p);
+            v[1] = _mm512_loadu_si512(p + 16);
+        } else {
+            unsigned n = (unsigned)(8 * nb);
+            v[0] = _mm512_maskz_loadu_epi32((__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u), p);
+            v[1] = _mm512_maskz_loadu_epi32((__mmask16)(n > 16 ? (1u << (n - 16)) - 1u : 0u), p + 16);
+        }
+    } else if (w == 2) {
+        __m256i h = nb == 4 ? _mm256_loadu_si256((const __m256i *)p)
+                            : _mm256_maskz_loadu_epi32((__mmask8)((1u << (2 * nb)) - 1u), p);
+        v[0] = _mm512_broadcast_i32x8(h);
+    } else {
+        __m128i h = nb == 4 ? _mm_loadu_si128((const __m128i *)p) : _mm_maskz_loadu_epi32((__mmask8)((1u << nb) - 1u), p);
+        v[0] = _mm512_broadcast_i32x4(h);
+    }
+}
+
+/* xp (lp_qkernels_ldx floats) = this kernel's form of x: zero-padded; for one
+ * plane times 2^-shift of each value's field, and in chunk mode permuted to
+ * the chunk vectors' lane order. */
 static void prep_x_avx512(const lp_qgroup *w, const float *x, float *xp) {
+    const int64_t ldx = lp_qkernels_ldx(w), cols = w->cols;
+    if (chunk_mode(w)) {
+        int col[128];
+        float sc[128];
+        for (int m = 0; m < 8; m++)
+            for (int L = 0; L < 16; L++) {
+                int sh;
+                chunk_lane(w->bits, m, L, &col[16 * m + L], &sh);
+                sc[16 * m + L] = ldexpf(1.0f, -sh);
+            }
+        for (int64_t c0 = 0; c0 < ldx; c0 += 128)
+            for (int i = 0; i < 128; i++) xp[c0 + i] = c0 + col[i] < cols ? x[c0 + col[i]] * sc[i] : 0.0f;
+        return;
+    }
     __m512 sc[2];
     for (int h = 0; h < 2; h++) /* 2^-shift: exponent field 127 - shift */
         sc[h] = single_plane(w->bits)
                     ? _mm512_castsi512_ps(_mm512_slli_epi32(
                           _mm512_sub_epi32(_mm512_set1_epi32(127), lane_shift(w->bits, h)), 23))
                     : _mm512_set1_ps(1.0f);
-    for (int64_t b = 0; b < w->blocks; b++)
-        for (int h = 0; h < 2; h++) {
-            int64_t c = b * LP_QGROUP_BLOCK + 16 * h, n = w->cols - c;
-            __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1u);
-            _mm512_storeu_ps(xp + c, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), sc[h]));
-        }
+    for (int64_t c = 0; c < ldx; c += 16) {
+        int64_t n = cols - c;
+        __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1u);
+        _mm512_storeu_ps(xp + c, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), sc[(c / 16) % 2]));
+    }
 }
 
 /* The 32 values of one block as two vectors of 16 int32 (values 0..15, 16..31). */
