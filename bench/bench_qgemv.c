@@ -14,7 +14,10 @@
  * f32 cblas_sgemv on the same shape (OpenBLAS with the same thread count) is
  * the dense baseline.
  *
- * Usage: bench_qgemv [runs]   (LP_KERNEL does not matter: every kernel runs)
+ * Usage: bench_qgemv [runs] [gemv]   (every kernel runs, whatever LP_KERNEL
+ * says; "gemv" skips the batch table, which takes a minute). The load
+ * average is printed first and last: on a shared machine, numbers taken
+ * under load are not worth comparing.
  */
 #include "kernels/qkernels.h"
 #include "quant/qgroup.h"
@@ -159,6 +162,7 @@ int main(int argc, char **argv) {
     if (runs < 3) runs = 3;
     if (runs > 64) runs = 64;
     int maxth = omp_get_num_procs() < 2 ? omp_get_num_procs() : 2;
+    int batches = !(argc > 2 && !strcmp(argv[2], "gemv"));
     int bwruns = runs < 10 ? runs : 10;
     print_load("at start");
 
@@ -220,7 +224,7 @@ int main(int argc, char **argv) {
         for (int c = 0; c < NW; c++) free(W[c]);
 
         /* ---- batches: both gemm paths, time per token ---- */
-        if (si == 0) {
+        if (si == 0 && batches) {
             omp_set_num_threads(maxth);
             openblas_set_num_threads(maxth);
             const lp_qkernels *k = lp_qkernels_default();

@@ -7,17 +7,18 @@
 #include <string.h>
 
 static const char *const HELP =
-    "usage: llmpress quantize MODEL --method rtn|gptq --bits B --group G [--sym] [--calib FILE] -o OUT\n"
+    "usage: llmpress quantize MODEL --method rtn|gptq|awq --bits B --group G [--sym] [--calib FILE] -o OUT\n"
     "\n"
     "Quantize the decoder linears (q,k,v,o,gate,up,down) of MODEL and write a\n"
     "compressed checkpoint directory OUT that `eval`, `run` and `info` read directly.\n"
     "  --method M      rtn (round to nearest, min-max per group) or\n"
-    "                  gptq (Hessian-guided error feedback, block by block; needs --calib)\n"
+    "                  gptq (Hessian-guided error feedback, block by block; needs --calib) or\n"
+    "                  awq (activation-aware channel scales and clipping; needs --calib)\n"
     "  --bits B        bits per weight, 1..8 (default 4)\n"
     "  --group G       columns per scale: 32, 64, 128, ... or -1 per output channel (default 128)\n"
     "  --sym           symmetric quantization (default asymmetric, with zero points)\n"
     "  -o, --out DIR   output directory (created; files in it are replaced atomically)\n"
-    "calibration (gptq):\n"
+    "calibration (gptq, awq):\n"
     "  --calib FILE    calibration text\n"
     "  --nsamples N    windows drawn at random offsets (default 128)\n"
     "  --seqlen L      tokens per window (default 512)\n"
@@ -86,7 +87,8 @@ int cmd_quantize(int argc, char **argv) {
             if (!s) return 2;
             if (!strcmp(s, "rtn")) qp.method = LP_METHOD_RTN;
             else if (!strcmp(s, "gptq")) qp.method = LP_METHOD_GPTQ;
-            else return cli_usage_error(&a, "--method '%s' is not available (available: rtn, gptq)", s);
+            else if (!strcmp(s, "awq")) qp.method = LP_METHOD_AWQ;
+            else return cli_usage_error(&a, "--method '%s' is not available (available: rtn, gptq, awq)", s);
         } else if (!strcmp(f, "--calib")) {
             if (!(calib_file = cli_value(&a))) return 2;
         } else if (!strcmp(f, "--nsamples")) {
@@ -130,7 +132,8 @@ int cmd_quantize(int argc, char **argv) {
     if (qp.method == LP_METHOD_RTN && calib_file)
         return cli_usage_error(&a, "--calib is for calibrated methods; rtn uses no calibration data");
     if (qp.method != LP_METHOD_RTN && !calib_file)
-        return cli_usage_error(&a, "--method %s needs calibration text: give --calib FILE", "gptq");
+        return cli_usage_error(&a, "--method %s needs calibration text: give --calib FILE",
+                               qp.method == LP_METHOD_AWQ ? "awq" : "gptq");
     if (lp_quant_params_check(&qp) != LP_OK) return cli_usage_error(&a, "%s", lp_last_error());
     lp_calib cal = {NULL, nsamples, seqlen};
     qp.calib = calib_file ? &cal : NULL;
@@ -161,7 +164,12 @@ int cmd_quantize(int argc, char **argv) {
         return cli_lib_error("quantize", NULL);
     }
     double tq = cli_now() - t0;
-    if (qp.method != LP_METHOD_RTN && !(quiet || json))
+    if (qp.method == LP_METHOD_AWQ && !(quiet || json))
+        fprintf(stderr, "[quantize] %.1fs: forward %.1fs, statistics %.1fs, scale search %.1fs, clip search %.1fs, "
+                "rounding %.1fs; calibration activations and statistics %.1f MB\n", stats.total, stats.forward,
+                stats.stats, stats.scale_search, stats.clip_search, stats.quantize,
+                (double)stats.peak_activation_bytes / 1e6);
+    else if (qp.method != LP_METHOD_RTN && !(quiet || json))
         fprintf(stderr, "[quantize] %.1fs: forward %.1fs, statistics %.1fs, factorization %.1fs, "
                 "quantization loop %.1fs; calibration activations + Hessian %.1f MB\n",
                 stats.total, stats.forward, stats.stats, stats.factorize, stats.quantize,
@@ -180,11 +188,11 @@ int cmd_quantize(int argc, char **argv) {
         cli_json_string(stdout, out);
         printf(", \"method\": \"%s\", \"bits\": %d, \"group\": %d, \"sym\": %s, \"act_order\": %s, "
                "\"seconds\": %.3f, \"time\": {\"forward\": %.3f, \"statistics\": %.3f, \"factorization\": %.3f, "
-               "\"quantization\": %.3f}, \"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
+               "\"quantization\": %.3f, \"scale_search\": %.3f, \"clip_search\": %.3f}, \"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
                "\"total_bytes\": %lld}\n",
-               qp.method == LP_METHOD_RTN ? "rtn" : "gptq", qp.bits, qp.group, qp.sym ? "true" : "false",
+               qp.method == LP_METHOD_RTN ? "rtn" : qp.method == LP_METHOD_AWQ ? "awq" : "gptq", qp.bits, qp.group, qp.sym ? "true" : "false",
                qp.act_order ? "true" : "false", tq, stats.forward, stats.stats, stats.factorize, stats.quantize,
-               bpw, (long long)sz.linear_bytes, (long long)sz.total_bytes);
+               stats.scale_search, stats.clip_search, bpw, (long long)sz.linear_bytes, (long long)sz.total_bytes);
     } else {
         printf("wrote %s: %s, %.4f bits per weight in the decoder linears, %.2f MB in all (%.1f s)\n",
                out, sz.formats, bpw, (double)sz.total_bytes / 1e6, tq);

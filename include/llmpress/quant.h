@@ -17,6 +17,7 @@ extern "C" {
 typedef enum {
     LP_METHOD_RTN = 0,  /* round to nearest, min-max per group (no calibration) */
     LP_METHOD_GPTQ = 1, /* GPTQ: Hessian-guided error feedback (needs calibration) */
+    LP_METHOD_AWQ = 2,  /* AWQ: activation-aware scales and clipping (needs calibration) */
 } lp_method;
 
 /* Calibration data: nsamples sequences of seqlen token ids, row-major. */
@@ -36,7 +37,9 @@ typedef struct {
     double forward;   /* running blocks on the calibration activations */
     double stats;     /* accumulating Hessians / channel statistics */
     double factorize; /* damping, Cholesky, inverse */
-    double quantize;  /* the per-column quantization loop */
+    double quantize;  /* the per-column quantization loop (AWQ: the final rounding) */
+    double scale_search; /* AWQ: grid search of the per-channel scales */
+    double clip_search;  /* AWQ: grid search of the clipping ranges */
     double total;
     size_t peak_activation_bytes; /* calibration activations + Hessians held at once */
 } lp_quant_stats;
@@ -50,6 +53,13 @@ typedef struct {
     double damp;       /* dampening, fraction of the mean Hessian diagonal (0.01) */
     int gptq_block;    /* lazy-batch block size (128) */
     bool act_order;    /* quantize columns in decreasing Hessian-diagonal order */
+    /* AWQ (llm-awq's run_awq defaults) */
+    bool awq_scale;        /* search and fold per-input-channel scales (true) */
+    bool awq_clip;         /* search and apply per-group clipping ranges (true) */
+    int awq_grid;          /* both searches' grid: scale exponents i/grid for i < grid and
+                              clipping ranges max|w| * (1 - i/grid) for i < max_shrink * grid (20) */
+    double awq_max_shrink; /* deepest clipping tried, as a fraction of max|w| (0.5) */
+    int awq_clip_tokens;   /* calibration tokens the clipping search uses, evenly strided (512) */
     const lp_calib *calib; /* required by calibrated methods */
     lp_quant_stats *stats; /* filled when not NULL */
     /* Called after each linear (may be NULL): layer index, linear name,

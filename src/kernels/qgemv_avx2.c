@@ -76,7 +76,8 @@ INLINE void load_fields(const uint32_t *blk, int w, const __m256i field[4], __m2
                   : _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(v, 8), field[3]));
 }
 
-/* xp = x zero-padded, times 2^-field_shift of each column for a single plane. */
+/* xp (lp_qkernels_ldx floats) = x zero-padded, times 2^-field_shift of each
+ * column for a single plane. */
 static void prep_x_avx2(const lp_qgroup *w, const float *x, float *xp) {
     __m256 sc[4];
     for (int h = 0; h < 4; h++) /* 2^-shift: exponent field 127 - shift */
@@ -84,7 +85,7 @@ static void prep_x_avx2(const lp_qgroup *w, const float *x, float *xp) {
                     ? _mm256_castsi256_ps(_mm256_slli_epi32(
                           _mm256_sub_epi32(_mm256_set1_epi32(127), field_shift(w->bits, h)), 23))
                     : _mm256_set1_ps(1.0f);
-    for (int64_t b = 0; b < w->blocks; b++)
+    for (int64_t b = 0; b < lp_qkernels_ldx(w) / LP_QGROUP_BLOCK; b++)
         for (int h = 0; h < 4; h++) {
             int64_t c = b * LP_QGROUP_BLOCK + 8 * h, n = w->cols - c;
             __m256 v;
@@ -92,7 +93,7 @@ static void prep_x_avx2(const lp_qgroup *w, const float *x, float *xp) {
                 v = _mm256_loadu_ps(x + c);
             } else {
                 float tmp[8] = {0};
-                for (int64_t j = 0; j < n; j++) tmp[j] = x[c + j];
+                for (int64_t j = 0; j < n; j++) tmp[j] = x[c + j]; /* n <= 0: all zero */
                 v = _mm256_loadu_ps(tmp);
             }
             _mm256_storeu_ps(xp + c, _mm256_mul_ps(v, sc[h]));
@@ -164,7 +165,7 @@ INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsu
 /* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
 INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
+    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     const uintptr_t next = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
     const uint32_t *qr[2];
@@ -238,7 +239,7 @@ enum { MT_ROWS = 16, MT_XBYTES = 16384 };
 
 INLINE void tile_multi(const lp_qgroup *w, const int bits, const int T, const float *xp,
                        const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
+    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     int64_t chunk = MT_XBYTES / (T * LP_QGROUP_BLOCK * (int64_t)sizeof(float)) / bpg; /* groups */
     if (chunk < 1) chunk = 1;
@@ -344,7 +345,7 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
             for (int64_t r = r0; r < r1; r += 2) tile(w, NB, 2, 1, xp, xsum, y, ldy, r, r1);     \
             return;                                                                              \
         }                                                                                        \
-        const int64_t ldx = w->blocks * LP_QGROUP_BLOCK;                                         \
+        const int64_t ldx = lp_qkernels_ldx(w);                                                  \
         for (int64_t t = 0; t < T; t += 2) /* pairs: 8 chains fill the 16 registers */          \
             if (T - t >= 2) tile_multi(w, NB, 2, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \
             else tile_multi(w, NB, 1, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \

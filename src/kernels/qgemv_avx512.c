@@ -19,9 +19,10 @@
  * with one plain 64-byte load (b = 4; two for b = 8, a 32/16-byte broadcast
  * for b = 2/1) instead of a broadcast per block, and split them into 8
  * vectors of 16 values with 8 constant field masks. Each such vector mixes
- * values of the 4 blocks, so prep_x lays x out in the same order (chunk_col)
- * along with the 2^-shift. This removes the broadcast's shuffle uop: +20%
- * in cache. Other groups (32, 64) and b = 3, 5, 6, 7 read block by block.
+ * values of the 4 blocks, so prep_x lays x out in the same order
+ * (chunk_lane) along with the 2^-shift. This saves the broadcast's shuffle
+ * uop (+7% at g128, +20% per-channel in cache). Other groups (32, 64) and
+ * b = 3, 5, 6, 7 read block by block.
  *
  * Dot: per group, 16-lane f32 partial sums of q*x (two per row/token chain,
  * lo and hi half, for latency), scaled by s_g into an accumulator once per
@@ -29,21 +30,22 @@
  * sum_g s_g z_g xsum_g is a separate pass over 16 groups at a time.
  *
  * Memory: a row of W is only a few KB, too short for the hardware
- * prefetcher to lock on before it ends, so each block load also prefetches
- * the same block R rows down (the next pass's rows): single-thread DRAM
- * throughput went from ~12 to ~19 GB/s on Zen 5 (4096 x 11008, W4 g128).
+ * prefetcher to lock on before it ends, so each block (chunk) load also
+ * prefetches the same place R rows down (the next pass's rows): single-thread
+ * DRAM throughput went from ~12 to ~19 GB/s on Zen 5 (4096 x 11008, W4 g128).
  *
  * Tiling: R rows x T tokens per pass (R*T <= 4: 8 chains of 4-cycle FMAs keep
  * two FMA pipes busy). gemv (tile) uses R = 4: the four rows share each x
  * load. gemv_multi (tile_multi) uses T = 2..4 tokens, so each unpacked block
- * feeds every token, and walks 16-row tiles in L1-sized column chunks. Every
+ * feeds every token, and walks 16-row tiles in L1-sized column spans. Every
  * (row, token) pair runs the same operations in the same order whatever R
  * and T are, so gemv_multi == gemv bit for bit. Rows past r1 in the last
  * pass repeat row r1 - 1 and are not stored.
  *
- * Speed (Zen 5, one core, W4 g128, weights in L2/L3): gemv ~48 G weights/s
- * (~14 per cycle; the loop is bound by the 4 vector ALU ports: AND, convert
- * and FMA per 16 weights), multi ~65 G weight-tokens/s at T = 4.
+ * Speed (Zen 5 at ~3.4 GHz, one core, W4, weights in L2/L3): gemv ~50 G
+ * weights/s at g128 and ~59 per-channel (14.5 and 17.5 per cycle; the loop
+ * is bound by the 4 vector ALU ports: AND, convert and FMA per 16 weights,
+ * plus the scale FMA per group), multi ~55 G weight-tokens/s at T = 4.
  */
 #include "kernels/qkernels.h"
 
@@ -80,6 +82,23 @@ INLINE __m512i lane_shift(int w, int h) {
     return _mm512_add_epi32(_mm512_and_si512(iota, _mm512_set1_epi32(-w)), _mm512_set1_epi32(16 * h));
 }
 
+/* Where lane L of chunk vector m (0..7) comes from, for a plane of width w:
+ * its column inside the 128-column chunk and the bit position of its field
+ * in the lane's word. Lane L holds chunk word L (w = 4), 16 (m / 4) + L
+ * (w = 8), L mod 8 (w = 2) or L mod 4 (w = 1); the field index f within that
+ * word then runs over the word's 32 / w values exactly once across m. */
+static void chunk_lane(int w, int m, int L, int *col, int *shift) {
+    int word, f; /* word of the chunk (block = word / w), field in that word */
+    switch (w) {
+    case 4: word = L, f = m; break;
+    case 8: word = 16 * (m / 4) + L, f = m % 4; break;
+    case 2: word = L % 8, f = 2 * m + L / 8; break;
+    default: word = L % 4, f = 4 * m + L / 4; break;
+    }
+    *col = LP_QGROUP_BLOCK * (word / w) + word % w + w * f; /* value j = (word mod w) + w f */
+    *shift = w * f;
+}
+
 INLINE void make_consts(int bits, unpack_consts *k) {
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     int p = 0;
@@ -113,44 +132,31 @@ INLINE int chunk_mode(const lp_qgroup *w) {
     return single_plane(w->bits) && (w->ngroups == 1 || bpg % 4 == 0);
 }
 
-/* Where lane L of chunk vector m (0..7) comes from, for a plane of width w:
- * its column inside the 128-column chunk and the bit position of its field
- * in the lane's word. Lane L holds chunk word L (w = 4), 16 (m / 4) + L
- * (w = 8), L mod 8 (w = 2) or L mod 4 (w = 1); the field index f within that
- * word then runs over the word's 32 / w values exactly once across m. */
-static void chunk_lane(int w, int m, int L, int *col, int *shift) {
-    int word, f; /* word of the chunk (block = word / w), field in that word */
-    switch (w) {
-    case 4: word = L, f = m; break;
-    case 8: word = 16 * (m / 4) + L, f = m % 4; break;
-    case 2: word = L % 8, f = 2 * m + L / 8; break;
-    default: word = L % 4, f = 4 * m + L / 4; break;
-    }
-    *col = LP_QGROUP_BLOCK * (word / w) + word % w + w * f; /* value j = (word mod w) + w f */
-    *shift = w * f;
+/* The chunk's words as loaded: lane L of v[0] (and v[1] for w = 8) as in
+ * chunk_lane. nb = valid blocks (1..4); the words of missing blocks read as 0
+ * (masked loads, so the end of the array is never touched). */
+typedef struct {
+    __mmask16 m0, m1; /* w = 4, 8: word masks of the two 16-word loads; w = 1, 2: of the one load */
+} chunk_masks;
+
+INLINE chunk_masks chunk_load_masks(int w, int64_t nb) {
+    unsigned n = (unsigned)(w * nb); /* valid words */
+    chunk_masks cm;
+    cm.m0 = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    cm.m1 = (__mmask16)(n > 16 ? (n >= 32 ? 0xffffu : (1u << (n - 16)) - 1u) : 0u);
+    return cm;
 }
 
-/* The chunk's words as loaded: lane L of v[0] (and v[1] for w = 8) as above.
- * nb = valid blocks (1..4); words past them read as 0. */
-INLINE void chunk_load(const uint32_t *p, int w, int64_t nb, __m512i v[2]) {
+INLINE void chunk_load(const uint32_t *p, int w, chunk_masks cm, __m512i v[2]) {
     if (w == 4) {
-        v[0] = nb == 4 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi32((__mmask16)((1u << (4 * nb)) - 1u), p);
+        v[0] = _mm512_maskz_loadu_epi32(cm.m0, p);
     } else if (w == 8) {
-        if (nb == 4) {
-            v[0] = _mm512_loadu_si512(p);
-            v[1] = _mm512_loadu_si512(p + 16);
-        } else {
-            unsigned n = (unsigned)(8 * nb);
-            v[0] = _mm512_maskz_loadu_epi32((__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u), p);
-            v[1] = _mm512_maskz_loadu_epi32((__mmask16)(n > 16 ? (1u << (n - 16)) - 1u : 0u), p + 16);
-        }
+        v[0] = _mm512_maskz_loadu_epi32(cm.m0, p);
+        v[1] = _mm512_maskz_loadu_epi32(cm.m1, p + 16);
     } else if (w == 2) {
-        __m256i h = nb == 4 ? _mm256_loadu_si256((const __m256i *)p)
-                            : _mm256_maskz_loadu_epi32((__mmask8)((1u << (2 * nb)) - 1u), p);
-        v[0] = _mm512_broadcast_i32x8(h);
+        v[0] = _mm512_broadcast_i32x8(_mm256_maskz_loadu_epi32((__mmask8)cm.m0, p));
     } else {
-        __m128i h = nb == 4 ? _mm_loadu_si128((const __m128i *)p) : _mm_maskz_loadu_epi32((__mmask8)((1u << nb) - 1u), p);
-        v[0] = _mm512_broadcast_i32x4(h);
+        v[0] = _mm512_broadcast_i32x4(_mm_maskz_loadu_epi32((__mmask8)cm.m0, p));
     }
 }
 
@@ -219,115 +225,161 @@ INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsu
     return _mm512_reduce_add_ps(za);
 }
 
-/* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
-INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
-                 const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1,
-                 const unpack_consts *k) {
-    const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
+/* Chunk vector m's field masks: constants for b = 4, 8 (the same in every
+ * lane, so they can be broadcast operands), the table for b = 1, 2. */
+INLINE __m512i chunk_mask(int bits, int m, const unpack_consts *k) {
+    if (bits == 4) return _mm512_set1_epi32((int)(15u << (4 * m)));
+    if (bits == 8) return _mm512_set1_epi32((int)(255u << (8 * (m % 4))));
+    return k->cmask[m];
+}
+
+/* tl/th[j][t] += sum over group g of q[row j] * x[token t], as 16-lane
+ * partial sums (tl: even vectors, th: odd), for R rows (qr) and T tokens.
+ * Each block (chunk) load prefetches the same place at pf[j]. */
+INLINE void group_dot(const int bits, const int R, const int T, const int chunked, const uint32_t *const *qr,
+                      const uintptr_t *pf, const float *xp, int64_t ldx, int64_t b0, int64_t b1, int64_t B,
+                      const unpack_consts *k, __m512 (*tl)[4], __m512 (*th)[4]) {
+    if (chunked) {
+        for (int64_t b = b0; b < b1; b += 4) {
+            const chunk_masks cm = B - b >= 4 ? chunk_load_masks(bits, 4) : chunk_load_masks(bits, B - b);
+            __m512i v[4][2];
+#pragma GCC unroll 4
+            for (int j = 0; j < R; j++) {
+                _mm_prefetch((const char *)(pf[j] + (uintptr_t)(b * bits) * sizeof(uint32_t)), _MM_HINT_T0);
+                if (bits == 8)
+                    _mm_prefetch((const char *)(pf[j] + (uintptr_t)(b * bits) * sizeof(uint32_t) + 64), _MM_HINT_T0);
+                chunk_load(qr[j] + b * bits, bits, cm, v[j]);
+            }
+            /* vector-outer: one x vector and one mask live at a time */
+#pragma GCC unroll 8
+            for (int m = 0; m < 8; m++) {
+                const __m512i mask = chunk_mask(bits, m, k);
+#pragma GCC unroll 4
+                for (int t = 0; t < T; t++) {
+                    const __m512 xv = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16 * m);
+#pragma GCC unroll 4
+                    for (int j = 0; j < R; j++) {
+                        const __m512 f = _mm512_cvtepu32_ps(_mm512_and_si512(v[j][bits == 8 ? m / 4 : 0], mask));
+                        if (m % 2) th[j][t] = _mm512_fmadd_ps(f, xv, th[j][t]);
+                        else tl[j][t] = _mm512_fmadd_ps(f, xv, tl[j][t]);
+                    }
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t b = b0; b < b1; b++) {
+        __m512 xl[4], xh[4];
+#pragma GCC unroll 4
+        for (int t = 0; t < T; t++) {
+            xl[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK);
+            xh[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < R; j++) {
+            _mm_prefetch((const char *)(pf[j] + (uintptr_t)(b * bits) * sizeof(uint32_t)), _MM_HINT_T0);
+            __m512 fl, fh;
+            if (single_plane(bits)) { /* q * 2^shift, exact in f32 */
+                __m512i v = bcast_plane(qr[j] + b * bits, bits);
+                fl = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[0]));
+                fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
+            } else {
+                __m512i lo, hi;
+                unpack_block(qr[j] + b * bits, bits, k, &lo, &hi);
+                fl = _mm512_cvtepi32_ps(lo);
+                fh = _mm512_cvtepi32_ps(hi);
+            }
+#pragma GCC unroll 4
+            for (int t = 0; t < T; t++) {
+                tl[j][t] = _mm512_fmadd_ps(fl, xl[t], tl[j][t]);
+                th[j][t] = _mm512_fmadd_ps(fh, xh[t], th[j][t]);
+            }
+        }
+    }
+}
+
+/* gemv: R rows (one token), y[r] for rows r0..r0+R-1 (clamped to r1-1);
+ * prefetching R rows ahead (see the top). */
+INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chunked, const float *xp,
+                 const float *xsum, float *y, int64_t r0, int64_t r1, const unpack_consts *k) {
+    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     const uintptr_t next = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
     const uint32_t *qr[4];
     const uint16_t *sr[4];
+    uintptr_t pf[4];
     int64_t rr[4];
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
         qr[i] = w->q + rr[i] * B * bits;
         sr[i] = w->scales + rr[i] * G;
+        pf[i] = (uintptr_t)qr[i] + next; /* may lie past the array: prefetches tolerate that */
     }
-    __m512 acc[4][4];
-#pragma GCC unroll 16
-    for (int i = 0; i < R * T; i++) acc[i / T][i % T] = _mm512_setzero_ps();
+    __m512 acc[4][1];
+    float sf[4][16]; /* f32 scales of groups g & ~15 .. +15: one conversion per 16 groups */
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) acc[i][0] = _mm512_setzero_ps();
     for (int64_t g = 0; g < G; g++) {
         const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
+        if (g % 16 == 0) {
+            const __mmask16 m = (__mmask16)(G - g >= 16 ? 0xffffu : (1u << (G - g)) - 1u);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) _mm512_storeu_ps(sf[i], _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr[i] + g)));
+        }
         __m512 tl[4][4], th[4][4];
-#pragma GCC unroll 16
-        for (int i = 0; i < R * T; i++) tl[i / T][i % T] = th[i / T][i % T] = _mm512_setzero_ps();
-        for (int64_t b = g * bpg; b < b1; b++) {
-            __m512 xl[4], xh[4];
 #pragma GCC unroll 4
-            for (int t = 0; t < T; t++) {
-                xl[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK);
-                xh[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16);
-            }
+        for (int i = 0; i < R; i++) tl[i][0] = th[i][0] = _mm512_setzero_ps();
+        group_dot(bits, R, 1, chunked, qr, pf, xp, ldx, g * bpg, b1, B, k, tl, th);
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++) {
-                /* the same block of the row R rows down: the next pass's rows
-                 * stream in while this pass computes (integer arithmetic: the
-                 * address may lie past the array, which a prefetch tolerates) */
-                _mm_prefetch((const char *)((uintptr_t)(qr[i] + b * bits) + next), _MM_HINT_T0);
-                __m512 fl, fh;
-                if (single_plane(bits)) { /* q * 2^shift, exact in f32 */
-                    __m512i v = bcast_plane(qr[i] + b * bits, bits);
-                    fl = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[0]));
-                    fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
-                } else {
-                    __m512i lo, hi;
-                    unpack_block(qr[i] + b * bits, bits, k, &lo, &hi);
-                    fl = _mm512_cvtepi32_ps(lo);
-                    fh = _mm512_cvtepi32_ps(hi);
-                }
-#pragma GCC unroll 4
-                for (int t = 0; t < T; t++) {
-                    tl[i][t] = _mm512_fmadd_ps(fl, xl[t], tl[i][t]);
-                    th[i][t] = _mm512_fmadd_ps(fh, xh[t], th[i][t]);
-                }
-            }
-        }
-#pragma GCC unroll 4
-        for (int i = 0; i < R; i++) {
-            const __m512 s = _mm512_cvtph_ps(_mm256_set1_epi16((short)sr[i][g]));
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++) acc[i][t] = _mm512_fmadd_ps(_mm512_add_ps(tl[i][t], th[i][t]), s, acc[i][t]);
-        }
+        for (int i = 0; i < R; i++)
+            acc[i][0] = _mm512_fmadd_ps(_mm512_add_ps(tl[i][0], th[i][0]), _mm512_set1_ps(sf[i][g % 16]), acc[i][0]);
     }
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         if (r0 + i >= r1) break;
-#pragma GCC unroll 4
-        for (int t = 0; t < T; t++)
-            y[t * ldy + r0 + i] = _mm512_reduce_add_ps(acc[i][t]) - zero_term(w, bits, rr[i], xsum + t * G);
+        y[r0 + i] = _mm512_reduce_add_ps(acc[i][0]) - zero_term(w, bits, rr[i], xsum);
     }
 }
 
-/* Several tokens: up to MT_ROWS rows at a time, walking the columns in
- * chunks of whole groups whose x (T tokens x chunk) fits in L1, rows inside
- * a chunk; row-outer order would stream T x cols floats from L2 for every
- * row. Between chunks the per-(row, token) accumulators wait in acc[]; the
- * operations on each are exactly those of tile(). Each block load prefetches
- * the same block of the rows visited next. (A group wider than a chunk, e.g.
- * per-channel, makes the chunk that one group: correct, but x from L2.) */
+/* Several tokens: up to MT_ROWS rows at a time, walking the columns in spans
+ * of whole groups whose x (T tokens x span) fits in L1, rows inside a span;
+ * row-outer order would stream T x cols floats from L2 for every row.
+ * Between spans the per-(row, token) accumulators wait in acc[]; the
+ * operations on each are exactly those of tile(). Each load prefetches the
+ * same place in the rows visited next. (A group wider than a span, e.g.
+ * per-channel, makes the span that one group: correct, but x from L2.) */
 enum { MT_ROWS = 16, MT_XBYTES = 16384 };
 
-INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
-                       const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1,
+INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const int T, const int chunked,
+                       const float *xp, const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1,
                        const unpack_consts *k) {
-    const int64_t B = w->blocks, G = w->ngroups, ldx = B * LP_QGROUP_BLOCK;
+    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    int64_t chunk = MT_XBYTES / (T * LP_QGROUP_BLOCK * (int64_t)sizeof(float)) / bpg; /* groups */
-    if (chunk < 1) chunk = 1;
+    int64_t span = MT_XBYTES / (T * LP_QGROUP_BLOCK * (int64_t)sizeof(float)) / bpg; /* groups */
+    if (span < 1) span = 1;
     for (int64_t rt = r0; rt < r1; rt += MT_ROWS) {
         const int64_t nr = r1 - rt < MT_ROWS ? r1 - rt : MT_ROWS;
         __m512 acc[MT_ROWS][4];
         for (int64_t i = 0; i < nr; i++)
 #pragma GCC unroll 4
             for (int t = 0; t < T; t++) acc[i][t] = _mm512_setzero_ps();
-        for (int64_t g0 = 0; g0 < G; g0 += chunk) {
-            const int64_t g1 = g0 + chunk < G ? g0 + chunk : G;
+        for (int64_t g0 = 0; g0 < G; g0 += span) {
+            const int64_t g1 = g0 + span < G ? g0 + span : G;
             for (int64_t i = 0; i < nr; i += R) {
                 const uint32_t *qr[2];
                 const uint16_t *sr[2];
-                uintptr_t pf[2]; /* what to prefetch at block b: pf[j] + b * bits words */
+                uintptr_t pf[2];
                 __m512 a[2][4];
 #pragma GCC unroll 2
                 for (int j = 0; j < R; j++) {
                     int64_t rr = i + j < nr ? rt + i + j : rt + nr - 1;
                     qr[j] = w->q + rr * B * bits;
                     sr[j] = w->scales + rr * G;
-                    /* the rows R down, or past the tile's last rows its first rows' next chunk */
+                    /* the rows R down, or past the tile's last rows its first rows' next span */
                     pf[j] = i + R < nr ? (uintptr_t)qr[j] + (uintptr_t)(R * B * bits) * sizeof(uint32_t)
                                        : (uintptr_t)(w->q + (rt + j) * B * bits) +
-                                             (uintptr_t)(chunk * bpg * bits) * sizeof(uint32_t);
+                                             (uintptr_t)(span * bpg * bits) * sizeof(uint32_t);
 #pragma GCC unroll 4
                     for (int t = 0; t < T; t++) a[j][t] = acc[i + j < nr ? i + j : nr - 1][t];
                 }
@@ -336,34 +388,7 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
                     __m512 tl[2][4], th[2][4];
 #pragma GCC unroll 8
                     for (int j = 0; j < R * T; j++) tl[j / T][j % T] = th[j / T][j % T] = _mm512_setzero_ps();
-                    for (int64_t b = g * bpg; b < b1; b++) {
-                        __m512 xl[4], xh[4];
-#pragma GCC unroll 4
-                        for (int t = 0; t < T; t++) {
-                            xl[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK);
-                            xh[t] = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16);
-                        }
-#pragma GCC unroll 2
-                        for (int j = 0; j < R; j++) {
-                            _mm_prefetch((const char *)(pf[j] + (uintptr_t)(b * bits) * sizeof(uint32_t)), _MM_HINT_T0);
-                            __m512 fl, fh;
-                            if (single_plane(bits)) {
-                                __m512i v = bcast_plane(qr[j] + b * bits, bits);
-                                fl = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[0]));
-                                fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
-                            } else {
-                                __m512i lo, hi;
-                                unpack_block(qr[j] + b * bits, bits, k, &lo, &hi);
-                                fl = _mm512_cvtepi32_ps(lo);
-                                fh = _mm512_cvtepi32_ps(hi);
-                            }
-#pragma GCC unroll 4
-                            for (int t = 0; t < T; t++) {
-                                tl[j][t] = _mm512_fmadd_ps(fl, xl[t], tl[j][t]);
-                                th[j][t] = _mm512_fmadd_ps(fh, xh[t], th[j][t]);
-                            }
-                        }
-                    }
+                    group_dot(bits, R, T, chunked, qr, pf, xp, ldx, g * bpg, b1, B, k, tl, th);
 #pragma GCC unroll 2
                     for (int j = 0; j < R; j++) {
                         const __m512 s = _mm512_cvtph_ps(_mm256_set1_epi16((short)sr[j][g]));
@@ -391,19 +416,30 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
                            int64_t r0, int64_t r1) {                                             \
         unpack_consts k;                                                                         \
         make_consts(NB, &k);                                                                     \
-        for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 1, xp, xsum, y, 0, r, r1, &k);       \
+        if (single_plane(NB) && chunk_mode(w)) /* constant-false for b = 3, 5, 6, 7 */            \
+            for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 1, xp, xsum, y, r, r1, &k);      \
+        else                                                                                     \
+            for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 0, xp, xsum, y, r, r1, &k);      \
     }                                                                                            \
     static void multi_b##NB(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,   \
                             float *y, int64_t ldy, int64_t r0, int64_t r1) {                     \
         unpack_consts k;                                                                         \
         make_consts(NB, &k);                                                                     \
+        const int c = single_plane(NB) && chunk_mode(w);                                         \
         switch (T) {                                                                             \
-        case 1:                                                                                  \
-            for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 1, xp, xsum, y, ldy, r, r1, &k); \
+        case 1: gemv_b##NB(w, xp, xsum, y, r0, r1); break;                                       \
+        case 2:                                                                                  \
+            if (c) tile_multi(w, NB, 2, 2, 1, xp, xsum, y, ldy, r0, r1, &k);                     \
+            else tile_multi(w, NB, 2, 2, 0, xp, xsum, y, ldy, r0, r1, &k);                       \
             break;                                                                               \
-        case 2: tile_multi(w, NB, 2, 2, xp, xsum, y, ldy, r0, r1, &k); break;                    \
-        case 3: tile_multi(w, NB, 1, 3, xp, xsum, y, ldy, r0, r1, &k); break;                    \
-        default: tile_multi(w, NB, 1, 4, xp, xsum, y, ldy, r0, r1, &k); break;                   \
+        case 3:                                                                                  \
+            if (c) tile_multi(w, NB, 1, 3, 1, xp, xsum, y, ldy, r0, r1, &k);                     \
+            else tile_multi(w, NB, 1, 3, 0, xp, xsum, y, ldy, r0, r1, &k);                       \
+            break;                                                                               \
+        default:                                                                                 \
+            if (c) tile_multi(w, NB, 1, 4, 1, xp, xsum, y, ldy, r0, r1, &k);                     \
+            else tile_multi(w, NB, 1, 4, 0, xp, xsum, y, ldy, r0, r1, &k);                       \
+            break;                                                                               \
         }                                                                                        \
     }                                                                                            \
     static void dequant_b##NB(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {          \

@@ -13,9 +13,9 @@
 
 #include "core/half.h"
 
-/* The reference form of x is x itself, zero-padded to whole blocks. */
+/* The reference form of x is x itself, zero-padded. */
 static void prep_x_ref(const lp_qgroup *w, const float *x, float *xp) {
-    int64_t n = w->blocks * LP_QGROUP_BLOCK;
+    int64_t n = lp_qkernels_ldx(w);
     for (int64_t c = 0; c < n; c++) xp[c] = c < w->cols ? x[c] : 0.0f;
 }
 
@@ -44,7 +44,7 @@ static void gemv_ref(const lp_qgroup *w, const float *xp, const float *xsum, flo
 
 static void gemv_multi_ref(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,
                            float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    int64_t ldx = w->blocks * LP_QGROUP_BLOCK;
+    int64_t ldx = lp_qkernels_ldx(w);
     for (int64_t r = r0; r < r1; r++)
         for (int64_t t = 0; t < T; t++)
             y[t * ldy + r] = row_dot_ref(w, r, xp + t * ldx, xsum + t * w->ngroups);

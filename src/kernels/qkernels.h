@@ -11,8 +11,9 @@
  * and everything else stays generic. qgemv_ref.c is the specification; the
  * fast kernels are tested against it (tests/unit/test_qkernels.c).
  *
- * Shapes (B = blocks, G = ngroups, T = tokens):
- *   xp    (T, B*32)  the input in the kernel's own form, written by its
+ * Shapes (B = blocks, G = ngroups, T = tokens, ldx = lp_qkernels_ldx(w),
+ * which is B*32 rounded up to a multiple of 128):
+ *   xp    (T, ldx)   the input in the kernel's own form, written by its
  *                    prep_x: zero-padded past cols (so padding q never
  *                    contributes and kernels may read whole blocks), and for
  *                    the SIMD kernels multiplied by a power of two per column
@@ -43,7 +44,7 @@
 
 typedef struct lp_qkernels {
     const char *name; /* "ref", "avx2", "avx512" */
-    /* xp (B*32) = this kernel's form of one input row x (cols). */
+    /* xp (ldx floats) = this kernel's form of one input row x (cols). */
     void (*prep_x)(const lp_qgroup *w, const float *x, float *xp);
     /* y[r] for r in [r0, r1), one token (T = 1, ldy unused). */
     void (*gemv)(const lp_qgroup *w, const float *xp, const float *xsum, float *y,
@@ -59,6 +60,12 @@ typedef struct lp_qkernels {
      * sgemm instead of gemv_multi (measured with bench_qgemv). */
     int64_t blas_min_tokens;
 } lp_qkernels;
+
+/* Floats per token in xp: cols rounded up to whole 4-block chunks of 128
+ * columns (the AVX-512 kernel reads 4 blocks at a time), zero-padded. */
+static inline int64_t lp_qkernels_ldx(const lp_qgroup *w) {
+    return (w->blocks + 3) / 4 * 4 * LP_QGROUP_BLOCK;
+}
 
 /* The table used by default: the LP_KERNEL environment variable when it names
  * a kernel this CPU supports, else the fastest supported. Chosen once. */

@@ -12,6 +12,7 @@
  *     X = block b, fully compressed, applied to X (errors propagate).
  * Why: each linear is fitted to the inputs it will really see once the
  *   linears before it are compressed - the order GPTQ's results depend on.
+ * AWQ (awq.c) plugs in per block instead of the four GPTQ stages.
  * Design: the capture hook of lp_block_forward stops the block right after
  *   the stage's input is known, so the four stages cost about three block
  *   passes rather than four full ones. Memory: X (N*L*D floats) + one
@@ -21,6 +22,7 @@
 
 #include "core/status_impl.h"
 #include "model/model_impl.h"
+#include "quant/awq.h"
 #include "quant/gptq.h"
 
 #include <cblas.h>
@@ -148,6 +150,10 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
     char name[256];
     for (int64_t b = 0; s == LP_OK && b < c->n_layers; b++) {
         lp_layer *Lb = &m->layers[b];
+        if (p->method == LP_METHOD_AWQ) { /* its own per-block steps; X becomes the f32 block's output */
+            s = lp_awq_block(m, ctx, b, X, N, L, p, true, &st);
+            continue;
+        }
         for (int sg = 0; s == LP_OK && sg < 4; sg++) {
             const int64_t cols = Lb->lin[STAGES[sg].lin[0]].cols;
             hess_acc acc = {.want = STAGES[sg].capture, .H = H, .cols = cols};

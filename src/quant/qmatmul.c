@@ -45,7 +45,7 @@ static float *scratch_alloc(size_t bytes) { return aligned_alloc(64, (bytes + 63
 /* xp (T, B*32): X in the kernel's form; xsum (T, G): group sums in column order. */
 static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T, float *xp,
                       float *xsum) {
-    int64_t ldx = w->blocks * LP_QGROUP_BLOCK;
+    int64_t ldx = lp_qkernels_ldx(w);
     for (int64_t t = 0; t < T; t++) {
         const float *x = X + t * w->cols;
         k->prep_x(w, x, xp + t * ldx);
@@ -60,7 +60,7 @@ static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, 
 
 static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
                              float *Y) {
-    int64_t ldx = w->blocks * LP_QGROUP_BLOCK; /* 128-byte rows: every x vector load is aligned */
+    int64_t ldx = lp_qkernels_ldx(w); /* 512-byte rows: every x vector load is aligned */
     size_t bytes = (size_t)(T * (ldx + w->ngroups)) * sizeof(float);
     float *xp = scratch_alloc(bytes); /* cache-line aligned: misaligned x loads cost ~1/3 at T = 4 */
     if (!xp) return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes of input scratch", bytes);

@@ -21,17 +21,28 @@
 
 lp_quant_params lp_quant_default_params(void) {
     return (lp_quant_params){.method = LP_METHOD_RTN, .bits = 4, .group = 128, .sym = false,
-                             .damp = 0.01, .gptq_block = 128};
+                             .damp = 0.01, .gptq_block = 128, .awq_scale = true, .awq_clip = true,
+                             .awq_grid = 20, .awq_max_shrink = 0.5, .awq_clip_tokens = 512};
 }
 
 lp_status lp_quant_params_check(const lp_quant_params *p) {
-    if (p->method != LP_METHOD_RTN && p->method != LP_METHOD_GPTQ)
+    if (p->method != LP_METHOD_RTN && p->method != LP_METHOD_GPTQ && p->method != LP_METHOD_AWQ)
         return lp_fail(LP_ERR_ARG, "unknown quantization method %d", (int)p->method);
     if (p->method == LP_METHOD_GPTQ) {
         if (!(p->damp > 0 && p->damp < 1))
             return lp_fail(LP_ERR_ARG, "--damp %g must be in (0, 1)", p->damp);
         if (p->gptq_block < 1)
             return lp_fail(LP_ERR_ARG, "GPTQ block size %d must be positive", p->gptq_block);
+    }
+    if (p->method == LP_METHOD_AWQ) {
+        if (p->awq_grid < 1 || p->awq_grid > 1000)
+            return lp_fail(LP_ERR_ARG, "AWQ grid %d must be in 1..1000 (the paper uses 20)", p->awq_grid);
+        if (!(p->awq_max_shrink >= 0 && p->awq_max_shrink < 1))
+            return lp_fail(LP_ERR_ARG, "AWQ max shrink %g must be in [0, 1) (the paper uses 0.5)",
+                           p->awq_max_shrink);
+        if (p->awq_clip_tokens < 1)
+            return lp_fail(LP_ERR_ARG, "AWQ clip tokens %d must be positive (the paper uses 512)",
+                           p->awq_clip_tokens);
     }
     if (p->bits < 1 || p->bits > 8)
         return lp_fail(LP_ERR_ARG, "--bits %d is not supported: use 1 to 8 (2, 3, 4 and 8 are the "
@@ -94,7 +105,8 @@ lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
     LP_TRY(lp_quant_params_check(p));
     if (p->method != LP_METHOD_RTN) {
         if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
-            return lp_fail(LP_ERR_ARG, "GPTQ needs calibration data (--calib FILE)");
+            return lp_fail(LP_ERR_ARG, "%s needs calibration data (--calib FILE)",
+                           p->method == LP_METHOD_AWQ ? "AWQ" : "GPTQ");
         return lp_quantize_calibrated(m, p);
     }
     char name[256];

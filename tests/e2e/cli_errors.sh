@@ -74,7 +74,8 @@ expect "--bits without value" 2 "--bits needs a value" -- "$CLI" quantize "$MODE
 expect "--group 48" 2 "--group 48" "multiple of 32" -- "$CLI" quantize "$MODEL" --group 48 -o "$TMP/q"
 expect "--group 0" 2 "--group 0" -- "$CLI" quantize "$MODEL" --group 0 -o "$TMP/q"
 expect "--sym --bits 1" 2 "--sym" -- "$CLI" quantize "$MODEL" --sym --bits 1 -o "$TMP/q"
-expect "--method gptq" 2 "gptq" "rtn" -- "$CLI" quantize "$MODEL" --method gptq -o "$TMP/q"
+expect "--method bogus" 2 "bogus" "rtn" -- "$CLI" quantize "$MODEL" --method bogus -o "$TMP/q"
+expect "gptq without --calib" 2 "--calib" "gptq" -- "$CLI" quantize "$MODEL" --method gptq -o "$TMP/q"
 expect "missing -o" 2 "-o OUT" -- "$CLI" quantize "$MODEL" --bits 4
 expect "eval without --ppl" 2 "--ppl" -- "$CLI" eval "$MODEL"
 expect "eval --ctx 1" 2 "--ctx" "'1'" -- "$CLI" eval "$MODEL" --ppl "$TMP/none.txt" --ctx 1
@@ -139,6 +140,10 @@ printf 'A short text.\n' >"$TMP/short.txt"
 expect "eval text shorter than a window" 1 "$TMP/short.txt" "512" -- "$CLI" eval "$BIG" --ppl "$TMP/short.txt" --windows 1
 expect "eval --ctx beyond the model" 1 "4096" -- "$CLI" eval "$BIG" --ppl "$TMP/short.txt" --ctx 4096 --windows 1
 expect "run beyond the context" 1 "5000" -- "$CLI" run "$BIG" -p "Hello" -n 5000
+expect "gptq calibration text too short" 1 "$TMP/short.txt" "too short" -- "$CLI" quantize "$BIG" --method gptq --calib "$TMP/short.txt" -o "$TMP/gq"
+expect "gptq calibration missing" 1 "$TMP/missing.txt" -- "$CLI" quantize "$BIG" --method gptq --calib "$TMP/missing.txt" -o "$TMP/gq"
+expect "gptq calibration invalid UTF-8" 1 "$TMP/bad-utf8.txt" "UTF-8" -- "$CLI" quantize "$BIG" --method gptq --calib "$TMP/bad-utf8.txt" -o "$TMP/gq"
+[ ! -e "$TMP/gq/model.safetensors" ] || fail "a failed gptq run left a model behind"
 expect "run invalid UTF-8 prompt file" 1 "$TMP/bad-utf8.txt" -- "$CLI" run "$BIG" -f "$TMP/bad-utf8.txt" -n 1
 
 if [ "$failures" -ne 0 ]; then
