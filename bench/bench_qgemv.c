@@ -8,9 +8,10 @@
  * zeros (lp_qgroup_nbytes). To measure DRAM and not the L3, every call uses
  * the next of several copies of W that together span >= 1 GiB (like a model,
  * whose layers never fit in cache). Each figure is the median of N calls
- * after >= 50 ms of warm-up calls. Bandwidth reference: (a) a read loop over a 1 GiB
- * buffer summed with 8-wide f32 vector adds (GCC vector extensions), (b)
- * memcpy of 512 MiB, counted as read + written bytes; both per thread count.
+ * after >= 50 ms of warm-up calls. Bandwidth reference: (a) a read loop over
+ * a 1 GiB buffer summed with 8-wide f32 vector adds (GCC vector extensions,
+ * target_clones for AVX-512/AVX2), (b) memcpy of 512 MiB, counted as read +
+ * written bytes; both per thread count.
  * f32 cblas_sgemv on the same shape (OpenBLAS with the same thread count) is
  * the dense baseline.
  *
@@ -43,7 +44,10 @@ static double median(double *v, int n) {
 
 typedef float v8f __attribute__((vector_size(32)));
 
-/* GB/s of a parallel read-and-sum over buf (n floats). */
+/* GB/s of a parallel read-and-sum over buf (n floats). Compiled for AVX-512,
+ * AVX2 and baseline (GCC picks by CPU at load time): with SSE2 only, some
+ * cores cannot add as fast as memory delivers and the figure would be low. */
+__attribute__((target_clones("avx512f", "avx2", "default")))
 static double read_bw(const float *buf, size_t n, int runs) {
     double t[64];
     volatile float sink = 0;

@@ -188,9 +188,11 @@ int cmd_quantize(int argc, char **argv) {
         cli_json_string(stdout, out);
         printf(", \"method\": \"%s\", \"bits\": %d, \"group\": %d, \"sym\": %s, \"act_order\": %s, "
                "\"seconds\": %.3f, \"time\": {\"forward\": %.3f, \"statistics\": %.3f, \"factorization\": %.3f, "
-               "\"quantization\": %.3f, \"scale_search\": %.3f, \"clip_search\": %.3f}, \"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
+               "\"quantization\": %.3f, \"scale_search\": %.3f, \"clip_search\": %.3f}, "
+               "\"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
                "\"total_bytes\": %lld}\n",
-               qp.method == LP_METHOD_RTN ? "rtn" : qp.method == LP_METHOD_AWQ ? "awq" : "gptq", qp.bits, qp.group, qp.sym ? "true" : "false",
+               qp.method == LP_METHOD_RTN ? "rtn" : qp.method == LP_METHOD_AWQ ? "awq" : "gptq", qp.bits,
+               qp.group, qp.sym ? "true" : "false",
                qp.act_order ? "true" : "false", tq, stats.forward, stats.stats, stats.factorize, stats.quantize,
                stats.scale_search, stats.clip_search, bpw, (long long)sz.linear_bytes, (long long)sz.total_bytes);
     } else {

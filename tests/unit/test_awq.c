@@ -309,14 +309,16 @@ static void draw_tokens(int64_t vocab, int32_t *cal, int32_t *eval) {
     for (int i = 0; i < TEVAL; i++) eval[i] = (int32_t)(test_rand_u64(&seed) % (uint64_t)vocab);
 }
 
-/* Scale search + folding only, block by block as the pipeline drives it; checks
- * each block passes on its original output. Returns how many groups moved. */
+/* Scale search + folding only, block by block as the pipeline drives it: the
+ * logits stay, the scales moved something, and each block passes on its
+ * original output (orig: a second, untouched copy of the model). */
 static void fold_only(const char *what, lp_model *m, lp_model *orig, bool expect_o_group) {
     const lp_config *c = lp_model_config(m);
     const int64_t D = c->dim;
     int32_t cal[NCAL * LCAL], ev[TEVAL];
     draw_tokens(c->vocab, cal, ev);
-    float *ref = malloc(sizeof(float) * TEVAL * (size_t)c->vocab), *got = malloc(sizeof(float) * TEVAL * (size_t)c->vocab);
+    const size_t nlog = sizeof(float) * TEVAL * (size_t)c->vocab;
+    float *ref = malloc(nlog), *got = malloc(nlog);
     logits(m, ev, TEVAL, ref);
 
     float *X = malloc(sizeof(float) * NCAL * LCAL * (size_t)D), *Y = malloc(sizeof(float) * NCAL * LCAL * (size_t)D);
@@ -405,11 +407,12 @@ static void test_folding_mha(void) {
         snprintf(out, sizeof out, "%s/q", dir);
         CHECK_OK(lp_model_save(m, out));
         lp_model *back = load_dir(out);
-        float *a = malloc(sizeof(float) * TEVAL * (size_t)c->vocab), *b = malloc(sizeof(float) * TEVAL * (size_t)c->vocab);
+        const size_t nlog = sizeof(float) * TEVAL * (size_t)c->vocab;
+        float *a = malloc(nlog), *b = malloc(nlog);
         if (back) {
             logits(m, ev, TEVAL, a);
             logits(back, ev, TEVAL, b);
-            CHECK(memcmp(a, b, sizeof(float) * TEVAL * (size_t)c->vocab) == 0);
+            CHECK(memcmp(a, b, nlog) == 0);
         }
         lp_model_free(back);
         free(a);
@@ -457,7 +460,8 @@ static double test_vs_rtn(const char *name) {
     lp_quant_stats st = {0};
     p.stats = &st;
     double e_awq = quantized_err(name, p, ref, ev, cal, NULL);
-    CHECK(st.total > 0 && st.forward + st.stats + st.scale_search + st.clip_search + st.quantize <= st.total * 1.01 + 1e-3);
+    CHECK(st.total > 0 &&
+          st.forward + st.stats + st.scale_search + st.clip_search + st.quantize <= st.total * 1.01 + 1e-3);
     p.stats = NULL;
     p.awq_clip = false;
     double e_scale = quantized_err(name, p, ref, ev, cal, NULL);
