@@ -18,7 +18,16 @@ typedef enum {
     LP_METHOD_RTN = 0,  /* round to nearest, min-max per group (no calibration) */
     LP_METHOD_GPTQ = 1, /* GPTQ: Hessian-guided error feedback (needs calibration) */
     LP_METHOD_AWQ = 2,  /* AWQ: activation-aware scales and clipping (needs calibration) */
+    LP_METHOD_SQUEEZELLM = 3, /* SqueezeLLM: sensitivity-weighted k-means per-row lookup tables
+                                 plus a sparse f16 outlier matrix (needs calibration) */
+    LP_METHOD_SLIM = 4, /* SliM-LLM: salience-driven mixed bits per column group around
+                           `bits` on average, GPTQ as the backend (needs calibration) */
 } lp_method;
+
+/* "rtn", "gptq", "awq", "squeezellm", "slim"; NULL for an unknown value. */
+const char *lp_method_name(lp_method m);
+/* The inverse; -1 for an unknown name. */
+int lp_method_from_name(const char *name);
 
 /* Calibration data: nsamples sequences of seqlen token ids, row-major. */
 typedef struct {
@@ -39,7 +48,8 @@ typedef struct {
     double factorize; /* damping, Cholesky, inverse */
     double quantize;  /* the per-column quantization loop (AWQ: the final rounding) */
     double scale_search; /* AWQ: grid search of the per-channel scales */
-    double clip_search;  /* AWQ: grid search of the clipping ranges */
+    double clip_search;  /* AWQ / --clip: grid search of the clipping ranges */
+    double method;       /* method-specific work not counted above (k-means, bit allocation) */
     double total;
     size_t peak_activation_bytes; /* calibration activations + Hessians held at once */
 } lp_quant_stats;
@@ -60,6 +70,19 @@ typedef struct {
                               clipping ranges max|w| * (1 - i/grid) for i < max_shrink * grid (20) */
     double awq_max_shrink; /* deepest clipping tried, as a fraction of max|w| (0.5) */
     int awq_clip_tokens;   /* calibration tokens the clipping search uses, evenly strided (512) */
+    int awq_search_samples; /* calibration sequences the scale search runs on (0 = all) */
+    bool awq_prescale;     /* recipe "AWQ then M": fold AWQ's searched scales (and clipping,
+                              when awq_clip) into each block, then compress it with M */
+    /* Clipping search (OmniQuant's learnable weight clipping, gradient-free): per group,
+       the clip ratio of the min-max range that minimizes the layer's output error on the
+       calibration inputs. For RTN (needs calibration then) and GPTQ. */
+    bool clip;
+    int clip_grid;          /* ratios 1 - i/clip_grid for i < clip_max_shrink * clip_grid (20) */
+    double clip_max_shrink; /* (0.5) */
+    /* SqueezeLLM */
+    double outlier_frac;    /* fraction of each linear's weights kept exactly in sparse f16,
+                               chosen by magnitude (0.0045; 0 = dense-only) */
+    int kmeans_iters;       /* weighted k-means (Lloyd) iterations per row (50) */
     const lp_calib *calib; /* required by calibrated methods */
     lp_quant_stats *stats; /* filled when not NULL */
     /* Called after each linear (may be NULL): layer index, linear name,

@@ -18,15 +18,31 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 lp_quant_params lp_quant_default_params(void) {
     return (lp_quant_params){.method = LP_METHOD_RTN, .bits = 4, .group = 128, .sym = false,
                              .damp = 0.01, .gptq_block = 128, .awq_scale = true, .awq_clip = true,
-                             .awq_grid = 20, .awq_max_shrink = 0.5, .awq_clip_tokens = 512};
+                             .awq_grid = 20, .awq_max_shrink = 0.5, .awq_clip_tokens = 512,
+                             .clip_grid = 20, .clip_max_shrink = 0.5, .outlier_frac = 0.0045,
+                             .kmeans_iters = 50};
+}
+
+static const char *const METHOD_NAMES[] = {"rtn", "gptq", "awq", "squeezellm", "slim"};
+#define N_METHODS ((int)(sizeof METHOD_NAMES / sizeof METHOD_NAMES[0]))
+
+const char *lp_method_name(lp_method m) {
+    return (int)m >= 0 && (int)m < N_METHODS ? METHOD_NAMES[m] : NULL;
+}
+
+int lp_method_from_name(const char *name) {
+    for (int i = 0; i < N_METHODS; i++)
+        if (!strcmp(name, METHOD_NAMES[i])) return i;
+    return -1;
 }
 
 lp_status lp_quant_params_check(const lp_quant_params *p) {
-    if (p->method != LP_METHOD_RTN && p->method != LP_METHOD_GPTQ && p->method != LP_METHOD_AWQ)
+    if (!lp_method_name(p->method))
         return lp_fail(LP_ERR_ARG, "unknown quantization method %d", (int)p->method);
     if (p->method == LP_METHOD_GPTQ) {
         if (!(p->damp > 0 && p->damp < 1))
