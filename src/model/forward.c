@@ -187,7 +187,8 @@ static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_
     }
 }
 
-static bool attention_block(lp_ctx *c, int64_t l, int64_t T) {
+/* c->att (T x H*hd) = the heads' attention output for c->x, before o. */
+static bool attention_heads(lp_ctx *c, int64_t l, int64_t T) {
     const lp_model *m = c->m;
     const lp_config *cf = &m->cfg;
     const lp_layer *L = &m->layers[l];
@@ -226,13 +227,22 @@ static bool attention_block(lp_ctx *c, int64_t l, int64_t T) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)Lk, 1.0f,
                     c->scores, (int)Lk, V, (int)hd, 0.0f, c->att + h * hd, (int)(H * hd));
     }
-    if (c->capture && c->capture(c->capture_ud, LP_O, c->att, T, H * hd)) return false;
+    return true;
+}
+
+static bool attention_block(lp_ctx *c, int64_t l, int64_t T) {
+    const lp_config *cf = &c->m->cfg;
+    const lp_layer *L = &c->m->layers[l];
+    const int64_t D = cf->dim;
+    if (!attention_heads(c, l, T)) return false;
+    if (c->capture && c->capture(c->capture_ud, LP_O, c->att, T, cf->n_heads * cf->head_dim)) return false;
     lp_linear_forward(&L->lin[LP_O], c->att, T, c->tmp);
     for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
     return true;
 }
 
-static bool mlp_block(lp_ctx *c, int64_t l, int64_t T) {
+/* c->gate (T x F) = silu(gate(h)) * up(h), h = rmsnorm(c->x): down's input. */
+static bool mlp_act(lp_ctx *c, int64_t l, int64_t T) {
     const lp_config *cf = &c->m->cfg;
     const lp_layer *L = &c->m->layers[l];
     const int64_t D = cf->dim, F = cf->ffn;
@@ -245,6 +255,14 @@ static bool mlp_block(lp_ctx *c, int64_t l, int64_t T) {
         float g = c->gate[i];
         c->gate[i] = g / (1.0f + expf(-g)) * c->up[i]; /* silu(g) * u */
     }
+    return true;
+}
+
+static bool mlp_block(lp_ctx *c, int64_t l, int64_t T) {
+    const lp_config *cf = &c->m->cfg;
+    const lp_layer *L = &c->m->layers[l];
+    const int64_t D = cf->dim, F = cf->ffn;
+    if (!mlp_act(c, l, T)) return false;
     if (c->capture && c->capture(c->capture_ud, LP_DOWN, c->gate, T, F)) return false;
     lp_linear_forward(&L->lin[LP_DOWN], c->gate, T, c->tmp);
     for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
@@ -287,12 +305,17 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
     return LP_OK;
 }
 
+static lp_status block_args(const lp_ctx *c, int64_t l, int64_t T) {
+    if (l < 0 || l >= c->m->cfg.n_layers) return lp_fail(LP_ERR_ARG, "block %lld does not exist", (long long)l);
+    if (T <= 0 || T > c->max_batch || T > c->max_tokens)
+        return lp_fail(LP_ERR_ARG, "block forward: %lld tokens do not fit the context (%lld)", (long long)T,
+                       (long long)c->max_batch);
+    return LP_OK;
+}
+
 lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture_fn capture, void *ud) {
     const lp_config *cf = &c->m->cfg;
-    if (l < 0 || l >= cf->n_layers) return lp_fail(LP_ERR_ARG, "block %lld does not exist", (long long)l);
-    if (T <= 0 || T > c->max_batch || T > c->max_tokens)
-        return lp_fail(LP_ERR_ARG, "block forward: %lld tokens do not fit the context (%lld)",
-                       (long long)T, (long long)c->max_batch);
+    LP_TRY(block_args(c, l, T));
     c->pos = 0;
     c->capture = capture;
     c->capture_ud = ud;
@@ -303,6 +326,30 @@ lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture
     c->capture_ud = NULL;
     c->pos = 0;
     return LP_OK;
+}
+
+lp_status lp_block_attention(lp_ctx *c, int64_t l, const float *x, int64_t T, float *att) {
+    LP_TRY(block_args(c, l, T));
+    const lp_config *cf = &c->m->cfg;
+    c->pos = 0;
+    memcpy(c->x, x, (size_t)(T * cf->dim) * sizeof(float));
+    attention_heads(c, l, T);
+    memcpy(att, c->att, (size_t)(T * cf->n_heads * cf->head_dim) * sizeof(float));
+    return LP_OK;
+}
+
+lp_status lp_block_mlp_act(lp_ctx *c, int64_t l, const float *h, int64_t T, float *act) {
+    LP_TRY(block_args(c, l, T));
+    const lp_config *cf = &c->m->cfg;
+    memcpy(c->x, h, (size_t)(T * cf->dim) * sizeof(float));
+    mlp_act(c, l, T);
+    memcpy(act, c->gate, (size_t)(T * cf->ffn) * sizeof(float));
+    return LP_OK;
+}
+
+void lp_block_norm(const lp_model *m, int64_t l, int which, const float *x, int64_t T, float *out) {
+    const lp_layer *L = &m->layers[l];
+    rmsnorm(out, x, which ? L->ffn_norm : L->attn_norm, T, m->cfg.dim, m->cfg.norm_eps);
 }
 
 void lp_embed_tokens(const lp_model *m, const int32_t *ids, int64_t T, float *x) {

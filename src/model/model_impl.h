@@ -70,6 +70,17 @@ typedef int (*lp_capture_fn)(void *ud, int k, const float *X, int64_t T, int64_t
  * as scratch (reset before and after). */
 lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture_fn capture, void *ud);
 
+/* The pieces of block l, for pipelines that keep the intermediate states
+ * (T <= the context's batch; the context's cache is scratch):
+ *   att (T x H*hd) = the attention heads' output before o, for input x;
+ *   act (T x F) = silu(gate(n)) * up(n), n = post-attention RMSNorm of h
+ *                 (h = x + o(att)): down's input;
+ *   out (T x D) = RMSNorm of x with the block's input norm (which = 0) or
+ *                 post-attention norm (which = 1): q/k/v's or gate/up's input. */
+lp_status lp_block_attention(lp_ctx *c, int64_t l, const float *x, int64_t T, float *att);
+lp_status lp_block_mlp_act(lp_ctx *c, int64_t l, const float *h, int64_t T, float *act);
+void lp_block_norm(const lp_model *m, int64_t l, int which, const float *x, int64_t T, float *out);
+
 /* x (T x D) = embedding rows of ids (ids must be valid). */
 void lp_embed_tokens(const lp_model *m, const int32_t *ids, int64_t T, float *x);
 

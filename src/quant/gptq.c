@@ -166,6 +166,7 @@ typedef struct {
     uint8_t *codes;     /* R x C, permuted column order */
     int grouped;        /* group < cols */
     int dynamic;        /* grouped and not act_order: params found during the loop */
+    const float *clip;  /* R x ngroups x 2 range factors (lp_gptq_params.clip), or NULL */
 } loop_ctx;
 
 /* Columns [i1, i2) of row r; E (i2 - i1 floats) holds W1's row on entry and
@@ -193,7 +194,9 @@ static int64_t quantize_row_block(const loop_ctx *x, int64_t r, int64_t i1, int6
         if (x->dynamic && c % out->group == 0) {
             /* The outer W (not E): see "grouped, in order" at the top. */
             int64_t len = C - c < out->group ? C - c : out->group;
-            if (lp_qparams_minmax(x->Wp + r * C + c, len, out->bits, out->sym, &s, &z) != LP_OK)
+            const float *cl = x->clip ? x->clip + (r * G + c / out->group) * 2 : NULL;
+            if (lp_qparams_clipped(x->Wp + r * C + c, len, out->bits, out->sym, cl ? cl[0] : 1.0f, cl ? cl[1] : 1.0f,
+                                   &s, &z) != LP_OK)
                 return c;
             out->scales[r * G + c / out->group] = lp_f32_to_f16(s); /* exact */
             if (!out->sym) out->zeros[r * G + c / out->group] = (uint8_t)z;
@@ -307,7 +310,9 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
                 lp_status gs;
                 if (!grouped) {
                     /* per-channel: the whole original row, dead columns included */
-                    gs = lp_qparams_minmax(wr, C, out->bits, out->sym, &s, &z);
+                    gs = p->clip ? lp_qparams_clipped(wr, C, out->bits, out->sym, p->clip[r * 2], p->clip[r * 2 + 1],
+                                                      &s, &z)
+                                 : lp_qparams_minmax(wr, C, out->bits, out->sym, &s, &z);
                 } else {
                     /* static group of W with dead columns zeroed. Min-max params
                      * see a group only through min(x, 0) and max(x, 0), so pass
@@ -317,6 +322,10 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
                         float v = dead[c] ? 0.0f : wr[c];
                         mm[0] = v < mm[0] ? v : mm[0];
                         mm[1] = v > mm[1] ? v : mm[1];
+                    }
+                    if (p->clip) {
+                        mm[0] *= p->clip[(r * out->ngroups + g) * 2];
+                        mm[1] *= p->clip[(r * out->ngroups + g) * 2 + 1];
                     }
                     gs = lp_qparams_minmax(mm, 2, out->bits, out->sym, &s, &z);
                 }
@@ -371,7 +380,7 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
     double t1 = omp_get_wtime();
 
     /* 4. the blocked loop */
-    loop_ctx x = {.Wp = Wp, .Hinv = Hinv, .perm = perm, .out = out, .codes = codes,
+    loop_ctx x = {.Wp = Wp, .Hinv = Hinv, .perm = perm, .out = out, .codes = codes, .clip = p->clip,
                   .grouped = grouped, .dynamic = dynamic};
     for (int64_t i1 = 0; i1 < C; i1 += p->block) {
         int64_t i2 = i1 + p->block < C ? i1 + p->block : C, n = i2 - i1;

@@ -26,6 +26,8 @@ typedef struct {
                        * result up to float rounding, except for the group-parameter quirk
                        * described in gptq.c when group < block */
     int act_order;    /* 1: quantize columns in decreasing diag(H) order (static groups) */
+    const float *clip; /* NULL, or (rows x ngroups x 2) factors (beta, gamma) shrinking each group's
+                        * min and max before its scale is found (clip.h: lp_clip_search) */
     int damp_retries; /* times the factorization is retried with 10x the damping when
                        * H + damp is not positive definite (4) */
 } lp_gptq_params;

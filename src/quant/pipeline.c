@@ -2,28 +2,45 @@
  * pipeline.c - block-wise calibrated compression, as GPTQ's llama.py drives it.
  *
  * What: the calibration windows are embedded into X (N sequences x L tokens
- *   x D); then for each decoder block b, in order:
- *     for each stage of linears, in true-sequential order
- *         {q, k, v} | {o} | {gate, up} | {down}:
- *       run block b on every sequence of X, with the stages already done
- *       quantized, only as far as the stage's input, accumulating
- *       H = 2 X_s^T X_s / n over all n calibration tokens (cblas_ssyrk);
- *       compress each linear of the stage with H (GPTQ);
- *     X = block b, fully compressed, applied to X (errors propagate).
+ *   x D); then for each decoder block b, in order, in true-sequential order:
+ *     1. H = 2 Xn^T Xn / n, Xn = input RMSNorm of X      -> compress q, k, v
+ *     2. A = attention heads of X (compressed q, k, v)
+ *        H = 2 A^T A / n                                 -> compress o
+ *        Y = X + o(A)                   (the residual stream after attention)
+ *     3. H from Yn = post-attention RMSNorm of Y         -> compress gate, up
+ *     4. Z = silu(gate(Yn)) * up(Yn), H from Z           -> compress down
+ *     X = Y + down(Z): the compressed block's output, the next block's input.
+ *   Each linear is compressed by the method's per-linear compressor
+ *   (lp_compress_linear_fn) from its weight and H alone.
  * Why: each linear is fitted to the inputs it will really see once the
  *   linears before it are compressed - the order GPTQ's results depend on.
- * AWQ (awq.c) plugs in per block instead of the four GPTQ stages.
- * Design: the capture hook of lp_block_forward stops the block right after
- *   the stage's input is known, so the four stages cost about three block
- *   passes rather than four full ones. Memory: X (N*L*D floats) + one
- *   Hessian (cols^2) + one linear in f32; never the whole model in f32.
+ * Design: the intermediate states are kept instead of re-running the block
+ *   from its input for every stage (as GPTQ's llama.py does with hooks), so a
+ *   block costs one attention pass, one o, one down and one or two gate/up
+ *   passes. Memory: X and Y (2 N L max(D, H hd) floats), one Hessian
+ *   (cols^2), one linear in f32 inside the compressor, and Z (N L F floats)
+ *   when that stays under LP_PIPE_KEEP_ACT_BYTES (else Z is computed twice,
+ *   for step 4 and for the output). Never the whole model in f32.
+ *   AWQ (awq.c) runs its own per-block search instead of the four stages;
+ *   with p->awq_prescale its scales are folded in first and the block is
+ *   then compressed by the four stages here (recipe "AWQ then GPTQ").
  */
 #include "quant/pipeline.h"
 
 #include "core/status_impl.h"
 #include "model/model_impl.h"
 #include "quant/awq.h"
+#include "quant/clip.h"
 #include "quant/gptq.h"
+#include "quant/rtn.h"
+#if __has_include("quant/slim.h")
+#include "quant/slim.h"
+#define HAVE_SLIM 1
+#endif
+#if __has_include("quant/squeezellm.h")
+#include "quant/squeezellm.h"
+#define HAVE_SQUEEZE 1
+#endif
 
 #include <cblas.h>
 #include <math.h>
@@ -32,42 +49,13 @@
 #include <string.h>
 #include <time.h>
 
+#define LP_PIPE_KEEP_ACT_BYTES ((size_t)1 << 30) /* keep down's inputs when they fit in 1 GiB */
+
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
-
-/* The Hessian accumulator behind the capture hook. */
-typedef struct {
-    int want;     /* capture id of the stage: LP_Q, LP_O, LP_GATE or LP_DOWN */
-    float *H;     /* cols x cols, upper triangle accumulated */
-    int64_t cols;
-    int64_t ntok;
-    double t_stats;
-} hess_acc;
-
-static int capture_hessian(void *ud, int k, const float *X, int64_t T, int64_t cols) {
-    hess_acc *a = ud;
-    if (k != a->want) return 0;
-    LP_ASSERT(cols == a->cols);
-    double t0 = now_s();
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)T, 1.0f, X, (int)cols, 1.0f, a->H,
-                (int)cols);
-    a->ntok += T;
-    a->t_stats += now_s() - t0;
-    return 1; /* the rest of the block is not needed for this stage */
-}
-
-static const struct {
-    int capture;     /* whose input the stage needs */
-    int lin[3];      /* the linears compressed with it (-1 = none) */
-} STAGES[4] = {
-    {LP_Q, {LP_K, LP_V, LP_Q}},
-    {LP_O, {LP_O, -1, -1}},
-    {LP_GATE, {LP_UP, LP_GATE, -1}},
-    {LP_DOWN, {LP_DOWN, -1, -1}},
-};
 
 static double rel_error(const float *a, const float *b, int64_t n) {
     double num = 0, den = 0;
@@ -79,29 +67,39 @@ static double rel_error(const float *a, const float *b, int64_t n) {
     return den > 0 ? sqrt(num / den) : 0.0;
 }
 
-/* Compress one dense linear with H (cols x cols, full symmetric; not changed). */
-static lp_status compress_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
-                                 double *err) {
-    if (l->fmt != LP_LINEAR_DENSE)
-        return lp_fail(LP_ERR_ARG, "linear is already compressed; quantize the original checkpoint");
+/* ---- the per-linear compressors ---- */
+
+/* GPTQ (optionally with searched clipping ranges) into qgroup. */
+static lp_status compress_gptq(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
+                               double *err) {
     const int64_t rows = l->rows, cols = l->cols;
     float *W = lp_linear_to_f32(l);
     float *Hc = malloc((size_t)(cols * cols) * sizeof(float));
+    float *clip = NULL;
     lp_qgroup *q = calloc(1, sizeof *q);
     lp_status s = (W && Hc && q) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
-    if (s == LP_OK) {
-        memcpy(Hc, H, (size_t)(cols * cols) * sizeof(float));
-        s = lp_qgroup_init(q, rows, cols, p->bits, p->group, p->sym);
+    if (s == LP_OK) s = lp_qgroup_init(q, rows, cols, p->bits, p->group, p->sym);
+    if (s == LP_OK && p->clip) {
+        double t0 = now_s();
+        clip = malloc((size_t)(rows * q->ngroups) * sizeof(float));
+        s = clip ? lp_clip_search(W, rows, cols, H, p->bits, q->group, p->sym, p->clip_grid, p->clip_max_shrink,
+                                  clip)
+                 : lp_fail(LP_ERR_NOMEM, "out of memory");
+        if (st) st->clip_search += now_s() - t0;
     }
     if (s == LP_OK) {
+        memcpy(Hc, H, (size_t)(cols * cols) * sizeof(float));
         lp_gptq_params gp = lp_gptq_default_params();
         gp.damp = p->damp;
         gp.block = p->gptq_block;
         gp.act_order = p->act_order;
+        gp.clip = clip;
         lp_gptq_stats gs = {0};
         s = lp_gptq_quantize(W, Hc, &gp, q, &gs);
-        st->factorize += gs.t_factor;
-        st->quantize += gs.t_loop;
+        if (st) {
+            st->factorize += gs.t_factor;
+            st->quantize += gs.t_loop;
+        }
     }
     if (s == LP_OK) {
         float *D = malloc((size_t)(rows * cols) * sizeof(float));
@@ -118,16 +116,207 @@ static lp_status compress_linear(lp_linear *l, const float *H, const lp_quant_pa
         lp_qgroup_free(q);
         free(q);
     }
+    free(clip);
     free(Hc);
     free(W);
+    return s;
+}
+
+/* Round to nearest with clipping ranges searched on H (RTN --clip). */
+static lp_status compress_rtn_clip(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
+                                   double *err) {
+    const int64_t rows = l->rows, cols = l->cols;
+    float *W = lp_linear_to_f32(l);
+    float *clip = NULL;
+    lp_qgroup *q = calloc(1, sizeof *q);
+    lp_status s = (W && q) ? lp_qgroup_init(q, rows, cols, p->bits, p->group, p->sym)
+                           : lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (s == LP_OK) {
+        double t0 = now_s();
+        clip = malloc((size_t)(rows * q->ngroups) * sizeof(float));
+        s = clip ? lp_clip_search(W, rows, cols, H, p->bits, q->group, p->sym, p->clip_grid, p->clip_max_shrink,
+                                  clip)
+                 : lp_fail(LP_ERR_NOMEM, "out of memory");
+        if (st) st->clip_search += now_s() - t0;
+    }
+    if (s == LP_OK) {
+        double t0 = now_s();
+        s = lp_rtn_quantize_clipped(W, clip, q);
+        if (st) st->quantize += now_s() - t0;
+    }
+    if (s == LP_OK) {
+        float *D = malloc((size_t)(rows * cols) * sizeof(float));
+        *err = NAN;
+        if (D) {
+            lp_qgroup_dequant(q, 0, rows, D);
+            *err = rel_error(W, D, rows * cols);
+            free(D);
+        }
+        lp_linear_set_qgroup(l, q);
+        q = NULL;
+    }
+    if (q) {
+        lp_qgroup_free(q);
+        free(q);
+    }
+    free(clip);
+    free(W);
+    return s;
+}
+
+static lp_compress_linear_fn compressor(const lp_quant_params *p) {
+    switch (p->method) {
+    case LP_METHOD_RTN: return compress_rtn_clip; /* calibrated RTN = RTN --clip */
+    case LP_METHOD_GPTQ: return compress_gptq;
+#ifdef HAVE_SQUEEZE
+    case LP_METHOD_SQUEEZELLM: return lp_squeezellm_linear;
+#endif
+#ifdef HAVE_SLIM
+    case LP_METHOD_SLIM: return lp_slim_linear;
+#endif
+    default: return NULL;
+    }
+}
+
+/* ---- the pipeline ---- */
+
+typedef struct {
+    lp_model *m;
+    const lp_quant_params *p;
+    lp_quant_stats st;
+    float *H; /* maxcols^2 */
+    int64_t ntok;
+} pipe;
+
+/* H = 0 before a stage's accumulation. */
+static void hess_reset(pipe *P, int64_t cols) {
+    memset(P->H, 0, (size_t)(cols * cols) * sizeof(float));
+    P->ntok = 0;
+}
+
+/* H += X^T X (upper triangle), X: T x cols. */
+static void hess_add(pipe *P, const float *X, int64_t T, int64_t cols) {
+    double t0 = now_s();
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)T, 1.0f, X, (int)cols, 1.0f, P->H,
+                (int)cols);
+    P->ntok += T;
+    P->st.stats += now_s() - t0;
+}
+
+/* H = 2 H / n, mirrored to a full symmetric matrix; then compress the stage's
+ * linears (lin[], -1 terminated) of block b with it. */
+static lp_status compress_stage(pipe *P, int64_t b, int64_t cols, const int *lin) {
+    double t0 = now_s();
+    float *H = P->H;
+    const float scale = 2.0f / (float)P->ntok;
+    for (int64_t i = 0; i < cols; i++) {
+        for (int64_t j = i; j < cols; j++) H[i * cols + j] *= scale;
+        for (int64_t j = 0; j < i; j++) H[i * cols + j] = H[j * cols + i];
+    }
+    P->st.stats += now_s() - t0;
+    lp_compress_linear_fn fn = compressor(P->p);
+    LP_ASSERT(fn);
+    char name[256];
+    for (int k = 0; lin[k] >= 0; k++) {
+        double err = NAN;
+        lp_linear *l = &P->m->layers[b].lin[lin[k]];
+        lp_status s = l->fmt == LP_LINEAR_DENSE
+                          ? fn(l, H, P->p, &P->st, &err)
+                          : lp_fail(LP_ERR_ARG, "linear is already compressed; quantize the original checkpoint");
+        if (s != LP_OK) {
+            lp_linear_name(b, lin[k], name, sizeof name);
+            return lp_fail_ctx(s, "%s", name);
+        }
+        if (P->p->progress) P->p->progress(P->p->progress_ud, b, P->m->cfg.n_layers, lp_linear_names[lin[k]], err);
+    }
+    return LP_OK;
+}
+
+/* The four stages of block b: X (N x L x D) in, the compressed block's
+ * output out (in X); Y (N x L x max(D, A)) and Z (N x L x F, or NULL: then
+ * one L x F slab) are scratch; T is L x max(D, A, F) scratch. */
+static lp_status run_block(pipe *P, lp_ctx *ctx, int64_t b, float *X, float *Y, float *Z, bool keep_z, float *T,
+                           int64_t N, int64_t L) {
+    static const int QKV[] = {LP_K, LP_V, LP_Q, -1}, O[] = {LP_O, -1}, GU[] = {LP_UP, LP_GATE, -1},
+                     DOWN[] = {LP_DOWN, -1};
+    const lp_config *c = &P->m->cfg;
+    const int64_t D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn, S = D > A ? D : A;
+    lp_layer *Lb = &P->m->layers[b];
+    lp_status s = LP_OK;
+    double t0;
+
+    /* 1. q, k, v from the input RMSNorm */
+    hess_reset(P, D);
+    for (int64_t i = 0; i < N; i++) {
+        t0 = now_s();
+        lp_block_norm(P->m, b, 0, X + i * L * D, L, T);
+        P->st.forward += now_s() - t0;
+        hess_add(P, T, L, D);
+    }
+    LP_TRY(compress_stage(P, b, D, QKV));
+
+    /* 2. o from the attention heads; then Y = X + o(A) */
+    hess_reset(P, A);
+    for (int64_t i = 0; s == LP_OK && i < N; i++) {
+        t0 = now_s();
+        s = lp_block_attention(ctx, b, X + i * L * D, L, Y + i * L * S);
+        P->st.forward += now_s() - t0;
+        if (s == LP_OK) hess_add(P, Y + i * L * S, L, A);
+    }
+    LP_TRY(s);
+    LP_TRY(compress_stage(P, b, A, O));
+    t0 = now_s();
+    for (int64_t i = 0; i < N; i++) {
+        float *y = Y + i * L * S;
+        const float *x = X + i * L * D;
+        lp_linear_forward(&Lb->lin[LP_O], y, L, T);
+        for (int64_t j = 0; j < L * D; j++) y[j] = x[j] + T[j];
+    }
+    P->st.forward += now_s() - t0;
+
+    /* 3. gate, up from the post-attention RMSNorm */
+    hess_reset(P, D);
+    for (int64_t i = 0; i < N; i++) {
+        t0 = now_s();
+        lp_block_norm(P->m, b, 1, Y + i * L * S, L, T);
+        P->st.forward += now_s() - t0;
+        hess_add(P, T, L, D);
+    }
+    LP_TRY(compress_stage(P, b, D, GU));
+
+    /* 4. down from silu(gate) * up */
+    hess_reset(P, F);
+    for (int64_t i = 0; s == LP_OK && i < N; i++) {
+        float *z = keep_z ? Z + i * L * F : Z;
+        t0 = now_s();
+        s = lp_block_mlp_act(ctx, b, Y + i * L * S, L, z);
+        P->st.forward += now_s() - t0;
+        if (s == LP_OK) hess_add(P, z, L, F);
+    }
+    LP_TRY(s);
+    LP_TRY(compress_stage(P, b, F, DOWN));
+
+    /* the block's output: X = Y + down(Z) */
+    t0 = now_s();
+    for (int64_t i = 0; s == LP_OK && i < N; i++) {
+        float *z = keep_z ? Z + i * L * F : Z;
+        if (!keep_z) s = lp_block_mlp_act(ctx, b, Y + i * L * S, L, z);
+        if (s != LP_OK) break;
+        lp_linear_forward(&Lb->lin[LP_DOWN], z, L, T);
+        const float *y = Y + i * L * S;
+        float *x = X + i * L * D;
+        for (int64_t j = 0; j < L * D; j++) x[j] = y[j] + T[j];
+    }
+    P->st.forward += now_s() - t0;
     return s;
 }
 
 lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
     const lp_config *c = &m->cfg;
     const lp_calib *cal = p->calib;
-    const int64_t N = cal->nsamples, L = cal->seqlen, D = c->dim;
-    lp_quant_stats st = {0};
+    const int64_t N = cal->nsamples, L = cal->seqlen, D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn;
+    const int64_t S = D > A ? D : A, TW = S > F ? S : F;
+    pipe P = {.m = m, .p = p};
     double t_start = now_s();
     for (int64_t i = 0; i < N * L; i++)
         if (cal->tokens[i] < 0 || cal->tokens[i] >= c->vocab)
@@ -135,66 +324,52 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
     if (L > c->max_pos)
         return lp_fail(LP_ERR_ARG, "calibration --seqlen %lld exceeds the model's context %lld", (long long)L,
                        (long long)c->max_pos);
+    if (p->method != LP_METHOD_AWQ && !compressor(p))
+        return lp_fail(LP_ERR_ARG, "method %s has no calibrated form", lp_method_name(p->method));
 
-    int64_t maxcols = c->ffn > c->dim ? c->ffn : c->dim;
-    if (c->n_heads * c->head_dim > maxcols) maxcols = c->n_heads * c->head_dim;
+    const bool awq_only = p->method == LP_METHOD_AWQ;
+    const int64_t maxcols = awq_only ? 0 : TW;
+    const bool keep_z = !awq_only && (size_t)(N * L * F) * sizeof(float) <= LP_PIPE_KEEP_ACT_BYTES;
+    const int64_t ysz = awq_only ? (p->awq_prescale ? N * L * D : 0) : N * L * S;
+    const int64_t zsz = awq_only ? 0 : keep_z ? N * L * F : L * F;
     float *X = malloc((size_t)(N * L * D) * sizeof(float));
-    float *H = malloc((size_t)(maxcols * maxcols) * sizeof(float));
+    float *Y = ysz || p->awq_prescale ? malloc((size_t)(ysz > N * L * D ? ysz : N * L * D) * sizeof(float)) : NULL;
+    float *Z = zsz ? malloc((size_t)zsz * sizeof(float)) : NULL;
+    float *T = awq_only ? NULL : malloc((size_t)(L * TW) * sizeof(float));
+    P.H = maxcols ? malloc((size_t)(maxcols * maxcols) * sizeof(float)) : NULL;
     lp_ctx *ctx = NULL;
-    lp_status s = (X && H) ? lp_ctx_init(m, L, L, &ctx)
-                           : lp_fail(LP_ERR_NOMEM, "out of memory for %lld x %lld calibration activations",
-                                     (long long)N, (long long)L);
-    st.peak_activation_bytes = (size_t)(N * L * D + maxcols * maxcols) * sizeof(float);
+    lp_status s = X && (Y || !(ysz || p->awq_prescale)) && (Z || !zsz) && (T || awq_only) && (P.H || !maxcols)
+                      ? lp_ctx_init(m, L, L, &ctx)
+                      : lp_fail(LP_ERR_NOMEM, "out of memory for %lld x %lld calibration activations",
+                                (long long)N, (long long)L);
+    P.st.peak_activation_bytes =
+        (size_t)(N * L * D + (Y ? (ysz > N * L * D ? ysz : N * L * D) : 0) + zsz + (T ? L * TW : 0) +
+                 maxcols * maxcols) * sizeof(float);
     for (int64_t i = 0; s == LP_OK && i < N; i++) lp_embed_tokens(m, cal->tokens + i * L, L, X + i * L * D);
 
-    char name[256];
     for (int64_t b = 0; s == LP_OK && b < c->n_layers; b++) {
-        lp_layer *Lb = &m->layers[b];
-        if (p->method == LP_METHOD_AWQ) { /* its own per-block steps; X becomes the f32 block's output */
-            s = lp_awq_block(m, ctx, b, X, N, L, p, true, &st);
+        if (awq_only) { /* its own per-block steps; X becomes the f32 block's output */
+            s = lp_awq_block(m, ctx, b, X, N, L, p, true, &P.st);
             continue;
         }
-        for (int sg = 0; s == LP_OK && sg < 4; sg++) {
-            const int64_t cols = Lb->lin[STAGES[sg].lin[0]].cols;
-            hess_acc acc = {.want = STAGES[sg].capture, .H = H, .cols = cols};
-            memset(H, 0, (size_t)(cols * cols) * sizeof(float));
-            double t0 = now_s();
-            for (int64_t i = 0; s == LP_OK && i < N; i++)
-                s = lp_block_forward(ctx, b, X + i * L * D, L, capture_hessian, &acc);
-            st.forward += now_s() - t0 - acc.t_stats;
-            st.stats += acc.t_stats;
+        if (p->awq_prescale) { /* fold AWQ's scales (and clipping) in; keep X, the block's inputs */
+            memcpy(Y, X, (size_t)(N * L * D) * sizeof(float));
+            s = lp_awq_block(m, ctx, b, Y, N, L, p, false, &P.st);
             if (s != LP_OK) break;
-            /* Mirror the upper triangle and scale: H = 2 X^T X / n. */
-            const float scale = 2.0f / (float)acc.ntok;
-            for (int64_t i = 0; i < cols; i++) {
-                for (int64_t j = i; j < cols; j++) H[i * cols + j] *= scale;
-                for (int64_t j = 0; j < i; j++) H[i * cols + j] = H[j * cols + i];
-            }
-            for (int k = 0; k < 3 && STAGES[sg].lin[k] >= 0; k++) {
-                const int li = STAGES[sg].lin[k];
-                double err = 0;
-                s = compress_linear(&Lb->lin[li], H, p, &st, &err);
-                if (s != LP_OK) {
-                    lp_linear_name(b, li, name, sizeof name);
-                    s = lp_fail_ctx(s, "%s", name);
-                    break;
-                }
-                if (p->progress) p->progress(p->progress_ud, b, c->n_layers, lp_linear_names[li], err);
-            }
         }
-        /* Inputs of the next block: this block, compressed, on this block's inputs. */
-        double t0 = now_s();
-        for (int64_t i = 0; s == LP_OK && i < N; i++) s = lp_block_forward(ctx, b, X + i * L * D, L, NULL, NULL);
-        st.forward += now_s() - t0;
+        s = run_block(&P, ctx, b, X, Y, Z, keep_z, T, N, L);
         for (int64_t i = 0; s == LP_OK && i < N * L * D; i++)
             if (!isfinite(X[i]))
                 s = lp_fail(LP_ERR_NUMERIC, "block %lld produced non-finite activations after compression",
                             (long long)b);
     }
-    st.total = now_s() - t_start;
-    if (p->stats) *p->stats = st;
+    P.st.total = now_s() - t_start;
+    if (p->stats) *p->stats = P.st;
     lp_ctx_free(ctx);
-    free(H);
+    free(P.H);
+    free(T);
+    free(Z);
+    free(Y);
     free(X);
     return s;
 }

@@ -60,6 +60,36 @@ lp_status lp_quant_params_check(const lp_quant_params *p) {
             return lp_fail(LP_ERR_ARG, "AWQ clip tokens %d must be positive (the paper uses 512)",
                            p->awq_clip_tokens);
     }
+    if (p->clip) {
+        if (p->method != LP_METHOD_RTN && p->method != LP_METHOD_GPTQ)
+            return lp_fail(LP_ERR_ARG, "--clip works with rtn and gptq (awq has its own clipping search; "
+                           "squeezellm and slim choose their own ranges)");
+        if (p->clip_grid < 1 || p->clip_grid > 1000)
+            return lp_fail(LP_ERR_ARG, "clip grid %d must be in 1..1000 (20 is usual)", p->clip_grid);
+        if (!(p->clip_max_shrink >= 0 && p->clip_max_shrink < 1))
+            return lp_fail(LP_ERR_ARG, "clip max shrink %g must be in [0, 1)", p->clip_max_shrink);
+    }
+    if (p->awq_prescale && p->method == LP_METHOD_AWQ)
+        return lp_fail(LP_ERR_ARG, "AWQ pre-scaling composes AWQ with another method (gptq, rtn, squeezellm, "
+                       "slim); --method awq already is AWQ");
+    if (p->method == LP_METHOD_SQUEEZELLM) {
+        if (!(p->outlier_frac >= 0 && p->outlier_frac <= 0.1))
+            return lp_fail(LP_ERR_ARG, "--outliers %g must be a fraction in [0, 0.1] (SqueezeLLM keeps "
+                           "0.0005 to 0.005)", p->outlier_frac);
+        if (p->kmeans_iters < 1)
+            return lp_fail(LP_ERR_ARG, "k-means iterations %d must be positive", p->kmeans_iters);
+        if (p->bits > 4)
+            return lp_fail(LP_ERR_ARG, "squeezellm --bits %d: lookup tables of 1 to 4 bits are supported",
+                           p->bits);
+    }
+    if (p->method == LP_METHOD_SLIM) {
+        if (p->bits < 2 || p->bits > 7)
+            return lp_fail(LP_ERR_ARG, "slim --bits %d: the average must leave room for one bit less and one "
+                           "more (2 to 7)", p->bits);
+        if (p->group == -1)
+            return lp_fail(LP_ERR_ARG, "slim allocates bits per column group: give --group (e.g. 128), "
+                           "not per-channel");
+    }
     if (p->bits < 1 || p->bits > 8)
         return lp_fail(LP_ERR_ARG, "--bits %d is not supported: use 1 to 8 (2, 3, 4 and 8 are the "
                        "usual choices)", p->bits);
@@ -119,10 +149,10 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
 
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
     LP_TRY(lp_quant_params_check(p));
-    if (p->method != LP_METHOD_RTN) {
+    if (p->method != LP_METHOD_RTN || p->clip || p->awq_prescale) {
         if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
-            return lp_fail(LP_ERR_ARG, "%s needs calibration data (--calib FILE)",
-                           p->method == LP_METHOD_AWQ ? "AWQ" : "GPTQ");
+            return lp_fail(LP_ERR_ARG, "%s%s needs calibration data (--calib FILE)", lp_method_name(p->method),
+                           p->clip ? " with clipping search" : "");
         return lp_quantize_calibrated(m, p);
     }
     char name[256];

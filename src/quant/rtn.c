@@ -64,8 +64,22 @@ lp_status lp_qparams_minmax(const float *x, int64_t n, int bits, int sym, float 
     return LP_OK;
 }
 
-/* One row: params per group, then pack block by block. */
-static lp_status quantize_row(const float *wr, lp_qgroup *out, int64_t r) {
+lp_status lp_qparams_clipped(const float *x, int64_t n, int bits, int sym, float beta, float gamma, float *scale,
+                             int *zero) {
+    float mm[2] = {INFINITY, -INFINITY};
+    for (int64_t i = 0; i < n; i++) {
+        if (!isfinite(x[i])) return lp_qparams_minmax(x + i, 1, bits, sym, scale, zero); /* its message */
+        mm[0] = x[i] < mm[0] ? x[i] : mm[0];
+        mm[1] = x[i] > mm[1] ? x[i] : mm[1];
+    }
+    mm[0] *= beta; /* min-max params see only the extremes (and 0) */
+    mm[1] *= gamma;
+    return lp_qparams_minmax(mm, 2, bits, sym, scale, zero);
+}
+
+/* One row: params per group (range shrunk by clip when given), then pack
+ * block by block. */
+static lp_status quantize_row(const float *wr, const float *clip, lp_qgroup *out, int64_t r) {
     int maxq = (1 << out->bits) - 1;
     int64_t cols = out->cols;
     uint32_t *qrow = out->q + r * out->blocks * out->bits;
@@ -73,7 +87,11 @@ static lp_status quantize_row(const float *wr, lp_qgroup *out, int64_t r) {
         int64_t c0 = g * out->group, c1 = c0 + out->group < cols ? c0 + out->group : cols;
         float s;
         int z;
-        LP_TRY(lp_qparams_minmax(wr + c0, c1 - c0, out->bits, out->sym, &s, &z));
+        if (clip)
+            LP_TRY(lp_qparams_clipped(wr + c0, c1 - c0, out->bits, out->sym, clip[(r * out->ngroups + g) * 2],
+                                      clip[(r * out->ngroups + g) * 2 + 1], &s, &z));
+        else
+            LP_TRY(lp_qparams_minmax(wr + c0, c1 - c0, out->bits, out->sym, &s, &z));
         out->scales[r * out->ngroups + g] = lp_f32_to_f16(s); /* exact: s is an f16 value */
         if (!out->sym) out->zeros[r * out->ngroups + g] = (uint8_t)z;
         /* group is a multiple of 32 (or the whole row), so blocks never span groups */
@@ -87,19 +105,21 @@ static lp_status quantize_row(const float *wr, lp_qgroup *out, int64_t r) {
     return LP_OK;
 }
 
-lp_status lp_rtn_quantize(const float *W, lp_qgroup *out) {
+lp_status lp_rtn_quantize(const float *W, lp_qgroup *out) { return lp_rtn_quantize_clipped(W, NULL, out); }
+
+lp_status lp_rtn_quantize_clipped(const float *W, const float *clip, lp_qgroup *out) {
     LP_ASSERT(out && out->q && out->scales && (out->sym || out->zeros));
     int64_t bad_row = -1;
 #pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < out->rows; r++) {
-        if (quantize_row(W + r * out->cols, out, r) != LP_OK) {
+        if (quantize_row(W + r * out->cols, clip, out, r) != LP_OK) {
 #pragma omp critical(lp_rtn_bad_row)
             if (bad_row < 0 || r < bad_row) bad_row = r;
         }
     }
     if (bad_row >= 0) {
         /* Messages are per thread: redo the first failing row here to report it. */
-        lp_status st = quantize_row(W + bad_row * out->cols, out, bad_row);
+        lp_status st = quantize_row(W + bad_row * out->cols, clip, out, bad_row);
         LP_ASSERT(st != LP_OK);
         return lp_fail_ctx(st, "rtn: row %lld of %lld x %lld", (long long)bad_row,
                            (long long)out->rows, (long long)out->cols);

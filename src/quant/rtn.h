@@ -36,4 +36,13 @@ static inline int lp_rtn_quantize_value(float x, float scale, int zero, int maxq
  * OpenMP over rows; the result does not depend on the thread count. */
 lp_status lp_rtn_quantize(const float *W, lp_qgroup *out);
 
+/* Scale and zero point of a group whose min-max range is shrunk to
+ * [beta min(x), gamma max(x)] (clip.h's factors); (1, 1) is lp_qparams_minmax. */
+lp_status lp_qparams_clipped(const float *x, int64_t n, int bits, int sym, float beta, float gamma, float *scale,
+                             int *zero);
+
+/* lp_rtn_quantize with each group's range shrunk by clip (rows x ngroups x 2:
+ * beta, gamma per group, as lp_clip_search returns); NULL = none. */
+lp_status lp_rtn_quantize_clipped(const float *W, const float *clip, lp_qgroup *out);
+
 #endif
