@@ -7,29 +7,51 @@
 #include <string.h>
 
 static const char *const HELP =
-    "usage: llmpress quantize MODEL --method rtn|gptq|awq --bits B --group G [--sym] [--calib FILE] -o OUT\n"
+    "usage: llmpress quantize MODEL --method M --bits B [--group G] [--calib FILE] [flags] -o OUT\n"
+    "       llmpress quantize MODEL --recipe FILE [flags] -o OUT\n"
     "\n"
     "Quantize the decoder linears (q,k,v,o,gate,up,down) of MODEL and write a\n"
     "compressed checkpoint directory OUT that `eval`, `run` and `info` read directly.\n"
-    "  --method M      rtn (round to nearest, min-max per group) or\n"
-    "                  gptq (Hessian-guided error feedback, block by block; needs --calib) or\n"
-    "                  awq (activation-aware channel scales and clipping; needs --calib)\n"
-    "  --bits B        bits per weight, 1..8 (default 4)\n"
+    "  --method M      rtn         round to nearest, min-max per group\n"
+    "                  gptq        Hessian-guided error feedback, block by block\n"
+    "                  awq         activation-aware channel scales and clipping\n"
+    "                  squeezellm  sensitivity-weighted k-means lookup tables + sparse outliers\n"
+    "                  slim        SliM-LLM: salience-driven mixed bits per group, GPTQ backend\n"
+    "                  (all but rtn need --calib)\n"
+    "  --bits B        bits per weight, 1..8 (default 4; slim: the average; squeezellm: 1..4)\n"
     "  --group G       columns per scale: 32, 64, 128, ... or -1 per output channel (default 128)\n"
     "  --sym           symmetric quantization (default asymmetric, with zero points)\n"
     "  -o, --out DIR   output directory (created; files in it are replaced atomically)\n"
-    "calibration (gptq, awq):\n"
+    "  --recipe FILE   settings from a file, one per line as a flag without its dashes\n"
+    "                  (\"method gptq\", \"bits 3\", \"awq-prescale\", \"clip\"; '#' comments);\n"
+    "                  flags on the command line override it\n"
+    "calibration:\n"
     "  --calib FILE    calibration text\n"
     "  --nsamples N    windows drawn at random offsets (default 128)\n"
     "  --seqlen L      tokens per window (default 512)\n"
     "  --seed S        seed for drawing the windows (default 0)\n"
+    "gptq, slim:\n"
     "  --act-order     quantize columns by decreasing Hessian diagonal (static groups)\n"
     "  --damp D        dampening, fraction of the mean Hessian diagonal (default 0.01)\n"
+    "clipping search (rtn, gptq; OmniQuant-style ranges chosen on the layer output error):\n"
+    "  --clip          search each group's min/max shrink factors (needs --calib)\n"
+    "  --clip-grid N   factors 1 - i/N (default 20)\n"
+    "  --clip-max-shrink F   deepest shrink tried (default 0.5)\n"
+    "awq, and composing it:\n"
+    "  --awq-prescale  fold AWQ's searched scales (and clipping) into each block, then compress\n"
+    "                  it with --method (recipe AWQ then GPTQ: --method gptq --awq-prescale)\n"
+    "  --awq-no-clip   skip AWQ's clipping search\n"
+    "  --awq-search-samples N   calibration windows the scale search runs on (default 0: all)\n"
+    "squeezellm:\n"
+    "  --outliers F    fraction of weights kept exactly in sparse f16 (default 0.0045)\n"
+    "  --kmeans-iters N  weighted k-means iterations per row (default 50)\n"
+    "output:\n"
     "  --threads N     threads (default: all cores)\n"
     "  --json          print a JSON summary on stdout\n"
     "  --quiet         no progress on stderr\n"
     "\n"
-    "example: llmpress quantize ../shared/assets/models/llama-25m --method rtn --bits 4 --group 128 -o llama-25m-w4\n";
+    "example: llmpress quantize ../shared/assets/models/llama-25m --method gptq --bits 3 --group 128 \\\n"
+    "           --calib ../shared/assets/text/corpus/calib.txt -o llama-25m-w3\n";
 
 typedef struct {
     bool quiet;
@@ -70,71 +92,169 @@ static int load_calibration(const char *model_dir, const char *file, int64_t nsa
     return rc;
 }
 
-int cmd_quantize(int argc, char **argv) {
-    cli_args a = {argc, 1, argv, "quantize"};
-    const char *model_dir = NULL, *out = NULL, *calib_file = NULL;
-    int64_t nsamples = 128, seqlen = 512, seed = 0;
-    lp_quant_params qp = lp_quant_default_params();
-    int64_t threads = 0, v;
-    bool json = false, quiet = false;
-    for (; a.i < argc; a.i++) {
-        const char *f = argv[a.i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(HELP, stdout);
-            return 0;
-        } else if (!strcmp(f, "--method")) {
-            const char *s = cli_value(&a);
-            if (!s) return 2;
-            if (!strcmp(s, "rtn")) qp.method = LP_METHOD_RTN;
-            else if (!strcmp(s, "gptq")) qp.method = LP_METHOD_GPTQ;
-            else if (!strcmp(s, "awq")) qp.method = LP_METHOD_AWQ;
-            else return cli_usage_error(&a, "--method '%s' is not available (available: rtn, gptq, awq)", s);
-        } else if (!strcmp(f, "--calib")) {
-            if (!(calib_file = cli_value(&a))) return 2;
-        } else if (!strcmp(f, "--nsamples")) {
-            if (!cli_parse_i64(&a, cli_value(&a), 1, 1 << 20, &nsamples)) return 2;
-        } else if (!strcmp(f, "--seqlen")) {
-            if (!cli_parse_i64(&a, cli_value(&a), 2, 1 << 20, &seqlen)) return 2;
-        } else if (!strcmp(f, "--seed")) {
-            if (!cli_parse_i64(&a, cli_value(&a), 0, INT64_MAX, &seed)) return 2;
-        } else if (!strcmp(f, "--act-order")) {
-            qp.act_order = true;
-        } else if (!strcmp(f, "--damp")) {
-            double d;
-            if (!cli_parse_f64(&a, cli_value(&a), 1e-9, 0.999, &d)) return 2;
-            qp.damp = d;
-        } else if (!strcmp(f, "--bits")) {
-            if (!cli_parse_i64(&a, cli_value(&a), 1, 8, &v)) return 2;
-            qp.bits = (int)v;
-        } else if (!strcmp(f, "--group")) {
-            if (!cli_parse_i64(&a, cli_value(&a), -1, 1 << 30, &v)) return 2;
-            qp.group = (int)v;
-        } else if (!strcmp(f, "--sym")) {
-            qp.sym = true;
-        } else if (!strcmp(f, "-o") || !strcmp(f, "--out")) {
-            if (!(out = cli_value(&a))) return 2;
-        } else if (!strcmp(f, "--threads")) {
-            if (!cli_parse_i64(&a, cli_value(&a), 1, 1024, &threads)) return 2;
-        } else if (!strcmp(f, "--json")) {
-            json = true;
-        } else if (!strcmp(f, "--quiet") || !strcmp(f, "-q")) {
-            quiet = true;
-        } else if (f[0] == '-') {
-            return cli_usage_error(&a, "unknown flag '%s'", f);
-        } else if (!model_dir) {
-            model_dir = f;
-        } else {
-            return cli_usage_error(&a, "unexpected argument '%s'", f);
-        }
+typedef struct {
+    const char *model_dir, *out, *calib_file, *recipe;
+    int64_t nsamples, seqlen, seed, threads;
+    lp_quant_params qp;
+    bool json, quiet;
+} qopts;
+
+/* Parse the flag at a->argv[a->i] (advancing past its value). Returns 0 when
+ * parsed, 2 after printing a usage error, -1 after printing --help. Recipe
+ * lines (in_recipe) take the method's settings only: no MODEL, output,
+ * nested recipe or output-format flags. */
+static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
+    const char *f = a->argv[a->i];
+    lp_quant_params *qp = &o->qp;
+    int64_t v;
+    double d;
+    if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+        if (in_recipe) return cli_usage_error(a, "--help is not a recipe setting");
+        fputs(HELP, stdout);
+        return -1;
+    } else if (!strcmp(f, "--method")) {
+        const char *s = cli_value(a);
+        if (!s) return 2;
+        int mth = lp_method_from_name(s);
+        if (mth < 0)
+            return cli_usage_error(a, "--method '%s' is not available (available: rtn, gptq, awq, squeezellm, "
+                                   "slim)", s);
+        qp->method = (lp_method)mth;
+    } else if (!strcmp(f, "--calib")) {
+        if (!(o->calib_file = cli_value(a))) return 2;
+    } else if (!strcmp(f, "--nsamples")) {
+        if (!cli_parse_i64(a, cli_value(a), 1, 1 << 20, &o->nsamples)) return 2;
+    } else if (!strcmp(f, "--seqlen")) {
+        if (!cli_parse_i64(a, cli_value(a), 2, 1 << 20, &o->seqlen)) return 2;
+    } else if (!strcmp(f, "--seed")) {
+        if (!cli_parse_i64(a, cli_value(a), 0, INT64_MAX, &o->seed)) return 2;
+    } else if (!strcmp(f, "--act-order")) {
+        qp->act_order = true;
+    } else if (!strcmp(f, "--damp")) {
+        if (!cli_parse_f64(a, cli_value(a), 1e-9, 0.999, &d)) return 2;
+        qp->damp = d;
+    } else if (!strcmp(f, "--bits")) {
+        if (!cli_parse_i64(a, cli_value(a), 1, 8, &v)) return 2;
+        qp->bits = (int)v;
+    } else if (!strcmp(f, "--group")) {
+        if (!cli_parse_i64(a, cli_value(a), -1, 1 << 30, &v)) return 2;
+        qp->group = (int)v;
+    } else if (!strcmp(f, "--sym")) {
+        qp->sym = true;
+    } else if (!strcmp(f, "--clip")) {
+        qp->clip = true;
+    } else if (!strcmp(f, "--clip-grid")) {
+        if (!cli_parse_i64(a, cli_value(a), 1, 1000, &v)) return 2;
+        qp->clip_grid = (int)v;
+    } else if (!strcmp(f, "--clip-max-shrink")) {
+        if (!cli_parse_f64(a, cli_value(a), 0.0, 0.99, &d)) return 2;
+        qp->clip_max_shrink = d;
+    } else if (!strcmp(f, "--awq-prescale")) {
+        qp->awq_prescale = true;
+    } else if (!strcmp(f, "--awq-no-clip")) {
+        qp->awq_clip = false;
+    } else if (!strcmp(f, "--awq-search-samples")) {
+        if (!cli_parse_i64(a, cli_value(a), 0, 1 << 20, &v)) return 2;
+        qp->awq_search_samples = (int)v;
+    } else if (!strcmp(f, "--outliers")) {
+        if (!cli_parse_f64(a, cli_value(a), 0.0, 0.1, &d)) return 2;
+        qp->outlier_frac = d;
+    } else if (!strcmp(f, "--kmeans-iters")) {
+        if (!cli_parse_i64(a, cli_value(a), 1, 10000, &v)) return 2;
+        qp->kmeans_iters = (int)v;
+    } else if (!strcmp(f, "--threads")) {
+        if (!cli_parse_i64(a, cli_value(a), 1, 1024, &o->threads)) return 2;
+    } else if (in_recipe) {
+        return cli_usage_error(a, "'%s' is not a recipe setting (recipes hold method settings: method, bits, "
+                               "group, clip, ...)", f);
+    } else if (!strcmp(f, "--recipe")) {
+        if (!(o->recipe = cli_value(a))) return 2;
+    } else if (!strcmp(f, "-o") || !strcmp(f, "--out")) {
+        if (!(o->out = cli_value(a))) return 2;
+    } else if (!strcmp(f, "--json")) {
+        o->json = true;
+    } else if (!strcmp(f, "--quiet") || !strcmp(f, "-q")) {
+        o->quiet = true;
+    } else if (f[0] == '-') {
+        return cli_usage_error(a, "unknown flag '%s'", f);
+    } else if (!o->model_dir) {
+        o->model_dir = f;
+    } else {
+        return cli_usage_error(a, "unexpected argument '%s'", f);
     }
-    if (!model_dir) return cli_usage_error(&a, "no MODEL directory given");
-    if (!out) return cli_usage_error(&a, "no output directory: give -o OUT");
-    if (qp.method == LP_METHOD_RTN && calib_file)
-        return cli_usage_error(&a, "--calib is for calibrated methods; rtn uses no calibration data");
-    if (qp.method != LP_METHOD_RTN && !calib_file)
-        return cli_usage_error(&a, "--method %s needs calibration text: give --calib FILE",
-                               qp.method == LP_METHOD_AWQ ? "awq" : "gptq");
-    if (lp_quant_params_check(&qp) != LP_OK) return cli_usage_error(&a, "%s", lp_last_error());
+    return 0;
+}
+
+/* A recipe file: one setting per line, "name [value]" with the flag's name
+ * without its dashes ("method gptq", "bits 3", "clip"); '#' starts a
+ * comment. Applied before the command line's flags, which override it.
+ * Its storage (text, words) must outlive o: the values point into it. */
+static int apply_recipe(qopts *o, char *text, size_t len, char ***words_out) {
+    char label[512];
+    int rc = 0, nwords = 0, lineno = 0;
+    char **words = calloc(len / 2 + 4, sizeof *words); /* every word is at least one char + a separator */
+    if (!words) {
+        fprintf(stderr, "llmpress quantize: out of memory reading the recipe\n");
+        return 1;
+    }
+    *words_out = words;
+    for (char *line = text; rc == 0 && line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        lineno++;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        int first = nwords;
+        for (char *w = strtok(line, " \t\r"); w; w = strtok(NULL, " \t\r")) words[nwords++] = w;
+        if (nwords > first) {
+            /* "name" becomes "--name": the word's storage has room only if we copy */
+            size_t n = strlen(words[first]);
+            char *flag = malloc(n + 3);
+            if (!flag) {
+                fprintf(stderr, "llmpress quantize: out of memory reading the recipe\n");
+                return 1;
+            }
+            snprintf(flag, n + 3, "--%s", words[first][0] == '-' ? words[first] + strspn(words[first], "-")
+                                                                  : words[first]);
+            words[first] = flag;
+            snprintf(label, sizeof label, "quantize: recipe %s, line %d", o->recipe, lineno);
+            cli_args a = {nwords, first, words, label};
+            rc = parse_flag(o, &a, true);
+            if (rc == 0 && a.i + 1 != nwords)
+                rc = cli_usage_error(&a, "'%s' takes %s", words[first],
+                                     a.i + 1 < nwords ? "no more than one value" : "a value");
+            nwords = first + (rc == 0 ? (int)(a.i + 1 - first) : 0);
+            words[nwords] = NULL;
+            (void)flag; /* kept in words[first], freed with the recipe */
+        }
+        line = next;
+    }
+    return rc;
+}
+
+static void free_recipe(char **words) {
+    if (!words) return;
+    for (int i = 0; words[i]; i++)
+        if (words[i][0] == '-' && words[i][1] == '-') free(words[i]);
+    free(words);
+}
+
+/* Load, quantize, save and report, with the parsed options. */
+static int run_quantize(const qopts *o, const cli_args *a) {
+    const char *model_dir = o->model_dir, *out = o->out, *calib_file = o->calib_file;
+    const int64_t nsamples = o->nsamples, seqlen = o->seqlen, seed = o->seed, threads = o->threads;
+    lp_quant_params qp = o->qp;
+    const bool json = o->json, quiet = o->quiet;
+    if (!model_dir || !out)
+        return cli_usage_error(a, !model_dir ? "no MODEL directory given" : "no output directory: give -o OUT");
+    const bool calibrated = qp.method != LP_METHOD_RTN || qp.clip || qp.awq_prescale;
+    if (!calibrated && calib_file)
+        return cli_usage_error(a, "--calib is for calibrated methods; plain rtn uses no calibration data "
+                              "(rtn --clip does)");
+    if (calibrated && !calib_file)
+        return cli_usage_error(a, "--method %s%s needs calibration text: give --calib FILE",
+                              lp_method_name(qp.method), qp.clip ? " --clip" : qp.awq_prescale ? " --awq-prescale" : "");
+    if (lp_quant_params_check(&qp) != LP_OK) return cli_usage_error(a, "%s", lp_last_error());
     lp_calib cal = {NULL, nsamples, seqlen};
     qp.calib = calib_file ? &cal : NULL;
     cli_set_threads((int)threads);
@@ -164,16 +284,11 @@ int cmd_quantize(int argc, char **argv) {
         return cli_lib_error("quantize", NULL);
     }
     double tq = cli_now() - t0;
-    if (qp.method == LP_METHOD_AWQ && !(quiet || json))
-        fprintf(stderr, "[quantize] %.1fs: forward %.1fs, statistics %.1fs, scale search %.1fs, clip search %.1fs, "
-                "rounding %.1fs; calibration activations and statistics %.1f MB\n", stats.total, stats.forward,
-                stats.stats, stats.scale_search, stats.clip_search, stats.quantize,
-                (double)stats.peak_activation_bytes / 1e6);
-    else if (qp.method != LP_METHOD_RTN && !(quiet || json))
-        fprintf(stderr, "[quantize] %.1fs: forward %.1fs, statistics %.1fs, factorization %.1fs, "
-                "quantization loop %.1fs; calibration activations + Hessian %.1f MB\n",
-                stats.total, stats.forward, stats.stats, stats.factorize, stats.quantize,
-                (double)stats.peak_activation_bytes / 1e6);
+    if (calibrated && !(quiet || json))
+        fprintf(stderr, "[quantize] %.1fs: forward %.1fs, statistics %.1fs, factorization %.1fs, quantization %.1fs, "
+                "scale search %.1fs, clip search %.1fs, method %.1fs; calibration activations and statistics "
+                "%.1f MB\n", stats.total, stats.forward, stats.stats, stats.factorize, stats.quantize,
+                stats.scale_search, stats.clip_search, stats.method, (double)stats.peak_activation_bytes / 1e6);
     if (lp_model_save(m, out) != LP_OK) {
         lp_model_free(m);
         return cli_lib_error("quantize", "saving");
@@ -187,14 +302,15 @@ int cmd_quantize(int argc, char **argv) {
         printf(", \"out\": ");
         cli_json_string(stdout, out);
         printf(", \"method\": \"%s\", \"bits\": %d, \"group\": %d, \"sym\": %s, \"act_order\": %s, "
-               "\"seconds\": %.3f, \"time\": {\"forward\": %.3f, \"statistics\": %.3f, \"factorization\": %.3f, "
-               "\"quantization\": %.3f, \"scale_search\": %.3f, \"clip_search\": %.3f}, "
-               "\"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
-               "\"total_bytes\": %lld}\n",
-               qp.method == LP_METHOD_RTN ? "rtn" : qp.method == LP_METHOD_AWQ ? "awq" : "gptq", qp.bits,
-               qp.group, qp.sym ? "true" : "false",
-               qp.act_order ? "true" : "false", tq, stats.forward, stats.stats, stats.factorize, stats.quantize,
-               stats.scale_search, stats.clip_search, bpw, (long long)sz.linear_bytes, (long long)sz.total_bytes);
+               "\"clip\": %s, \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "
+               "\"statistics\": %.3f, \"factorization\": %.3f, \"quantization\": %.3f, \"scale_search\": %.3f, "
+               "\"clip_search\": %.3f, \"method\": %.3f}, \"peak_activation_bytes\": %zu, "
+               "\"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, \"total_bytes\": %lld}\n",
+               lp_method_name(qp.method), qp.bits, qp.group, qp.sym ? "true" : "false",
+               qp.act_order ? "true" : "false", qp.clip ? "true" : "false", qp.awq_prescale ? "true" : "false", tq,
+               stats.forward, stats.stats, stats.factorize, stats.quantize, stats.scale_search, stats.clip_search,
+               stats.method, stats.peak_activation_bytes, bpw, (long long)sz.linear_bytes,
+               (long long)sz.total_bytes);
     } else {
         printf("wrote %s: %s, %.4f bits per weight in the decoder linears, %.2f MB in all (%.1f s)\n",
                out, sz.formats, bpw, (double)sz.total_bytes / 1e6, tq);
@@ -202,3 +318,35 @@ int cmd_quantize(int argc, char **argv) {
     lp_model_free(m);
     return 0;
 }
+
+int cmd_quantize(int argc, char **argv) {
+    qopts o = {.nsamples = 128, .seqlen = 512, .qp = lp_quant_default_params()};
+    cli_args a = {argc, 1, argv, "quantize"};
+    for (; a.i < argc; a.i++) {
+        int rc = parse_flag(&o, &a, false);
+        if (rc) return rc < 0 ? 0 : rc;
+    }
+    char *rtext = NULL, **rwords = NULL;
+    size_t rlen = 0;
+    if (o.recipe) {
+        /* the recipe first, then the command line again so that it wins */
+        if (cli_read_text(o.recipe, &rtext, &rlen) != LP_OK) return cli_lib_error("quantize", "reading the recipe");
+        const char *model_dir = o.model_dir, *out = o.out;
+        qopts r = {.nsamples = 128, .seqlen = 512, .qp = lp_quant_default_params(), .recipe = o.recipe};
+        int rc = apply_recipe(&r, rtext, rlen, &rwords);
+        for (a.i = 1; rc == 0 && a.i < argc; a.i++) rc = parse_flag(&r, &a, false);
+        if (rc) {
+            free_recipe(rwords);
+            free(rtext);
+            return rc < 0 ? 0 : rc;
+        }
+        r.model_dir = model_dir;
+        r.out = out;
+        o = r;
+    }
+    int rc = run_quantize(&o, &a);
+    free_recipe(rwords);
+    free(rtext);
+    return rc;
+}
+

@@ -50,7 +50,8 @@ int cli_usage_error(const cli_args *a, const char *fmt, ...) {
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n(see `llmpress %s --help`)\n", a->cmd);
+    /* a->cmd may carry a location ("quantize: recipe F, line N"): the hint names the command */
+    fprintf(stderr, "\n(see `llmpress %.*s --help`)\n", (int)strcspn(a->cmd, ":"), a->cmd);
     return 2;
 }
 

@@ -81,7 +81,7 @@ static lp_status compress_gptq(lp_linear *l, const float *H, const lp_quant_para
     if (s == LP_OK) s = lp_qgroup_init(q, rows, cols, p->bits, p->group, p->sym);
     if (s == LP_OK && p->clip) {
         double t0 = now_s();
-        clip = malloc((size_t)(rows * q->ngroups) * sizeof(float));
+        clip = malloc((size_t)(rows * q->ngroups * 2) * sizeof(float));
         s = clip ? lp_clip_search(W, rows, cols, H, p->bits, q->group, p->sym, p->clip_grid, p->clip_max_shrink,
                                   clip)
                  : lp_fail(LP_ERR_NOMEM, "out of memory");
@@ -133,7 +133,7 @@ static lp_status compress_rtn_clip(lp_linear *l, const float *H, const lp_quant_
                            : lp_fail(LP_ERR_NOMEM, "out of memory");
     if (s == LP_OK) {
         double t0 = now_s();
-        clip = malloc((size_t)(rows * q->ngroups) * sizeof(float));
+        clip = malloc((size_t)(rows * q->ngroups * 2) * sizeof(float));
         s = clip ? lp_clip_search(W, rows, cols, H, p->bits, q->group, p->sym, p->clip_grid, p->clip_max_shrink,
                                   clip)
                  : lp_fail(LP_ERR_NOMEM, "out of memory");
