@@ -61,6 +61,10 @@
  *   of a row (the reference asserts divisibility); --sym uses the symmetric
  *   quantizer of quantizer.py's zero_point=False branch (which the reference never
  *   runs: it asserts);
+ * - p->awq_search_samples > 0 runs the attention and MLP losses of the scale search
+ *   on the first that many calibration windows only (the windows are random draws,
+ *   so that is a random subset); the channel statistics and the single-linear
+ *   losses still use every token. 0, the default, is the reference's behaviour.
  * - v -> o is skipped when v has a bias: lp_model_save writes biases from the
  *   source checkpoint, so a folded v bias would be lost on save.
  */
@@ -268,6 +272,7 @@ typedef struct {
     lp_model *m;
     lp_ctx *ctx;
     int64_t b, N, L, n, D, F, A; /* n = N L tokens, A = H hd */
+    int64_t Ns;                  /* sequences the attention and MLP losses run on (<= N) */
     float *X;                    /* N x L x D block inputs (the caller's) */
     bool o_group;                /* v -> o is searched */
     /* sums of |x| per input channel, over all n tokens */
@@ -397,13 +402,13 @@ static lp_status loss_attn(awq_work *w, group_search *g, double *loss) {
     lp_status st = tmp ? LP_OK : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
     attn_probe pr = {&Lb->lin[LP_O], NULL, tmp, 0.0};
     /* the probe stops every block before its residual add: X stays as it is */
-    for (int64_t i = 0; st == LP_OK && i < w->N; i++) {
+    for (int64_t i = 0; st == LP_OK && i < w->Ns; i++) {
         pr.ref = w->att_out + i * w->L * w->D;
         st = lp_block_forward(w->ctx, w->b, w->X + i * w->L * w->D, w->L, probe_attn, &pr);
     }
     free(tmp);
     for (int j = 0; j < 3; j++) Lb->lin[LP_Q + j].w = saved[j];
-    *loss = pr.loss / (double)(w->n * w->D);
+    *loss = pr.loss / (double)(w->Ns * w->L * w->D);
     return st;
 }
 
@@ -420,15 +425,16 @@ static lp_status loss_mlp(awq_work *w, group_search *g, double *loss) {
     float *out = malloc((size_t)(CH * w->D) * sizeof(float));
     lp_status st = gbuf && ubuf && out ? LP_OK : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
     double acc = 0;
-    for (int64_t t0 = 0; st == LP_OK && t0 < w->n; t0 += CH) {
-        const int64_t T = w->n - t0 < CH ? w->n - t0 : CH;
+    const int64_t n = w->Ns * w->L; /* the search's tokens */
+    for (int64_t t0 = 0; st == LP_OK && t0 < n; t0 += CH) {
+        const int64_t T = n - t0 < CH ? n - t0 : CH;
         mlp_out(&gate, &up, &Lb->lin[LP_DOWN], w->mlp_in + t0 * w->D, T, gbuf, ubuf, out);
         acc += sq_diff(out, w->mlp_ref + t0 * w->D, T * w->D);
     }
     free(gbuf);
     free(ubuf);
     free(out);
-    *loss = acc / (double)(w->n * w->D);
+    *loss = acc / (double)(n * w->D);
     return st;
 }
 
@@ -624,6 +630,7 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
     const lp_linear *V = &Lb->lin[LP_V], *O = &Lb->lin[LP_O];
     /* llm-awq: "if v_proj.weight.shape == o_proj.weight.shape"; see the header on biases */
     w.o_group = p->awq_scale && V->rows == O->rows && V->cols == O->cols && !V->bias;
+    w.Ns = p->awq_search_samples > 0 && p->awq_search_samples < N ? p->awq_search_samples : N;
     const int64_t n = w.n, D = w.D, F = w.F, A = w.A;
     w.stride = n / p->awq_clip_tokens > 0 ? n / p->awq_clip_tokens : 1; /* input_feat[:, 0::n // 512] */
     w.ns = (n + w.stride - 1) / w.stride;
