@@ -70,7 +70,7 @@ lp_status lp_quant_params_check(const lp_quant_params *p) {
             return lp_fail(LP_ERR_ARG, "clip max shrink %g must be in [0, 1)", p->clip_max_shrink);
     }
     if (p->awq_prescale && p->method == LP_METHOD_AWQ)
-        return lp_fail(LP_ERR_ARG, "AWQ pre-scaling composes AWQ with another method (gptq, rtn, squeezellm, "
+        return lp_fail(LP_ERR_ARG, "--awq-prescale composes AWQ with another method (gptq, rtn, squeezellm, "
                        "slim); --method awq already is AWQ");
     if (p->method == LP_METHOD_SQUEEZELLM) {
         if (!(p->outlier_frac >= 0 && p->outlier_frac <= 0.1))
