@@ -147,13 +147,43 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
     return st;
 }
 
+/* The compressed model must never hold NaN or Inf: every linear is expanded
+ * once (one linear at a time) and scanned. A method that produced one is a
+ * bug or a numerical breakdown; either way nothing is written. */
+static lp_status check_finite(const lp_model *m) {
+    char name[256];
+    for (int64_t l = 0; l < m->cfg.n_layers; l++) {
+        const lp_layer *L = &m->layers[l];
+        for (int64_t i = 0; L->norms_changed && i < m->cfg.dim; i++)
+            if (!isfinite(L->attn_norm[i]) || !isfinite(L->ffn_norm[i]))
+                return lp_fail(LP_ERR_NUMERIC, "model.layers.%lld: a rescaled RMSNorm weight [%lld] is not "
+                               "finite; nothing was written", (long long)l, (long long)i);
+        for (int k = 0; k < LP_NLIN; k++) {
+            const lp_linear *lin = &m->layers[l].lin[k];
+            float *W = lp_linear_to_f32(lin);
+            if (!W) return lp_fail(LP_ERR_NOMEM, "out of memory");
+            int64_t bad = -1;
+            for (int64_t i = 0; i < lin->rows * lin->cols && bad < 0; i++)
+                if (!isfinite(W[i])) bad = i;
+            free(W);
+            if (bad >= 0) {
+                lp_linear_name(l, k, name, sizeof name);
+                return lp_fail(LP_ERR_NUMERIC, "%s: the compressed weight [%lld, %lld] is not finite; nothing "
+                               "was written", name, (long long)(bad / lin->cols), (long long)(bad % lin->cols));
+            }
+        }
+    }
+    return LP_OK;
+}
+
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
     LP_TRY(lp_quant_params_check(p));
     if (p->method != LP_METHOD_RTN || p->clip || p->awq_prescale) {
         if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
             return lp_fail(LP_ERR_ARG, "%s%s needs calibration data (--calib FILE)", lp_method_name(p->method),
                            p->clip ? " with clipping search" : "");
-        return lp_quantize_calibrated(m, p);
+        LP_TRY(lp_quantize_calibrated(m, p));
+        return check_finite(m);
     }
     char name[256];
     for (int64_t l = 0; l < m->cfg.n_layers; l++) {
@@ -165,5 +195,5 @@ lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
             if (p->progress) p->progress(p->progress_ud, l, m->cfg.n_layers, lp_linear_names[k], err);
         }
     }
-    return LP_OK;
+    return check_finite(m);
 }
