@@ -304,7 +304,7 @@ static int run_quantize(const qopts *o, const cli_args *a) {
         printf(", \"method\": \"%s\", \"bits\": %d, \"group\": %d, \"sym\": %s, \"act_order\": %s, "
                "\"clip\": %s, \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "
                "\"statistics\": %.3f, \"factorization\": %.3f, \"quantization\": %.3f, \"scale_search\": %.3f, "
-               "\"clip_search\": %.3f, \"method\": %.3f}, \"peak_activation_bytes\": %zu, "
+               "\"clip_search\": %.3f, \"method_specific\": %.3f}, \"peak_activation_bytes\": %zu, "
                "\"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, \"total_bytes\": %lld}\n",
                lp_method_name(qp.method), qp.bits, qp.group, qp.sym ? "true" : "false",
                qp.act_order ? "true" : "false", qp.clip ? "true" : "false", qp.awq_prescale ? "true" : "false", tq,
