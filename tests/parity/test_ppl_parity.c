@@ -5,7 +5,7 @@
  * scripts/make_fixtures.py). Exercises the tokenizer, the loader, the forward
  * pass and the protocol bookkeeping together. The full-file figures
  * (REFERENCE.md: 99.0015 / 33.9934) take minutes and are measured by
- * bench/ppl_reference.sh instead.
+ * bench/results.sh instead.
  */
 #include "test.h"
 
