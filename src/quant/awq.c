@@ -42,7 +42,9 @@
  *   with G = X^T X (one syrk in step 0) and dW = Q(W s)/s - W,
  *     mean_{t,r} ((X dW^T)[t, r])^2 = tr(dW G dW^T) / (n rows),
  *   the reference's loss exactly, at (rows x cols x cols) per candidate instead of
- *   (n x rows x cols); down's inputs (n x F) are never stored.
+ *   (n x rows x cols); down's inputs (n x F) are never stored. With fewer tokens
+ *   than columns (small calibrations) the inputs are kept and the loss computed
+ *   directly, which is then the cheaper of the two.
  * - Memory, n = N L calibration tokens: the next X, attention and MLP outputs and
  *   the MLP's input (4 n D floats), G (F^2, plus (H hd)^2 for v -> o), and the
  *   clipping samples (512 x (2D + H hd + F)).
@@ -277,7 +279,9 @@ typedef struct {
     bool o_group;                /* v -> o is searched */
     /* sums of |x| per input channel, over all n tokens */
     double *xs_qkv, *xs_o, *xs_mlp, *xs_down; /* D, A, D, F */
-    float *G_o, *G_down;   /* X^T X of o's and down's inputs (upper triangles): A x A, F x F */
+    float *G_o, *G_down;   /* X^T X of o's and down's inputs (upper triangles): A x A, F x F;
+                              or, when n < A (resp. F), the inputs themselves (n x A, n x F) */
+    bool direct_o, direct_down;
     float *att_out;        /* n x D: o(attention), original weights */
     float *mlp_in;         /* n x D: the MLP's input (post-attention RMSNorm) */
     float *mlp_ref;        /* n x D: the MLP's output, original weights */
@@ -320,7 +324,8 @@ static int capture(void *ud, int k, const float *X, int64_t T, int64_t C) {
         t_fwd = now_s() - t1;
         if (w->o_group) {
             add_abs(w->xs_o, X, T, C);
-            add_gram(w->G_o, X, T, C);
+            if (w->direct_o) memcpy(w->G_o + w->tok0 * C, X, (size_t)(T * C) * sizeof(float));
+            else add_gram(w->G_o, X, T, C);
         }
         take_samples(w, w->s_o, X, T, C);
     } else if (k == LP_GATE) {
@@ -332,7 +337,8 @@ static int capture(void *ud, int k, const float *X, int64_t T, int64_t C) {
         lp_linear_forward(&Lb->lin[LP_DOWN], X, T, w->mlp_ref + off);
         t_fwd = now_s() - t1;
         add_abs(w->xs_down, X, T, C);
-        add_gram(w->G_down, X, T, C);
+        if (w->direct_down) memcpy(w->G_down + w->tok0 * C, X, (size_t)(T * C) * sizeof(float));
+        else add_gram(w->G_down, X, T, C);
         take_samples(w, w->s_down, X, T, C);
     }
     w->t_stats += now_s() - t0 - t_fwd;
@@ -386,7 +392,8 @@ struct group_search {
     float *wq[3];        /* scratch: their Q(W s) / s */
     const double *xsum;  /* sum_t |x_t| per channel */
     int64_t C;           /* channels */
-    const float *gram;   /* single-linear groups: X^T X (C x C, upper) */
+    const float *gram;   /* single-linear groups: X^T X (C x C, upper), or X (n x C) when direct */
+    bool direct;
     lp_status (*loss)(awq_work *w, group_search *g, double *loss);
 };
 
@@ -438,18 +445,26 @@ static lp_status loss_mlp(awq_work *w, group_search *g, double *loss) {
     return st;
 }
 
-/* loss of one linear = wq: tr(dW G dW^T) / (n rows), dW = wq - W. */
+/* loss of one linear = wq: tr(dW G dW^T) / (n rows), dW = wq - W; with fewer
+ * tokens than columns, directly as ||X dW^T||^2 / (n rows), which is cheaper. */
 static lp_status loss_gram(awq_work *w, group_search *g, double *loss) {
     const lp_linear *l = g->lin[0];
-    const int64_t R = l->rows, C = l->cols;
+    const int64_t R = l->rows, C = l->cols, n = w->n;
     float *dW = g->wq[0]; /* turned into dW in place: wq is rebuilt for every candidate */
-    float *P = malloc((size_t)(R * C) * sizeof(float));
+    const int64_t np = g->direct ? n * R : R * C;
+    float *P = malloc((size_t)np * sizeof(float));
     if (!P) return lp_fail(LP_ERR_NOMEM, "awq: out of memory");
     for (int64_t i = 0; i < R * C; i++) dW[i] -= l->w[i];
-    cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, (int)R, (int)C, 1.0f, g->gram, (int)C, dW, (int)C, 0.0f, P,
-                (int)C);
     double acc = 0;
-    for (int64_t i = 0; i < R * C; i++) acc += (double)P[i] * dW[i];
+    if (g->direct) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)R, (int)C, 1.0f, g->gram, (int)C, dW,
+                    (int)C, 0.0f, P, (int)R);
+        for (int64_t i = 0; i < n * R; i++) acc += (double)P[i] * P[i];
+    } else {
+        cblas_ssymm(CblasRowMajor, CblasRight, CblasUpper, (int)R, (int)C, 1.0f, g->gram, (int)C, dW, (int)C, 0.0f,
+                    P, (int)C);
+        for (int64_t i = 0; i < R * C; i++) acc += (double)P[i] * dW[i];
+    }
     free(P);
     *loss = acc / (double)(w->n * R);
     return LP_OK;
@@ -639,8 +654,10 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
     w.xs_o = calloc((size_t)A, sizeof(double));
     w.xs_mlp = calloc((size_t)D, sizeof(double));
     w.xs_down = calloc((size_t)F, sizeof(double));
-    w.G_o = w.o_group ? calloc((size_t)(A * A), sizeof(float)) : NULL;
-    w.G_down = calloc((size_t)(F * F), sizeof(float));
+    w.direct_o = n < A;
+    w.direct_down = n < F;
+    w.G_o = w.o_group ? calloc((size_t)((w.direct_o ? n : A) * A), sizeof(float)) : NULL;
+    w.G_down = calloc((size_t)((w.direct_down ? n : F) * F), sizeof(float));
     w.att_out = malloc((size_t)(n * D) * sizeof(float));
     w.mlp_in = malloc((size_t)(n * D) * sizeof(float));
     w.mlp_ref = malloc((size_t)(n * D) * sizeof(float));
@@ -658,7 +675,8 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
         s = lp_fail(LP_ERR_NOMEM, "awq: out of memory for block %lld's statistics (%lld calibration tokens)",
                     (long long)b, (long long)n);
     if (st && b == 0) /* on top of the pipeline's X; the same for every block */
-        st->peak_activation_bytes += (size_t)(4 * n * D + (w.o_group ? A * A : 0) + F * F +
+        st->peak_activation_bytes += (size_t)(4 * n * D + (w.o_group ? (w.direct_o ? n : A) * A : 0) +
+                                              (w.direct_down ? n : F) * F +
                                               ns * (2 * D + A + F)) * sizeof(float);
 
     /* 0. capture pass with the original weights; w.next = the block's output */
@@ -677,11 +695,11 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
     t0 = now_s();
     group_search gs[4] = {
         {"input_layernorm -> q, k, v", 3, {&Lb->lin[LP_Q], &Lb->lin[LP_K], &Lb->lin[LP_V]}, {0}, w.xs_qkv, D,
-         NULL, loss_attn},
-        {"v -> o", 1, {&Lb->lin[LP_O]}, {0}, w.xs_o, A, w.G_o, loss_gram},
+         NULL, false, loss_attn},
+        {"v -> o", 1, {&Lb->lin[LP_O]}, {0}, w.xs_o, A, w.G_o, w.direct_o, loss_gram},
         {"post_attention_layernorm -> gate, up", 2, {&Lb->lin[LP_GATE], &Lb->lin[LP_UP]}, {0}, w.xs_mlp, D,
-         NULL, loss_mlp},
-        {"up -> down", 1, {&Lb->lin[LP_DOWN]}, {0}, w.xs_down, F, w.G_down, loss_gram},
+         NULL, false, loss_mlp},
+        {"up -> down", 1, {&Lb->lin[LP_DOWN]}, {0}, w.xs_down, F, w.G_down, w.direct_down, loss_gram},
     };
     bool done[4] = {p->awq_scale, w.o_group, p->awq_scale, p->awq_scale};
     for (int g = 0; s == LP_OK && g < 4; g++)
