@@ -520,7 +520,7 @@ static void test_params(void) {
     lp_model *m = load("tiny-mistral");
     if (m) {
         CHECK(lp_model_quantize(m, &p) == LP_ERR_ARG); /* no calibration */
-        CHECK(strstr(lp_last_error(), "AWQ needs calibration") != NULL);
+        CHECK(strstr(lp_last_error(), "awq needs calibration") != NULL);
     }
     lp_model_free(m);
 }
