@@ -9,6 +9,7 @@
 #include "core/status_impl.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,19 @@ void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q) {
     l->w = NULL;
     l->fmt = LP_LINEAR_QGROUP;
     l->q = q;
+}
+
+double lp_linear_rel_error(const lp_linear *l, const float *W) {
+    float *D = lp_linear_to_f32(l);
+    if (!D) return NAN;
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < l->rows * l->cols; i++) {
+        double d = (double)W[i] - D[i];
+        num += d * d;
+        den += (double)W[i] * W[i];
+    }
+    free(D);
+    return den > 0 ? sqrt(num / den) : 0.0;
 }
 
 void lp_linear_free(lp_linear *l) {

@@ -47,6 +47,10 @@ float *lp_linear_to_f32(const lp_linear *l);
  * the bias is kept. */
 void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q);
 
+/* ||W - W_hat||_F / ||W||_F of the linear's (compressed) weight W_hat against
+ * the original W (rows x cols), in double; NAN when out of memory. */
+double lp_linear_rel_error(const lp_linear *l, const float *W);
+
 /* Free what the linear owns and zero it. */
 void lp_linear_free(lp_linear *l);
 

@@ -582,26 +582,15 @@ static void unscale_inputs(float *X, int64_t rows, int64_t C, const float *s) {
         for (int64_t c = 0; c < C; c++) X[r * C + c] /= s[c];
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)a[i] * a[i];
-    }
-    return den > 0 ? sqrt(num / den) : 0.0;
-}
-
 /* Step 3: one linear into the packed format. */
 static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double *err) {
     lp_qgroup *q = calloc(1, sizeof *q);
-    float *D = malloc((size_t)(l->rows * l->cols) * sizeof(float));
-    lp_status st = q && D ? lp_qgroup_init(q, l->rows, l->cols, p->bits, p->group, p->sym)
-                          : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
+    lp_status st = q ? lp_qgroup_init(q, l->rows, l->cols, p->bits, p->group, p->sym)
+                     : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
     if (st == LP_OK) st = lp_awq_quantize(l->w, q);
     if (st == LP_OK) {
-        lp_qgroup_dequant(q, 0, l->rows, D);
-        *err = rel_error(l->w, D, l->rows * l->cols);
+        lp_linear tmp = {.fmt = LP_LINEAR_QGROUP, .rows = l->rows, .cols = l->cols, .q = q};
+        *err = lp_linear_rel_error(&tmp, l->w);
         lp_linear_set_qgroup(l, q);
         q = NULL;
     }
@@ -609,7 +598,6 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
         lp_qgroup_free(q);
         free(q);
     }
-    free(D);
     return st;
 }
 

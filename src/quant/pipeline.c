@@ -57,17 +57,31 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)a[i] * a[i];
+/* ---- the per-linear compressors ---- */
+
+/* On success swap q into l and measure its error against W; else free q. */
+static lp_status install(lp_linear *l, const float *W, lp_qgroup *q, lp_status s, double *err) {
+    if (s == LP_OK) {
+        lp_linear_set_qgroup(l, q);
+        *err = lp_linear_rel_error(l, W);
+    } else if (q) {
+        lp_qgroup_free(q);
+        free(q);
     }
-    return den > 0 ? sqrt(num / den) : 0.0;
+    return s;
 }
 
-/* ---- the per-linear compressors ---- */
+/* *clip (malloc'd, rows x ngroups x 2) = the searched clipping factors for q's format. */
+static lp_status search_clip(const float *W, const float *H, const lp_qgroup *q, const lp_quant_params *p,
+                             lp_quant_stats *st, float **clip) {
+    double t0 = now_s();
+    *clip = malloc((size_t)(q->rows * q->ngroups * 2) * sizeof(float));
+    lp_status s = *clip ? lp_clip_search(W, q->rows, q->cols, H, q->bits, q->group, q->sym, p->clip_grid,
+                                         p->clip_max_shrink, *clip)
+                        : lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (st) st->clip_search += now_s() - t0;
+    return s;
+}
 
 /* GPTQ (optionally with searched clipping ranges) into qgroup. */
 static lp_status compress_gptq(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
@@ -79,14 +93,7 @@ static lp_status compress_gptq(lp_linear *l, const float *H, const lp_quant_para
     lp_qgroup *q = calloc(1, sizeof *q);
     lp_status s = (W && Hc && q) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
     if (s == LP_OK) s = lp_qgroup_init(q, rows, cols, p->bits, p->group, p->sym);
-    if (s == LP_OK && p->clip) {
-        double t0 = now_s();
-        clip = malloc((size_t)(rows * q->ngroups * 2) * sizeof(float));
-        s = clip ? lp_clip_search(W, rows, cols, H, p->bits, q->group, p->sym, p->clip_grid, p->clip_max_shrink,
-                                  clip)
-                 : lp_fail(LP_ERR_NOMEM, "out of memory");
-        if (st) st->clip_search += now_s() - t0;
-    }
+    if (s == LP_OK && p->clip) s = search_clip(W, H, q, p, st, &clip);
     if (s == LP_OK) {
         memcpy(Hc, H, (size_t)(cols * cols) * sizeof(float));
         lp_gptq_params gp = lp_gptq_default_params();
@@ -101,21 +108,7 @@ static lp_status compress_gptq(lp_linear *l, const float *H, const lp_quant_para
             st->quantize += gs.t_loop;
         }
     }
-    if (s == LP_OK) {
-        float *D = malloc((size_t)(rows * cols) * sizeof(float));
-        *err = NAN;
-        if (D) {
-            lp_qgroup_dequant(q, 0, rows, D);
-            *err = rel_error(W, D, rows * cols);
-            free(D);
-        }
-        lp_linear_set_qgroup(l, q);
-        q = NULL;
-    }
-    if (q) {
-        lp_qgroup_free(q);
-        free(q);
-    }
+    s = install(l, W, q, s, err);
     free(clip);
     free(Hc);
     free(W);
@@ -131,34 +124,13 @@ static lp_status compress_rtn_clip(lp_linear *l, const float *H, const lp_quant_
     lp_qgroup *q = calloc(1, sizeof *q);
     lp_status s = (W && q) ? lp_qgroup_init(q, rows, cols, p->bits, p->group, p->sym)
                            : lp_fail(LP_ERR_NOMEM, "out of memory");
-    if (s == LP_OK) {
-        double t0 = now_s();
-        clip = malloc((size_t)(rows * q->ngroups * 2) * sizeof(float));
-        s = clip ? lp_clip_search(W, rows, cols, H, p->bits, q->group, p->sym, p->clip_grid, p->clip_max_shrink,
-                                  clip)
-                 : lp_fail(LP_ERR_NOMEM, "out of memory");
-        if (st) st->clip_search += now_s() - t0;
-    }
+    if (s == LP_OK) s = search_clip(W, H, q, p, st, &clip);
     if (s == LP_OK) {
         double t0 = now_s();
         s = lp_rtn_quantize_clipped(W, clip, q);
         if (st) st->quantize += now_s() - t0;
     }
-    if (s == LP_OK) {
-        float *D = malloc((size_t)(rows * cols) * sizeof(float));
-        *err = NAN;
-        if (D) {
-            lp_qgroup_dequant(q, 0, rows, D);
-            *err = rel_error(W, D, rows * cols);
-            free(D);
-        }
-        lp_linear_set_qgroup(l, q);
-        q = NULL;
-    }
-    if (q) {
-        lp_qgroup_free(q);
-        free(q);
-    }
+    s = install(l, W, q, s, err);
     free(clip);
     free(W);
     return s;

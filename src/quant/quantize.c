@@ -102,17 +102,6 @@ lp_status lp_quant_params_check(const lp_quant_params *p) {
     return LP_OK;
 }
 
-/* ||a - b|| / ||a|| over n values. */
-static double rel_error(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)a[i] - b[i];
-        num += d * d;
-        den += (double)a[i] * a[i];
-    }
-    return den > 0 ? sqrt(num / den) : 0.0;
-}
-
 static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double *err) {
     if (l->fmt != LP_LINEAR_DENSE)
         return lp_fail(LP_ERR_ARG, "linear is already compressed; quantize the original checkpoint");
@@ -130,15 +119,8 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
                      : lp_fail(LP_ERR_NOMEM, "out of memory");
     if (st == LP_OK) st = lp_rtn_quantize(W, q);
     if (st == LP_OK) {
-        float *D = malloc((size_t)(l->rows * l->cols) * sizeof(float));
-        if (D) {
-            lp_qgroup_dequant(q, 0, l->rows, D);
-            *err = rel_error(W, D, l->rows * l->cols);
-            free(D);
-        } else {
-            *err = NAN;
-        }
         lp_linear_set_qgroup(l, q);
+        *err = lp_linear_rel_error(l, W);
     } else if (q) {
         lp_qgroup_free(q);
         free(q);
