@@ -193,7 +193,7 @@ static bool attention_heads(lp_ctx *c, int64_t l, int64_t T) {
     const lp_config *cf = &m->cfg;
     const lp_layer *L = &m->layers[l];
     const int64_t D = cf->dim, H = cf->n_heads, KV = cf->n_kv_heads, hd = cf->head_dim;
-    const int64_t pos0 = c->pos, Lk = pos0 + T, rep = H / KV;
+    const int64_t pos0 = c->pos, rep = H / KV;
     float *kn = c->kv, *vn = c->kv + T * KV * hd;
 
     rmsnorm(c->xn, c->x, L->attn_norm, T, D, cf->norm_eps);
@@ -214,18 +214,24 @@ static bool attention_heads(lp_ctx *c, int64_t l, int64_t T) {
         }
     }
 
+    /* Queries in chunks of QCHUNK rows: chunk [t0, t1) sees keys [0, pos0 + t1)
+     * only, so a long prefill skips most of the masked upper triangle. */
+    enum { QCHUNK = 128 };
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t h = 0; h < H; h++) {
         const int64_t g = h / rep; /* HF repeat_kv: query head h reads kv head h / rep */
         const float *K = c->kcache + ((l * KV + g) * c->max_tokens) * hd; /* Lk x hd */
         const float *V = c->vcache + ((l * KV + g) * c->max_tokens) * hd;
-        /* S (T x Lk) = scale * Q_h K^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)Lk, (int)hd, scale,
-                    c->q + h * hd, (int)(H * hd), K, (int)hd, 0.0f, c->scores, (int)Lk);
-        masked_softmax(c->scores, T, Lk, pos0, cf->sliding_window);
-        /* att_h (T x hd) = P V */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)hd, (int)Lk, 1.0f,
-                    c->scores, (int)Lk, V, (int)hd, 0.0f, c->att + h * hd, (int)(H * hd));
+        for (int64_t t0 = 0; t0 < T; t0 += QCHUNK) {
+            const int64_t n = T - t0 < QCHUNK ? T - t0 : QCHUNK, lk = pos0 + t0 + n;
+            /* S (n x lk) = scale * Q_h K^T */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)lk, (int)hd, scale,
+                        c->q + (t0 * H + h) * hd, (int)(H * hd), K, (int)hd, 0.0f, c->scores, (int)lk);
+            masked_softmax(c->scores, n, lk, pos0 + t0, cf->sliding_window);
+            /* att_h (n x hd) = P V */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)hd, (int)lk, 1.0f, c->scores,
+                        (int)lk, V, (int)hd, 0.0f, c->att + (t0 * H + h) * hd, (int)(H * hd));
+        }
     }
     return true;
 }
