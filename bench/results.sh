@@ -77,17 +77,18 @@ write_table() {
     echo "the compressed linears (codes, scales, zero points, lookup tables, sparse values and indices,"
     echo "bit maps); size is the whole checkpoint's tensor bytes. Reference: the authors' own code on the"
     echo "same model and protocol, from REFERENCE.md. Time: wall seconds of \`llmpress quantize\` on the"
-    echo "machine named below, with the load it had."
+    echo "machine named below; load is the 1-minute load average when the row's compression started"
+    echo "(above 2 the 2 cores were shared with other work and the time is inflated)."
     echo
-    echo "| method | setting | WikiText-2 | heldout | reference | bits/weight | size MB | compress s |"
-    echo "|---|---|---|---|---|---|---|---|"
+    echo "| method | setting | WikiText-2 | heldout | reference | bits/weight | size MB | compress s | load |"
+    echo "|---|---|---|---|---|---|---|---|---|"
     for id in $(echo "$ROWS" | grep . | cut -d'|' -f1); do
       [ -s "$RESULTS/$id.json" ] || continue
       local line; line=$(rowline "$id")
       local js; js=$(cat "$RESULTS/$id.json")
-      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$(field "$line" 2)" "$(field "$line" 3)" \
+      printf '| %s | %s | %.4f | %.4f | %s | %s | %s | %.1f | %s |\n' "$(field "$line" 2)" "$(field "$line" 3)" \
         "$(jnum "$js" wiki)" "$(jnum "$js" heldout)" "$(field "$line" 5)" "$(jnum "$js" bpw)" \
-        "$(jnum "$js" mb)" "$(jnum "$js" seconds)"
+        "$(jnum "$js" mb)" "$(jnum "$js" seconds)" "$(jnum "$js" load)"
     done
     echo
     echo "Machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores."
@@ -100,6 +101,7 @@ for id in $ids; do
   if [ -s "$RESULTS/$id.json" ] && [ -z "${FORCE:-}" ]; then echo "$id: kept" >&2; continue; fi
   flags=$(field "$line" 4); flags=${flags/CAL/$CAL}
   dir=$(mktemp -d "${TMPDIR:-/tmp}/lp_results.XXXXXX")
+  load=$(cut -d' ' -f1 /proc/loadavg)
   if [ "$flags" = - ]; then
     model=$M
     info=$($CLI info "$M" --json)
@@ -115,7 +117,7 @@ for id in $ids; do
   ejs=$($CLI eval "$model" --ppl "$WIKI" --ppl "$HELD" --ctx 512 --json --quiet)
   wiki=$(jnum "$ejs" ppl 1); held=$(jnum "$ejs" ppl 2)
   mb=$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1e6 }')
-  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"mb\": $mb, \"seconds\": $secs}" \
+  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"mb\": $mb, \"seconds\": $secs, \"load\": $load}" \
     >"$RESULTS/$id.json"
   rm -rf "$dir"
   echo "$id: wiki $wiki heldout $held bpw $bpw ${secs}s" >&2
