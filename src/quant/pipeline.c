@@ -302,21 +302,19 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
     const bool awq_only = p->method == LP_METHOD_AWQ;
     const int64_t maxcols = awq_only ? 0 : TW;
     const bool keep_z = !awq_only && (size_t)(N * L * F) * sizeof(float) <= LP_PIPE_KEEP_ACT_BYTES;
-    const int64_t ysz = awq_only ? (p->awq_prescale ? N * L * D : 0) : N * L * S;
+    const int64_t ysz = awq_only ? 0 : N * L * S; /* S >= D: also holds the AWQ pre-scaling copy of X */
     const int64_t zsz = awq_only ? 0 : keep_z ? N * L * F : L * F;
     float *X = malloc((size_t)(N * L * D) * sizeof(float));
-    float *Y = ysz || p->awq_prescale ? malloc((size_t)(ysz > N * L * D ? ysz : N * L * D) * sizeof(float)) : NULL;
+    float *Y = ysz ? malloc((size_t)ysz * sizeof(float)) : NULL;
     float *Z = zsz ? malloc((size_t)zsz * sizeof(float)) : NULL;
     float *T = awq_only ? NULL : malloc((size_t)(L * TW) * sizeof(float));
     P.H = maxcols ? malloc((size_t)(maxcols * maxcols) * sizeof(float)) : NULL;
     lp_ctx *ctx = NULL;
-    lp_status s = X && (Y || !(ysz || p->awq_prescale)) && (Z || !zsz) && (T || awq_only) && (P.H || !maxcols)
+    lp_status s = X && (Y || !ysz) && (Z || !zsz) && (T || awq_only) && (P.H || !maxcols)
                       ? lp_ctx_init(m, L, L, &ctx)
                       : lp_fail(LP_ERR_NOMEM, "out of memory for %lld x %lld calibration activations",
                                 (long long)N, (long long)L);
-    P.st.peak_activation_bytes =
-        (size_t)(N * L * D + (Y ? (ysz > N * L * D ? ysz : N * L * D) : 0) + zsz + (T ? L * TW : 0) +
-                 maxcols * maxcols) * sizeof(float);
+    P.st.peak_activation_bytes = (size_t)(N * L * D + ysz + zsz + (T ? L * TW : 0) + maxcols * maxcols) * sizeof(float);
     for (int64_t i = 0; s == LP_OK && i < N; i++) lp_embed_tokens(m, cal->tokens + i * L, L, X + i * L * D);
 
     for (int64_t b = 0; s == LP_OK && b < c->n_layers; b++) {
