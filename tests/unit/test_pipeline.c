@@ -268,17 +268,29 @@ int main(void) {
     free(w);
     CHECK(lp_calib_sample(stream, 100, 4, 100, 1, &w) == LP_ERR_ARG && strstr(lp_last_error(), "too short"));
 
-    /* Dead inputs: calibration on a single repeated token. */
-    lp_model *m = load("tiny-mistral");
+    /* Dead inputs: calibration on a single repeated token gives singular
+     * Hessians; every calibrated path must still give a finite model
+     * (lp_model_quantize scans it before returning). */
+    lp_model *m = NULL;
     int32_t one[64];
     for (int i = 0; i < 64; i++) one[i] = 5;
     lp_calib cal = {one, 2, 32};
     lp_quant_params p = lp_quant_default_params();
+    for (int v = 0; v < 4; v++) {
+        m = load("tiny-mistral");
+        p = lp_quant_default_params();
+        p.method = v == 1 ? LP_METHOD_RTN : v == 2 ? LP_METHOD_AWQ : LP_METHOD_GPTQ;
+        p.clip = v == 1 || v == 3;
+        p.act_order = v == 3;
+        p.group = 32;
+        p.calib = &cal;
+        lp_status st = lp_model_quantize(m, &p);
+        CHECKF(st == LP_OK, "dead inputs, variant %d: %s", v, lp_last_error());
+        lp_model_free(m);
+    }
     p.method = LP_METHOD_GPTQ;
-    p.group = 32;
-    p.calib = &cal;
-    CHECK_OK(lp_model_quantize(m, &p));
-    lp_model_free(m);
+    p.clip = false;
+    p.act_order = false;
 
     /* GPTQ without calibration data is an argument error. */
     m = load("tiny-mistral");
