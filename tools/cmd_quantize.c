@@ -192,40 +192,39 @@ static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
 static int apply_recipe(qopts *o, char *text, size_t len, char ***words_out) {
     char label[512];
     int rc = 0, nwords = 0, lineno = 0;
-    char **words = calloc(len / 2 + 4, sizeof *words); /* every word is at least one char + a separator */
+    /* every word is at least one char plus a separator; each entry is a
+     * malloc'd copy ("name" becomes "--name"), NULL-terminated throughout */
+    char **words = calloc(len / 2 + 4, sizeof *words);
+    *words_out = words;
     if (!words) {
         fprintf(stderr, "llmpress quantize: out of memory reading the recipe\n");
         return 1;
     }
-    *words_out = words;
     for (char *line = text; rc == 0 && line && *line;) {
         char *next = strchr(line, '\n');
         if (next) *next++ = '\0';
         lineno++;
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
-        int first = nwords;
-        for (char *w = strtok(line, " \t\r"); w; w = strtok(NULL, " \t\r")) words[nwords++] = w;
-        if (nwords > first) {
-            /* "name" becomes "--name": the word's storage has room only if we copy */
-            size_t n = strlen(words[first]);
-            char *flag = malloc(n + 3);
-            if (!flag) {
+        const int first = nwords;
+        for (char *w = strtok(line, " \t\r"); w; w = strtok(NULL, " \t\r")) {
+            const bool is_name = nwords == first;
+            if (is_name) w += strspn(w, "-"); /* "--bits" is accepted as "bits" */
+            size_t n = strlen(w) + 3;
+            char *copy = malloc(n);
+            if (!copy) {
                 fprintf(stderr, "llmpress quantize: out of memory reading the recipe\n");
                 return 1;
             }
-            snprintf(flag, n + 3, "--%s", words[first][0] == '-' ? words[first] + strspn(words[first], "-")
-                                                                  : words[first]);
-            words[first] = flag;
+            snprintf(copy, n, "%s%s", is_name ? "--" : "", w);
+            words[nwords++] = copy;
+        }
+        if (nwords > first) {
             snprintf(label, sizeof label, "quantize: recipe %s, line %d", o->recipe, lineno);
             cli_args a = {nwords, first, words, label};
             rc = parse_flag(o, &a, true);
-            if (rc == 0 && a.i + 1 != nwords)
-                rc = cli_usage_error(&a, "'%s' takes %s", words[first],
-                                     a.i + 1 < nwords ? "no more than one value" : "a value");
-            nwords = first + (rc == 0 ? (int)(a.i + 1 - first) : 0);
-            words[nwords] = NULL;
-            (void)flag; /* kept in words[first], freed with the recipe */
+            if (rc == 0 && a.i + 1 < nwords)
+                rc = cli_usage_error(&a, "'%s' takes no more than one value", words[first]);
         }
         line = next;
     }
@@ -233,9 +232,7 @@ static int apply_recipe(qopts *o, char *text, size_t len, char ***words_out) {
 }
 
 static void free_recipe(char **words) {
-    if (!words) return;
-    for (int i = 0; words[i]; i++)
-        if (words[i][0] == '-' && words[i][1] == '-') free(words[i]);
+    for (int i = 0; words && words[i]; i++) free(words[i]);
     free(words);
 }
 
