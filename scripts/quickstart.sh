@@ -1,22 +1,36 @@
 #!/usr/bin/env bash
 # quickstart.sh - the main job on a fresh machine: install what is missing,
-# build, compress the default model to 4 bits (RTN, groups of 128), and
-# measure both models' perplexity on WikiText-2 (GPTQ protocol, ctx 512).
+# build, compress the default model (GPTQ with the clipping search, 4 bits,
+# groups of 128, calibrated on 128 x 512 tokens of calib.txt) and measure
+# both models' perplexity on WikiText-2 (GPTQ protocol, ctx 512).
 #
 #   MODEL=/path/to/any/hf/checkpoint BITS=3 GROUP=64 ./scripts/quickstart.sh
+#   METHOD=rtn ./scripts/quickstart.sh          (no calibration)
+#   RECIPE=recipes/awq-gptq-w3.txt ./scripts/quickstart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ASSETS=${ASSETS:-../shared/assets}
 MODEL=${MODEL:-$ASSETS/models/llama-25m}
 TEXT=${TEXT:-$ASSETS/text/wikitext-2-raw/wiki.test.raw}
+CALIB=${CALIB:-$ASSETS/text/corpus/calib.txt}
+METHOD=${METHOD:-gptq}
 BITS=${BITS:-4}
 GROUP=${GROUP:-128}
-OUT=${OUT:-out/$(basename "$MODEL")-rtn-w$BITS-g$GROUP}
+OUT=${OUT:-out/$(basename "$MODEL")-$METHOD-w$BITS-g$GROUP}
+if [ -n "${RECIPE:-}" ]; then
+  args=(--recipe "$RECIPE" --calib "$CALIB")
+  OUT=out/$(basename "$MODEL")-$(basename "$RECIPE" .txt)
+elif [ "$METHOD" = rtn ]; then
+  args=(--method rtn --bits "$BITS" --group "$GROUP")
+else
+  args=(--method "$METHOD" --bits "$BITS" --group "$GROUP" --calib "$CALIB")
+  [ "$METHOD" = gptq ] && args+=(--clip)
+fi
 scripts/deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 mkdir -p "$(dirname "$OUT")"
-./build/llmpress quantize "$MODEL" --method rtn --bits "$BITS" --group "$GROUP" -o "$OUT" --quiet
+./build/llmpress quantize "$MODEL" "${args[@]}" -o "$OUT"
 ./build/llmpress info "$OUT"
 echo "== perplexity, original then compressed =="
 ./build/llmpress eval "$MODEL" --ppl "$TEXT" --ctx 512 --quiet
