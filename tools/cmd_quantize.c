@@ -316,8 +316,12 @@ static int run_quantize(const qopts *o, const cli_args *a) {
     return 0;
 }
 
+static qopts qopts_default(void) {
+    return (qopts){.nsamples = 128, .seqlen = 512, .qp = lp_quant_default_params()};
+}
+
 int cmd_quantize(int argc, char **argv) {
-    qopts o = {.nsamples = 128, .seqlen = 512, .qp = lp_quant_default_params()};
+    qopts o = qopts_default();
     cli_args a = {argc, 1, argv, "quantize"};
     for (; a.i < argc; a.i++) {
         int rc = parse_flag(&o, &a, false);
@@ -329,7 +333,8 @@ int cmd_quantize(int argc, char **argv) {
         /* the recipe first, then the command line again so that it wins */
         if (cli_read_text(o.recipe, &rtext, &rlen) != LP_OK) return cli_lib_error("quantize", "reading the recipe");
         const char *model_dir = o.model_dir, *out = o.out;
-        qopts r = {.nsamples = 128, .seqlen = 512, .qp = lp_quant_default_params(), .recipe = o.recipe};
+        qopts r = qopts_default();
+        r.recipe = o.recipe;
         int rc = apply_recipe(&r, rtext, rlen, &rwords);
         for (a.i = 1; rc == 0 && a.i < argc; a.i++) rc = parse_flag(&r, &a, false);
         if (rc) {
