@@ -10,6 +10,13 @@
  *   <base>.qweight  U32 [rows, blocks*bits]   packed integers (layout: quant/qgroup.h)
  *   <base>.scales   F16 [rows, ngroups]
  *   <base>.qzeros   U8  [rows, ngroups]       (asymmetric only)
+ * Mixed widths per column group (quant/qmix.h), {"format":"qmix","group":128,"sym":false}:
+ *   <base>.gbits         U8 [1, ngroups]      width of each column group
+ *   <base>.w<b>.qweight, .w<b>.scales, .w<b>.qzeros   one qgroup part per width b
+ * Lookup tables plus outliers (quant/qlut.h), {"format":"qlut","bits":3,"nnz":N}:
+ *   <base>.qweight  U32 [rows, blocks*bits]   codes
+ *   <base>.lut      F16 [rows, 2^bits]
+ *   <base>.row_ptr  I32 [1, rows + 1]; <base>.col_idx I32 [1, nnz]; <base>.vals F16 [1, nnz]
  * Why: self-describing (every linear names its format, so mixed recipes need
  * no side file), versioned, and loadable in place: packed tensors are used
  * straight from the mapping, never copied.
@@ -49,11 +56,9 @@ static lp_status want_tensor(lp_model *m, const char *name, lp_dtype dt, int64_t
     return LP_OK;
 }
 
-static lp_status load_qgroup(lp_model *m, const char *base, const lp_json *desc, int64_t rows,
-                             int64_t cols, lp_linear *out) {
-    int bits = (int)lp_json_int(lp_json_get(desc, "bits"), 0);
-    int group = (int)lp_json_int(lp_json_get(desc, "group"), 0);
-    int sym = lp_json_bool(lp_json_get(desc, "sym"), false);
+/* A qgroup view of the tensors <base>.qweight/.scales/.qzeros into *w. */
+static lp_status view_qgroup(lp_model *m, const char *base, int bits, int group, int sym, int64_t rows,
+                             int64_t cols, lp_qgroup *w) {
     size_t qb, sb, zb;
     if (lp_qgroup_sizes(rows, cols, bits, group, sym, &qb, &sb, &zb) != LP_OK)
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": invalid qgroup parameters bits=%d group=%d "
@@ -70,15 +75,93 @@ static lp_status load_qgroup(lp_model *m, const char *base, const lp_json *desc,
         snprintf(name, sizeof name, "%s.qzeros", base);
         LP_TRY(want_tensor(m, name, LP_DT_U8, rows, ngroups, &z));
     }
-    lp_qgroup *w = calloc(1, sizeof *w);
-    if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
     lp_status st = lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data,
                                   s->nbytes, z ? z->data : NULL, z ? z->nbytes : 0);
+    if (st != LP_OK) return lp_fail_ctx(st, "%s: linear \"%s\"", m->dir, base);
+    return LP_OK;
+}
+
+static lp_status load_qgroup(lp_model *m, const char *base, const lp_json *desc, int64_t rows,
+                             int64_t cols, lp_linear *out) {
+    int bits = (int)lp_json_int(lp_json_get(desc, "bits"), 0);
+    int group = (int)lp_json_int(lp_json_get(desc, "group"), 0);
+    int sym = lp_json_bool(lp_json_get(desc, "sym"), false);
+    lp_qgroup *w = calloc(1, sizeof *w);
+    if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status st = view_qgroup(m, base, bits, group, sym, rows, cols, w);
+    if (st != LP_OK) {
+        free(w);
+        return st;
+    }
+    *out = (lp_linear){.fmt = LP_LINEAR_QGROUP, .rows = rows, .cols = cols, .q = w};
+    return LP_OK;
+}
+
+static lp_status load_qmix(lp_model *m, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
+                           lp_linear *out) {
+    int group = (int)lp_json_int(lp_json_get(desc, "group"), 0);
+    int sym = lp_json_bool(lp_json_get(desc, "sym"), false);
+    if (group < LP_QGROUP_BLOCK || group % LP_QGROUP_BLOCK || group >= cols)
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": qmix group %d for %lld columns, expected a multiple of "
+                       "32 below the column count", m->dir, base, group, (long long)cols);
+    const int64_t G = (cols + group - 1) / group;
+    char name[256];
+    const lp_tensor_view *gb;
+    snprintf(name, sizeof name, "%s.gbits", base);
+    LP_TRY(want_tensor(m, name, LP_DT_U8, 1, G, &gb));
+    const uint8_t *gbits = gb->data;
+    lp_status cs = lp_qmix_check(LP_ERR_FORMAT, rows, cols, group, gbits);
+    if (cs != LP_OK) return lp_fail_ctx(cs, "%s: linear \"%s\"", m->dir, base);
+    lp_qgroup parts[LP_QMIX_MAX_PARTS] = {0};
+    int np = 0;
+    lp_status st = LP_OK;
+    for (int b = 1; b <= 8 && st == LP_OK; b++) {
+        int64_t pc = lp_qmix_part_cols(cols, group, gbits, b);
+        if (!pc) continue;
+        char pb[232];
+        snprintf(pb, sizeof pb, "%s.w%d", base, b);
+        st = view_qgroup(m, pb, b, group, sym, rows, pc, &parts[np++]);
+    }
+    lp_qmix *w = st == LP_OK ? calloc(1, sizeof *w) : NULL;
+    if (st == LP_OK && !w) st = lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (st == LP_OK) st = lp_qmix_adopt(w, rows, cols, group, sym, gbits, parts, np);
     if (st != LP_OK) {
         free(w);
         return lp_fail_ctx(st, "%s: linear \"%s\"", m->dir, base);
     }
-    *out = (lp_linear){.fmt = LP_LINEAR_QGROUP, .rows = rows, .cols = cols, .q = w};
+    *out = (lp_linear){.fmt = LP_LINEAR_QMIX, .rows = rows, .cols = cols, .mix = w};
+    return LP_OK;
+}
+
+static lp_status load_qlut(lp_model *m, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
+                           lp_linear *out) {
+    int bits = (int)lp_json_int(lp_json_get(desc, "bits"), 0);
+    int64_t nnz = lp_json_int(lp_json_get(desc, "nnz"), -1);
+    if (bits < 1 || bits > LP_QLUT_MAX_BITS || nnz < 0 || nnz > rows * cols)
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": qlut bits %d and nnz %lld, expected bits 1..4 and 0 <= "
+                       "nnz <= %lld", m->dir, base, bits, (long long)nnz, (long long)(rows * cols));
+    const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    char name[256];
+    const lp_tensor_view *q, *lut, *rp, *ci, *v;
+    snprintf(name, sizeof name, "%s.qweight", base);
+    LP_TRY(want_tensor(m, name, LP_DT_U32, rows, blocks * bits, &q));
+    snprintf(name, sizeof name, "%s.lut", base);
+    LP_TRY(want_tensor(m, name, LP_DT_F16, rows, (int64_t)1 << bits, &lut));
+    snprintf(name, sizeof name, "%s.row_ptr", base);
+    LP_TRY(want_tensor(m, name, LP_DT_I32, 1, rows + 1, &rp));
+    snprintf(name, sizeof name, "%s.col_idx", base);
+    LP_TRY(want_tensor(m, name, LP_DT_I32, 1, nnz, &ci));
+    snprintf(name, sizeof name, "%s.vals", base);
+    LP_TRY(want_tensor(m, name, LP_DT_F16, 1, nnz, &v));
+    lp_qlut *w = calloc(1, sizeof *w);
+    if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status st = lp_qlut_view(w, rows, cols, bits, nnz, q->data, q->nbytes, lut->data, lut->nbytes, rp->data,
+                                rp->nbytes, ci->data, ci->nbytes, v->data, v->nbytes);
+    if (st != LP_OK) {
+        free(w);
+        return lp_fail_ctx(st, "%s: linear \"%s\"", m->dir, base);
+    }
+    *out = (lp_linear){.fmt = LP_LINEAR_QLUT, .rows = rows, .cols = cols, .lut = w};
     return LP_OK;
 }
 
@@ -112,6 +195,10 @@ lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64
     lp_status st;
     if (!strcmp(fmt, "qgroup"))
         st = load_qgroup(m, base, d, rows, cols, out);
+    else if (!strcmp(fmt, "qmix"))
+        st = load_qmix(m, base, d, rows, cols, out);
+    else if (!strcmp(fmt, "qlut"))
+        st = load_qlut(m, base, d, rows, cols, out);
     else
         st = lp_fail(LP_ERR_UNSUPPORTED, "%s: linear \"%s\" has format \"%s\", which this version of "
                      "llmpress does not know", m->dir, base, fmt);
@@ -127,27 +214,66 @@ static lp_status add_raw(lp_st_writer *w, lp_model *m, const char *name) {
     return lp_st_writer_add(w, name, t->dtype, t->ndim, t->shape, t->data);
 }
 
+/* <base>.qweight, .scales and (asymmetric) .qzeros of one qgroup. */
+static lp_status add_qgroup(lp_st_writer *w, const char *base, const lp_qgroup *q) {
+    char name[256];
+    int64_t shp[2] = {q->rows, q->blocks * q->bits};
+    snprintf(name, sizeof name, "%s.qweight", base);
+    LP_TRY(lp_st_writer_add(w, name, LP_DT_U32, 2, shp, q->q));
+    shp[1] = q->ngroups;
+    snprintf(name, sizeof name, "%s.scales", base);
+    LP_TRY(lp_st_writer_add(w, name, LP_DT_F16, 2, shp, q->scales));
+    if (!q->sym) {
+        snprintf(name, sizeof name, "%s.qzeros", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_U8, 2, shp, q->zeros));
+    }
+    return LP_OK;
+}
+
 static lp_status add_linear(lp_st_writer *w, lp_model *m, const char *base, const lp_linear *l,
                             bool with_bias) {
     char name[256], meta[256];
     if (l->fmt == LP_LINEAR_DENSE) {
         snprintf(name, sizeof name, "%s.weight", base);
         LP_TRY(add_raw(w, m, name));
-    } else {
+    } else if (l->fmt == LP_LINEAR_QGROUP) {
         const lp_qgroup *q = l->q;
-        int64_t shp[2] = {q->rows, q->blocks * q->bits};
-        snprintf(name, sizeof name, "%s.qweight", base);
-        LP_TRY(lp_st_writer_add(w, name, LP_DT_U32, 2, shp, q->q));
-        shp[1] = q->ngroups;
-        snprintf(name, sizeof name, "%s.scales", base);
-        LP_TRY(lp_st_writer_add(w, name, LP_DT_F16, 2, shp, q->scales));
-        if (!q->sym) {
-            snprintf(name, sizeof name, "%s.qzeros", base);
-            LP_TRY(lp_st_writer_add(w, name, LP_DT_U8, 2, shp, q->zeros));
-        }
-        snprintf(name, sizeof name, "llmpress.linear.%s", base);
+        LP_TRY(add_qgroup(w, base, q));
         snprintf(meta, sizeof meta, "{\"format\":\"qgroup\",\"bits\":%d,\"group\":%d,\"sym\":%s}",
                  q->bits, q->group, q->sym ? "true" : "false");
+    } else if (l->fmt == LP_LINEAR_QMIX) {
+        const lp_qmix *x = l->mix;
+        const int64_t shp[2] = {1, x->ngroups};
+        snprintf(name, sizeof name, "%s.gbits", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_U8, 2, shp, x->gbits));
+        for (int k = 0; k < x->nparts; k++) {
+            char pb[232];
+            snprintf(pb, sizeof pb, "%s.w%d", base, x->part[k].bits);
+            LP_TRY(add_qgroup(w, pb, &x->part[k]));
+        }
+        snprintf(meta, sizeof meta, "{\"format\":\"qmix\",\"group\":%d,\"sym\":%s}", x->group,
+                 x->sym ? "true" : "false");
+    } else {
+        const lp_qlut *t = l->lut;
+        int64_t shp[2] = {t->rows, t->blocks * t->bits};
+        snprintf(name, sizeof name, "%s.qweight", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_U32, 2, shp, t->q));
+        shp[1] = (int64_t)1 << t->bits;
+        snprintf(name, sizeof name, "%s.lut", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_F16, 2, shp, t->lut));
+        shp[0] = 1;
+        shp[1] = t->rows + 1;
+        snprintf(name, sizeof name, "%s.row_ptr", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_I32, 2, shp, t->row_ptr));
+        shp[1] = t->nnz;
+        snprintf(name, sizeof name, "%s.col_idx", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_I32, 2, shp, t->col_idx));
+        snprintf(name, sizeof name, "%s.vals", base);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_F16, 2, shp, t->vals));
+        snprintf(meta, sizeof meta, "{\"format\":\"qlut\",\"bits\":%d,\"nnz\":%lld}", t->bits, (long long)t->nnz);
+    }
+    if (l->fmt != LP_LINEAR_DENSE) {
+        snprintf(name, sizeof name, "llmpress.linear.%s", base);
         LP_TRY(lp_st_writer_meta(w, name, meta));
     }
     if (with_bias) {

@@ -27,6 +27,12 @@ void lp_linear_forward(const lp_linear *l, const float *X, int64_t T, float *Y) 
     case LP_LINEAR_QGROUP:
         lp_qgroup_gemm(l->q, X, T, Y);
         break;
+    case LP_LINEAR_QMIX:
+        lp_qmix_gemm(l->mix, X, T, Y);
+        break;
+    case LP_LINEAR_QLUT:
+        lp_qlut_gemm(l->lut, X, T, Y);
+        break;
     default:
         LP_ASSERT(!"unknown linear format");
     }
@@ -39,6 +45,8 @@ size_t lp_linear_nbytes(const lp_linear *l) {
     switch (l->fmt) {
     case LP_LINEAR_DENSE: return (size_t)(l->rows * l->cols) * lp_dtype_size(l->stored_dtype);
     case LP_LINEAR_QGROUP: return lp_qgroup_nbytes(l->q);
+    case LP_LINEAR_QMIX: return lp_qmix_nbytes(l->mix);
+    case LP_LINEAR_QLUT: return lp_qlut_nbytes(l->lut);
     }
     return 0;
 }
@@ -46,17 +54,42 @@ size_t lp_linear_nbytes(const lp_linear *l) {
 float *lp_linear_to_f32(const lp_linear *l) {
     float *w = malloc((size_t)(l->rows * l->cols) * sizeof(float));
     if (!w) return NULL;
-    if (l->fmt == LP_LINEAR_DENSE) memcpy(w, l->w, (size_t)(l->rows * l->cols) * sizeof(float));
-    else lp_qgroup_dequant(l->q, 0, l->rows, w);
+    lp_status s = LP_OK;
+    switch (l->fmt) {
+    case LP_LINEAR_DENSE: memcpy(w, l->w, (size_t)(l->rows * l->cols) * sizeof(float)); break;
+    case LP_LINEAR_QGROUP: lp_qgroup_dequant(l->q, 0, l->rows, w); break;
+    case LP_LINEAR_QMIX: s = lp_qmix_dequant(l->mix, 0, l->rows, w); break;
+    case LP_LINEAR_QLUT: lp_qlut_dequant(l->lut, 0, l->rows, w); break;
+    }
+    if (s != LP_OK) {
+        free(w);
+        return NULL;
+    }
     return w;
 }
 
-void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q) {
+/* Drop the dense weight of l before it takes a packed format. */
+static void drop_dense(lp_linear *l, lp_linear_format fmt) {
+    LP_ASSERT(l->fmt == LP_LINEAR_DENSE);
     free(l->w_owned);
     l->w_owned = NULL;
     l->w = NULL;
-    l->fmt = LP_LINEAR_QGROUP;
+    l->fmt = fmt;
+}
+
+void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q) {
+    drop_dense(l, LP_LINEAR_QGROUP);
     l->q = q;
+}
+
+void lp_linear_set_qmix(lp_linear *l, lp_qmix *mix) {
+    drop_dense(l, LP_LINEAR_QMIX);
+    l->mix = mix;
+}
+
+void lp_linear_set_qlut(lp_linear *l, lp_qlut *lut) {
+    drop_dense(l, LP_LINEAR_QLUT);
+    l->lut = lut;
 }
 
 double lp_linear_rel_error(const lp_linear *l, const float *W) {
@@ -79,6 +112,14 @@ void lp_linear_free(lp_linear *l) {
         lp_qgroup_free(l->q);
         free(l->q);
     }
+    if (l->mix) {
+        lp_qmix_free(l->mix);
+        free(l->mix);
+    }
+    if (l->lut) {
+        lp_qlut_free(l->lut);
+        free(l->lut);
+    }
     memset(l, 0, sizeof *l);
 }
 
@@ -87,6 +128,19 @@ void lp_linear_describe(const lp_linear *l, char *buf, size_t n) {
         const char *dt = lp_dtype_name(l->stored_dtype);
         snprintf(buf, n, "dense %s", dt);
         for (char *p = buf; *p; p++) *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+    } else if (l->fmt == LP_LINEAR_QMIX) {
+        const lp_qmix *x = l->mix;
+        int64_t cnt[9] = {0};
+        for (int64_t g = 0; g < x->ngroups; g++) cnt[x->gbits[g]]++;
+        size_t k = (size_t)snprintf(buf, n, "qmix w%.2f g%d %s (groups:", lp_qmix_mean_bits(x), x->group,
+                                    x->sym ? "sym" : "asym");
+        for (int b = 1; b <= 8 && k < n; b++)
+            if (cnt[b]) k += (size_t)snprintf(buf + k, n - k, " %lld x w%d", (long long)cnt[b], b);
+        if (k < n) snprintf(buf + k, n - k, ")");
+    } else if (l->fmt == LP_LINEAR_QLUT) {
+        const lp_qlut *t = l->lut;
+        snprintf(buf, n, "qlut w%d, %lld outliers (%.3f%%)", t->bits, (long long)t->nnz,
+                 100.0 * (double)t->nnz / (double)(t->rows * t->cols));
     } else {
         const lp_qgroup *q = l->q;
         if (q->group >= q->cols)

@@ -13,13 +13,17 @@
 
 #include "io/safetensors.h"
 #include "quant/qgroup.h"
+#include "quant/qlut.h"
+#include "quant/qmix.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
     LP_LINEAR_DENSE = 0,
-    LP_LINEAR_QGROUP = 1,
+    LP_LINEAR_QGROUP = 1, /* grouped integers (quant/qgroup.h) */
+    LP_LINEAR_QMIX = 2,   /* grouped integers, a width per column group (quant/qmix.h) */
+    LP_LINEAR_QLUT = 3,   /* per-row lookup tables plus sparse outliers (quant/qlut.h) */
 } lp_linear_format;
 
 typedef struct {
@@ -29,6 +33,8 @@ typedef struct {
     float *w_owned;         /* DENSE: set when w was converted/copied at load */
     lp_dtype stored_dtype;  /* DENSE: dtype in the checkpoint (for size accounting) */
     lp_qgroup *q;           /* QGROUP: packed weights (owned by the linear) */
+    lp_qmix *mix;           /* QMIX (owned) */
+    lp_qlut *lut;           /* QLUT (owned) */
     const float *bias;      /* rows, or NULL */
     float *bias_owned;
 } lp_linear;
@@ -43,9 +49,11 @@ size_t lp_linear_nbytes(const lp_linear *l);
 /* A dense f32 copy of W (rows x cols), malloc'd; NULL when out of memory. */
 float *lp_linear_to_f32(const lp_linear *l);
 
-/* Replace a dense linear's weight by the packed q (ownership moves to l);
+/* Replace a dense linear's weight by a packed one (ownership moves to l);
  * the bias is kept. */
 void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q);
+void lp_linear_set_qmix(lp_linear *l, lp_qmix *mix);
+void lp_linear_set_qlut(lp_linear *l, lp_qlut *lut);
 
 /* ||W - W_hat||_F / ||W||_F of the linear's (compressed) weight W_hat against
  * the original W (rows x cols), in double; NAN when out of memory. */

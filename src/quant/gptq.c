@@ -167,7 +167,17 @@ typedef struct {
     int grouped;        /* group < cols */
     int dynamic;        /* grouped and not act_order: params found during the loop */
     const float *clip;  /* R x ngroups x 2 range factors (lp_gptq_params.clip), or NULL */
+    const uint8_t *gbits; /* per-group widths (lp_gptq_params.gbits), or NULL */
 } loop_ctx;
+
+/* Width and zero point of group g: per-group widths (mixed precision) give
+ * symmetric groups their own width's implicit zero. */
+static inline int gwidth(const lp_qgroup *out, const uint8_t *gbits, int64_t g) {
+    return gbits ? gbits[g] : out->bits;
+}
+static inline int gzero(const lp_qgroup *out, const uint8_t *gbits, int64_t r, int64_t g) {
+    return out->sym ? 1 << (gwidth(out, gbits, g) - 1) : out->zeros[r * out->ngroups + g];
+}
 
 /* Columns [i1, i2) of row r; E (i2 - i1 floats) holds W1's row on entry and
  * the scaled errors on exit. Per-channel and static params are already in
@@ -186,7 +196,8 @@ static int64_t quantize_row_block(const loop_ctx *x, int64_t r, int64_t i1, int6
     } else if (x->dynamic) { /* params of the group holding i1 (found at its start) */
         int64_t g = i1 / out->group;
         s = lp_f16_to_f32(out->scales[r * G + g]);
-        z = lp_qgroup_zero(out, r, g);
+        z = gzero(out, x->gbits, r, g);
+        maxq = (1 << gwidth(out, x->gbits, g)) - 1;
     }
     double l = 0.0;
     for (int64_t i = 0; i < n; i++) {
@@ -195,7 +206,9 @@ static int64_t quantize_row_block(const loop_ctx *x, int64_t r, int64_t i1, int6
             /* The outer W (not E): see "grouped, in order" at the top. */
             int64_t len = C - c < out->group ? C - c : out->group;
             const float *cl = x->clip ? x->clip + (r * G + c / out->group) * 2 : NULL;
-            if (lp_qparams_clipped(x->Wp + r * C + c, len, out->bits, out->sym, cl ? cl[0] : 1.0f, cl ? cl[1] : 1.0f,
+            int gb = gwidth(out, x->gbits, c / out->group);
+            maxq = (1 << gb) - 1;
+            if (lp_qparams_clipped(x->Wp + r * C + c, len, gb, out->sym, cl ? cl[0] : 1.0f, cl ? cl[1] : 1.0f,
                                    &s, &z) != LP_OK)
                 return c;
             out->scales[r * G + c / out->group] = lp_f32_to_f16(s); /* exact */
@@ -203,7 +216,8 @@ static int64_t quantize_row_block(const loop_ctx *x, int64_t r, int64_t i1, int6
         } else if (x->grouped && !x->dynamic) { /* static: the original column's group */
             int64_t g = x->perm[c] / out->group;
             s = lp_f16_to_f32(out->scales[r * G + g]);
-            z = lp_qgroup_zero(out, r, g);
+            z = gzero(out, x->gbits, r, g);
+            maxq = (1 << gwidth(out, x->gbits, g)) - 1;
         }
         const float *h = x->Hinv + c * C + i1; /* h[j] = Hinv[c][i1 + j] */
         float d = h[i], w = E[i];
@@ -254,6 +268,14 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
         return lp_fail(LP_ERR_ARG, "gptq: act_order = %d, expected 0 or 1", p->act_order);
     if (p->damp_retries < 0)
         return lp_fail(LP_ERR_ARG, "gptq: damp_retries = %d, expected >= 0", p->damp_retries);
+    if (p->gbits) {
+        if (out->group >= out->cols)
+            return lp_fail(LP_ERR_ARG, "gptq: per-group widths need groups, not per-channel");
+        for (int64_t g = 0; g < out->ngroups; g++)
+            if (p->gbits[g] < 1 || p->gbits[g] > out->bits)
+                return lp_fail(LP_ERR_ARG, "gptq: group %lld has %d bits, expected 1..%d (the container's "
+                               "width)", (long long)g, p->gbits[g], out->bits);
+    }
 
     double t0 = omp_get_wtime();
     int64_t R = out->rows, C = out->cols;
@@ -327,7 +349,7 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
                         mm[0] *= p->clip[(r * out->ngroups + g) * 2];
                         mm[1] *= p->clip[(r * out->ngroups + g) * 2 + 1];
                     }
-                    gs = lp_qparams_minmax(mm, 2, out->bits, out->sym, &s, &z);
+                    gs = lp_qparams_minmax(mm, 2, gwidth(out, p->gbits, g), out->sym, &s, &z);
                 }
                 if (gs != LP_OK) { /* only a scale beyond f16: W is finite */
                     bad_row = r < bad_row ? r : bad_row;
@@ -381,7 +403,7 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
 
     /* 4. the blocked loop */
     loop_ctx x = {.Wp = Wp, .Hinv = Hinv, .perm = perm, .out = out, .codes = codes, .clip = p->clip,
-                  .grouped = grouped, .dynamic = dynamic};
+                  .gbits = p->gbits, .grouped = grouped, .dynamic = dynamic};
     for (int64_t i1 = 0; i1 < C; i1 += p->block) {
         int64_t i2 = i1 + p->block < C ? i1 + p->block : C, n = i2 - i1;
         int64_t bad_c = -1;
@@ -403,7 +425,8 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
             int64_t len = C - bad_c < out->group ? C - bad_c : out->group;
             float s;
             int z;
-            st = lp_qparams_minmax(Wp + bad_row * C + bad_c, len, out->bits, out->sym, &s, &z);
+            st = lp_qparams_minmax(Wp + bad_row * C + bad_c, len, gwidth(out, p->gbits, bad_c / out->group),
+                                   out->sym, &s, &z);
             LP_ASSERT(st != LP_OK);
             st = lp_fail_ctx(st, "gptq: the error feedback diverged at row %lld, column %lld of "
                              "%lld x %lld (damp %g); hint: raise the damping",

@@ -28,6 +28,9 @@ typedef struct {
     int act_order;    /* 1: quantize columns in decreasing diag(H) order (static groups) */
     const float *clip; /* NULL, or (rows x ngroups x 2) factors (beta, gamma) shrinking each group's
                         * min and max before its scale is found (clip.h: lp_clip_search) */
+    const uint8_t *gbits; /* NULL, or a width per group (ngroups entries, each 1..out->bits):
+                           * group g's codes use gbits[g] bits inside the wider container `out`
+                           * (mixed precision, qmix.h: lp_qmix_repack); grouped only */
     int damp_retries; /* times the factorization is retried with 10x the damping when
                        * H + damp is not positive definite (4) */
 } lp_gptq_params;

@@ -33,14 +33,8 @@
 #include "quant/clip.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
-#if __has_include("quant/slim.h")
 #include "quant/slim.h"
-#define HAVE_SLIM 1
-#endif
-#if __has_include("quant/squeezellm.h")
 #include "quant/squeezellm.h"
-#define HAVE_SQUEEZE 1
-#endif
 
 #include <cblas.h>
 #include <math.h>
@@ -140,12 +134,8 @@ static lp_compress_linear_fn compressor(const lp_quant_params *p) {
     switch (p->method) {
     case LP_METHOD_RTN: return compress_rtn_clip; /* calibrated RTN = RTN --clip */
     case LP_METHOD_GPTQ: return compress_gptq;
-#ifdef HAVE_SQUEEZE
     case LP_METHOD_SQUEEZELLM: return lp_squeezellm_linear;
-#endif
-#ifdef HAVE_SLIM
     case LP_METHOD_SLIM: return lp_slim_linear;
-#endif
     default: return NULL;
     }
 }

@@ -1,0 +1,239 @@
+/*
+ * qlut.c - the lookup-table-plus-outliers format (layout in qlut.h):
+ * allocation, checked views of file buffers, dequantization, and products.
+ *
+ * Design: products follow qmatmul.c. Few tokens: rows in fixed tiles, one
+ * OpenMP loop over tiles, the dense kernel reads each packed row once for up
+ * to LP_QLUT_MAX_T tokens, then the row's outliers are added in CSR order.
+ * Many tokens: tiles of rows are dequantized (outliers included) and
+ * multiplied with cblas_sgemm. Each output is computed by one thread in a
+ * fixed order, so the thread count never changes a result.
+ */
+#include "quant/qlut.h"
+
+#include "core/half.h"
+#include "core/status_impl.h"
+#include "kernels/qkernels.h"
+#include "kernels/qlut_kernels.h"
+#include "quant/qgroup.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { ROW_TILE = 16, BLAS_TILE = 64, BLAS_MIN_TOKENS = 16 };
+
+static int64_t nblocks(int64_t cols) { return (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK; }
+
+size_t lp_qlut_q_bytes(int64_t rows, int64_t cols, int bits) {
+    return (size_t)rows * (size_t)nblocks(cols) * (size_t)bits * 4u;
+}
+
+static lp_status check_shape(lp_status st, int64_t rows, int64_t cols, int bits, int64_t nnz) {
+    if (bits < 1 || bits > LP_QLUT_MAX_BITS) return lp_fail(st, "qlut: bits = %d, expected 1..4", bits);
+    if (rows < 1 || cols < 1 || rows > INT32_MAX || cols > INT32_MAX)
+        return lp_fail(st, "qlut: shape %lld x %lld, expected 1 .. 2^31 - 1 each", (long long)rows, (long long)cols);
+    if (nnz < 0 || nnz > INT32_MAX || nnz > rows * cols)
+        return lp_fail(st, "qlut: %lld outliers for a %lld x %lld weight", (long long)nnz, (long long)rows,
+                       (long long)cols);
+    return LP_OK;
+}
+
+static void fill(lp_qlut *w, int64_t rows, int64_t cols, int bits, int64_t nnz) {
+    memset(w, 0, sizeof *w);
+    w->bits = bits;
+    w->rows = rows;
+    w->cols = cols;
+    w->blocks = nblocks(cols);
+    w->nnz = nnz;
+}
+
+lp_status lp_qlut_init(lp_qlut *w, int64_t rows, int64_t cols, int bits, int64_t nnz) {
+    memset(w, 0, sizeof *w);
+    LP_TRY(check_shape(LP_ERR_ARG, rows, cols, bits, nnz));
+    fill(w, rows, cols, bits, nnz);
+    w->owns = 1;
+    w->q = calloc(1, lp_qlut_q_bytes(rows, cols, bits));
+    w->lut = calloc((size_t)rows << bits, sizeof(uint16_t));
+    w->row_ptr = calloc((size_t)rows + 1, sizeof(int32_t));
+    w->col_idx = calloc(nnz ? (size_t)nnz : 1, sizeof(int32_t));
+    w->vals = calloc(nnz ? (size_t)nnz : 1, sizeof(uint16_t));
+    if (!w->q || !w->lut || !w->row_ptr || !w->col_idx || !w->vals) {
+        lp_qlut_free(w);
+        return lp_fail(LP_ERR_NOMEM, "qlut: out of memory for a %lld x %lld weight", (long long)rows, (long long)cols);
+    }
+    return LP_OK;
+}
+
+static lp_status want(const char *what, const void *p, size_t got, size_t need, size_t align) {
+    if (got != need)
+        return lp_fail(LP_ERR_FORMAT, "qlut: %s has %zu bytes, expected %zu", what, got, need);
+    if (need && (!p || (uintptr_t)p % align))
+        return lp_fail(LP_ERR_FORMAT, "qlut: %s is not aligned to %zu bytes", what, align);
+    return LP_OK;
+}
+
+lp_status lp_qlut_view(lp_qlut *w, int64_t rows, int64_t cols, int bits, int64_t nnz, const void *q, size_t q_bytes,
+                       const void *lut, size_t lut_bytes, const void *row_ptr, size_t row_ptr_bytes,
+                       const void *col_idx, size_t col_idx_bytes, const void *vals, size_t vals_bytes) {
+    memset(w, 0, sizeof *w);
+    LP_TRY(check_shape(LP_ERR_FORMAT, rows, cols, bits, nnz));
+    LP_TRY(want("q", q, q_bytes, lp_qlut_q_bytes(rows, cols, bits), 4));
+    LP_TRY(want("lut", lut, lut_bytes, ((size_t)rows << bits) * 2, 2));
+    LP_TRY(want("row_ptr", row_ptr, row_ptr_bytes, ((size_t)rows + 1) * 4, 4));
+    LP_TRY(want("col_idx", col_idx, col_idx_bytes, (size_t)nnz * 4, 4));
+    LP_TRY(want("vals", vals, vals_bytes, (size_t)nnz * 2, 2));
+    const uint16_t *L = lut, *V = vals;
+    const int32_t *rp = row_ptr, *ci = col_idx;
+    for (int64_t i = 0; i < rows << bits; i++)
+        if (!isfinite(lp_f16_to_f32(L[i])))
+            return lp_fail(LP_ERR_FORMAT, "qlut: table entry %lld of row %lld is not finite", (long long)(i & ((1 << bits) - 1)),
+                           (long long)(i >> bits));
+    if (rp[0] != 0 || rp[rows] != nnz)
+        return lp_fail(LP_ERR_FORMAT, "qlut: row_ptr runs from %d to %d, expected 0 to %lld", rp[0], rp[rows],
+                       (long long)nnz);
+    for (int64_t r = 0; r < rows; r++) {
+        if (rp[r + 1] < rp[r])
+            return lp_fail(LP_ERR_FORMAT, "qlut: row_ptr decreases at row %lld (%d then %d)", (long long)r, rp[r],
+                           rp[r + 1]);
+        for (int32_t k = rp[r]; k < rp[r + 1]; k++) {
+            if (ci[k] < 0 || ci[k] >= cols || (k > rp[r] && ci[k] <= ci[k - 1]))
+                return lp_fail(LP_ERR_FORMAT, "qlut: outlier %d of row %lld has column %d; expected increasing "
+                               "columns in 0..%lld", k, (long long)r, ci[k], (long long)cols - 1);
+            if (!isfinite(lp_f16_to_f32(V[k])))
+                return lp_fail(LP_ERR_FORMAT, "qlut: outlier %d (row %lld) is not finite", k, (long long)r);
+        }
+    }
+    fill(w, rows, cols, bits, nnz);
+    w->q = (uint32_t *)q;
+    w->lut = (uint16_t *)lut;
+    w->row_ptr = (int32_t *)row_ptr;
+    w->col_idx = (int32_t *)col_idx;
+    w->vals = (uint16_t *)vals;
+    return LP_OK;
+}
+
+void lp_qlut_free(lp_qlut *w) {
+    if (!w) return;
+    if (w->owns) {
+        free(w->q);
+        free(w->lut);
+        free(w->row_ptr);
+        free(w->col_idx);
+        free(w->vals);
+    }
+    memset(w, 0, sizeof *w);
+}
+
+size_t lp_qlut_nbytes(const lp_qlut *w) {
+    return lp_qlut_q_bytes(w->rows, w->cols, w->bits) + ((size_t)w->rows << w->bits) * 2 +
+           ((size_t)w->rows + 1) * 4 + (size_t)w->nnz * 6;
+}
+
+void lp_qlut_rows_ref(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+                      int64_t r1) {
+    const int bits = w->bits;
+    for (int64_t r = r0; r < r1; r++) {
+        float lut[16];
+        for (int k = 0; k < 1 << bits; k++) lut[k] = lp_f16_to_f32(w->lut[(r << bits) + k]);
+        const uint32_t *q = w->q + r * w->blocks * bits;
+        float acc[LP_QLUT_MAX_T] = {0};
+        for (int64_t b = 0; b < w->blocks; b++) {
+            uint8_t v[LP_QGROUP_BLOCK];
+            lp_qgroup_unpack_block(q + b * bits, bits, v);
+            for (int j = 0; j < LP_QGROUP_BLOCK; j++)
+                for (int64_t t = 0; t < T; t++) acc[t] += lut[v[j]] * x[t * ldx + b * LP_QGROUP_BLOCK + j];
+        }
+        for (int64_t t = 0; t < T; t++) y[t * ldy + r] = acc[t];
+    }
+}
+
+void lp_qlut_dequant(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+    const int bits = w->bits;
+#pragma omp parallel for schedule(static) if ((r1 - r0) * w->cols > (1 << 16))
+    for (int64_t r = r0; r < r1; r++) {
+        float *o = out + (r - r0) * w->cols;
+        const uint32_t *q = w->q + r * w->blocks * bits;
+        for (int64_t b = 0; b < w->blocks; b++) {
+            uint8_t v[LP_QGROUP_BLOCK];
+            lp_qgroup_unpack_block(q + b * bits, bits, v);
+            int64_t n = w->cols - b * LP_QGROUP_BLOCK < LP_QGROUP_BLOCK ? w->cols - b * LP_QGROUP_BLOCK : LP_QGROUP_BLOCK;
+            for (int64_t j = 0; j < n; j++) o[b * LP_QGROUP_BLOCK + j] = lp_f16_to_f32(w->lut[(r << bits) + v[j]]);
+        }
+        for (int32_t k = w->row_ptr[r]; k < w->row_ptr[r + 1]; k++) o[w->col_idx[k]] += lp_f16_to_f32(w->vals[k]);
+    }
+}
+
+static lp_status pick_kernel(const char *name, lp_qlut_rows_fn *fn) {
+    if (!name) name = lp_qkernels_default()->name; /* follows LP_KERNEL and the CPU, like qgroup */
+    if (!strcmp(name, "avx512")) {
+        const lp_qkernels *k;
+        LP_TRY(lp_qkernels_select("avx512", &k));
+        *fn = lp_qlut_rows_avx512;
+    } else if (!strcmp(name, "ref") || !strcmp(name, "avx2")) {
+        *fn = lp_qlut_rows_ref; /* no AVX2 lookup kernel yet: the reference */
+    } else {
+        return lp_fail(LP_ERR_ARG, "qlut kernel '%s' is unknown; expected ref or avx512", name);
+    }
+    return LP_OK;
+}
+
+static lp_status gemm_packed(lp_qlut_rows_fn fn, const lp_qlut *w, const float *X, int64_t T, float *Y) {
+    const int64_t ldx = w->blocks * LP_QGROUP_BLOCK, R = w->rows;
+    float *xp = calloc((size_t)(T * ldx), sizeof(float));
+    if (!xp) return lp_fail(LP_ERR_NOMEM, "qlut gemm: out of memory for the input");
+    for (int64_t t = 0; t < T; t++) memcpy(xp + t * ldx, X + t * w->cols, (size_t)w->cols * sizeof(float));
+    const int64_t ntiles = (R + ROW_TILE - 1) / ROW_TILE;
+#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && R * w->cols * T > (1 << 15))
+    for (int64_t i = 0; i < ntiles; i++) {
+        int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < R ? r0 + ROW_TILE : R;
+        for (int64_t t0 = 0; t0 < T; t0 += LP_QLUT_MAX_T) {
+            int64_t n = T - t0 < LP_QLUT_MAX_T ? T - t0 : LP_QLUT_MAX_T;
+            fn(w, n, xp + t0 * ldx, ldx, Y + t0 * R, R, r0, r1);
+        }
+        for (int64_t r = r0; r < r1; r++)
+            for (int32_t k = w->row_ptr[r]; k < w->row_ptr[r + 1]; k++) {
+                float v = lp_f16_to_f32(w->vals[k]);
+                for (int64_t t = 0; t < T; t++) Y[t * R + r] += v * X[t * w->cols + w->col_idx[k]];
+            }
+    }
+    free(xp);
+    return LP_OK;
+}
+
+static lp_status gemm_blas(const lp_qlut *w, const float *X, int64_t T, float *Y) {
+    if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "qlut gemm: T = %lld tokens, expected < 2^31", (long long)T);
+    const int64_t R = w->rows, C = w->cols, ntiles = (R + BLAS_TILE - 1) / BLAS_TILE;
+    const int nth = omp_get_max_threads();
+    const size_t per = (size_t)(BLAS_TILE * C);
+    float *D = malloc(per * (size_t)nth * sizeof(float));
+    if (!D) return lp_fail(LP_ERR_NOMEM, "qlut gemm: out of memory for dequantized tiles");
+    /* One single-threaded sgemm per tile inside our loop (see qmatmul.c). */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+    for (int64_t i = 0; i < ntiles; i++) {
+        int64_t r0 = i * BLAS_TILE, nr = R - r0 < BLAS_TILE ? R - r0 : BLAS_TILE;
+        float *d = D + (size_t)omp_get_thread_num() * per;
+        lp_qlut_dequant(w, r0, r0 + nr, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)C, 1.0f, X, (int)C, d, (int)C,
+                    0.0f, Y + r0, (int)R);
+    }
+    free(D);
+    return LP_OK;
+}
+
+lp_status lp_qlut_gemm_ex(const lp_qlut *w, const float *X, int64_t T, float *Y, const char *kernel,
+                          int64_t blas_min_tokens) {
+    if (T < 0) return lp_fail(LP_ERR_ARG, "qlut gemm: T = %lld tokens, expected >= 0", (long long)T);
+    if (T == 0) return LP_OK;
+    lp_qlut_rows_fn fn = NULL;
+    LP_TRY(pick_kernel(kernel, &fn));
+    if (T < (blas_min_tokens > 0 ? blas_min_tokens : BLAS_MIN_TOKENS)) return gemm_packed(fn, w, X, T, Y);
+    return gemm_blas(w, X, T, Y);
+}
+
+lp_status lp_qlut_gemm(const lp_qlut *w, const float *X, int64_t T, float *Y) {
+    return lp_qlut_gemm_ex(w, X, T, Y, NULL, 0);
+}
