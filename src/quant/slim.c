@@ -167,29 +167,38 @@ static lp_status group_clip(const float *W, int64_t rows, int64_t cols, const fl
     return s;
 }
 
-lp_status lp_slim_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
-                         double *rel_err) {
-    const int64_t rows = l->rows, cols = l->cols;
-    if (p->group < 0 || p->group >= cols)
-        return lp_fail(LP_ERR_ARG, "slim: --group %d leaves a %lld-column linear one group per row; give a group "
-                       "below its width", p->group, (long long)cols);
+/* The layer-output error tr(dW H dW^T) of mix against W, in double. */
+static double output_error(const lp_qmix *mix, const float *W, const float *H, int64_t rows, int64_t cols) {
+    float *D = malloc((size_t)(rows * cols) * sizeof(float)), *M = malloc((size_t)(rows * cols) * sizeof(float));
+    double e = NAN;
+    if (D && M && lp_qmix_dequant(mix, 0, rows, D) == LP_OK) {
+        for (int64_t i = 0; i < rows * cols; i++) D[i] -= W[i];
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)cols, 1.0f, D, (int)cols, H,
+                    (int)cols, 0.0f, M, (int)cols);
+        e = 0.0;
+        for (int64_t i = 0; i < rows * cols; i++) e += (double)D[i] * M[i];
+    }
+    free(D);
+    free(M);
+    return e;
+}
+
+/* SQC and GPTQ for one width map: *out (initialized here) and its output error. */
+static lp_status quantize_map(const float *W, const float *H, int64_t rows, int64_t cols, const uint8_t *gbits,
+                              const lp_quant_params *p, lp_quant_stats *st, lp_qmix *out, double *err) {
     const int64_t G = (cols + p->group - 1) / p->group;
-    float *W = lp_linear_to_f32(l);
     float *Hc = malloc((size_t)(cols * cols) * sizeof(float));
     float *clip = malloc((size_t)(rows * G * 2) * sizeof(float));
-    uint8_t *gbits = malloc((size_t)G);
-    lp_qmix *mix = calloc(1, sizeof *mix);
     lp_qgroup wide = {0};
-    lp_status s = (W && Hc && clip && gbits && mix) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
+    memset(out, 0, sizeof *out);
+    lp_status s = (Hc && clip) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
     double t0 = omp_get_wtime();
-    if (s == LP_OK) s = lp_slim_allocate(W, rows, cols, H, p->bits, p->group, p->sym, p->damp, gbits, NULL);
-    double t1 = omp_get_wtime();
     if (s == LP_OK) s = group_clip(W, rows, cols, H, p->group, gbits, p->sym, p, clip);
-    double t2 = omp_get_wtime();
+    if (st) st->clip_search += omp_get_wtime() - t0;
     int maxb = 1;
-    for (int64_t g = 0; s == LP_OK && g < G; g++) maxb = gbits[g] > maxb ? gbits[g] : maxb;
+    for (int64_t g = 0; g < G; g++) maxb = gbits[g] > maxb ? gbits[g] : maxb;
     if (s == LP_OK) s = lp_qgroup_init(&wide, rows, cols, maxb, p->group, p->sym);
-    if (s == LP_OK) s = lp_qmix_init(mix, rows, cols, p->group, p->sym, gbits);
+    if (s == LP_OK) s = lp_qmix_init(out, rows, cols, p->group, p->sym, gbits);
     if (s == LP_OK) {
         memcpy(Hc, H, (size_t)(cols * cols) * sizeof(float));
         lp_gptq_params gp = lp_gptq_default_params();
@@ -200,15 +209,53 @@ lp_status lp_slim_linear(lp_linear *l, const float *H, const lp_quant_params *p,
         gp.gbits = gbits;
         lp_gptq_stats gs = {0};
         s = lp_gptq_quantize(W, Hc, &gp, &wide, &gs);
-        if (s == LP_OK) lp_qmix_repack(mix, &wide);
+        if (s == LP_OK) lp_qmix_repack(out, &wide);
         if (st) {
             st->factorize += gs.t_factor;
             st->quantize += gs.t_loop;
         }
     }
-    if (st) {
-        st->method += t1 - t0;
-        st->clip_search += t2 - t1;
+    if (s == LP_OK) {
+        double t1 = omp_get_wtime();
+        *err = output_error(out, W, H, rows, cols);
+        if (st) st->method += omp_get_wtime() - t1;
+        if (isnan(*err)) s = lp_fail(LP_ERR_NOMEM, "out of memory");
+    }
+    if (s != LP_OK) lp_qmix_free(out);
+    lp_qgroup_free(&wide);
+    free(clip);
+    free(Hc);
+    return s;
+}
+
+lp_status lp_slim_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
+                         double *rel_err) {
+    const int64_t rows = l->rows, cols = l->cols;
+    if (p->group < 0 || p->group >= cols)
+        return lp_fail(LP_ERR_ARG, "slim: --group %d leaves a %lld-column linear one group per row; give a group "
+                       "below its width", p->group, (long long)cols);
+    const int64_t G = (cols + p->group - 1) / p->group;
+    float *W = lp_linear_to_f32(l);
+    uint8_t *gbits = malloc((size_t)G), *uniform = malloc((size_t)G);
+    lp_qmix *mix = calloc(1, sizeof *mix), alt;
+    lp_status s = (W && gbits && uniform && mix) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
+    int64_t k = 0;
+    double t0 = omp_get_wtime(), e_mix = 0.0, e_uni = 0.0;
+    if (s == LP_OK) s = lp_slim_allocate(W, rows, cols, H, p->bits, p->group, p->sym, p->damp, gbits, &k);
+    if (st) st->method += omp_get_wtime() - t0;
+    if (s == LP_OK) s = quantize_map(W, H, rows, cols, gbits, p, st, mix, &e_mix);
+    if (s == LP_OK && k > 0) {
+        /* The allocation's estimate ignores GPTQ's error feedback and the
+         * cross-group terms of H: keep the mixed result only if it beats the
+         * uniform one on the layer's actual output error. */
+        memset(uniform, p->bits, (size_t)G);
+        s = quantize_map(W, H, rows, cols, uniform, p, st, &alt, &e_uni);
+        if (s == LP_OK && e_uni <= e_mix) {
+            lp_qmix_free(mix);
+            *mix = alt;
+        } else if (s == LP_OK) {
+            lp_qmix_free(&alt);
+        }
     }
     if (s == LP_OK) {
         lp_linear_set_qmix(l, mix);
@@ -217,10 +264,8 @@ lp_status lp_slim_linear(lp_linear *l, const float *H, const lp_quant_params *p,
         lp_qmix_free(mix);
         free(mix);
     }
-    lp_qgroup_free(&wide);
     free(gbits);
-    free(clip);
-    free(Hc);
+    free(uniform);
     free(W);
     return s;
 }
