@@ -8,7 +8,10 @@
  *    format describes;
  *  - sizes: info's exact byte count equals the sum of the stored arrays.
  * Run on the committed tiny checkpoints (any dtype, biases, sharding) at
- * several bit widths and group sizes, including per-channel on odd widths.
+ * several bit widths and group sizes, including per-channel on odd widths,
+ * and for the other stored formats: SqueezeLLM's lookup tables with sparse
+ * outliers (qlut) and SliM-LLM's mixed widths (qmix), calibrated on random
+ * tokens.
  */
 #include "test.h"
 
@@ -38,7 +41,32 @@ static float *logits_of(lp_model *m, const int32_t *ids, int64_t T) {
     return out;
 }
 
-static void roundtrip(const char *name, int bits, int group, bool sym) {
+/* Stored bytes of one packed linear, counted from its arrays' shapes. */
+static int64_t bytes_of(const lp_linear *a) {
+    switch (a->fmt) {
+    case LP_LINEAR_QGROUP: {
+        const lp_qgroup *q = a->q;
+        int64_t sb = q->rows * q->ngroups * 2;
+        return q->rows * q->blocks * q->bits * 4 + sb + (q->sym ? 0 : sb / 2);
+    }
+    case LP_LINEAR_QMIX: {
+        int64_t n = a->mix->ngroups;
+        for (int k = 0; k < a->mix->nparts; k++) {
+            const lp_qgroup *q = &a->mix->part[k];
+            int64_t sb = q->rows * q->ngroups * 2;
+            n += q->rows * q->blocks * q->bits * 4 + sb + (q->sym ? 0 : sb / 2);
+        }
+        return n;
+    }
+    case LP_LINEAR_QLUT: {
+        const lp_qlut *t = a->lut;
+        return t->rows * t->blocks * t->bits * 4 + (t->rows << t->bits) * 2 + (t->rows + 1) * 4 + t->nnz * (4 + 2);
+    }
+    default: return -1;
+    }
+}
+
+static void roundtrip_m(const char *name, lp_method method, int bits, int group, bool sym) {
     char src[512], dst[512];
     snprintf(src, sizeof src, "%s", test_data("models/"));
     strncat(src, name, sizeof src - strlen(src) - 1);
@@ -53,10 +81,22 @@ static void roundtrip(const char *name, int bits, int group, bool sym) {
     float *ref = logits_of(m, ids, 40);
 
     lp_quant_params qp = lp_quant_default_params();
+    qp.method = method;
     qp.bits = bits;
     qp.group = group;
     qp.sym = sym;
+    int32_t *win = NULL;
+    lp_calib cal = {0};
+    if (method != LP_METHOD_RTN) {
+        int32_t stream[2048];
+        for (int i = 0; i < 2048; i++) stream[i] = (int32_t)((i * 7919u + (unsigned)(i * i) % 13) % c->vocab);
+        CHECK_OK(lp_calib_sample(stream, 2048, 8, 32, 5, &win));
+        cal = (lp_calib){win, 8, 32};
+        qp.calib = &cal;
+        qp.outlier_frac = 0.01;
+    }
     CHECK_OK(lp_model_quantize(m, &qp));
+    free(win);
     float *q_mem = logits_of(m, ids, 40);
     CHECK_OK(lp_model_save(m, dst));
     CHECK_OK(lp_model_load(dst, &back));
@@ -74,15 +114,23 @@ static void roundtrip(const char *name, int bits, int group, bool sym) {
     for (int64_t l = 0; l < c->n_layers; l++) {
         for (int k = 0; k < LP_NLIN; k++) {
             lp_linear *a = &m->layers[l].lin[k], *b = &back->layers[l].lin[k];
-            CHECK(a->fmt == LP_LINEAR_QGROUP && b->fmt == LP_LINEAR_QGROUP);
-            CHECK(a->q->bits == bits && b->q->bits == bits && a->q->sym == b->q->sym);
-            size_t qb = (size_t)(a->q->rows * a->q->blocks * a->q->bits) * 4;
-            size_t sb = (size_t)(a->q->rows * a->q->ngroups) * 2;
-            CHECK(!memcmp(a->q->q, b->q->q, qb) && !memcmp(a->q->scales, b->q->scales, sb));
-            if (!sym) CHECK(!memcmp(a->q->zeros, b->q->zeros, sb / 2));
-            manual += (int64_t)(qb + sb + (sym ? 0 : sb / 2));
+            if (method == LP_METHOD_RTN) {
+                CHECK(a->fmt == LP_LINEAR_QGROUP && b->fmt == LP_LINEAR_QGROUP);
+                CHECK(a->q->bits == bits && b->q->bits == bits && a->q->sym == b->q->sym);
+                size_t qb = (size_t)(a->q->rows * a->q->blocks * a->q->bits) * 4;
+                size_t sb = (size_t)(a->q->rows * a->q->ngroups) * 2;
+                CHECK(!memcmp(a->q->q, b->q->q, qb) && !memcmp(a->q->scales, b->q->scales, sb));
+                if (!sym) CHECK(!memcmp(a->q->zeros, b->q->zeros, sb / 2));
+            } else {
+                CHECK(a->fmt == b->fmt &&
+                      a->fmt == (method == LP_METHOD_SLIM ? LP_LINEAR_QMIX : LP_LINEAR_QLUT));
+            }
+            manual += bytes_of(a);
             /* swap in a dense dequantized copy for the comparison below */
-            float *w = lp_linear_to_f32(b);
+            float *w = lp_linear_to_f32(b), *wa = lp_linear_to_f32(a);
+            CHECKF(w && wa && !memcmp(w, wa, (size_t)(a->rows * a->cols) * sizeof(float)),
+                   "%s: layer %lld linear %d: reloaded weights differ", name, (long long)l, k);
+            free(wa);
             lp_linear_free(b);
             *b = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = a->rows, .cols = a->cols, .w = w,
                              .w_owned = w, .bias = a->bias, .stored_dtype = LP_DT_F32};
@@ -111,8 +159,8 @@ static void roundtrip(const char *name, int bits, int group, bool sym) {
     /* Quantization changes the model, by an amount that shrinks with bits. */
     CHECKF(e_quant > 0 && e_quant < (bits >= 8 ? 0.05 : bits >= 3 ? 1.0 : 2.0),
            "%s w%d g%d: quantized vs original logits rel. error %.3g", name, bits, group, e_quant);
-    printf("%-14s w%d g%-4d %s  bpw %.3f  logits vs f32 %.4f, packed vs dense %.2g\n", name, bits, group,
-           sym ? "sym " : "asym", 8.0 * (double)s1.linear_bytes / (double)s1.linear_params, e_quant, e_kernel);
+    printf("%-14s %-10s w%d g%-4d %s  bpw %.3f  logits vs f32 %.4f, packed vs dense %.2g\n", name,
+           lp_method_name(method), bits, group, sym ? "sym " : "asym", 8.0 * (double)s1.linear_bytes / (double)s1.linear_params, e_quant, e_kernel);
 
     free(ref); free(q_mem); free(q_disk); free(dense);
     lp_model_free(back);
@@ -122,7 +170,15 @@ static void roundtrip(const char *name, int bits, int group, bool sym) {
     CHECK(system(cmd) == 0);
 }
 
+static void roundtrip(const char *name, int bits, int group, bool sym) {
+    roundtrip_m(name, LP_METHOD_RTN, bits, group, sym);
+}
+
 int main(void) {
+    roundtrip_m("tiny-llama3", LP_METHOD_SQUEEZELLM, 3, -1, false);
+    roundtrip_m("tiny-qwen2", LP_METHOD_SQUEEZELLM, 4, -1, false);
+    roundtrip_m("tiny-llama3", LP_METHOD_SLIM, 3, 32, false);
+    roundtrip_m("tiny-mistral", LP_METHOD_SLIM, 2, 32, true);
     roundtrip("tiny-mistral", 4, 32, false);
     roundtrip("tiny-mistral", 8, -1, true);
     roundtrip("tiny-qwen2", 3, 64, false);
