@@ -50,6 +50,7 @@ squeezellm-w4|SqueezeLLM|W4, 0.45% sparse|--method squeezellm --bits 4 CAL|-
 squeezellm-w3|SqueezeLLM|W3, 0.45% sparse|--method squeezellm --bits 3 CAL|-
 squeezellm-w3-dense|SqueezeLLM|W3, dense only|--method squeezellm --bits 3 --outliers 0 CAL|-
 gptq-w2g128|GPTQ|W2 g128|--method gptq --bits 2 --group 128 CAL|-
+gptqclip-w2g128|GPTQ + clipping search|W2 g128|--method gptq --bits 2 --group 128 --clip CAL|-
 slim-w2g128|SliM-LLM (GPTQ backend)|W2 g128, mixed 1-3|--method slim --bits 2 --group 128 CAL|-
 slim-w3g128|SliM-LLM (GPTQ backend)|W3 g128, mixed 2-4|--method slim --bits 3 --group 128 CAL|-
 '

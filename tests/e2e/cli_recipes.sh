@@ -65,6 +65,16 @@ quantize override 4 5 --recipe "$SRC/recipes/rtn-clip-w3.txt" --bits 4 "${CAL[@]
 # every calibrated method by flag
 quantize gptq-w2 2 3 --method gptq --bits 2 --group 64 "${CAL[@]}"
 quantize awq-w3 3 4 --method awq --bits 3 --group 128 "${CAL[@]}"
+quantize squeezellm-w4-dense 4 5.5 --method squeezellm --bits 4 --outliers 0 "${CAL[@]}"
+quantize slim-w3 3 4 --method slim --bits 3 --group 128 "${CAL[@]}"
+
+# SliM-LLM needs at least two groups per linear: llama-25m's 384-wide inputs have one of 512
+if "$CLI" quantize "$ORIG" --method slim --group 512 "${CAL[@]}" -o "$TMP/slim512" --quiet 2>"$TMP/slim512.err"; then
+    fail "slim --group 512 on 384-wide linears should fail"
+else
+    grep -q "group 512" "$TMP/slim512.err" || fail "slim --group 512: unclear error: $(cat "$TMP/slim512.err")"
+    [ ! -e "$TMP/slim512/model.safetensors" ] || fail "slim --group 512 left a model behind"
+fi
 
 if [ "$failures" -ne 0 ]; then
     echo "FAILED: $failures check(s)"
