@@ -2,70 +2,91 @@
  * qlut_avx512.c - AVX-512 dense part of the lookup-table format (qlut.h).
  *
  * A row's table (2^b <= 16 f16 values) is widened once into one register.
- * For each half of a 32-code block, every bit plane of the block (qgroup.h's
- * layout) is spread over the 16 lanes with one vpermd (lane L gets the
- * plane's word L mod w), shifted by 16h + w (L div w) and masked: that is
- * 16 consecutive codes' bits of the plane, ORed into place. One vpermps then
- * looks the 16 weights up and one FMA per token accumulates them.
+ * Each bit plane of a 32-code block (qgroup.h's layout) is spread over the
+ * 16 lanes by one broadcast load (lane L gets the plane's word L mod w);
+ * shifting by 16h + w (L div w) and masking gives the plane's bits of codes
+ * 16h .. 16h + 15, ORed into place. One vpermps then looks the 16 weights
+ * up and one FMA per token accumulates them.
  */
 #include "kernels/qlut_kernels.h"
 
 #include "quant/qgroup.h"
 
 #include <immintrin.h>
+#include <string.h>
 
-typedef struct {
-    int n;               /* planes: 1 or 2 */
-    __m512i idx[2];      /* lane L: o + (L mod w) */
-    __m512i shift[2][2]; /* [plane][half]: 16h + w (L div w) */
-    __m512i mask[2];     /* 2^w - 1 */
-    int off[2];          /* o: the plane's first bit in the code */
-} planes;
-
-static void make_planes(int bits, planes *p) {
-    p->n = 0;
-    for (int w = 8, o = 0; w >= 1; o += (bits & w), w >>= 1) {
-        if (!(bits & w)) continue;
-        int32_t idx[16], s0[16], s1[16];
-        for (int L = 0; L < 16; L++) {
-            idx[L] = o + L % w;
-            s0[L] = w * (L / w);
-            s1[L] = 16 + w * (L / w);
-        }
-        p->idx[p->n] = _mm512_loadu_si512(idx);
-        p->shift[p->n][0] = _mm512_loadu_si512(s0);
-        p->shift[p->n][1] = _mm512_loadu_si512(s1);
-        p->mask[p->n] = _mm512_set1_epi32((1 << w) - 1);
-        p->off[p->n] = o;
-        p->n++;
+/* The plane of width w starting at word o of a block, spread over 16 lanes
+ * (lane L gets word o + L mod w) by a broadcast load: no shuffle needed. */
+static inline __attribute__((always_inline)) __m512i spread(const uint32_t *blk, int w) {
+    switch (w) {
+    case 1: return _mm512_set1_epi32((int)blk[0]);
+    case 2: {
+        uint64_t v;
+        memcpy(&v, blk, 8);
+        return _mm512_set1_epi64((long long)v);
+    }
+    default: return _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)blk));
     }
 }
 
-void lp_qlut_rows_avx512(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
-                         int64_t r0, int64_t r1) {
-    const int bits = w->bits;
-    const __mmask16 wmask = (__mmask16)((1u << bits) - 1), lmask = (__mmask16)((1u << (1 << bits)) - 1);
-    planes p;
-    make_planes(bits, &p);
+/* The body with bits and T known at compile time (always inlined into the
+ * dispatch below): the plane and token loops unroll and the accumulators
+ * stay in registers. Planes of b <= 4: 1, 2, 2+1, 4 (qgroup.h). */
+static inline __attribute__((always_inline)) void rows_impl(const lp_qlut *w, const int bits, const int64_t T,
+                                                            const float *x, int64_t ldx, float *y, int64_t ldy,
+                                                            int64_t r0, int64_t r1) {
+    const int w0 = bits == 3 ? 2 : bits, w1 = bits == 3 ? 1 : 0; /* plane widths */
+    const __mmask16 lmask = (__mmask16)((1u << (1 << bits)) - 1);
+    int32_t s[2][2][16];
+    for (int L = 0; L < 16; L++) {
+        s[0][0][L] = w0 * (L / w0);
+        s[0][1][L] = 16 + w0 * (L / w0);
+        s[1][0][L] = w1 ? w1 * (L / w1) : 0;
+        s[1][1][L] = w1 ? 16 + w1 * (L / w1) : 0;
+    }
+    const __m512i sh00 = _mm512_loadu_si512(s[0][0]), sh01 = _mm512_loadu_si512(s[0][1]);
+    const __m512i sh10 = _mm512_loadu_si512(s[1][0]), sh11 = _mm512_loadu_si512(s[1][1]);
+    const __m512i m0 = _mm512_set1_epi32((1 << w0) - 1), m1 = _mm512_set1_epi32(1);
     for (int64_t r = r0; r < r1; r++) {
         const __m512 lut = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lmask, w->lut + (r << bits)));
         const uint32_t *q = w->q + r * w->blocks * bits;
         __m512 acc[LP_QLUT_MAX_T];
         for (int64_t t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
         for (int64_t b = 0; b < w->blocks; b++) {
-            const __m512i words = _mm512_maskz_loadu_epi32(wmask, q + b * bits);
-            for (int h = 0; h < 2; h++) {
-                __m512i code = _mm512_setzero_si512();
-                for (int k = 0; k < p.n; k++) {
-                    __m512i v = _mm512_permutexvar_epi32(p.idx[k], words);
-                    v = _mm512_and_si512(_mm512_srlv_epi32(v, p.shift[k][h]), p.mask[k]);
-                    code = _mm512_or_si512(code, _mm512_slli_epi32(v, (unsigned)p.off[k]));
-                }
-                const __m512 wv = _mm512_permutexvar_ps(code, lut);
-                const float *xb = x + b * LP_QGROUP_BLOCK + 16 * h;
-                for (int64_t t = 0; t < T; t++) acc[t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xb + t * ldx), acc[t]);
+            const uint32_t *blk = q + b * bits;
+            const __m512i p0 = spread(blk, w0);
+            __m512i c0 = _mm512_and_si512(_mm512_srlv_epi32(p0, sh00), m0);
+            __m512i c1 = _mm512_and_si512(_mm512_srlv_epi32(p0, sh01), m0);
+            if (w1) {
+                const __m512i p1 = _mm512_set1_epi32((int)blk[2]);
+                c0 = _mm512_or_si512(c0, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(p1, sh10), m1), 2));
+                c1 = _mm512_or_si512(c1, _mm512_slli_epi32(_mm512_and_si512(_mm512_srlv_epi32(p1, sh11), m1), 2));
+            }
+            const __m512 v0 = _mm512_permutexvar_ps(c0, lut), v1 = _mm512_permutexvar_ps(c1, lut);
+            const float *xb = x + b * LP_QGROUP_BLOCK;
+            for (int64_t t = 0; t < T; t++) {
+                acc[t] = _mm512_fmadd_ps(v0, _mm512_loadu_ps(xb + t * ldx), acc[t]);
+                acc[t] = _mm512_fmadd_ps(v1, _mm512_loadu_ps(xb + t * ldx + 16), acc[t]);
             }
         }
         for (int64_t t = 0; t < T; t++) y[t * ldy + r] = _mm512_reduce_add_ps(acc[t]);
+    }
+}
+
+#define LP_QLUT_T_CASES(B)                                                   \
+    switch (T) {                                                             \
+    case 1: rows_impl(w, B, 1, x, ldx, y, ldy, r0, r1); break;               \
+    case 2: rows_impl(w, B, 2, x, ldx, y, ldy, r0, r1); break;               \
+    case 3: rows_impl(w, B, 3, x, ldx, y, ldy, r0, r1); break;               \
+    default: rows_impl(w, B, 4, x, ldx, y, ldy, r0, r1); break;              \
+    }
+
+void lp_qlut_rows_avx512(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+                         int64_t r0, int64_t r1) {
+    switch (w->bits) {
+    case 1: LP_QLUT_T_CASES(1) break;
+    case 2: LP_QLUT_T_CASES(2) break;
+    case 3: LP_QLUT_T_CASES(3) break;
+    default: LP_QLUT_T_CASES(4) break;
     }
 }
