@@ -5,7 +5,7 @@
  *
  * Usage: build/bench_qlut [ROWS COLS BITS TOKENS REPS]   (default 4096 4096 3 1 50)
  * Prints milliseconds per call (best of REPS) for:
- *   qlut ref / qlut avx512 (0.45% outliers) / qgroup (g128, default kernel) /
+ *   qlut ref / avx2 / avx512 (0.45% outliers) / qgroup (g128, default kernel) /
  *   qmix (a third of the groups at BITS-1, a third at BITS+1) / qmix with one width.
  * Synthetic random weights: speed does not depend on the values.
  */
@@ -98,6 +98,7 @@ int main(int argc, char **argv) {
     printf("%lld x %lld, %d bits, %lld token(s), %d threads: best of %d, ms per call\n", (long long)R, (long long)C,
            bits, (long long)T, omp_get_max_threads(), reps);
     printf("  qlut ref         %8.3f\n", best_ms(call_qlut, &lut, X, T, Y, "ref", reps < 5 ? reps : 5));
+    printf("  qlut avx2        %8.3f\n", best_ms(call_qlut, &lut, X, T, Y, "avx2", reps));
     printf("  qlut avx512      %8.3f\n", best_ms(call_qlut, &lut, X, T, Y, "avx512", reps));
     printf("  qgroup g128      %8.3f\n", best_ms(call_qgroup, &qg, X, T, Y, NULL, reps));
     printf("  qmix %d/%d/%d      %8.3f  (mean %.2f bits)\n", bits - 1, bits, bits + 1,

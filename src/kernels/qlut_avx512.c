@@ -73,20 +73,7 @@ static inline __attribute__((always_inline)) void rows_impl(const lp_qlut *w, co
     }
 }
 
-#define LP_QLUT_T_CASES(B)                                                   \
-    switch (T) {                                                             \
-    case 1: rows_impl(w, B, 1, x, ldx, y, ldy, r0, r1); break;               \
-    case 2: rows_impl(w, B, 2, x, ldx, y, ldy, r0, r1); break;               \
-    case 3: rows_impl(w, B, 3, x, ldx, y, ldy, r0, r1); break;               \
-    default: rows_impl(w, B, 4, x, ldx, y, ldy, r0, r1); break;              \
-    }
-
-void lp_qlut_rows_avx512(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
-                         int64_t r0, int64_t r1) {
-    switch (w->bits) {
-    case 1: LP_QLUT_T_CASES(1) break;
-    case 2: LP_QLUT_T_CASES(2) break;
-    case 3: LP_QLUT_T_CASES(3) break;
-    default: LP_QLUT_T_CASES(4) break;
-    }
+void lp_qlut_rows_avx512(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1) {
+    LP_QLUT_DISPATCH(rows_impl)
 }

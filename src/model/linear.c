@@ -139,7 +139,7 @@ void lp_linear_describe(const lp_linear *l, char *buf, size_t n) {
         if (k < n) snprintf(buf + k, n - k, ")");
     } else if (l->fmt == LP_LINEAR_QLUT) {
         const lp_qlut *t = l->lut;
-        snprintf(buf, n, "qlut w%d, %lld outliers (%.3f%%)", t->bits, (long long)t->nnz,
+        snprintf(buf, n, "qlut w%d + %.2f%% sparse outliers", t->bits,
                  100.0 * (double)t->nnz / (double)(t->rows * t->cols));
     } else {
         const lp_qgroup *q = l->q;

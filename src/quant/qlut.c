@@ -173,10 +173,14 @@ static lp_status pick_kernel(const char *name, lp_qlut_rows_fn *fn) {
         const lp_qkernels *k;
         LP_TRY(lp_qkernels_select("avx512", &k));
         *fn = lp_qlut_rows_avx512;
-    } else if (!strcmp(name, "ref") || !strcmp(name, "avx2")) {
-        *fn = lp_qlut_rows_ref; /* no AVX2 lookup kernel yet: the reference */
+    } else if (!strcmp(name, "avx2")) {
+        const lp_qkernels *k;
+        LP_TRY(lp_qkernels_select("avx2", &k));
+        *fn = lp_qlut_rows_avx2;
+    } else if (!strcmp(name, "ref")) {
+        *fn = lp_qlut_rows_ref;
     } else {
-        return lp_fail(LP_ERR_ARG, "qlut kernel '%s' is unknown; expected ref or avx512", name);
+        return lp_fail(LP_ERR_ARG, "qlut kernel '%s' is unknown; expected ref, avx2 or avx512", name);
     }
     return LP_OK;
 }

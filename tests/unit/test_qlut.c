@@ -85,8 +85,8 @@ static void check_kernels(int bits, unsigned long long *seed) {
         }
     CHECKF(worst < 1e-5, "w%d: ref kernel vs double product: %.3g", bits, worst);
 
-    const char *kernels[] = {"ref", "avx512"};
-    for (int ki = 0; ki < 2; ki++) {
+    const char *kernels[] = {"ref", "avx2", "avx512"};
+    for (int ki = 0; ki < 3; ki++) {
         lp_status st = lp_qlut_gemm_ex(&w, X, T, Y, kernels[ki], 1000);
         if (st == LP_ERR_UNSUPPORTED) continue;
         CHECK_OK(st);
