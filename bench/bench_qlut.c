@@ -92,7 +92,7 @@ int main(int argc, char **argv) {
     }
     for (int64_t i = 0; i < R * wide.ngroups; i++) wide.scales[i] = lp_f32_to_f16(0.01f);
     if (lp_qmix_init(&mix, R, C, 128, 0, gb) != LP_OK || lp_qmix_init(&mix1, R, C, 128, 0, gu) != LP_OK) return 1;
-    lp_qmix_repack(&mix, &wide);
+    if (lp_qmix_repack(&mix, &wide) != LP_OK) return 1;
     float *X = malloc((size_t)(T * C) * sizeof(float)), *Y = malloc((size_t)(T * R) * sizeof(float));
     for (int64_t i = 0; i < T * C; i++) X[i] = (float)(rnd() % 1000) / 1000.0f;
     printf("%lld x %lld, %d bits, %lld token(s), %d threads: best of %d, ms per call\n", (long long)R, (long long)C,

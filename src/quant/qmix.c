@@ -13,6 +13,7 @@
 
 #include "core/status_impl.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,40 +135,38 @@ double lp_qmix_mean_bits(const lp_qmix *w) {
     return s / (double)w->cols;
 }
 
-void lp_qmix_repack(lp_qmix *w, const lp_qgroup *src) {
+lp_status lp_qmix_repack(lp_qmix *w, const lp_qgroup *src) {
     LP_ASSERT(src->rows == w->rows && src->cols == w->cols && src->group == w->group && src->sym == w->sym);
-    const int64_t C = w->cols, G = w->ngroups;
-#pragma omp parallel
-    {
-        uint8_t *row = malloc((size_t)(src->blocks * LP_QGROUP_BLOCK));
-        uint8_t *pv = malloc((size_t)(src->blocks * LP_QGROUP_BLOCK));
-        LP_ASSERT(row && pv);
-#pragma omp for schedule(static)
-        for (int64_t r = 0; r < w->rows; r++) {
-            const uint32_t *srow = src->q + r * src->blocks * src->bits;
-            for (int64_t b = 0; b < src->blocks; b++)
-                lp_qgroup_unpack_block(srow + b * src->bits, src->bits, row + b * LP_QGROUP_BLOCK);
-            for (int k = 0; k < w->nparts; k++) {
-                lp_qgroup *p = &w->part[k];
-                int64_t pc = 0, pg = 0;
-                for (int64_t g = 0; g < G; g++) {
-                    if (w->gbits[g] != p->bits) continue;
-                    int64_t n = group_len(C, w->group, g);
-                    memcpy(pv + pc, row + g * w->group, (size_t)n);
-                    p->scales[r * p->ngroups + pg] = src->scales[r * G + g];
-                    if (!w->sym) p->zeros[r * p->ngroups + pg] = src->zeros[r * G + g];
-                    pc += n;
-                    pg++;
-                }
-                memset(pv + pc, 0, (size_t)(p->blocks * LP_QGROUP_BLOCK - pc));
-                uint32_t *prow = p->q + r * p->blocks * p->bits;
-                for (int64_t b = 0; b < p->blocks; b++)
-                    lp_qgroup_pack_block(pv + b * LP_QGROUP_BLOCK, p->bits, prow + b * p->bits);
+    const int64_t C = w->cols, G = w->ngroups, len = src->blocks * LP_QGROUP_BLOCK;
+    const int nth = omp_get_max_threads();
+    uint8_t *buf = malloc((size_t)(2 * len) * (size_t)nth); /* per thread: a row, a part's row */
+    if (!buf) return lp_fail(LP_ERR_NOMEM, "qmix: out of memory for repacking");
+#pragma omp parallel for schedule(static) num_threads(nth)
+    for (int64_t r = 0; r < w->rows; r++) {
+        uint8_t *row = buf + (size_t)(2 * len) * (size_t)omp_get_thread_num(), *pv = row + len;
+        const uint32_t *srow = src->q + r * src->blocks * src->bits;
+        for (int64_t b = 0; b < src->blocks; b++)
+            lp_qgroup_unpack_block(srow + b * src->bits, src->bits, row + b * LP_QGROUP_BLOCK);
+        for (int k = 0; k < w->nparts; k++) {
+            lp_qgroup *p = &w->part[k];
+            int64_t pc = 0, pg = 0;
+            for (int64_t g = 0; g < G; g++) {
+                if (w->gbits[g] != p->bits) continue;
+                int64_t n = group_len(C, w->group, g);
+                memcpy(pv + pc, row + g * w->group, (size_t)n);
+                p->scales[r * p->ngroups + pg] = src->scales[r * G + g];
+                if (!w->sym) p->zeros[r * p->ngroups + pg] = src->zeros[r * G + g];
+                pc += n;
+                pg++;
             }
+            memset(pv + pc, 0, (size_t)(p->blocks * LP_QGROUP_BLOCK - pc));
+            uint32_t *prow = p->q + r * p->blocks * p->bits;
+            for (int64_t b = 0; b < p->blocks; b++)
+                lp_qgroup_pack_block(pv + b * LP_QGROUP_BLOCK, p->bits, prow + b * p->bits);
         }
-        free(row);
-        free(pv);
     }
+    free(buf);
+    return LP_OK;
 }
 
 /* dst (T x part cols) = the columns of X (T x cols) in part k. */

@@ -51,8 +51,8 @@ lp_status lp_qmix_init(lp_qmix *w, int64_t rows, int64_t cols, int group, int sy
 /* Take the parts' storage from a wide qgroup `src` (same shape and group,
  * bits >= every gbits[g]) whose group g holds codes < 2^gbits[g], with
  * scales and zeros for that width: the packing used by a quantizer that
- * works at one container width. w must come from lp_qmix_init. */
-void lp_qmix_repack(lp_qmix *w, const lp_qgroup *src);
+ * works at one container width. w must come from lp_qmix_init. LP_ERR_NOMEM. */
+lp_status lp_qmix_repack(lp_qmix *w, const lp_qgroup *src);
 
 /* Adopt parts that the caller built (e.g. views of a mapped file): the width
  * map is copied, the parts are moved in. Each part is checked against the

@@ -209,7 +209,7 @@ static lp_status quantize_map(const float *W, const float *H, int64_t rows, int6
         gp.gbits = gbits;
         lp_gptq_stats gs = {0};
         s = lp_gptq_quantize(W, Hc, &gp, &wide, &gs);
-        if (s == LP_OK) lp_qmix_repack(out, &wide);
+        if (s == LP_OK) s = lp_qmix_repack(out, &wide);
         if (st) {
             st->factorize += gs.t_factor;
             st->quantize += gs.t_loop;

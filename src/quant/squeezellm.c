@@ -33,14 +33,13 @@ static int64_t upper_bound(const float *v, int64_t n, float x) {
     return lo;
 }
 
-int lp_kmeans_1d(const float *v, const double *wt, int64_t n, int k, int iters, float *c) {
+int lp_kmeans_1d(const float *v, const double *wt, int64_t n, int k, int iters, float *c, double *work) {
     LP_ASSERT(k >= 1 && k <= 16);
     if (n == 0) {
         for (int j = 0; j < k; j++) c[j] = 0.0f;
         return 0;
     }
-    double *P0 = malloc((size_t)(n + 1) * sizeof(double)), *P1 = malloc((size_t)(n + 1) * sizeof(double));
-    LP_ASSERT(P0 && P1);
+    double *P0 = work, *P1 = work + n + 1;
     P0[0] = P1[0] = 0.0;
     for (int64_t i = 0; i < n; i++) {
         P0[i + 1] = P0[i] + wt[i];
@@ -70,8 +69,6 @@ int lp_kmeans_1d(const float *v, const double *wt, int64_t n, int k, int iters, 
         }
         if (!changed) break;
     }
-    free(P0);
-    free(P1);
     return it;
 }
 
@@ -203,47 +200,52 @@ lp_status lp_squeezellm_quantize(const float *W, int64_t rows, int64_t cols, con
     }
 
     /* 2. per row: weighted k-means of the kept weights, codes, outliers */
-#pragma omp parallel
-    {
-        pair *pr = malloc((size_t)cols * sizeof *pr);
-        float *v = malloc((size_t)cols * sizeof(float));
-        double *wt = malloc((size_t)cols * sizeof(double));
-        uint8_t *codes = calloc((size_t)(out->blocks * 32), 1);
-        LP_ASSERT(pr && v && wt && codes);
-#pragma omp for schedule(dynamic, 8)
-        for (int64_t r = 0; r < rows; r++) {
-            const float *w = W + r * cols;
-            const uint8_t *mk = mask + r * cols;
-            int64_t m = 0;
-            for (int64_t j = 0; j < cols; j++)
-                if (!mk[j]) pr[m++] = (pair){w[j], (double)s[j] + eps};
-            qsort(pr, (size_t)m, sizeof *pr, cmp_pair);
-            for (int64_t i = 0; i < m; i++) {
-                v[i] = pr[i].v;
-                wt[i] = pr[i].w;
-            }
-            float c[16], lut[16];
-            lp_kmeans_1d(v, wt, m, K, iters, c);
-            for (int j = 0; j < K; j++) {
-                out->lut[(r << bits) + j] = lp_f32_to_f16(c[j]);
-                lut[j] = lp_f16_to_f32(out->lut[(r << bits) + j]);
-            }
-            int32_t k = out->row_ptr[r];
-            for (int64_t j = 0; j < cols; j++) {
-                codes[j] = (uint8_t)nearest(lut, K, w[j]);
-                if (mk[j]) {
-                    out->col_idx[k] = (int32_t)j;
-                    out->vals[k++] = lp_f32_to_f16(w[j] - lut[codes[j]]);
-                }
-            }
-            uint32_t *q = out->q + r * out->blocks * bits;
-            for (int64_t b = 0; b < out->blocks; b++) lp_qgroup_pack_block(codes + b * 32, bits, q + b * bits);
-        }
-        free(pr);
-        free(v);
-        free(wt);
-        free(codes);
+    const int nth = omp_get_max_threads();
+    size_t per = (size_t)cols * (sizeof(pair) + sizeof(float) + 3 * sizeof(double)) + 2 * sizeof(double) +
+                 (size_t)(out->blocks * 32);
+    per = (per + 63) / 64 * 64; /* each thread's pairs and doubles stay aligned */
+    char *buf = calloc((size_t)nth, per);
+    if (!buf) {
+        free(mask);
+        lp_qlut_free(out);
+        return lp_fail(LP_ERR_NOMEM, "squeezellm: out of memory for %d row buffers", nth);
     }
+#pragma omp parallel for schedule(dynamic, 8) num_threads(nth)
+    for (int64_t r = 0; r < rows; r++) {
+        char *b0 = buf + per * (size_t)omp_get_thread_num();
+        pair *pr = (pair *)b0;                            /* cols */
+        double *wt = (double *)(pr + cols);               /* cols */
+        double *work = wt + cols;                         /* 2 (cols + 1) */
+        float *v = (float *)(work + 2 * (cols + 1));      /* cols */
+        uint8_t *codes = (uint8_t *)(v + cols);           /* blocks * 32, padding stays 0 */
+        const float *w = W + r * cols;
+        const uint8_t *mk = mask + r * cols;
+        int64_t m = 0;
+        for (int64_t j = 0; j < cols; j++)
+            if (!mk[j]) pr[m++] = (pair){w[j], (double)s[j] + eps};
+        qsort(pr, (size_t)m, sizeof *pr, cmp_pair);
+        for (int64_t i = 0; i < m; i++) {
+            v[i] = pr[i].v;
+            wt[i] = pr[i].w;
+        }
+        float c[16], lut[16];
+        lp_kmeans_1d(v, wt, m, K, iters, c, work);
+        for (int j = 0; j < K; j++) {
+            out->lut[(r << bits) + j] = lp_f32_to_f16(c[j]);
+            lut[j] = lp_f16_to_f32(out->lut[(r << bits) + j]);
+        }
+        int32_t k = out->row_ptr[r];
+        for (int64_t j = 0; j < cols; j++) {
+            codes[j] = (uint8_t)nearest(lut, K, w[j]);
+            if (mk[j]) {
+                out->col_idx[k] = (int32_t)j;
+                out->vals[k++] = lp_f32_to_f16(w[j] - lut[codes[j]]);
+            }
+        }
+        uint32_t *q = out->q + r * out->blocks * bits;
+        for (int64_t b = 0; b < out->blocks; b++) lp_qgroup_pack_block(codes + b * 32, bits, q + b * bits);
+    }
+    free(buf);
     free(mask);
     return LP_OK;
 }

@@ -34,8 +34,9 @@ lp_status lp_squeezellm_quantize(const float *W, int64_t rows, int64_t cols, con
                                  double outlier_frac, int iters, lp_qlut *out);
 
 /* Weighted 1-D k-means of n values v (sorted ascending) with weights wt:
- * k centroids (ascending) into c. Returns the iterations run. */
-int lp_kmeans_1d(const float *v, const double *wt, int64_t n, int k, int iters, float *c);
+ * k (1..16) centroids (ascending) into c; work holds 2 (n + 1) doubles.
+ * Returns the iterations run. */
+int lp_kmeans_1d(const float *v, const double *wt, int64_t n, int k, int iters, float *c, double *work);
 
 /* The pipeline's compressor (pipeline.h) for --method squeezellm. */
 lp_status lp_squeezellm_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,

@@ -177,12 +177,13 @@ static void check_kmeans(unsigned long long *seed) {
             v[j] = v[j - 1];
             v[j - 1] = t;
         }
-    lp_kmeans_1d(v, wt, N, 4, 50, c);
+    double work[2 * (N + 1)];
+    lp_kmeans_1d(v, wt, N, 4, 50, c, work);
     for (int k = 0; k < 4; k++) CHECKF(fabsf(c[k] - centers[k]) < 0.02f, "centroid %d: %g, want %g", k, c[k], centers[k]);
     /* one cluster of two points, one weighted 9x: the centroid sits at 0.9 */
     float v2[2] = {0.0f, 1.0f};
     double w2[2] = {1.0, 9.0};
-    lp_kmeans_1d(v2, w2, 2, 1, 10, c);
+    lp_kmeans_1d(v2, w2, 2, 1, 10, c, work);
     CHECKF(fabsf(c[0] - 0.9f) < 1e-6f, "weighted mean %g, want 0.9", c[0]);
 }
 

@@ -42,7 +42,7 @@ static void check_qmix(int sym, unsigned long long *seed) {
     CHECK_OK(lp_qmix_init(&mix, R, C, GS, sym, gbits));
     CHECK(mix.nparts == 3 && mix.part[0].bits == 1 && mix.part[1].bits == 3 && mix.part[2].bits == 4);
     CHECK(mix.part[1].cols == 72 && mix.part[0].cols == 64 && mix.part[2].cols == 64);
-    lp_qmix_repack(&mix, &wide);
+    CHECK_OK(lp_qmix_repack(&mix, &wide));
     float *D = malloc(R * C * sizeof(float));
     CHECK_OK(lp_qmix_dequant(&mix, 0, R, D));
     int bad = 0;
@@ -141,7 +141,7 @@ static void check_gptq_widths(unsigned long long *seed) {
         CHECK_OK(lp_gptq_quantize(W, Hc, &p, &wide, NULL));
         lp_qmix mix;
         CHECK_OK(lp_qmix_init(&mix, R, CC, GS, 0, gb));
-        lp_qmix_repack(&mix, &wide);
+        CHECK_OK(lp_qmix_repack(&mix, &wide));
         float *A = malloc(R * CC * sizeof(float)), *B = malloc(R * CC * sizeof(float));
         lp_qgroup_dequant(&plain, 0, R, A);
         CHECK_OK(lp_qmix_dequant(&mix, 0, R, B));
