@@ -177,8 +177,14 @@ static void rewrite(const char *src, const char *dst, const edits *ed) {
     snprintf(keys[nk++], 256, "format");
     snprintf(keys[nk++], 256, "llmpress.format_version");
     for (int64_t i = 0; i < n && nk < 64; i++) {
-        const char *nm = lp_st_at(f, i)->name, *suf = strstr(nm, ".qweight");
-        if (suf && !suf[8]) snprintf(keys[nk++], 256, "llmpress.linear.%.*s", (int)(suf - nm), nm);
+        /* <base>.<array> of a packed linear: keep "llmpress.linear.<base>" once */
+        const char *nm = lp_st_at(f, i)->name, *dot = strrchr(nm, '.');
+        if (!dot) continue;
+        char key[256];
+        snprintf(key, sizeof key, "llmpress.linear.%.*s", (int)(dot - nm), nm);
+        int seen = !lp_st_meta(f, key);
+        for (int k = 0; k < nk && !seen; k++) seen = !strcmp(keys[k], key);
+        if (!seen) snprintf(keys[nk++], 256, "%s", key);
     }
     for (int k = 0; k < nk; k++) {
         const char *v = lp_st_meta(f, keys[k]);
@@ -618,6 +624,87 @@ static void test_compressed(void) {
     expect_load_fail("no format version", d, LP_ERR_FORMAT, d, QBASE, "format_version", NULL);
 }
 
+
+/* Lookup-table (SqueezeLLM) and mixed-width (SliM-LLM) checkpoints: every
+ * array and metadata field checked on load, naming the linear. */
+static void lut_nan(void *ud, tspec *t) {
+    if (strcmp(t->name, QBASE ".lut")) return;
+    t->owned = copy_of(t, (size_t)(t->shape[0] * t->shape[1]) * 2);
+    const uint16_t nan16 = 0x7e00;
+    memcpy((char *)t->owned + 2 * 3, &nan16, 2);
+    t->data = t->owned;
+}
+static void col_out_of_range(void *ud, tspec *t) {
+    if (strcmp(t->name, QBASE ".col_idx")) return;
+    t->owned = copy_of(t, (size_t)t->shape[1] * 4);
+    ((int32_t *)t->owned)[0] = 1 << 20;
+    t->data = t->owned;
+}
+static void vals_gone(void *ud, tspec *t) { t->drop = !strcmp(t->name, QBASE ".vals"); }
+static void gbits_nine(void *ud, tspec *t) {
+    if (strcmp(t->name, QBASE ".gbits")) return;
+    t->owned = copy_of(t, (size_t)t->shape[1]);
+    ((uint8_t *)t->owned)[0] = 9;
+    t->data = t->owned;
+}
+static void gbits_other(void *ud, tspec *t) { /* every group one bit wider: the parts no longer match */
+    if (strcmp(t->name, QBASE ".gbits")) return;
+    t->owned = copy_of(t, (size_t)t->shape[1]);
+    for (int64_t g = 0; g < t->shape[1]; g++) ((uint8_t *)t->owned)[g]++;
+    t->data = t->owned;
+}
+
+static void test_compressed_other_formats(void) {
+    char src[512], d[512];
+    snprintf(src, sizeof src, "%s", test_data("models/tiny-mistral"));
+    const lp_method methods[2] = {LP_METHOD_SQUEEZELLM, LP_METHOD_SLIM};
+    char dirs[2][512];
+    for (int i = 0; i < 2; i++) {
+        lp_model *m = NULL;
+        CHECK_OK(lp_model_load(src, &m));
+        if (!m) return;
+        int32_t stream[1024], *win = NULL;
+        for (int k = 0; k < 1024; k++) stream[k] = (int32_t)((k * 7919u) % (unsigned)lp_model_config(m)->vocab);
+        CHECK_OK(lp_calib_sample(stream, 1024, 4, 32, 1, &win));
+        lp_calib cal = {win, 4, 32};
+        lp_quant_params qp = lp_quant_default_params();
+        qp.method = methods[i];
+        qp.bits = 3;
+        qp.group = 32;
+        qp.outlier_frac = 0.02;
+        qp.calib = &cal;
+        CHECK_OK(lp_model_quantize(m, &qp));
+        new_case_dir(i ? "slim" : "squeezellm", dirs[i], sizeof dirs[i]);
+        CHECK_OK(lp_model_save(m, dirs[i]));
+        lp_model_free(m);
+        free(win);
+        m = NULL;
+        CHECK_OK(lp_model_load(dirs[i], &m));
+        lp_model_free(m);
+    }
+
+    const char *key = "llmpress.linear." QBASE;
+    snprintf(g_qdir, sizeof g_qdir, "%s", dirs[0]);
+    with_meta("lut-bits5", key, "{\"format\":\"qlut\",\"bits\":5,\"nnz\":10}", d, sizeof d);
+    expect_load_fail("qlut bits 5", d, LP_ERR_FORMAT, d, QBASE, "bits 5", NULL);
+    with_meta("lut-nnz", key, "{\"format\":\"qlut\",\"bits\":3,\"nnz\":3}", d, sizeof d);
+    expect_load_fail("qlut nnz vs col_idx", d, LP_ERR_FORMAT, QBASE ".col_idx", NULL);
+    with_tensor_edit("lut-nan", lut_nan, d, sizeof d);
+    expect_load_fail("qlut NaN table", d, LP_ERR_FORMAT, d, QBASE, "not finite", NULL);
+    with_tensor_edit("lut-col", col_out_of_range, d, sizeof d);
+    expect_load_fail("qlut column out of range", d, LP_ERR_FORMAT, d, QBASE, "column", NULL);
+    with_tensor_edit("lut-novals", vals_gone, d, sizeof d);
+    expect_load_fail("qlut vals missing", d, LP_ERR_FORMAT, QBASE ".vals", "missing", NULL);
+
+    snprintf(g_qdir, sizeof g_qdir, "%s", dirs[1]);
+    with_meta("mix-group48", key, "{\"format\":\"qmix\",\"group\":48,\"sym\":false}", d, sizeof d);
+    expect_load_fail("qmix group 48", d, LP_ERR_FORMAT, d, QBASE, "group 48", NULL);
+    with_tensor_edit("mix-gbits9", gbits_nine, d, sizeof d);
+    expect_load_fail("qmix width 9", d, LP_ERR_FORMAT, d, QBASE, "9 bits", NULL);
+    with_tensor_edit("mix-gbits", gbits_other, d, sizeof d);
+    expect_load_fail("qmix widths without parts", d, LP_ERR_FORMAT, QBASE, "missing", NULL);
+}
+
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
     return remove(p);
 }
@@ -636,6 +723,7 @@ int main(void) {
     test_wrong_dtype();
     test_nonfinite();
     test_compressed();
+    test_compressed_other_formats();
     if (!lp_test_failures) nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     else fprintf(stderr, "cases kept in %s\n", g_root);
     TEST_DONE();
