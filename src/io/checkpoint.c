@@ -175,9 +175,16 @@ lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64
                        m->dir, ver, LP_CKPT_VERSION);
     char key[256];
     snprintf(key, sizeof key, "%s.weight", base);
-    if (lp_weights_find(m->weights, key)) {
+    const lp_tensor_view *t = lp_weights_find(m->weights, key);
+    if (t) {
         const int64_t shp[2] = {rows, cols};
         *out = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = rows, .cols = cols};
+        if ((t->dtype == LP_DT_BF16 || t->dtype == LP_DT_F16) && t->ndim == 2 && t->shape[0] == rows &&
+            t->shape[1] == cols) {
+            out->raw = t->data; /* converted on first use (linear.h) */
+            out->stored_dtype = t->dtype;
+            return LP_OK;
+        }
         return lp_model_tensor_f32(m, key, 2, shp, &out->w, &out->stored_dtype);
     }
     snprintf(key, sizeof key, "llmpress.linear.%s", base);

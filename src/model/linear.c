@@ -6,17 +6,60 @@
  */
 #include "model/linear.h"
 
+#include "core/half.h"
 #include "core/status_impl.h"
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* dst (n floats) = the 16-bit stored weight, converted. */
+static void convert_raw(const lp_linear *l, float *dst) {
+    const uint8_t *src = l->raw;
+    const int64_t n = l->rows * l->cols;
+    const int bf = l->stored_dtype == LP_DT_BF16;
+#pragma omp parallel for schedule(static) if (n >= (1 << 20))
+    for (int64_t i = 0; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, src + 2 * i, 2); /* the mapping need not be 2-byte aligned */
+        dst[i] = bf ? lp_bf16_to_f32(h) : lp_f16_to_f32(h);
+    }
+}
+
+static pthread_mutex_t g_materialize = PTHREAD_MUTEX_INITIALIZER;
+
+lp_status lp_linear_materialize(lp_linear *l) {
+    if (l->fmt != LP_LINEAR_DENSE || __atomic_load_n(&l->w, __ATOMIC_ACQUIRE)) return LP_OK;
+    LP_ASSERT(l->raw && (l->stored_dtype == LP_DT_BF16 || l->stored_dtype == LP_DT_F16));
+    lp_status st = LP_OK;
+    pthread_mutex_lock(&g_materialize);
+    if (!l->w) {
+        float *w = malloc((size_t)(l->rows * l->cols) * sizeof(float));
+        if (w) {
+            convert_raw(l, w);
+            l->w_owned = w;
+            __atomic_store_n(&l->w, w, __ATOMIC_RELEASE);
+        } else {
+            st = lp_fail(LP_ERR_NOMEM, "out of memory converting a %lld x %lld weight to f32", (long long)l->rows,
+                         (long long)l->cols);
+        }
+    }
+    pthread_mutex_unlock(&g_materialize);
+    return st;
+}
+
 void lp_linear_forward(const lp_linear *l, const float *X, int64_t T, float *Y) {
     switch (l->fmt) {
     case LP_LINEAR_DENSE:
+        /* The f32 form is a cache of the stored weight: filling it does not
+         * change what the linear computes, hence the cast. */
+        if (!__atomic_load_n(&l->w, __ATOMIC_ACQUIRE) && lp_linear_materialize((lp_linear *)l) != LP_OK) {
+            fprintf(stderr, "llmpress: %s\n", lp_last_error());
+            abort();
+        }
         if (T == 1)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)l->rows, (int)l->cols, 1.0f, l->w,
                         (int)l->cols, X, 1, 0.0f, Y, 1);
@@ -56,7 +99,10 @@ float *lp_linear_to_f32(const lp_linear *l) {
     if (!w) return NULL;
     lp_status s = LP_OK;
     switch (l->fmt) {
-    case LP_LINEAR_DENSE: memcpy(w, l->w, (size_t)(l->rows * l->cols) * sizeof(float)); break;
+    case LP_LINEAR_DENSE:
+        if (l->w) memcpy(w, l->w, (size_t)(l->rows * l->cols) * sizeof(float));
+        else convert_raw(l, w);
+        break;
     case LP_LINEAR_QGROUP: lp_qgroup_dequant(l->q, 0, l->rows, w); break;
     case LP_LINEAR_QMIX: s = lp_qmix_dequant(l->mix, 0, l->rows, w); break;
     case LP_LINEAR_QLUT: lp_qlut_dequant(l->lut, 0, l->rows, w); break;
@@ -74,6 +120,7 @@ static void drop_dense(lp_linear *l, lp_linear_format fmt) {
     free(l->w_owned);
     l->w_owned = NULL;
     l->w = NULL;
+    l->raw = NULL;
     l->fmt = fmt;
 }
 

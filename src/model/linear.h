@@ -29,8 +29,9 @@ typedef enum {
 typedef struct {
     lp_linear_format fmt;
     int64_t rows, cols;     /* out x in */
-    const float *w;         /* DENSE: rows x cols */
-    float *w_owned;         /* DENSE: set when w was converted/copied at load */
+    const float *w;         /* DENSE: rows x cols f32, or NULL while only `raw` is held */
+    float *w_owned;         /* DENSE: set when w was converted or copied */
+    const void *raw;        /* DENSE: the stored 16-bit weight (a view), when not f32 */
     lp_dtype stored_dtype;  /* DENSE: dtype in the checkpoint (for size accounting) */
     lp_qgroup *q;           /* QGROUP: packed weights (owned by the linear) */
     lp_qmix *mix;           /* QMIX (owned) */
@@ -39,8 +40,14 @@ typedef struct {
     float *bias_owned;
 } lp_linear;
 
-/* Y (T x rows) = X (T x cols) W^T + b. */
+/* Y (T x rows) = X (T x cols) W^T + b. A dense 16-bit weight is converted
+ * to f32 on first use (under a lock; running out of memory there aborts:
+ * call lp_linear_materialize first to get an error instead). */
 void lp_linear_forward(const lp_linear *l, const float *X, int64_t T, float *Y);
+
+/* Give a dense linear its f32 weight (l->w), converting a 16-bit `raw` once.
+ * No-op for other formats or when w is set. LP_ERR_NOMEM. */
+lp_status lp_linear_materialize(lp_linear *l);
 
 /* Exact bytes of the stored weight (bias excluded: it stays f32/f16 in every
  * format and is counted by the model with the other small tensors). */

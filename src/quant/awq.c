@@ -601,13 +601,15 @@ static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double 
     return st;
 }
 
-static lp_status check_weights(const lp_model *m, int64_t b) {
+/* The block's linears as f32 (one block converted at a time), all finite. */
+static lp_status check_weights(lp_model *m, int64_t b) {
     char name[256];
     for (int k = 0; k < LP_NLIN; k++) {
-        const lp_linear *l = &m->layers[b].lin[k];
+        lp_linear *l = &m->layers[b].lin[k];
         lp_linear_name(b, k, name, sizeof name);
         if (l->fmt != LP_LINEAR_DENSE)
             return lp_fail(LP_ERR_ARG, "awq: %s is already compressed; quantize the original checkpoint", name);
+        LP_TRY(lp_linear_materialize(l));
         for (int64_t i = 0; i < l->rows * l->cols; i++)
             if (!isfinite(l->w[i]))
                 return lp_fail(LP_ERR_NUMERIC, "awq: weight [%lld, %lld] of %s is %g", (long long)(i / l->cols),

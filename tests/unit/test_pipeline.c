@@ -11,7 +11,11 @@
  *  - the pipeline, which keeps each block's intermediate states, produces the
  *    same packed weights as re-running every block from its input for every
  *    stage (GPTQ's llama.py hooks), written out here with lp_block_forward;
- *  - the clipping search and AWQ pre-scaling compose with GPTQ and RTN.
+ *  - the clipping search and AWQ pre-scaling compose with GPTQ and RTN;
+ *  - 16-bit checkpoints stay in their stored form until used: loading
+ *    converts no linear, a forward converts each once (same logits as when
+ *    all are converted first), and the pipeline converts only the linear it
+ *    is compressing, so no f32 copy of an uncompressed block is ever made.
  */
 #include "test.h"
 
@@ -246,10 +250,74 @@ static void compose(const char *name) {
     free(ref);
 }
 
+/* Progress hook: the most dense linears ever held in f32 at once. */
+static int g_max_converted;
+static void count_converted(void *ud, int64_t layer, int64_t n_layers, const char *lin, double err) {
+    (void)layer, (void)n_layers, (void)lin, (void)err;
+    const lp_model *m = ud;
+    int n = 0;
+    for (int64_t l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < LP_NLIN; k++) n += m->layers[l].lin[k].fmt == LP_LINEAR_DENSE && m->layers[l].lin[k].w;
+    g_max_converted = n > g_max_converted ? n : g_max_converted;
+}
+
+/* Dense bf16/f16 linears are converted on first use, one at a time. */
+static void lazy_weights(const char *name) {
+    lp_model *m = load(name), *e = load(name);
+    if (!m || !e) return;
+    const lp_config *c = lp_model_config(m);
+    int lazy = 0;
+    for (int64_t l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < LP_NLIN; k++) lazy += !m->layers[l].lin[k].w && m->layers[l].lin[k].raw;
+    CHECKF(lazy == 7 * c->n_layers, "%s: %d of %lld linears held in their stored form after loading", name, lazy,
+           (long long)(7 * c->n_layers));
+    for (int64_t l = 0; l < c->n_layers; l++) /* e: everything converted up front */
+        for (int k = 0; k < LP_NLIN; k++) CHECK_OK(lp_linear_materialize(&e->layers[l].lin[k]));
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 31 + 5) % c->vocab);
+    float *a = malloc((size_t)(24 * c->vocab) * sizeof(float)), *b = malloc((size_t)(24 * c->vocab) * sizeof(float));
+    lp_ctx *ca = NULL, *cb = NULL;
+    CHECK_OK(lp_ctx_init(m, 24, 24, &ca));
+    CHECK_OK(lp_ctx_init(e, 24, 24, &cb));
+    if (ca && cb) {
+        CHECK_OK(lp_forward(ca, ids, 24, a, true));
+        CHECK_OK(lp_forward(cb, ids, 24, b, true));
+        CHECK(!memcmp(a, b, (size_t)(24 * c->vocab) * sizeof(float)));
+    }
+    lp_ctx_free(ca);
+    lp_ctx_free(cb);
+    free(a);
+    free(b);
+    lp_model_free(e);
+    lp_model_free(m);
+
+    /* During the pipeline, no uncompressed linear is ever held in f32
+     * (GPTQ converts a temporary copy of the one it compresses). */
+    m = load(name);
+    g_max_converted = 0;
+    int32_t stream[2048], *win = NULL;
+    for (int i = 0; i < 2048; i++) stream[i] = (int32_t)((i * 7919u) % (unsigned)c->vocab);
+    CHECK_OK(lp_calib_sample(stream, 2048, 4, 32, 3, &win));
+    lp_calib cal = {win, 4, 32};
+    lp_quant_params p = lp_quant_default_params();
+    p.method = LP_METHOD_GPTQ;
+    p.group = 32;
+    p.calib = &cal;
+    p.progress = count_converted;
+    p.progress_ud = m;
+    CHECK_OK(lp_model_quantize(m, &p));
+    CHECKF(g_max_converted == 0, "%s: %d uncompressed linears were held in f32 during the pipeline", name,
+           g_max_converted);
+    free(win);
+    lp_model_free(m);
+}
+
 int main(void) {
     staged_vs_rerun("tiny-llama3", 4, 32);
     staged_vs_rerun("tiny-qwen2", 3, -1);
     compose("tiny-llama3");
+    lazy_weights("tiny-qwen2");   /* bf16 */
+    lazy_weights("tiny-mistral"); /* f16 */
 
     compare("tiny-llama3", 4, 32, false);
     compare("tiny-llama3", 3, 32, true);
