@@ -48,4 +48,10 @@ void lp_qlut_rows_avx2(const lp_qlut *w, int64_t T, const float *x, int64_t ldx,
 void lp_qlut_rows_avx512(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                          int64_t r0, int64_t r1);
 
+/* The dense part of rows [r0, r1) as f32 ((r1 - r0) x cols), outliers not
+ * added: bit-identical to the reference (the same table values). */
+typedef void (*lp_qlut_dequant_fn)(const lp_qlut *w, int64_t r0, int64_t r1, float *out);
+void lp_qlut_dequant_ref(const lp_qlut *w, int64_t r0, int64_t r1, float *out);
+void lp_qlut_dequant_avx512(const lp_qlut *w, int64_t r0, int64_t r1, float *out);
+
 #endif

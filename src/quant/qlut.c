@@ -151,28 +151,44 @@ void lp_qlut_rows_ref(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, 
     }
 }
 
-void lp_qlut_dequant(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+void lp_qlut_dequant_ref(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
     const int bits = w->bits;
-#pragma omp parallel for schedule(static) if ((r1 - r0) * w->cols > (1 << 16))
     for (int64_t r = r0; r < r1; r++) {
-        float *o = out + (r - r0) * w->cols;
+        float *o = out + (r - r0) * w->cols, lut[16];
+        for (int k = 0; k < 1 << bits; k++) lut[k] = lp_f16_to_f32(w->lut[(r << bits) + k]);
         const uint32_t *q = w->q + r * w->blocks * bits;
         for (int64_t b = 0; b < w->blocks; b++) {
             uint8_t v[LP_QGROUP_BLOCK];
             lp_qgroup_unpack_block(q + b * bits, bits, v);
             int64_t n = w->cols - b * LP_QGROUP_BLOCK < LP_QGROUP_BLOCK ? w->cols - b * LP_QGROUP_BLOCK : LP_QGROUP_BLOCK;
-            for (int64_t j = 0; j < n; j++) o[b * LP_QGROUP_BLOCK + j] = lp_f16_to_f32(w->lut[(r << bits) + v[j]]);
+            for (int64_t j = 0; j < n; j++) o[b * LP_QGROUP_BLOCK + j] = lut[v[j]];
         }
-        for (int32_t k = w->row_ptr[r]; k < w->row_ptr[r + 1]; k++) o[w->col_idx[k]] += lp_f16_to_f32(w->vals[k]);
     }
 }
 
-static lp_status pick_kernel(const char *name, lp_qlut_rows_fn *fn) {
+/* out += the outliers of rows [r0, r1). */
+static void add_outliers(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int32_t k = w->row_ptr[r]; k < w->row_ptr[r + 1]; k++)
+            out[(r - r0) * w->cols + w->col_idx[k]] += lp_f16_to_f32(w->vals[k]);
+}
+
+void lp_qlut_dequant(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+#pragma omp parallel for schedule(static) if ((r1 - r0) * w->cols > (1 << 16))
+    for (int64_t r = r0; r < r1; r++) {
+        lp_qlut_dequant_ref(w, r, r + 1, out + (r - r0) * w->cols);
+        add_outliers(w, r, r + 1, out + (r - r0) * w->cols);
+    }
+}
+
+static lp_status pick_kernel(const char *name, lp_qlut_rows_fn *fn, lp_qlut_dequant_fn *dq) {
+    *dq = lp_qlut_dequant_ref;
     if (!name) name = lp_qkernels_default()->name; /* follows LP_KERNEL and the CPU, like qgroup */
     if (!strcmp(name, "avx512")) {
         const lp_qkernels *k;
         LP_TRY(lp_qkernels_select("avx512", &k));
         *fn = lp_qlut_rows_avx512;
+        *dq = lp_qlut_dequant_avx512;
     } else if (!strcmp(name, "avx2")) {
         const lp_qkernels *k;
         LP_TRY(lp_qkernels_select("avx2", &k));
@@ -208,7 +224,7 @@ static lp_status gemm_packed(lp_qlut_rows_fn fn, const lp_qlut *w, const float *
     return LP_OK;
 }
 
-static lp_status gemm_blas(const lp_qlut *w, const float *X, int64_t T, float *Y) {
+static lp_status gemm_blas(lp_qlut_dequant_fn dq, const lp_qlut *w, const float *X, int64_t T, float *Y) {
     if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "qlut gemm: T = %lld tokens, expected < 2^31", (long long)T);
     const int64_t R = w->rows, C = w->cols, ntiles = (R + BLAS_TILE - 1) / BLAS_TILE;
     const int nth = omp_get_max_threads();
@@ -220,7 +236,8 @@ static lp_status gemm_blas(const lp_qlut *w, const float *X, int64_t T, float *Y
     for (int64_t i = 0; i < ntiles; i++) {
         int64_t r0 = i * BLAS_TILE, nr = R - r0 < BLAS_TILE ? R - r0 : BLAS_TILE;
         float *d = D + (size_t)omp_get_thread_num() * per;
-        lp_qlut_dequant(w, r0, r0 + nr, d);
+        dq(w, r0, r0 + nr, d);
+        add_outliers(w, r0, r0 + nr, d);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)C, 1.0f, X, (int)C, d, (int)C,
                     0.0f, Y + r0, (int)R);
     }
@@ -233,9 +250,10 @@ lp_status lp_qlut_gemm_ex(const lp_qlut *w, const float *X, int64_t T, float *Y,
     if (T < 0) return lp_fail(LP_ERR_ARG, "qlut gemm: T = %lld tokens, expected >= 0", (long long)T);
     if (T == 0) return LP_OK;
     lp_qlut_rows_fn fn = NULL;
-    LP_TRY(pick_kernel(kernel, &fn));
+    lp_qlut_dequant_fn dq = NULL;
+    LP_TRY(pick_kernel(kernel, &fn, &dq));
     if (T < (blas_min_tokens > 0 ? blas_min_tokens : BLAS_MIN_TOKENS)) return gemm_packed(fn, w, X, T, Y);
-    return gemm_blas(w, X, T, Y);
+    return gemm_blas(dq, w, X, T, Y);
 }
 
 lp_status lp_qlut_gemm(const lp_qlut *w, const float *X, int64_t T, float *Y) {

@@ -16,6 +16,8 @@
 #include "test.h"
 
 #include "core/half.h"
+#include "kernels/qkernels.h"
+#include "kernels/qlut_kernels.h"
 #include "quant/qgroup.h"
 #include "quant/qlut.h"
 #include "quant/rtn.h"
@@ -63,6 +65,16 @@ static void check_kernels(int bits, unsigned long long *seed) {
             bad += D[r * C + c] != want;
         }
     CHECKF(bad == 0, "w%d: %d dequantized values differ from the definition", bits, bad);
+    const lp_qkernels *k512;
+    if (lp_qkernels_select("avx512", &k512) == LP_OK) { /* the dense part, bit for bit */
+        float *A = malloc((size_t)(R * C) * sizeof(float)), *B = malloc((size_t)(R * C) * sizeof(float));
+        lp_qlut_dequant_ref(&w, 0, R, A);
+        lp_qlut_dequant_avx512(&w, 3, R, B + 3 * C);
+        memcpy(B, A, 3 * C * sizeof(float));
+        CHECKF(!memcmp(A, B, (size_t)(R * C) * sizeof(float)), "w%d: AVX-512 dequantization differs", bits);
+        free(A);
+        free(B);
+    }
 
     /* products: T = 1..6 tokens */
     enum { T = 6 };
