@@ -265,7 +265,7 @@ static void count_converted(void *ud, int64_t layer, int64_t n_layers, const cha
 static void lazy_weights(const char *name) {
     lp_model *m = load(name), *e = load(name);
     if (!m || !e) return;
-    const lp_config *c = lp_model_config(m);
+    const lp_config cfg = *lp_model_config(m), *c = &cfg; /* outlives m */
     int lazy = 0;
     for (int64_t l = 0; l < c->n_layers; l++)
         for (int k = 0; k < LP_NLIN; k++) lazy += !m->layers[l].lin[k].w && m->layers[l].lin[k].raw;
