@@ -7,9 +7,10 @@
 #          bench/results.sh --list         (row ids and their quantize flags)
 #
 # Each finished row is kept as one JSON line in $RESULTS (default
-# build/results/<row>.json) and skipped on the next run (FORCE=1 redoes it), so
-# the table can be built over several sittings; docs/results.md is rewritten
-# from every kept row after each row. A row takes 0.5-3 minutes to compress
+# bench/results/<row>.json, committed with the table) and skipped on the next
+# run (FORCE=1 redoes it), so the table can be built over several sittings and
+# on a fresh clone a run adds rows rather than starting over; docs/results.md
+# is rewritten from every kept row after each row. A row takes 0.5-3 minutes to compress
 # and about 5 minutes to evaluate on an idle 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +20,7 @@ CALIB=$A/text/corpus/calib.txt
 WIKI=$A/text/wikitext-2-raw/wiki.test.raw
 HELD=$A/text/corpus/heldout.txt
 CLI=${CLI:-./build/llmpress}
-RESULTS=${RESULTS:-build/results}
+RESULTS=${RESULTS:-bench/results}
 OUTMD=${OUTMD:-docs/results.md}
 CAL="--calib $CALIB --nsamples 128 --seqlen 512 --seed 0"
 
