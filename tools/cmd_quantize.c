@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,8 +93,16 @@ static int load_calibration(const char *model_dir, const char *file, int64_t nsa
     return rc;
 }
 
+/* Set by SIGINT/SIGTERM while a resumable run is going: the library stops
+ * after the current linear and keeps the finished blocks. */
+static volatile int g_interrupt;
+static void on_signal(int sig) {
+    (void)sig;
+    g_interrupt = 1;
+}
+
 typedef struct {
-    const char *model_dir, *out, *calib_file, *recipe;
+    const char *model_dir, *out, *calib_file, *recipe, *resume;
     int64_t nsamples, seqlen, seed, threads;
     lp_quant_params qp;
     bool json, quiet;
@@ -167,6 +176,8 @@ static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
     } else if (in_recipe) {
         return cli_usage_error(a, "'%s' is not a recipe setting (recipes hold method settings: method, bits, "
                                "group, clip, ...)", f);
+    } else if (!strcmp(f, "--resume")) {
+        if (!(o->resume = cli_value(a))) return 2;
     } else if (!strcmp(f, "--recipe")) {
         if (!(o->recipe = cli_value(a))) return 2;
     } else if (!strcmp(f, "-o") || !strcmp(f, "--out")) {
@@ -252,6 +263,9 @@ static int run_quantize(const qopts *o, const cli_args *a) {
         return cli_usage_error(a, "--method %s%s needs calibration text: give --calib FILE",
                               lp_method_name(qp.method), qp.clip ? " --clip" : qp.awq_prescale ? " --awq-prescale" : "");
     if (lp_quant_params_check(&qp) != LP_OK) return cli_usage_error(a, "%s", lp_last_error());
+    if (o->resume && !calibrated)
+        return cli_usage_error(a, "--resume is for calibrated methods, which run block by block; plain rtn "
+                              "takes seconds");
     lp_calib cal = {NULL, nsamples, seqlen};
     qp.calib = calib_file ? &cal : NULL;
     cli_set_threads((int)threads);
@@ -273,13 +287,32 @@ static int run_quantize(const qopts *o, const cli_args *a) {
     qstate qs = {quiet || json, cli_now()};
     qp.progress = on_linear;
     qp.progress_ud = &qs;
+    if (o->resume) {
+        qp.resume_dir = o->resume;
+        qp.interrupt = &g_interrupt;
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+    }
     double t0 = cli_now();
     lp_status qst = lp_model_quantize(m, &qp);
     free(windows);
+    if (o->resume) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+    }
+    if (qst == LP_ERR_INTERRUPTED) {
+        fprintf(stderr, "llmpress quantize: %s; the finished blocks are kept in %s: run the same command again "
+                "to continue\n", lp_last_error(), o->resume);
+        lp_model_free(m);
+        return 130;
+    }
     if (qst != LP_OK) {
         lp_model_free(m);
         return cli_lib_error("quantize", NULL);
     }
+    if (stats.resumed_blocks && !(quiet || json))
+        fprintf(stderr, "[quantize] resumed: blocks 1..%lld restored from %s\n", (long long)stats.resumed_blocks,
+                o->resume);
     double tq = cli_now() - t0;
     if (calibrated && !(quiet || json))
         fprintf(stderr, "[quantize] %.1fs: forward %.1fs, statistics %.1fs, factorization %.1fs, quantization %.1fs, "
@@ -290,6 +323,8 @@ static int run_quantize(const qopts *o, const cli_args *a) {
         lp_model_free(m);
         return cli_lib_error("quantize", "saving");
     }
+    if (o->resume && lp_resume_clear(o->resume) != LP_OK)
+        fprintf(stderr, "llmpress quantize: warning: %s (the checkpoint %s is complete)\n", lp_last_error(), out);
     lp_model_size sz;
     lp_model_size_get(m, &sz);
     double bpw = 8.0 * (double)sz.linear_bytes / (double)sz.linear_params;
@@ -302,11 +337,12 @@ static int run_quantize(const qopts *o, const cli_args *a) {
                "\"clip\": %s, \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "
                "\"statistics\": %.3f, \"factorization\": %.3f, \"quantization\": %.3f, \"scale_search\": %.3f, "
                "\"clip_search\": %.3f, \"method_specific\": %.3f}, \"peak_activation_bytes\": %zu, "
-               "\"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, \"total_bytes\": %lld}\n",
+               "\"resumed_blocks\": %lld, \"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
+               "\"total_bytes\": %lld}\n",
                lp_method_name(qp.method), qp.bits, qp.group, qp.sym ? "true" : "false",
                qp.act_order ? "true" : "false", qp.clip ? "true" : "false", qp.awq_prescale ? "true" : "false", tq,
                stats.forward, stats.stats, stats.factorize, stats.quantize, stats.scale_search, stats.clip_search,
-               stats.method, stats.peak_activation_bytes, bpw, (long long)sz.linear_bytes,
+               stats.method, stats.peak_activation_bytes, (long long)stats.resumed_blocks, bpw, (long long)sz.linear_bytes,
                (long long)sz.total_bytes);
     } else {
         printf("wrote %s: %s, %.4f bits per weight in the decoder linears, %.2f MB in all (%.1f s)\n",

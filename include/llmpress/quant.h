@@ -52,6 +52,7 @@ typedef struct {
     double method;       /* method-specific work not counted above (k-means, bit allocation) */
     double total;
     size_t peak_activation_bytes; /* calibration activations + Hessians held at once */
+    int64_t resumed_blocks;       /* blocks restored from resume_dir instead of compressed */
 } lp_quant_stats;
 
 typedef struct {
@@ -89,6 +90,18 @@ typedef struct {
      * relative Frobenius error ||W - Q(W)|| / ||W||. */
     void (*progress)(void *ud, int64_t layer, int64_t n_layers, const char *linear, double rel_err);
     void *progress_ud;
+    /* Resumable runs (calibrated methods): when resume_dir is set, each finished block's
+     * compressed linears (and rescaled norms) and the next block's calibration inputs are
+     * written there (temporary name, then rename); a later run with the same model,
+     * settings and calibration windows restores them and continues after the last
+     * finished block, writing the same checkpoint an uninterrupted run would. State
+     * from a different run is refused (LP_ERR_ARG naming the difference). The directory
+     * is created if needed (its parent must exist). */
+    const char *resume_dir;
+    /* Checked between linears (may be NULL): once non-zero, the run stops with
+     * LP_ERR_INTERRUPTED; with resume_dir, the finished blocks are kept. A signal
+     * handler may set it. */
+    const volatile int *interrupt;
 } lp_quant_params;
 
 lp_quant_params lp_quant_default_params(void); /* RTN W4 g128 asymmetric */
@@ -98,6 +111,10 @@ lp_status lp_quant_params_check(const lp_quant_params *p);
 
 /* Replace the model's decoder linears with their quantized form. */
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p);
+
+/* Remove the state files a resumable run left in dir (after its checkpoint is
+ * saved), and dir itself when that leaves it empty. A missing dir is fine. */
+lp_status lp_resume_clear(const char *dir);
 
 /* Write m into out_dir (created if needed): config.json and tokenizer files
  * copied from the source, model.safetensors with packed linears. Files are

@@ -22,6 +22,7 @@ typedef enum {
     LP_ERR_ARG,         /* the caller passed a bad argument or flag value */
     LP_ERR_NOMEM,       /* an allocation failed */
     LP_ERR_NUMERIC,     /* NaN/Inf or a numerically impossible situation */
+    LP_ERR_INTERRUPTED, /* the caller asked a long run to stop (lp_quant_params.interrupt) */
 } lp_status;
 
 /* The message of the last failure on this thread ("" if none). */

@@ -26,6 +26,7 @@ const char *lp_status_name(lp_status st) {
     case LP_ERR_ARG: return "argument";
     case LP_ERR_NOMEM: return "out of memory";
     case LP_ERR_NUMERIC: return "numeric";
+    case LP_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown";
 }

@@ -39,56 +39,63 @@
 
 #define LP_CKPT_VERSION "1"
 
+/* Where packed tensors are read from: the model's checkpoint, or a resume
+ * state file (quant/resume.c); name is what errors call it. */
+typedef struct {
+    const lp_weights *w;
+    const char *name;
+} ckpt_in;
+
 /* Find a tensor with an exact dtype and shape, or fail naming it. */
-static lp_status want_tensor(lp_model *m, const char *name, lp_dtype dt, int64_t d0, int64_t d1,
+static lp_status want_tensor(const ckpt_in *in, const char *name, lp_dtype dt, int64_t d0, int64_t d1,
                              const lp_tensor_view **out) {
-    const lp_tensor_view *t = lp_weights_find(m->weights, name);
-    if (!t) return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is missing", m->dir, name);
+    const lp_tensor_view *t = lp_weights_find(in->w, name);
+    if (!t) return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is missing", in->name, name);
     if (t->dtype != dt || t->ndim != 2 || t->shape[0] != d0 || t->shape[1] != d1)
         return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is %s %dD [%lld, %lld]; expected %s [%lld, %lld]",
-                       lp_weights_file_of(m->weights, name), name, lp_dtype_name(t->dtype), t->ndim,
+                       lp_weights_file_of(in->w, name), name, lp_dtype_name(t->dtype), t->ndim,
                        (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0),
                        lp_dtype_name(dt), (long long)d0, (long long)d1);
     if ((uintptr_t)t->data % lp_dtype_size(dt))
         return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is not aligned to %zu bytes",
-                       lp_weights_file_of(m->weights, name), name, lp_dtype_size(dt));
+                       lp_weights_file_of(in->w, name), name, lp_dtype_size(dt));
     *out = t;
     return LP_OK;
 }
 
 /* A qgroup view of the tensors <base>.qweight/.scales/.qzeros into *w. */
-static lp_status view_qgroup(lp_model *m, const char *base, int bits, int group, int sym, int64_t rows,
+static lp_status view_qgroup(const ckpt_in *in, const char *base, int bits, int group, int sym, int64_t rows,
                              int64_t cols, lp_qgroup *w) {
     size_t qb, sb, zb;
     if (lp_qgroup_sizes(rows, cols, bits, group, sym, &qb, &sb, &zb) != LP_OK)
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": invalid qgroup parameters bits=%d group=%d "
-                       "for a %lld x %lld weight", m->dir, base, bits, group, (long long)rows, (long long)cols);
+                       "for a %lld x %lld weight", in->name, base, bits, group, (long long)rows, (long long)cols);
     const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     const int64_t ngroups = (int64_t)(sb / 2) / rows;
     char name[256];
     const lp_tensor_view *q, *s, *z = NULL;
     snprintf(name, sizeof name, "%s.qweight", base);
-    LP_TRY(want_tensor(m, name, LP_DT_U32, rows, blocks * bits, &q));
+    LP_TRY(want_tensor(in, name, LP_DT_U32, rows, blocks * bits, &q));
     snprintf(name, sizeof name, "%s.scales", base);
-    LP_TRY(want_tensor(m, name, LP_DT_F16, rows, ngroups, &s));
+    LP_TRY(want_tensor(in, name, LP_DT_F16, rows, ngroups, &s));
     if (!sym) {
         snprintf(name, sizeof name, "%s.qzeros", base);
-        LP_TRY(want_tensor(m, name, LP_DT_U8, rows, ngroups, &z));
+        LP_TRY(want_tensor(in, name, LP_DT_U8, rows, ngroups, &z));
     }
     lp_status st = lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data,
                                   s->nbytes, z ? z->data : NULL, z ? z->nbytes : 0);
-    if (st != LP_OK) return lp_fail_ctx(st, "%s: linear \"%s\"", m->dir, base);
+    if (st != LP_OK) return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
     return LP_OK;
 }
 
-static lp_status load_qgroup(lp_model *m, const char *base, const lp_json *desc, int64_t rows,
+static lp_status load_qgroup(const ckpt_in *in, const char *base, const lp_json *desc, int64_t rows,
                              int64_t cols, lp_linear *out) {
     int bits = (int)lp_json_int(lp_json_get(desc, "bits"), 0);
     int group = (int)lp_json_int(lp_json_get(desc, "group"), 0);
     int sym = lp_json_bool(lp_json_get(desc, "sym"), false);
     lp_qgroup *w = calloc(1, sizeof *w);
     if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
-    lp_status st = view_qgroup(m, base, bits, group, sym, rows, cols, w);
+    lp_status st = view_qgroup(in, base, bits, group, sym, rows, cols, w);
     if (st != LP_OK) {
         free(w);
         return st;
@@ -97,21 +104,21 @@ static lp_status load_qgroup(lp_model *m, const char *base, const lp_json *desc,
     return LP_OK;
 }
 
-static lp_status load_qmix(lp_model *m, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
+static lp_status load_qmix(const ckpt_in *in, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
                            lp_linear *out) {
     int group = (int)lp_json_int(lp_json_get(desc, "group"), 0);
     int sym = lp_json_bool(lp_json_get(desc, "sym"), false);
     if (group < LP_QGROUP_BLOCK || group % LP_QGROUP_BLOCK || group >= cols)
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": qmix group %d for %lld columns, expected a multiple of "
-                       "32 below the column count", m->dir, base, group, (long long)cols);
+                       "32 below the column count", in->name, base, group, (long long)cols);
     const int64_t G = (cols + group - 1) / group;
     char name[256];
     const lp_tensor_view *gb;
     snprintf(name, sizeof name, "%s.gbits", base);
-    LP_TRY(want_tensor(m, name, LP_DT_U8, 1, G, &gb));
+    LP_TRY(want_tensor(in, name, LP_DT_U8, 1, G, &gb));
     const uint8_t *gbits = gb->data;
     lp_status cs = lp_qmix_check(LP_ERR_FORMAT, rows, cols, group, gbits);
-    if (cs != LP_OK) return lp_fail_ctx(cs, "%s: linear \"%s\"", m->dir, base);
+    if (cs != LP_OK) return lp_fail_ctx(cs, "%s: linear \"%s\"", in->name, base);
     lp_qgroup parts[LP_QMIX_MAX_PARTS] = {0};
     int np = 0;
     lp_status st = LP_OK;
@@ -120,59 +127,96 @@ static lp_status load_qmix(lp_model *m, const char *base, const lp_json *desc, i
         if (!pc) continue;
         char pb[232];
         snprintf(pb, sizeof pb, "%s.w%d", base, b);
-        st = view_qgroup(m, pb, b, group, sym, rows, pc, &parts[np++]);
+        st = view_qgroup(in, pb, b, group, sym, rows, pc, &parts[np++]);
     }
     lp_qmix *w = st == LP_OK ? calloc(1, sizeof *w) : NULL;
     if (st == LP_OK && !w) st = lp_fail(LP_ERR_NOMEM, "out of memory");
     if (st == LP_OK) st = lp_qmix_adopt(w, rows, cols, group, sym, gbits, parts, np);
     if (st != LP_OK) {
         free(w);
-        return lp_fail_ctx(st, "%s: linear \"%s\"", m->dir, base);
+        return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
     }
     *out = (lp_linear){.fmt = LP_LINEAR_QMIX, .rows = rows, .cols = cols, .mix = w};
     return LP_OK;
 }
 
-static lp_status load_qlut(lp_model *m, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
+static lp_status load_qlut(const ckpt_in *in, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
                            lp_linear *out) {
     int bits = (int)lp_json_int(lp_json_get(desc, "bits"), 0);
     int64_t nnz = lp_json_int(lp_json_get(desc, "nnz"), -1);
     if (bits < 1 || bits > LP_QLUT_MAX_BITS || nnz < 0 || nnz > rows * cols)
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": qlut bits %d and nnz %lld, expected bits 1..4 and 0 <= "
-                       "nnz <= %lld", m->dir, base, bits, (long long)nnz, (long long)(rows * cols));
+                       "nnz <= %lld", in->name, base, bits, (long long)nnz, (long long)(rows * cols));
     const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     char name[256];
     const lp_tensor_view *q, *lut, *rp, *ci, *v;
     snprintf(name, sizeof name, "%s.qweight", base);
-    LP_TRY(want_tensor(m, name, LP_DT_U32, rows, blocks * bits, &q));
+    LP_TRY(want_tensor(in, name, LP_DT_U32, rows, blocks * bits, &q));
     snprintf(name, sizeof name, "%s.lut", base);
-    LP_TRY(want_tensor(m, name, LP_DT_F16, rows, (int64_t)1 << bits, &lut));
+    LP_TRY(want_tensor(in, name, LP_DT_F16, rows, (int64_t)1 << bits, &lut));
     snprintf(name, sizeof name, "%s.row_ptr", base);
-    LP_TRY(want_tensor(m, name, LP_DT_I32, 1, rows + 1, &rp));
+    LP_TRY(want_tensor(in, name, LP_DT_I32, 1, rows + 1, &rp));
     snprintf(name, sizeof name, "%s.col_idx", base);
-    LP_TRY(want_tensor(m, name, LP_DT_I32, 1, nnz, &ci));
+    LP_TRY(want_tensor(in, name, LP_DT_I32, 1, nnz, &ci));
     snprintf(name, sizeof name, "%s.vals", base);
-    LP_TRY(want_tensor(m, name, LP_DT_F16, 1, nnz, &v));
+    LP_TRY(want_tensor(in, name, LP_DT_F16, 1, nnz, &v));
     lp_qlut *w = calloc(1, sizeof *w);
     if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
     lp_status st = lp_qlut_view(w, rows, cols, bits, nnz, q->data, q->nbytes, lut->data, lut->nbytes, rp->data,
                                 rp->nbytes, ci->data, ci->nbytes, v->data, v->nbytes);
     if (st != LP_OK) {
         free(w);
-        return lp_fail_ctx(st, "%s: linear \"%s\"", m->dir, base);
+        return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
     }
     *out = (lp_linear){.fmt = LP_LINEAR_QLUT, .rows = rows, .cols = cols, .lut = w};
     return LP_OK;
 }
 
-lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols, lp_linear *out) {
-    memset(out, 0, sizeof *out);
-    /* A file from a newer llmpress may mean anything: refuse it by version. */
-    const char *ver = lp_weights_meta(m->weights, "llmpress.format_version");
+/* A file from a newer llmpress may mean anything: refuse it by version. */
+static lp_status check_version(const lp_weights *w, const char *name) {
+    const char *ver = lp_weights_meta(w, "llmpress.format_version");
     if (ver && strcmp(ver, LP_CKPT_VERSION))
         return lp_fail(LP_ERR_UNSUPPORTED, "%s: llmpress.format_version \"%s\" in the safetensors "
                        "metadata; this llmpress reads version \"%s\" (hint: upgrade llmpress)",
-                       m->dir, ver, LP_CKPT_VERSION);
+                       name, ver, LP_CKPT_VERSION);
+    return LP_OK;
+}
+
+lp_status lp_ckpt_load_packed(const lp_weights *w, const char *name, const char *base, int64_t rows,
+                              int64_t cols, lp_linear *out) {
+    memset(out, 0, sizeof *out);
+    LP_TRY(check_version(w, name));
+    const ckpt_in in_ = {w, name}, *in = &in_;
+    char key[256];
+    snprintf(key, sizeof key, "llmpress.linear.%s", base);
+    const char *meta = lp_weights_meta(w, key);
+    if (!meta)
+        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s.weight\" is missing from the checkpoint", name, base);
+    if (!lp_weights_meta(w, "llmpress.format_version"))
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\" is described by llmpress metadata, but the "
+                       "safetensors metadata has no llmpress.format_version", name, base);
+    lp_json_doc *doc = NULL;
+    lp_status pst = lp_json_parse(meta, strlen(meta), key, &doc);
+    if (pst != LP_OK) return lp_fail_ctx(pst, "%s: safetensors metadata", name);
+    const lp_json *d = lp_json_root(doc);
+    const char *fmt = lp_json_str(lp_json_get(d, "format"), "(none)");
+    lp_status st;
+    if (!strcmp(fmt, "qgroup"))
+        st = load_qgroup(in, base, d, rows, cols, out);
+    else if (!strcmp(fmt, "qmix"))
+        st = load_qmix(in, base, d, rows, cols, out);
+    else if (!strcmp(fmt, "qlut"))
+        st = load_qlut(in, base, d, rows, cols, out);
+    else
+        st = lp_fail(LP_ERR_UNSUPPORTED, "%s: linear \"%s\" has format \"%s\", which this version of "
+                     "llmpress does not know", name, base, fmt);
+    lp_json_free(doc);
+    return st;
+}
+
+lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols, lp_linear *out) {
+    memset(out, 0, sizeof *out);
+    LP_TRY(check_version(m->weights, m->dir));
     char key[256];
     snprintf(key, sizeof key, "%s.weight", base);
     const lp_tensor_view *t = lp_weights_find(m->weights, key);
@@ -187,30 +231,7 @@ lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64
         }
         return lp_model_tensor_f32(m, key, 2, shp, &out->w, &out->stored_dtype);
     }
-    snprintf(key, sizeof key, "llmpress.linear.%s", base);
-    const char *meta = lp_weights_meta(m->weights, key);
-    if (!meta)
-        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s.weight\" is missing from the checkpoint", m->dir, base);
-    if (!ver)
-        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\" is described by llmpress metadata, but the "
-                       "safetensors metadata has no llmpress.format_version", m->dir, base);
-    lp_json_doc *doc = NULL;
-    lp_status pst = lp_json_parse(meta, strlen(meta), key, &doc);
-    if (pst != LP_OK) return lp_fail_ctx(pst, "%s: safetensors metadata", m->dir);
-    const lp_json *d = lp_json_root(doc);
-    const char *fmt = lp_json_str(lp_json_get(d, "format"), "(none)");
-    lp_status st;
-    if (!strcmp(fmt, "qgroup"))
-        st = load_qgroup(m, base, d, rows, cols, out);
-    else if (!strcmp(fmt, "qmix"))
-        st = load_qmix(m, base, d, rows, cols, out);
-    else if (!strcmp(fmt, "qlut"))
-        st = load_qlut(m, base, d, rows, cols, out);
-    else
-        st = lp_fail(LP_ERR_UNSUPPORTED, "%s: linear \"%s\" has format \"%s\", which this version of "
-                     "llmpress does not know", m->dir, base, fmt);
-    lp_json_free(doc);
-    return st;
+    return lp_ckpt_load_packed(m->weights, m->dir, base, rows, cols, out);
 }
 
 /* ---- saving ---- */
@@ -286,6 +307,54 @@ static lp_status add_linear(lp_st_writer *w, lp_model *m, const char *base, cons
     if (with_bias) {
         snprintf(name, sizeof name, "%s.bias", base);
         LP_TRY(add_raw(w, m, name));
+    }
+    return LP_OK;
+}
+
+lp_status lp_ckpt_add_layer_state(lp_st_writer *w, lp_model *m, int64_t l) {
+    const lp_layer *L = &m->layers[l];
+    const int64_t D = m->cfg.dim;
+    char name[256], base[200];
+    if (L->norms_changed) {
+        snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)l);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->attn_norm));
+        snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
+        LP_TRY(lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->ffn_norm));
+    }
+    for (int k = 0; k < LP_NLIN; k++) {
+        if (L->lin[k].fmt == LP_LINEAR_DENSE) continue;
+        lp_linear_name(l, k, base, sizeof base);
+        LP_TRY(add_linear(w, m, base, &L->lin[k], false));
+    }
+    return LP_OK;
+}
+
+lp_status lp_ckpt_load_layer_state(lp_model *m, int64_t l, const lp_weights *w, const char *name) {
+    lp_layer *L = &m->layers[l];
+    const int64_t D = m->cfg.dim;
+    char key[256], base[200];
+    for (int which = 0; which < 2; which++) {
+        snprintf(key, sizeof key, "model.layers.%lld.%s.weight", (long long)l,
+                 which ? "post_attention_layernorm" : "input_layernorm");
+        const lp_tensor_view *t = lp_weights_find(w, key);
+        if (!t) continue;
+        if (t->dtype != LP_DT_F32 || t->ndim != 1 || t->shape[0] != D)
+            return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is not F32 [%lld]", name, key, (long long)D);
+        float *nw;
+        LP_TRY(lp_model_norm_mut(m, l, which, &nw));
+        memcpy(nw, t->data, (size_t)D * sizeof(float));
+    }
+    for (int k = 0; k < LP_NLIN; k++) {
+        lp_linear_name(l, k, base, sizeof base);
+        snprintf(key, sizeof key, "llmpress.linear.%s", base);
+        if (!lp_weights_meta(w, key)) continue; /* left dense: the source's weights stand */
+        lp_linear *dst = &L->lin[k], got;
+        LP_TRY(lp_ckpt_load_packed(w, name, base, dst->rows, dst->cols, &got));
+        got.bias = dst->bias; /* biases are the source's (not in the file) */
+        got.bias_owned = dst->bias_owned;
+        dst->bias_owned = NULL;
+        lp_linear_free(dst);
+        *dst = got;
     }
     return LP_OK;
 }

@@ -43,6 +43,17 @@ lp_status lp_model_own(lp_model *m, void *p) {
     return LP_OK;
 }
 
+lp_status lp_model_keep_weights(lp_model *m, lp_weights *w) {
+    lp_weights **a = realloc(m->aux, (size_t)(m->n_aux + 1) * sizeof *a);
+    if (!a) {
+        lp_weights_close(w);
+        return lp_fail(LP_ERR_NOMEM, "out of memory");
+    }
+    m->aux = a;
+    m->aux[m->n_aux++] = w;
+    return LP_OK;
+}
+
 lp_status lp_model_norm_mut(lp_model *m, int64_t l, int which, float **out) {
     lp_layer *L = &m->layers[l];
     const float **slot = which ? &L->ffn_norm : &L->attn_norm;
@@ -182,6 +193,8 @@ void lp_model_free(lp_model *m) {
     if (!m->cfg.tied) lp_linear_free(&m->head);
     for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    for (int64_t i = 0; i < m->n_aux; i++) lp_weights_close(m->aux[i]);
+    free(m->aux);
     lp_weights_close(m->weights);
     free(m->dir);
     free(m);

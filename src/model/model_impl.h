@@ -32,6 +32,8 @@ struct lp_model {
     lp_dtype embed_dtype;  /* as stored */
     void **owned;          /* f32 copies made at load, freed with the model */
     int64_t n_owned, cap_owned;
+    lp_weights **aux;      /* further mapped files packed linears point into (resume state) */
+    int64_t n_aux;
 };
 
 /* Fetch a tensor as f32 with the expected shape (ndim entries); the result is
@@ -49,6 +51,10 @@ lp_status lp_model_norm_mut(lp_model *m, int64_t l, int which, float **out);
 /* Record a malloc'd block to be freed with the model. */
 lp_status lp_model_own(lp_model *m, void *p);
 
+/* Keep w open for the model's lifetime (closed by lp_model_free); on failure
+ * (LP_ERR_NOMEM) w is closed. */
+lp_status lp_model_keep_weights(lp_model *m, lp_weights *w);
+
 /* Name of layer l's linear k: "model.layers.<l>.<lp_linear_names[k]>". */
 void lp_linear_name(int64_t l, int k, char *buf, size_t n);
 
@@ -56,6 +62,17 @@ void lp_linear_name(int64_t l, int k, char *buf, size_t n);
  * the weights, dense (<base>.weight) or in a compressed format. */
 lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols,
                               lp_linear *out);
+/* Linear `base` in a packed format described by w's llmpress metadata (views
+ * into w's mapping: w must outlive it); name is the file errors name. */
+lp_status lp_ckpt_load_packed(const lp_weights *w, const char *name, const char *base, int64_t rows,
+                              int64_t cols, lp_linear *out);
+/* Block l's state as a method left it, for the resume files (quant/resume.c):
+ * its packed linears and, when a method rescaled them, its norms (F32); dense
+ * linears, biases and unchanged norms are the source checkpoint's and are not
+ * written. lp_ckpt_load_layer_state installs what such a file holds into
+ * layer l (its packed linears then point into w's mapping). */
+lp_status lp_ckpt_add_layer_state(lp_st_writer *w, lp_model *m, int64_t l);
+lp_status lp_ckpt_load_layer_state(lp_model *m, int64_t l, const lp_weights *w, const char *name);
 
 /* ---- block-wise execution, for calibration (src/model/forward.c) ----
  * The hook sees the input of each group of linears as it is computed:

@@ -24,6 +24,8 @@
  *   AWQ (awq.c) runs its own per-block search instead of the four stages;
  *   with p->awq_prescale its scales are folded in first and the block is
  *   then compressed by the four stages here (recipe "AWQ then GPTQ").
+ *   With p->resume_dir every finished block and X are saved (resume.c), and
+ *   a rerun starts after the last saved block.
  */
 #include "quant/pipeline.h"
 
@@ -32,6 +34,7 @@
 #include "quant/awq.h"
 #include "quant/clip.h"
 #include "quant/gptq.h"
+#include "quant/resume.h"
 #include "quant/rtn.h"
 #include "quant/slim.h"
 #include "quant/squeezellm.h"
@@ -180,6 +183,8 @@ static lp_status compress_stage(pipe *P, int64_t b, int64_t cols, const int *lin
     LP_ASSERT(fn);
     char name[256];
     for (int k = 0; lin[k] >= 0; k++) {
+        if (P->p->interrupt && *P->p->interrupt)
+            return lp_fail(LP_ERR_INTERRUPTED, "interrupted in block %lld", (long long)b + 1);
         double err = NAN;
         lp_linear *l = &P->m->layers[b].lin[lin[k]];
         lp_status s = l->fmt == LP_LINEAR_DENSE
@@ -306,23 +311,35 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
                                 (long long)N, (long long)L);
     P.st.peak_activation_bytes = (size_t)(N * L * D + ysz + zsz + (T ? L * TW : 0) + maxcols * maxcols) * sizeof(float);
     for (int64_t i = 0; s == LP_OK && i < N; i++) lp_embed_tokens(m, cal->tokens + i * L, L, X + i * L * D);
+    char *key = NULL;
+    int64_t b0 = 0;
+    if (s == LP_OK && p->resume_dir) {
+        s = lp_resume_key(m, p, &key);
+        if (s == LP_OK) s = lp_resume_load(p->resume_dir, key, m, X, N * L * D, &b0);
+        P.st.resumed_blocks = b0;
+    }
 
-    for (int64_t b = 0; s == LP_OK && b < c->n_layers; b++) {
+    for (int64_t b = b0; s == LP_OK && b < c->n_layers; b++) {
+        if (p->interrupt && *p->interrupt) {
+            s = lp_fail(LP_ERR_INTERRUPTED, "interrupted before block %lld", (long long)b + 1);
+            break;
+        }
         if (awq_only) { /* its own per-block steps; X becomes the f32 block's output */
             s = lp_awq_block(m, ctx, b, X, N, L, p, true, &P.st);
-            continue;
+        } else {
+            if (p->awq_prescale) { /* fold AWQ's scales (and clipping) in; keep X, the block's inputs */
+                memcpy(Y, X, (size_t)(N * L * D) * sizeof(float));
+                s = lp_awq_block(m, ctx, b, Y, N, L, p, false, &P.st);
+            }
+            if (s == LP_OK) s = run_block(&P, ctx, b, X, Y, Z, keep_z, T, N, L);
         }
-        if (p->awq_prescale) { /* fold AWQ's scales (and clipping) in; keep X, the block's inputs */
-            memcpy(Y, X, (size_t)(N * L * D) * sizeof(float));
-            s = lp_awq_block(m, ctx, b, Y, N, L, p, false, &P.st);
-            if (s != LP_OK) break;
-        }
-        s = run_block(&P, ctx, b, X, Y, Z, keep_z, T, N, L);
         for (int64_t i = 0; s == LP_OK && i < N * L * D; i++)
             if (!isfinite(X[i]))
                 s = lp_fail(LP_ERR_NUMERIC, "block %lld produced non-finite activations after compression",
                             (long long)b);
+        if (s == LP_OK && p->resume_dir) s = lp_resume_save(p->resume_dir, key, m, b, X, N * L * D);
     }
+    free(key);
     P.st.total = now_s() - t_start;
     if (p->stats) *p->stats = P.st;
     lp_ctx_free(ctx);
