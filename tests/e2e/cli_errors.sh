@@ -164,6 +164,17 @@ expect "gptq calibration invalid UTF-8" 1 "$TMP/bad-utf8.txt" "UTF-8" -- "$CLI" 
 : >"$TMP/empty.txt"
 expect "calibration text empty" 1 "$TMP/empty.txt" -- "$CLI" quantize "$BIG" --method gptq --calib "$TMP/empty.txt" -o "$TMP/gq"
 expect "rtn --clip calibration too short" 1 "$TMP/short.txt" "too short" -- "$CLI" quantize "$BIG" --method rtn --clip --calib "$TMP/short.txt" -o "$TMP/gq"
+CAL=$(dirname "$(dirname "$BIG")")/text/corpus/calib.txt
+if [ -f "$CAL" ]; then
+    expect "--resume under a missing directory" 1 "$TMP/no/such/state" "resume directory" -- \
+        "$CLI" quantize "$BIG" --method gptq --calib "$CAL" --nsamples 2 --seqlen 64 -o "$TMP/gq" --resume "$TMP/no/such/state"
+    expect "--resume at a file" 1 "$TMP/short.txt" "not a directory" -- \
+        "$CLI" quantize "$BIG" --method gptq --calib "$CAL" --nsamples 2 --seqlen 64 -o "$TMP/gq" --resume "$TMP/short.txt"
+    mkdir -p "$TMP/badstate"
+    printf 'not a safetensors file' >"$TMP/badstate/state.safetensors"
+    expect "--resume with a corrupt state" 1 "$TMP/badstate/state.safetensors" -- \
+        "$CLI" quantize "$BIG" --method gptq --calib "$CAL" --nsamples 2 --seqlen 64 -o "$TMP/gq" --resume "$TMP/badstate"
+fi
 [ ! -e "$TMP/gq/model.safetensors" ] || fail "a failed gptq run left a model behind"
 expect "run invalid UTF-8 prompt file" 1 "$TMP/bad-utf8.txt" -- "$CLI" run "$BIG" -f "$TMP/bad-utf8.txt" -n 1
 
