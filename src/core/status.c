@@ -46,7 +46,9 @@ lp_status lp_fail_ctx(lp_status st, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(g_errmsg, sizeof g_errmsg, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof g_errmsg && old[0])
-        snprintf(g_errmsg + n, sizeof g_errmsg - (size_t)n, ": %s", old);
+    if (n >= 0 && (size_t)n < sizeof g_errmsg && old[0]) {
+        const size_t room = sizeof g_errmsg - (size_t)n; /* the old message is cut to what fits */
+        snprintf(g_errmsg + n, room, ": %.*s", (int)(room > 3 ? room - 3 : 0), old);
+    }
     return st;
 }
