@@ -20,6 +20,7 @@
  */
 #include "model/model_impl.h"
 
+#include "core/half.h"
 #include "core/status_impl.h"
 
 #include <cblas.h>
@@ -287,11 +288,13 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
         if (tokens[t] < 0 || tokens[t] >= cf->vocab)
             return lp_fail(LP_ERR_ARG, "token id %d at index %lld is outside the vocabulary [0, %lld)",
                            tokens[t], (long long)t, (long long)cf->vocab);
+    /* The head is the largest dense matrix (the whole vocabulary): convert it
+     * here, so that running out of memory is an error rather than an abort. */
+    if (logits) LP_TRY(lp_linear_materialize((lp_linear *)&m->head));
     /* Long inputs are processed in chunks of max_batch tokens. */
     for (int64_t done = 0; done < T;) {
         int64_t n = T - done < c->max_batch ? T - done : c->max_batch;
-        for (int64_t t = 0; t < n; t++)
-            memcpy(c->x + t * D, m->embed + (int64_t)tokens[done + t] * D, (size_t)D * sizeof(float));
+        lp_embed_tokens(m, tokens + done, n, c->x);
         for (int64_t l = 0; l < cf->n_layers; l++) {
             attention_block(c, l, n);
             mlp_block(c, l, n);
@@ -360,5 +363,16 @@ void lp_block_norm(const lp_model *m, int64_t l, int which, const float *x, int6
 
 void lp_embed_tokens(const lp_model *m, const int32_t *ids, int64_t T, float *x) {
     const int64_t D = m->cfg.dim;
-    for (int64_t t = 0; t < T; t++) memcpy(x + t * D, m->embed + (int64_t)ids[t] * D, (size_t)D * sizeof(float));
+    for (int64_t t = 0; t < T; t++) {
+        float *dst = x + t * D;
+        if (m->embed) {
+            memcpy(dst, m->embed + (int64_t)ids[t] * D, (size_t)D * sizeof(float));
+            continue;
+        }
+        const uint16_t *src = (const uint16_t *)m->embed_raw + (int64_t)ids[t] * D;
+        if (m->embed_dtype == LP_DT_BF16)
+            for (int64_t i = 0; i < D; i++) dst[i] = lp_bf16_to_f32(src[i]);
+        else
+            for (int64_t i = 0; i < D; i++) dst[i] = lp_f16_to_f32(src[i]);
+    }
 }

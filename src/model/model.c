@@ -150,6 +150,22 @@ static lp_status load_layers(lp_model *m) {
     return LP_OK;
 }
 
+/* The token embedding: a 16-bit one stays in the mapping (rows are converted
+ * as tokens are embedded, so a 128k-token vocabulary costs no f32 copy);
+ * anything else goes through lp_model_tensor_f32. */
+static lp_status load_embedding(lp_model *m) {
+    static const char name[] = "model.embed_tokens.weight";
+    const int64_t shp[2] = {m->cfg.vocab, m->cfg.dim};
+    const lp_tensor_view *t = lp_weights_find(m->weights, name);
+    if (t && (t->dtype == LP_DT_BF16 || t->dtype == LP_DT_F16) && t->ndim == 2 && t->shape[0] == shp[0] &&
+        t->shape[1] == shp[1] && (uintptr_t)t->data % 2 == 0) {
+        m->embed_raw = t->data;
+        m->embed_dtype = t->dtype;
+        return LP_OK;
+    }
+    return lp_model_tensor_f32(m, name, 2, shp, &m->embed, &m->embed_dtype);
+}
+
 lp_status lp_model_load(const char *dir, lp_model **out) {
     *out = NULL;
     lp_model *m = calloc(1, sizeof *m);
@@ -162,16 +178,14 @@ lp_status lp_model_load(const char *dir, lp_model **out) {
     if (st == LP_OK) st = lp_config_load(dir, &m->cfg);
     if (st == LP_OK) st = lp_weights_open(dir, &m->weights);
     const lp_config *c = &m->cfg;
-    if (st == LP_OK) {
-        const int64_t shp[2] = {c->vocab, c->dim};
-        st = lp_model_tensor_f32(m, "model.embed_tokens.weight", 2, shp, &m->embed, &m->embed_dtype);
-    }
+    if (st == LP_OK) st = load_embedding(m);
     if (st == LP_OK) st = lp_model_tensor_f32(m, "model.norm.weight", 1, &c->dim, &m->norm, NULL);
     if (st == LP_OK) st = load_layers(m);
     if (st == LP_OK) {
         if (c->tied) {
             m->head = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = c->vocab, .cols = c->dim,
-                                  .w = m->embed, .stored_dtype = m->embed_dtype};
+                                  .w = m->embed, .raw = m->embed ? NULL : m->embed_raw,
+                                  .stored_dtype = m->embed_dtype};
         } else {
             st = lp_ckpt_load_linear(m, "lm_head", c->vocab, c->dim, &m->head);
         }
@@ -190,7 +204,7 @@ void lp_model_free(lp_model *m) {
         for (int64_t l = 0; l < m->cfg.n_layers; l++)
             for (int k = 0; k < LP_NLIN; k++) lp_linear_free(&m->layers[l].lin[k]);
     free(m->layers);
-    if (!m->cfg.tied) lp_linear_free(&m->head);
+    lp_linear_free(&m->head); /* tied: frees only what its first forward converted */
     for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     for (int64_t i = 0; i < m->n_aux; i++) lp_weights_close(m->aux[i]);

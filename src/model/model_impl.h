@@ -25,9 +25,12 @@ struct lp_model {
     lp_config cfg;
     char *dir;
     lp_weights *weights;   /* the mapped checkpoint; dense views point into it */
-    const float *embed;    /* V x D */
+    const float *embed;    /* V x D f32, or NULL when stored in 16 bits: rows are then
+                              converted from embed_raw as tokens are embedded */
+    const void *embed_raw; /* V x D BF16/F16, a view into the mapping (when embed is NULL) */
     const float *norm;     /* D */
-    lp_linear head;        /* V x D; when tied, a dense view of embed */
+    lp_linear head;        /* V x D; when tied, a dense view of the embedding (lazy, as any
+                              16-bit dense linear: converted on its first forward) */
     lp_layer *layers;      /* n_layers */
     lp_dtype embed_dtype;  /* as stored */
     void **owned;          /* f32 copies made at load, freed with the model */
@@ -98,7 +101,8 @@ lp_status lp_block_attention(lp_ctx *c, int64_t l, const float *x, int64_t T, fl
 lp_status lp_block_mlp_act(lp_ctx *c, int64_t l, const float *h, int64_t T, float *act);
 void lp_block_norm(const lp_model *m, int64_t l, int which, const float *x, int64_t T, float *out);
 
-/* x (T x D) = embedding rows of ids (ids must be valid). */
+/* x (T x D) = embedding rows of ids (ids must be valid), converted from the
+ * stored 16-bit rows when the embedding is kept in its stored form. */
 void lp_embed_tokens(const lp_model *m, const int32_t *ids, int64_t T, float *x);
 
 #endif

@@ -13,9 +13,10 @@
  *    stage (GPTQ's llama.py hooks), written out here with lp_block_forward;
  *  - the clipping search and AWQ pre-scaling compose with GPTQ and RTN;
  *  - 16-bit checkpoints stay in their stored form until used: loading
- *    converts no linear, a forward converts each once (same logits as when
- *    all are converted first), and the pipeline converts only the linear it
- *    is compressing, so no f32 copy of an uncompressed block is ever made.
+ *    converts no linear, nor the embedding or head, a forward converts each
+ *    once (same logits as when all are converted first), and the pipeline
+ *    converts only the linear it is compressing, so no f32 copy of an
+ *    uncompressed block, the embedding or the head is ever made.
  */
 #include "test.h"
 
@@ -271,6 +272,7 @@ static void lazy_weights(const char *name) {
         for (int k = 0; k < LP_NLIN; k++) lazy += !m->layers[l].lin[k].w && m->layers[l].lin[k].raw;
     CHECKF(lazy == 7 * c->n_layers, "%s: %d of %lld linears held in their stored form after loading", name, lazy,
            (long long)(7 * c->n_layers));
+    CHECKF(!m->embed && m->embed_raw && !m->head.w, "%s: the embedding or head was converted at load", name);
     for (int64_t l = 0; l < c->n_layers; l++) /* e: everything converted up front */
         for (int k = 0; k < LP_NLIN; k++) CHECK_OK(lp_linear_materialize(&e->layers[l].lin[k]));
     int32_t ids[24];
@@ -308,6 +310,7 @@ static void lazy_weights(const char *name) {
     CHECK_OK(lp_model_quantize(m, &p));
     CHECKF(g_max_converted == 0, "%s: %d uncompressed linears were held in f32 during the pipeline", name,
            g_max_converted);
+    CHECKF(!m->embed && !m->head.w, "%s: the pipeline converted the embedding or the head to f32", name);
     free(win);
     lp_model_free(m);
 }
