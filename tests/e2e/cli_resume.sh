@@ -9,7 +9,7 @@
 #     DIR;
 #   - a state made with other settings is refused (exit 1, the setting named)
 #     and left in place;
-#   - --resume with plain rtn is a usage error (exit 2).
+#   - --resume with plain rtn is a usage error (exit 2); --help documents it.
 #
 # Env (set by CTest): LP_CLI, LP_ASSETS.
 set -u
@@ -68,5 +68,7 @@ cmp -s "$TMP/ref/model.safetensors" "$TMP/out/model.safetensors" ||
 "$CLI" quantize "$ORIG" --method rtn --bits 4 -o "$TMP/rtn" --resume "$TMP/state" 2>"$TMP/rtn.err"
 rc=$?
 [ $rc = 2 ] && grep -q "resume is for calibrated methods" "$TMP/rtn.err" || fail "rtn --resume: exit $rc: $(cat "$TMP/rtn.err")"
+
+"$CLI" quantize --help | grep -q -- "--resume DIR" || fail "quantize --help does not document --resume"
 
 [ $failures = 0 ] && echo OK || { echo "FAILED: $failures"; exit 1; }
