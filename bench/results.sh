@@ -10,7 +10,8 @@
 # bench/results/<row>.json, committed with the table) and skipped on the next
 # run (FORCE=1 redoes it), so the table can be built over several sittings and
 # on a fresh clone a run adds rows rather than starting over; docs/results.md
-# is rewritten from every kept row after each row. A row takes 0.5-3 minutes to compress
+# is rewritten from every kept row after each row. Each row records the commit
+# it was measured at ("+dirty" when src/, include/ or tools/ had changes). A row takes 0.5-3 minutes to compress
 # and about 5 minutes to evaluate on an idle 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,7 +120,9 @@ for id in $ids; do
   ejs=$($CLI eval "$model" --ppl "$WIKI" --ppl "$HELD" --ctx 512 --json --quiet)
   wiki=$(jnum "$ejs" ppl 1); held=$(jnum "$ejs" ppl 2)
   mb=$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1e6 }')
-  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"mb\": $mb, \"seconds\": $secs, \"load\": $load}" \
+  commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  git diff --quiet HEAD -- src include tools 2>/dev/null || commit="$commit+dirty"
+  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"mb\": $mb, \"seconds\": $secs, \"load\": $load, \"commit\": \"$commit\"}" \
     >"$RESULTS/$id.json"
   rm -rf "$dir"
   echo "$id: wiki $wiki heldout $held bpw $bpw ${secs}s" >&2
