@@ -137,6 +137,13 @@ lp_status lp_resume_load(const char *dir, const char *key, lp_model *m, float *X
         st = bp ? lp_weights_open(bp, &bw) : lp_fail(LP_ERR_NOMEM, "out of memory");
         if (st == LP_OK) st = check_key(bw, bp, key, dir);
         if (st == LP_OK) st = lp_ckpt_load_layer_state(m, b, bw, bp);
+        for (int k = 0; st == LP_OK && k < LP_NLIN; k++) /* every method compresses all seven */
+            if (m->layers[b].lin[k].fmt == LP_LINEAR_DENSE) {
+                char name[256];
+                lp_linear_name(b, k, name, sizeof name);
+                st = lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\" is missing (a finished block holds all seven)", bp,
+                             name);
+            }
         if (st == LP_OK) {
             st = lp_model_keep_weights(m, bw); /* the restored linears point into it */
         } else {

@@ -9,12 +9,14 @@
  *  - an interruption in the middle of a block keeps only the finished ones;
  *  - a state made with other settings or other calibration windows is
  *    refused, naming the setting that differs;
- *  - a truncated state file or a missing block file is an error naming the
- *    file, never a crash or a silently different model;
+ *  - a truncated state file, a missing block file or a block file without
+ *    one of its linears is an error naming the file, never a crash or a
+ *    silently different model;
  *  - lp_resume_clear removes the state and the directory.
  */
 #include "test.h"
 
+#include "io/safetensors.h"
 #include "llmpress/quant.h"
 
 #include <stdio.h>
@@ -121,6 +123,39 @@ static void resume_method(lp_method method, int bits, const lp_calib *cal) {
     CHECK(access(p.resume_dir, F_OK) != 0);
 }
 
+/* Rewrite block file f without linear `base` (its tensors and its metadata):
+ * a consistent file that lacks something. */
+static void drop_linear(const char *f, const char *base) {
+    lp_weights *w = NULL;
+    lp_st_writer *o = NULL;
+    CHECK_OK(lp_weights_open(f, &w));
+    CHECK_OK(lp_st_writer_init(&o));
+    if (!w || !o) return;
+    static const char *const lin[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                      "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+    char key[256];
+    CHECK_OK(lp_st_writer_meta(o, "llmpress.format_version", lp_weights_meta(w, "llmpress.format_version")));
+    CHECK_OK(lp_st_writer_meta(o, "llmpress.resume.key", lp_weights_meta(w, "llmpress.resume.key")));
+    for (int k = 0; k < 7; k++) {
+        snprintf(key, sizeof key, "llmpress.linear.model.layers.0.%s", lin[k]);
+        const char *v = lp_weights_meta(w, key);
+        if (v && !strstr(key, base)) CHECK_OK(lp_st_writer_meta(o, key, v));
+    }
+    int dropped = 0;
+    for (int64_t i = 0; i < lp_weights_count(w); i++) {
+        const lp_tensor_view *t = lp_weights_at(w, i);
+        if (!strncmp(t->name, base, strlen(base))) {
+            dropped++;
+            continue;
+        }
+        CHECK_OK(lp_st_writer_add(o, t->name, t->dtype, t->ndim, t->shape, t->data));
+    }
+    CHECK(dropped > 0);
+    CHECK_OK(lp_st_writer_save(o, f)); /* a new file renamed over the mapped one */
+    lp_st_writer_free(o);
+    lp_weights_close(w);
+}
+
 /* GPTQ: mid-block interruption, refused states, corrupt states. */
 static void resume_errors(const lp_calib *cal, const lp_calib *other_cal) {
     lp_quant_params p = lp_quant_default_params();
@@ -172,6 +207,11 @@ static void resume_errors(const lp_calib *cal, const lp_calib *other_cal) {
     CHECK(f && fwrite(d, 1, n, f) == n);
     if (f) fclose(f);
     free(d);
+    drop_linear(path("state", "block-00000.safetensors"), "model.layers.0.mlp.down_proj");
+    s = run(p, NULL, NULL);
+    CHECKF(s == LP_ERR_FORMAT && strstr(lp_last_error(), "block-00000.safetensors") &&
+               strstr(lp_last_error(), "down_proj"),
+           "%s: %s", lp_status_name(s), lp_last_error());
     CHECK(unlink(path("state", "block-00000.safetensors")) == 0);
     s = run(p, NULL, NULL);
     CHECKF(s == LP_ERR_IO && strstr(lp_last_error(), "block-00000.safetensors"), "%s: %s", lp_status_name(s),
