@@ -216,11 +216,11 @@ lp_status lp_ckpt_load_packed(const lp_weights *w, const char *name, const char 
 
 lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols, lp_linear *out) {
     memset(out, 0, sizeof *out);
-    LP_TRY(check_version(m->weights, m->dir));
     char key[256];
     snprintf(key, sizeof key, "%s.weight", base);
     const lp_tensor_view *t = lp_weights_find(m->weights, key);
     if (t) {
+        LP_TRY(check_version(m->weights, m->dir)); /* lp_ckpt_load_packed checks it otherwise */
         const int64_t shp[2] = {rows, cols};
         *out = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = rows, .cols = cols};
         if ((t->dtype == LP_DT_BF16 || t->dtype == LP_DT_F16) && t->ndim == 2 && t->shape[0] == rows &&
@@ -311,16 +311,26 @@ static lp_status add_linear(lp_st_writer *w, lp_model *m, const char *base, cons
     return LP_OK;
 }
 
+/* Layer l's two norm weights: from memory (F32) when a method rescaled them,
+ * else as stored in the source (or not at all, without `unchanged_too`). */
+static lp_status add_norms(lp_st_writer *w, lp_model *m, int64_t l, bool unchanged_too) {
+    const lp_layer *L = &m->layers[l];
+    const int64_t *D = &m->cfg.dim;
+    char name[256];
+    for (int which = 0; which < 2; which++) {
+        lp_norm_name(l, which, name, sizeof name);
+        if (L->norms_changed)
+            LP_TRY(lp_st_writer_add(w, name, LP_DT_F32, 1, D, which ? L->ffn_norm : L->attn_norm));
+        else if (unchanged_too)
+            LP_TRY(add_raw(w, m, name));
+    }
+    return LP_OK;
+}
+
 lp_status lp_ckpt_add_layer_state(lp_st_writer *w, lp_model *m, int64_t l) {
     const lp_layer *L = &m->layers[l];
-    const int64_t D = m->cfg.dim;
-    char name[256], base[200];
-    if (L->norms_changed) {
-        snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)l);
-        LP_TRY(lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->attn_norm));
-        snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
-        LP_TRY(lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->ffn_norm));
-    }
+    char base[200];
+    LP_TRY(add_norms(w, m, l, false));
     for (int k = 0; k < LP_NLIN; k++) {
         if (L->lin[k].fmt == LP_LINEAR_DENSE) continue;
         lp_linear_name(l, k, base, sizeof base);
@@ -334,8 +344,7 @@ lp_status lp_ckpt_load_layer_state(lp_model *m, int64_t l, const lp_weights *w, 
     const int64_t D = m->cfg.dim;
     char key[256], base[200];
     for (int which = 0; which < 2; which++) {
-        snprintf(key, sizeof key, "model.layers.%lld.%s.weight", (long long)l,
-                 which ? "post_attention_layernorm" : "input_layernorm");
+        lp_norm_name(l, which, key, sizeof key);
         const lp_tensor_view *t = lp_weights_find(w, key);
         if (!t) continue;
         if (t->dtype != LP_DT_F32 || t->ndim != 1 || t->shape[0] != D)
@@ -361,18 +370,13 @@ lp_status lp_ckpt_load_layer_state(lp_model *m, int64_t l, const lp_weights *w, 
 
 static lp_status build_writer(lp_model *m, lp_st_writer *w) {
     const lp_config *c = &m->cfg;
-    char name[256], base[200];
+    char base[200];
     LP_TRY(lp_st_writer_meta(w, "format", "pt"));
     LP_TRY(lp_st_writer_meta(w, "llmpress.format_version", LP_CKPT_VERSION));
     LP_TRY(add_raw(w, m, "model.embed_tokens.weight"));
     LP_TRY(add_raw(w, m, "model.norm.weight"));
     for (int64_t l = 0; l < c->n_layers; l++) {
-        const lp_layer *L = &m->layers[l];
-        const int64_t D = c->dim;
-        snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)l);
-        LP_TRY(L->norms_changed ? lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->attn_norm) : add_raw(w, m, name));
-        snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
-        LP_TRY(L->norms_changed ? lp_st_writer_add(w, name, LP_DT_F32, 1, &D, L->ffn_norm) : add_raw(w, m, name));
+        LP_TRY(add_norms(w, m, l, true));
         for (int k = 0; k < LP_NLIN; k++) {
             lp_linear_name(l, k, base, sizeof base);
             bool bias = (k <= LP_V && c->qkv_bias) || (k == LP_O && c->o_bias);

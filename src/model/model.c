@@ -27,6 +27,11 @@ void lp_linear_name(int64_t l, int k, char *buf, size_t n) {
     snprintf(buf, n, "model.layers.%lld.%s", (long long)l, lp_linear_names[k]);
 }
 
+void lp_norm_name(int64_t l, int which, char *buf, size_t n) {
+    snprintf(buf, n, "model.layers.%lld.%s.weight", (long long)l,
+             which ? "post_attention_layernorm" : "input_layernorm");
+}
+
 lp_status lp_model_own(lp_model *m, void *p) {
     if (!p) return lp_fail(LP_ERR_NOMEM, "out of memory while loading %s", m->dir);
     if (m->n_owned == m->cap_owned) {
@@ -133,9 +138,9 @@ static lp_status load_layers(lp_model *m) {
     char name[256], base[200];
     for (int64_t l = 0; l < c->n_layers; l++) {
         lp_layer *L = &m->layers[l];
-        snprintf(name, sizeof name, "model.layers.%lld.input_layernorm.weight", (long long)l);
+        lp_norm_name(l, 0, name, sizeof name);
         LP_TRY(lp_model_tensor_f32(m, name, 1, &D, &L->attn_norm, NULL));
-        snprintf(name, sizeof name, "model.layers.%lld.post_attention_layernorm.weight", (long long)l);
+        lp_norm_name(l, 1, name, sizeof name);
         LP_TRY(lp_model_tensor_f32(m, name, 1, &D, &L->ffn_norm, NULL));
         for (int k = 0; k < LP_NLIN; k++) {
             lp_linear_name(l, k, base, sizeof base);

@@ -60,6 +60,9 @@ lp_status lp_model_keep_weights(lp_model *m, lp_weights *w);
 
 /* Name of layer l's linear k: "model.layers.<l>.<lp_linear_names[k]>". */
 void lp_linear_name(int64_t l, int k, char *buf, size_t n);
+/* Name of layer l's input norm (which = 0) or post-attention norm (1) weight:
+ * "model.layers.<l>.input_layernorm.weight", ... */
+void lp_norm_name(int64_t l, int which, char *buf, size_t n);
 
 /* Compressed-checkpoint hooks (src/io/checkpoint.c): load linear `base` from
  * the weights, dense (<base>.weight) or in a compressed format. */
