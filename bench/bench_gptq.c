@@ -9,7 +9,7 @@
  * usage: bench_gptq [threads=2] [bits=4] [group=128] [act_order=0] [shapes=all|small]
  */
 #include "quant/gptq.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 #include "quant/rtn.h"
 
 #include <cblas.h>

@@ -20,8 +20,8 @@
  * average is printed first and last: on a shared machine, numbers taken
  * under load are not worth comparing.
  */
-#include "kernels/qkernels.h"
-#include "quant/qgroup.h"
+#include "format/qgroup_kernels.h"
+#include "format/qgroup.h"
 
 #include <cblas.h>
 #include <omp.h>

@@ -10,9 +10,9 @@
  * Synthetic random weights: speed does not depend on the values.
  */
 #include "core/half.h"
-#include "quant/qgroup.h"
-#include "quant/qlut.h"
-#include "quant/qmix.h"
+#include "format/qgroup.h"
+#include "format/qlut.h"
+#include "format/qmix.h"
 
 #include <omp.h>
 #include <stdio.h>

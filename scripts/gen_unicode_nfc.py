@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate src/io/tokenizer_nfc_data.h: the Unicode tables NFC needs.
+"""Generate src/tokenizer/tokenizer_nfc_data.h: the Unicode tables NFC needs.
 
 What: canonical combining classes, full canonical decompositions, primary
 composites and an "NFC-unsafe" set (characters that can change under NFC).
@@ -14,7 +14,7 @@ decomposition. For parity we do the same with the characters listed in
 HF_UNKNOWN, which `--probe` finds by asking HF tokenizers itself (on a machine
 with `pip install tokenizers`): every character with a canonical
 decomposition or a non-zero combining class that HF's NFD leaves alone.
-Run:  python3 scripts/gen_unicode_nfc.py > src/io/tokenizer_nfc_data.h
+Run:  python3 scripts/gen_unicode_nfc.py > src/tokenizer/tokenizer_nfc_data.h
       python3 scripts/gen_unicode_nfc.py --probe   # prints a new HF_UNKNOWN
 """
 import sys

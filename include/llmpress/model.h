@@ -84,6 +84,15 @@ typedef struct {
 } lp_model_size;
 void lp_model_size_get(const lp_model *m, lp_model_size *sz);
 
+/* Write m into out_dir (created if needed): config.json and tokenizer files
+ * copied from the source, model.safetensors with packed linears. Files are
+ * written under temporary names and renamed when complete. */
+lp_status lp_model_save(lp_model *m, const char *out_dir);
+
+/* The checks lp_model_save makes before writing (not the source directory,
+ * not a file, parent exists), so a caller can fail before long work. */
+lp_status lp_model_save_check(const lp_model *m, const char *out_dir);
+
 /* ---- running ---- */
 typedef struct lp_ctx lp_ctx;
 

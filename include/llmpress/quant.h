@@ -116,15 +116,6 @@ lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p);
  * saved), and dir itself when that leaves it empty. A missing dir is fine. */
 lp_status lp_resume_clear(const char *dir);
 
-/* Write m into out_dir (created if needed): config.json and tokenizer files
- * copied from the source, model.safetensors with packed linears. Files are
- * written under temporary names and renamed when complete. */
-lp_status lp_model_save(lp_model *m, const char *out_dir);
-
-/* The checks lp_model_save makes before writing (not the source directory,
- * not a file, parent exists), so a caller can fail before long work. */
-lp_status lp_model_save_check(const lp_model *m, const char *out_dir);
-
 #ifdef __cplusplus
 }
 #endif

@@ -6,7 +6,7 @@
 #define LP_MODEL_IMPL_H
 
 #include "llmpress/model.h"
-#include "model/linear.h"
+#include "format/linear.h"
 #include "io/safetensors.h"
 
 /* The seven decoder linears of a block, in the order they are computed. */
@@ -64,7 +64,7 @@ void lp_linear_name(int64_t l, int k, char *buf, size_t n);
  * "model.layers.<l>.input_layernorm.weight", ... */
 void lp_norm_name(int64_t l, int which, char *buf, size_t n);
 
-/* Compressed-checkpoint hooks (src/io/checkpoint.c): load linear `base` from
+/* Compressed-checkpoint hooks (src/model/checkpoint.c): load linear `base` from
  * the weights, dense (<base>.weight) or in a compressed format. */
 lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols,
                               lp_linear *out);

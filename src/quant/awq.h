@@ -11,7 +11,7 @@
 #define LP_AWQ_H
 
 #include "llmpress/quant.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include <stdbool.h>
 #include <stdint.h>

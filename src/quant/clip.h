@@ -26,7 +26,7 @@
 #define LP_CLIP_H
 
 #include "llmpress/status.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include <stdint.h>
 

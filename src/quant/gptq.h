@@ -16,7 +16,7 @@
 #define LP_GPTQ_H
 
 #include "llmpress/status.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include <stdint.h>
 

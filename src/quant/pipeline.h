@@ -6,7 +6,7 @@
 
 #include "llmpress/quant.h"
 
-#include "model/linear.h"
+#include "format/linear.h"
 
 /* A per-linear compressor of the pipeline: l is dense (f32, possibly a view
  * into the mapped checkpoint: never write through l->w); H = 2 X^T X / n is

@@ -11,7 +11,7 @@
 #define LP_RTN_H
 
 #include "llmpress/status.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include <math.h>
 #include <stdint.h>

@@ -15,7 +15,7 @@
 #include "core/status_impl.h"
 #include "quant/clip.h"
 #include "quant/gptq.h"
-#include "quant/qmix.h"
+#include "format/qmix.h"
 #include "quant/rtn.h"
 
 #include <cblas.h>

@@ -26,7 +26,7 @@
 #define LP_SQUEEZELLM_H
 
 #include "quant/pipeline.h"
-#include "quant/qlut.h"
+#include "format/qlut.h"
 
 /* Compress W (rows x cols, finite) with sensitivities s (cols, >= 0) into
  * out (allocated here with lp_qlut_init). */

@@ -15,7 +15,7 @@
  *     (unless the text holds an added token's string).
  * Run: ./fuzz_tokenizer -max_len=4096 fuzz-corpus/tokenizer (see docs/fuzzing.md).
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include <stdint.h>
 #include <stdio.h>

@@ -10,7 +10,7 @@
  * Seeds: tests/data/tok_synth/s*.json (small tokenizers of every supported
  * component) are a good starting corpus.
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include <stdint.h>
 #include <stdio.h>

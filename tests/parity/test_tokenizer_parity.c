@@ -16,7 +16,7 @@
  */
 #include "llmpress/tokenizer.h"
 #include "io/json.h"
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 #include "test.h"
 
 #include <zlib.h>

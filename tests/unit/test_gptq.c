@@ -25,7 +25,7 @@
 #include "core/half.h"
 #include "core/status_impl.h"
 #include "quant/gptq.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 #include "quant/rtn.h"
 #include "test.h"
 

@@ -10,7 +10,7 @@
  * bounds.
  */
 #include "core/half.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 #include "quant/rtn.h"
 #include "test.h"
 

@@ -20,8 +20,8 @@
  * A kernel the CPU lacks is skipped with a SKIP line.
  */
 #include "core/half.h"
-#include "kernels/qkernels.h"
-#include "quant/qgroup.h"
+#include "format/qgroup_kernels.h"
+#include "format/qgroup.h"
 #include "test.h"
 
 #include <omp.h>

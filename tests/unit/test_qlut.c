@@ -16,10 +16,10 @@
 #include "test.h"
 
 #include "core/half.h"
-#include "kernels/qkernels.h"
-#include "kernels/qlut_kernels.h"
-#include "quant/qgroup.h"
-#include "quant/qlut.h"
+#include "format/qgroup_kernels.h"
+#include "format/qlut_kernels.h"
+#include "format/qgroup.h"
+#include "format/qlut.h"
 #include "quant/rtn.h"
 #include "quant/squeezellm.h"
 

@@ -19,9 +19,9 @@
 #include "test.h"
 
 #include "core/half.h"
-#include "model/linear.h"
+#include "format/linear.h"
 #include "quant/gptq.h"
-#include "quant/qmix.h"
+#include "format/qmix.h"
 #include "quant/slim.h"
 
 enum { R = 24, C = 200, GS = 64 }; /* 4 groups: 64, 64, 64, 8 */

@@ -12,7 +12,7 @@
  */
 #include "llmpress/tokenizer.h"
 #include "io/json.h"
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 #include "test.h"
 
 #include <stdint.h>

@@ -9,7 +9,7 @@
  * unchanged. Parts are visited in ascending width and their products summed
  * in that fixed order, so results do not depend on the thread count either.
  */
-#include "quant/qmix.h"
+#include "format/qmix.h"
 
 #include "core/status_impl.h"
 

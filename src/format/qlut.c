@@ -2,20 +2,20 @@
  * qlut.c - the lookup-table-plus-outliers format (layout in qlut.h):
  * allocation, checked views of file buffers, dequantization, and products.
  *
- * Design: products follow qmatmul.c. Few tokens: rows in fixed tiles, one
+ * Design: products follow qgroup_gemm.c. Few tokens: rows in fixed tiles, one
  * OpenMP loop over tiles, the dense kernel reads each packed row once for up
  * to LP_QLUT_MAX_T tokens, then the row's outliers are added in CSR order.
  * Many tokens: tiles of rows are dequantized (outliers included) and
  * multiplied with cblas_sgemm. Each output is computed by one thread in a
  * fixed order, so the thread count never changes a result.
  */
-#include "quant/qlut.h"
+#include "format/qlut.h"
 
 #include "core/half.h"
 #include "core/status_impl.h"
-#include "kernels/qkernels.h"
-#include "kernels/qlut_kernels.h"
-#include "quant/qgroup.h"
+#include "format/qgroup_kernels.h"
+#include "format/qlut_kernels.h"
+#include "format/qgroup.h"
 
 #include <cblas.h>
 #include <limits.h>
@@ -231,7 +231,7 @@ static lp_status gemm_blas(lp_qlut_dequant_fn dq, const lp_qlut *w, const float 
     const size_t per = (size_t)(BLAS_TILE * C);
     float *D = malloc(per * (size_t)nth * sizeof(float));
     if (!D) return lp_fail(LP_ERR_NOMEM, "qlut gemm: out of memory for dequantized tiles");
-    /* One single-threaded sgemm per tile inside our loop (see qmatmul.c). */
+    /* One single-threaded sgemm per tile inside our loop (see qgroup_gemm.c). */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t i = 0; i < ntiles; i++) {
         int64_t r0 = i * BLAS_TILE, nr = R - r0 < BLAS_TILE ? R - r0 : BLAS_TILE;

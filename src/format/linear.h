@@ -12,18 +12,18 @@
 #define LP_LINEAR_H
 
 #include "io/safetensors.h"
-#include "quant/qgroup.h"
-#include "quant/qlut.h"
-#include "quant/qmix.h"
+#include "format/qgroup.h"
+#include "format/qlut.h"
+#include "format/qmix.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
     LP_LINEAR_DENSE = 0,
-    LP_LINEAR_QGROUP = 1, /* grouped integers (quant/qgroup.h) */
-    LP_LINEAR_QMIX = 2,   /* grouped integers, a width per column group (quant/qmix.h) */
-    LP_LINEAR_QLUT = 3,   /* per-row lookup tables plus sparse outliers (quant/qlut.h) */
+    LP_LINEAR_QGROUP = 1, /* grouped integers (format/qgroup.h) */
+    LP_LINEAR_QMIX = 2,   /* grouped integers, a width per column group (format/qmix.h) */
+    LP_LINEAR_QLUT = 3,   /* per-row lookup tables plus sparse outliers (format/qlut.h) */
 } lp_linear_format;
 
 typedef struct {

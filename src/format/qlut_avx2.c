@@ -8,9 +8,9 @@
  * eight entries in each and bit 3 of the code picks one (one blend), for
  * b = 4 only.
  */
-#include "kernels/qlut_kernels.h"
+#include "format/qlut_kernels.h"
 
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include <immintrin.h>
 #include <string.h>

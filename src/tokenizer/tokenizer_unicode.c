@@ -23,12 +23,12 @@
  * The tables are generated from Python's unicodedata by
  * scripts/gen_unicode_nfc.py into tokenizer_nfc_data.h.
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/tokenizer_nfc_data.h"
+#include "tokenizer/tokenizer_nfc_data.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 

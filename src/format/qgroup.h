@@ -124,7 +124,7 @@ void lp_qgroup_unpack_block(const uint32_t *blk, int bits, uint8_t v[LP_QGROUP_B
  * computed as s * (float)(q - z), identical in every kernel. OpenMP over rows. */
 void lp_qgroup_dequant(const lp_qgroup *w, int64_t r0, int64_t r1, float *out);
 
-/* ---- matrix products from the packed form (qmatmul.c) ----
+/* ---- matrix products from the packed form (qgroup_gemm.c) ----
  * Any thread count gives bit-identical results: rows are cut into fixed
  * tiles and each output element is computed by one thread in a fixed order. */
 

@@ -7,13 +7,13 @@
  * packed tensors described by a metadata entry:
  *   __metadata__["llmpress.format_version"] = "1"
  *   __metadata__["llmpress.linear.<base>"]  = {"format":"qgroup","bits":4,"group":128,"sym":false}
- *   <base>.qweight  U32 [rows, blocks*bits]   packed integers (layout: quant/qgroup.h)
+ *   <base>.qweight  U32 [rows, blocks*bits]   packed integers (layout: format/qgroup.h)
  *   <base>.scales   F16 [rows, ngroups]
  *   <base>.qzeros   U8  [rows, ngroups]       (asymmetric only)
- * Mixed widths per column group (quant/qmix.h), {"format":"qmix","group":128,"sym":false}:
+ * Mixed widths per column group (format/qmix.h), {"format":"qmix","group":128,"sym":false}:
  *   <base>.gbits         U8 [1, ngroups]      width of each column group
  *   <base>.w<b>.qweight, .w<b>.scales, .w<b>.qzeros   one qgroup part per width b
- * Lookup tables plus outliers (quant/qlut.h), {"format":"qlut","bits":3,"nnz":N}:
+ * Lookup tables plus outliers (format/qlut.h), {"format":"qlut","bits":3,"nnz":N}:
  *   <base>.qweight  U32 [rows, blocks*bits]   codes
  *   <base>.lut      F16 [rows, 2^bits]
  *   <base>.row_ptr  I32 [1, rows + 1]; <base>.col_idx I32 [1, nnz]; <base>.vals F16 [1, nnz]
@@ -24,7 +24,7 @@
  * model.safetensors is renamed last, so a directory without it is visibly
  * incomplete rather than subtly wrong.
  */
-#include "llmpress/quant.h"
+#include "llmpress/model.h"
 
 #include "core/fileio.h"
 #include "core/status_impl.h"

@@ -1,6 +1,6 @@
 /*
- * qgemv_avx512.c - AVX-512 kernels for grouped-integer weights (see
- * qgemv_ref.c for the specification, quant/qgroup.h for the bit layout).
+ * qgroup_avx512.c - AVX-512 kernels for grouped-integer weights (see
+ * qgroup_ref.c for the specification, format/qgroup.h for the bit layout).
  *
  * Unpack: a block's plane of width w (w words) is broadcast so that lane L
  * holds word L mod w; value j = 16h + L (h = 0 for the first 16 values, 1 for
@@ -47,7 +47,7 @@
  * is bound by the 4 vector ALU ports: AND, convert and FMA per 16 weights,
  * plus the scale FMA per group), multi ~55 G weight-tokens/s at T = 4.
  */
-#include "kernels/qkernels.h"
+#include "format/qgroup_kernels.h"
 
 #include <immintrin.h>
 #include <math.h>

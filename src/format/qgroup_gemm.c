@@ -1,5 +1,5 @@
 /*
- * qmatmul.c - Y = X W^T with W in the packed grouped-integer format.
+ * qgroup_gemm.c - Y = X W^T with W in the packed grouped-integer format.
  *
  * What: the entry points the forward pass calls (lp_qgroup_gemv / _gemm).
  * Why: a decoder step reads every weight once per token, so speed is memory
@@ -23,10 +23,10 @@
  * computed by one thread in a fixed order, so the thread count never changes
  * a result.
  */
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include "core/status_impl.h"
-#include "kernels/qkernels.h"
+#include "format/qgroup_kernels.h"
 
 #include <cblas.h>
 #include <limits.h>

@@ -2,13 +2,13 @@
  * qkernels.h - the kernel table for packed grouped-integer weights (qgroup).
  *
  * What: serial functions over a row range [r0, r1) of a packed lp_qgroup.
- * The OpenMP loop lives in the caller (quant/qmatmul.c); kernels never spawn
+ * The OpenMP loop lives in the caller (format/qgroup_gemm.c); kernels never spawn
  * threads and each output row is computed in a fixed order, so results do
  * not depend on how rows are split between threads.
  *
- * Why a table: SIMD code lives only in qgemv_avx2.c / qgemv_avx512.c; the
+ * Why a table: SIMD code lives only in qgroup_avx2.c / qgroup_avx512.c; the
  * table is chosen once from the CPU's features (or LP_KERNEL=ref|avx2|avx512)
- * and everything else stays generic. qgemv_ref.c is the specification; the
+ * and everything else stays generic. qgroup_ref.c is the specification; the
  * fast kernels are tested against it (tests/unit/test_qkernels.c).
  *
  * Shapes (B = blocks, G = ngroups, T = tokens, ldx = lp_qkernels_ldx(w),
@@ -38,7 +38,7 @@
 #define LP_QKERNELS_H
 
 #include "llmpress/status.h"
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include <stdint.h>
 

@@ -4,7 +4,7 @@
  * Dense f32 goes to BLAS (sgemv for one token, sgemm for a batch); packed
  * formats go to their kernels, which never materialize the whole f32 matrix.
  */
-#include "model/linear.h"
+#include "format/linear.h"
 
 #include "core/half.h"
 #include "core/status_impl.h"

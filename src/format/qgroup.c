@@ -10,11 +10,11 @@
  * them: w = plane width, o = the sum of the widths before it, which is both
  * the plane's first word in the block and its first bit in the value.
  */
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include "core/half.h"
 #include "core/status_impl.h"
-#include "kernels/qkernels.h"
+#include "format/qgroup_kernels.h"
 
 #include <limits.h>
 #include <stdlib.h>

@@ -8,9 +8,9 @@
  * 16h .. 16h + 15, ORed into place. One vpermps then looks the 16 weights
  * up and one FMA per token accumulates them.
  */
-#include "kernels/qlut_kernels.h"
+#include "format/qlut_kernels.h"
 
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #include <immintrin.h>
 #include <string.h>

@@ -11,7 +11,7 @@
  * decoder writes a new stage, swapped in afterwards. The final text is the
  * concatenation of the last list, as HF's decode joins with "".
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -7,7 +7,7 @@
  * compare; an unknown or unsupported name is ignored here (the library does
  * not print) - callers who want to report it use lp_qkernels_select().
  */
-#include "kernels/qkernels.h"
+#include "format/qgroup_kernels.h"
 
 #include "core/status_impl.h"
 

@@ -22,7 +22,7 @@
  * Results are cached per word string (HF keeps the same kind of cache), which
  * makes a typical corpus mostly cache hits.
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include <stdlib.h>
 #include <string.h>

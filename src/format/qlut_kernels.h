@@ -1,6 +1,6 @@
 /*
  * qlut_kernels.h - the dense-part kernels of the lookup-table format
- * (quant/qlut.h): serial functions over rows [r0, r1), no threads inside
+ * (format/qlut.h): serial functions over rows [r0, r1), no threads inside
  * (quant/qlut.c runs the OpenMP loop and adds the sparse outliers).
  *
  * x is (T, ldx), each token zero-padded past cols to blocks * 32 floats, so
@@ -11,7 +11,7 @@
 #ifndef LP_QLUT_KERNELS_H
 #define LP_QLUT_KERNELS_H
 
-#include "quant/qlut.h"
+#include "format/qlut.h"
 
 #define LP_QLUT_MAX_T 4
 

@@ -16,7 +16,7 @@
  * skipped. Splitting follows NormalizedString::split's five behaviours
  * (Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous).
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include <stdlib.h>
 #include <string.h>

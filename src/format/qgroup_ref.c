@@ -1,6 +1,6 @@
 /*
- * qgemv_ref.c - scalar reference kernels for grouped-integer weights: the
- * specification that qgemv_avx2.c and qgemv_avx512.c are tested against.
+ * qgroup_ref.c - scalar reference kernels for grouped-integer weights: the
+ * specification that qgroup_avx2.c and qgroup_avx512.c are tested against.
  *
  * y[r] = sum_c s_g(c) * (q[r,c] - z_g(c)) * x[c] is computed group by group as
  *     y[r] = sum_g s_g * (sum_{c in g} q[r,c] * x[c]  -  z_g * xsum_g)
@@ -9,7 +9,7 @@
  * caller). Sums run left to right in f32. Blocks are unpacked with
  * lp_qgroup_unpack_block, the scalar definition of the bit layout.
  */
-#include "kernels/qkernels.h"
+#include "format/qgroup_kernels.h"
 
 #include "core/half.h"
 

@@ -17,7 +17,7 @@
  * Decoding maps ids to strings (an added token by its content) and runs the
  * decoder chain.
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include "core/fileio.h"
 

@@ -22,7 +22,7 @@
 #ifndef LP_QMIX_H
 #define LP_QMIX_H
 
-#include "quant/qgroup.h"
+#include "format/qgroup.h"
 
 #define LP_QMIX_MAX_PARTS 8
 

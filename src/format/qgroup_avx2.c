@@ -1,6 +1,6 @@
 /*
- * qgemv_avx2.c - AVX2 kernels for grouped-integer weights (see qgemv_ref.c
- * for the specification, quant/qgroup.h for the bit layout).
+ * qgroup_avx2.c - AVX2 kernels for grouped-integer weights (see qgroup_ref.c
+ * for the specification, format/qgroup.h for the bit layout).
  *
  * Unpack: a block's plane of width w (w words) is broadcast so that lane L
  * holds word L mod w; value j = 8h + L (quarter h = 0..3) then sits at bit
@@ -26,12 +26,12 @@
  * (row, token) pair runs the same operations in the same order, so
  * gemv_multi == gemv bit for bit. Rows past r1 in the last pass repeat row
  * r1 - 1 and are not stored. Each block load also prefetches the same block
- * of the rows visited next, as in qgemv_avx512.c.
+ * of the rows visited next, as in qgroup_avx512.c.
  *
  * Speed (Zen 5, one core, W4 g128, weights in L2/L3): gemv ~26 G weights/s,
  * multi ~35 G weight-tokens/s.
  */
-#include "kernels/qkernels.h"
+#include "format/qgroup_kernels.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -193,7 +193,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
         for (int64_t b = g * bpg; b < b1; b++) {
 #pragma GCC unroll 2
             for (int i = 0; i < R; i++) {
-                /* the same block R rows down (see qgemv_avx512.c) */
+                /* the same block R rows down (see qgroup_avx512.c) */
                 _mm_prefetch((const char *)((uintptr_t)(qr[i] + b * bits) + next), _MM_HINT_T0);
                 __m256 f[4];
                 if (single_plane(bits)) {
@@ -232,7 +232,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
 
 /* Several tokens (T = 1 or 2 here; gemv_multi splits larger T into pairs):
  * up to MT_ROWS rows at a time, walking the columns in chunks of whole
- * groups whose x fits in L1, rows inside a chunk (see qgemv_avx512.c). The
+ * groups whose x fits in L1, rows inside a chunk (see qgroup_avx512.c). The
  * per-(row, token) accumulators wait in acc[] between chunks; the operations
  * on each are exactly those of tile(). */
 enum { MT_ROWS = 16, MT_XBYTES = 16384 };

@@ -20,7 +20,7 @@
  * Decoding drops the leading space of a token that follows BOS (run.c) or
  * starts the output (so decode(encode(s)) == s), and turns <0xNN> to a byte.
  */
-#include "io/tokenizer_impl.h"
+#include "tokenizer/tokenizer_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
