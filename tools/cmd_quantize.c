@@ -3,26 +3,27 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const HELP =
-    "usage: llmpress quantize MODEL --method M --bits B [--group G] [--calib FILE] [flags] -o OUT\n"
+/* The fixed part of --help; methods and their settings are generated from
+ * the registry (print_help). */
+static const char *const HELP_HEAD =
+    "usage: llmpress quantize MODEL --method M [settings] [--calib FILE] [flags] -o OUT\n"
     "       llmpress quantize MODEL --recipe FILE [flags] -o OUT\n"
     "\n"
-    "Quantize the decoder linears (q,k,v,o,gate,up,down) of MODEL and write a\n"
+    "Compress the decoder linears (q,k,v,o,gate,up,down) of MODEL and write a\n"
     "compressed checkpoint directory OUT that `eval`, `run` and `info` read directly.\n"
-    "  --method M      rtn         round to nearest, min-max per group\n"
-    "                  gptq        Hessian-guided error feedback, block by block\n"
-    "                  awq         activation-aware channel scales and clipping\n"
-    "                  squeezellm  sensitivity-weighted k-means lookup tables + sparse outliers\n"
-    "                  slim        SliM-LLM: salience-driven mixed bits per group, GPTQ backend\n"
-    "                  (all but rtn need --calib)\n"
-    "  --bits B        bits per weight, 1..8 (default 4; slim: the average; squeezellm: 1..4)\n"
-    "  --group G       columns per scale: 32, 64, 128, ... or -1 per output channel (default 128)\n"
-    "  --sym           symmetric quantization (default asymmetric, with zero points)\n"
-    "  -o, --out DIR   output directory (created; files in it are replaced atomically)\n"
+    "  --method M      the method (default rtn); the methods:\n";
+
+static const char *const HELP_TAIL =
+    "composing:\n"
+    "  --awq-prescale  fold AWQ's searched scales (and clipping) into each block, then compress\n"
+    "                  it with --method (AWQ then GPTQ: --method gptq --awq-prescale); the awq\n"
+    "                  settings above apply to that step\n"
     "  --recipe FILE   settings from a file, one per line as a flag without its dashes\n"
     "                  (\"method gptq\", \"bits 3\", \"awq-prescale\", \"clip\"; '#' comments);\n"
     "                  flags on the command line override it\n"
@@ -31,33 +32,53 @@ static const char *const HELP =
     "  --nsamples N    windows drawn at random offsets (default 128)\n"
     "  --seqlen L      tokens per window (default 512)\n"
     "  --seed S        seed for drawing the windows (default 0)\n"
-    "gptq, slim:\n"
-    "  --act-order     quantize columns by decreasing Hessian diagonal (static groups)\n"
-    "  --damp D        dampening, fraction of the mean Hessian diagonal (default 0.01)\n"
-    "clipping search (rtn, gptq; OmniQuant-style ranges chosen on the layer output error):\n"
-    "  --clip          search each group's min/max shrink factors (needs --calib)\n"
-    "  --clip-grid N   factors 1 - i/N (default 20)\n"
-    "  --clip-max-shrink F   deepest shrink tried (default 0.5)\n"
-    "awq, and composing it:\n"
-    "  --awq-prescale  fold AWQ's searched scales (and clipping) into each block, then compress\n"
-    "                  it with --method (recipe AWQ then GPTQ: --method gptq --awq-prescale)\n"
-    "  --awq-no-clip   skip AWQ's clipping search\n"
-    "  --awq-search-samples N   calibration windows the scale search runs on (default 0: all)\n"
-    "squeezellm:\n"
-    "  --outliers F    fraction of weights kept exactly in sparse f16 (default 0.0045)\n"
-    "  --kmeans-iters N  weighted k-means iterations per row (default 50)\n"
     "resuming (calibrated methods):\n"
     "  --resume DIR    keep each finished block and the calibration state in DIR; rerunning the\n"
     "                  same command continues after the last finished block. Ctrl-C stops cleanly\n"
     "                  after the current linear (awq: block); DIR's state files are removed once\n"
     "                  OUT is written\n"
     "output:\n"
+    "  -o, --out DIR   output directory (created; files in it are replaced atomically)\n"
     "  --threads N     threads (default: all cores)\n"
     "  --json          print a JSON summary on stdout\n"
     "  --quiet         no progress on stderr\n"
     "\n"
     "example: llmpress quantize ../shared/assets/models/llama-25m --method gptq --bits 3 --group 128 \\\n"
     "           --calib ../shared/assets/text/corpus/calib.txt -o llama-25m-w3\n";
+
+/* --help: the methods, then every setting once with the methods that take it. */
+static void print_help(void) {
+    fputs(HELP_HEAD, stdout);
+    for (int i = 0; i < lp_method_count(); i++) {
+        const lp_method *m = lp_method_at(i);
+        printf("                  %-11s %s%s\n", lp_method_name(m), lp_method_help(m),
+               lp_method_calibrated(m) ? " [--calib]" : "");
+    }
+    printf("settings (each applies to the methods listed after it):\n");
+    for (int i = 0; i < lp_method_count(); i++) {
+        for (int k = 0; lp_method_option(lp_method_at(i), k); k++) {
+            const lp_option *o = lp_method_option(lp_method_at(i), k);
+            bool seen = false; /* listed with an earlier method */
+            for (int j = 0; j < i && !seen; j++) seen = lp_method_find_option(lp_method_at(j), o->name) != NULL;
+            if (seen) continue;
+            char flag[64];
+            snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+            printf("  %-22s %s", flag, o->help);
+            if (o->type == LP_OPT_INT) printf(" (default %.0f)", o->def);
+            else if (o->type == LP_OPT_FLOAT) printf(" (default %g)", o->def);
+            printf("\n  %-22s [", "");
+            for (int j = i, first = 1; j < lp_method_count(); j++) {
+                const lp_option *oj = lp_method_find_option(lp_method_at(j), o->name);
+                if (!oj) continue;
+                printf("%s%s", first ? "" : ", ", lp_method_name(lp_method_at(j)));
+                if (oj->type != LP_OPT_BOOL) printf(" %.10g..%.10g", oj->min, oj->max);
+                first = 0;
+            }
+            printf("]\n");
+        }
+    }
+    fputs(HELP_TAIL, stdout);
+}
 
 typedef struct {
     bool quiet;
@@ -106,34 +127,62 @@ static void on_signal(int sig) {
     g_interrupt = 1;
 }
 
+/* A method setting as given (flag name without dashes, value or NULL),
+ * applied once the method is known. */
 typedef struct {
-    const char *model_dir, *out, *calib_file, *recipe, *resume;
+    const char *name, *value;
+} qset;
+
+#define MAX_SETS 256
+
+typedef struct {
+    const char *model_dir, *out, *calib_file, *recipe, *resume, *method;
     int64_t nsamples, seqlen, seed, threads;
-    lp_quant_params qp;
-    bool json, quiet;
+    bool json, quiet, awq_prescale;
+    qset sets[MAX_SETS];
+    int nsets;
 } qopts;
+
+/* The first registry option named `name` (any method), or NULL. */
+static const lp_option *any_option(const char *name) {
+    for (int i = 0; i < lp_method_count(); i++) {
+        const lp_option *o = lp_method_find_option(lp_method_at(i), name);
+        if (o) return o;
+    }
+    return NULL;
+}
 
 /* Parse the flag at a->argv[a->i] (advancing past its value). Returns 0 when
  * parsed, 2 after printing a usage error, -1 after printing --help. Recipe
  * lines (in_recipe) take the method's settings only: no MODEL, output,
- * nested recipe or output-format flags. */
+ * nested recipe or output-format flags. Method settings come from the
+ * registry's schemas; their values are checked as numbers here and against
+ * the method's ranges once the method is known. */
 static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
     const char *f = a->argv[a->i];
-    lp_quant_params *qp = &o->qp;
-    int64_t v;
-    double d;
+    const lp_option *opt = strncmp(f, "--", 2) ? NULL : any_option(f + 2);
     if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
         if (in_recipe) return cli_usage_error(a, "--help is not a recipe setting");
-        fputs(HELP, stdout);
+        print_help();
         return -1;
     } else if (!strcmp(f, "--method")) {
-        const char *s = cli_value(a);
-        if (!s) return 2;
-        int mth = lp_method_from_name(s);
-        if (mth < 0)
-            return cli_usage_error(a, "--method '%s' is not available (available: rtn, gptq, awq, squeezellm, "
-                                   "slim)", s);
-        qp->method = (lp_method)mth;
+        if (!(o->method = cli_value(a))) return 2;
+    } else if (opt) {
+        const char *v = NULL;
+        if (opt->type != LP_OPT_BOOL) {
+            if (!(v = cli_value(a))) return 2;
+            char *end = NULL;
+            errno = 0;
+            if (opt->type == LP_OPT_INT) (void)strtoll(v, &end, 10);
+            else (void)strtod(v, &end);
+            if (end == v || *end || errno)
+                return cli_usage_error(a, "%s expects %s, got '%s'", f, opt->type == LP_OPT_INT ? "an integer" : "a number",
+                                       v);
+        }
+        if (o->nsets == MAX_SETS) return cli_usage_error(a, "more than %d settings", MAX_SETS);
+        o->sets[o->nsets++] = (qset){opt->name, v};
+    } else if (!strcmp(f, "--awq-prescale")) {
+        o->awq_prescale = true;
     } else if (!strcmp(f, "--calib")) {
         if (!(o->calib_file = cli_value(a))) return 2;
     } else if (!strcmp(f, "--nsamples")) {
@@ -142,40 +191,6 @@ static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
         if (!cli_parse_i64(a, cli_value(a), 2, 1 << 20, &o->seqlen)) return 2;
     } else if (!strcmp(f, "--seed")) {
         if (!cli_parse_i64(a, cli_value(a), 0, INT64_MAX, &o->seed)) return 2;
-    } else if (!strcmp(f, "--act-order")) {
-        qp->act_order = true;
-    } else if (!strcmp(f, "--damp")) {
-        if (!cli_parse_f64(a, cli_value(a), 1e-9, 0.999, &d)) return 2;
-        qp->damp = d;
-    } else if (!strcmp(f, "--bits")) {
-        if (!cli_parse_i64(a, cli_value(a), 1, 8, &v)) return 2;
-        qp->bits = (int)v;
-    } else if (!strcmp(f, "--group")) {
-        if (!cli_parse_i64(a, cli_value(a), -1, 1 << 30, &v)) return 2;
-        qp->group = (int)v;
-    } else if (!strcmp(f, "--sym")) {
-        qp->sym = true;
-    } else if (!strcmp(f, "--clip")) {
-        qp->clip = true;
-    } else if (!strcmp(f, "--clip-grid")) {
-        if (!cli_parse_i64(a, cli_value(a), 1, 1000, &v)) return 2;
-        qp->clip_grid = (int)v;
-    } else if (!strcmp(f, "--clip-max-shrink")) {
-        if (!cli_parse_f64(a, cli_value(a), 0.0, 0.99, &d)) return 2;
-        qp->clip_max_shrink = d;
-    } else if (!strcmp(f, "--awq-prescale")) {
-        qp->awq_prescale = true;
-    } else if (!strcmp(f, "--awq-no-clip")) {
-        qp->awq_clip = false;
-    } else if (!strcmp(f, "--awq-search-samples")) {
-        if (!cli_parse_i64(a, cli_value(a), 0, 1 << 20, &v)) return 2;
-        qp->awq_search_samples = (int)v;
-    } else if (!strcmp(f, "--outliers")) {
-        if (!cli_parse_f64(a, cli_value(a), 0.0, 0.1, &d)) return 2;
-        qp->outlier_frac = d;
-    } else if (!strcmp(f, "--kmeans-iters")) {
-        if (!cli_parse_i64(a, cli_value(a), 1, 10000, &v)) return 2;
-        qp->kmeans_iters = (int)v;
     } else if (!strcmp(f, "--threads")) {
         if (!cli_parse_i64(a, cli_value(a), 1, 1024, &o->threads)) return 2;
     } else if (in_recipe) {
@@ -197,6 +212,48 @@ static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
         o->model_dir = f;
     } else {
         return cli_usage_error(a, "unexpected argument '%s'", f);
+    }
+    return 0;
+}
+
+/* The methods whose schema has `name`, comma-separated, into buf. */
+static void owners(const char *name, char *buf, size_t n) {
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < lp_method_count() && k < n; i++)
+        if (lp_method_find_option(lp_method_at(i), name))
+            k += (size_t)snprintf(buf + k, n - k, "%s%s", k ? ", " : "", lp_method_name(lp_method_at(i)));
+}
+
+/* Build the method's (and the prescale's) settings from the flags given, in
+ * order: each setting goes to every one of the two that has it. */
+static int make_settings(const qopts *o, const cli_args *a, lp_settings **method, lp_settings **prescale) {
+    *method = *prescale = NULL;
+    const char *mname = o->method ? o->method : "rtn";
+    const lp_method *m = lp_method_find(mname);
+    if (!m) {
+        char list[256];
+        size_t k = 0;
+        for (int i = 0; i < lp_method_count() && k < sizeof list; i++)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? ", " : "", lp_method_name(lp_method_at(i)));
+        return cli_usage_error(a, "--method '%s' is not available (available: %s)", mname, list);
+    }
+    if (lp_settings_init(m, method) != LP_OK) return cli_lib_error("quantize", NULL);
+    if (o->awq_prescale && lp_settings_init(lp_method_find("awq"), prescale) != LP_OK)
+        return cli_lib_error("quantize", NULL);
+    for (int i = 0; i < o->nsets; i++) {
+        const qset *q = &o->sets[i];
+        const bool in_m = lp_method_find_option(m, q->name) != NULL;
+        const bool in_p = *prescale && lp_method_find_option(lp_settings_method(*prescale), q->name);
+        if (!in_m && !in_p) {
+            char who[256];
+            owners(q->name, who, sizeof who);
+            return cli_usage_error(a, "--%s is not a setting of %s%s (it is one of %s)", q->name, mname,
+                                   *prescale ? " or of awq (--awq-prescale)" : "", who);
+        }
+        if ((in_m && lp_settings_set(*method, q->name, q->value) != LP_OK) ||
+            (in_p && lp_settings_set(*prescale, q->name, q->value) != LP_OK))
+            return cli_usage_error(a, "%s", lp_last_error());
     }
     return 0;
 }
@@ -252,25 +309,53 @@ static void free_recipe(char **words) {
     free(words);
 }
 
-/* Load, quantize, save and report, with the parsed options. */
+/* The settings as JSON members: ", \"bits\": 4, \"act_order\": false, ..." (dashes become underscores). */
+static void print_settings_json(const lp_settings *s) {
+    const lp_method *m = lp_settings_method(s);
+    for (int k = 0; lp_method_option(m, k); k++) {
+        const lp_option *o = lp_method_option(m, k);
+        char key[64];
+        snprintf(key, sizeof key, "%s", o->name);
+        for (char *c = key; *c; c++) *c = *c == '-' ? '_' : *c;
+        const double v = lp_settings_get(s, o->name);
+        if (o->type == LP_OPT_BOOL) printf(", \"%s\": %s", key, v != 0 ? "true" : "false");
+        else if (o->type == LP_OPT_INT) printf(", \"%s\": %.0f", key, v);
+        else printf(", \"%s\": %.17g", key, v);
+    }
+}
+
+static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_settings *ps);
+
+/* The settings from the flags, then run_with. */
 static int run_quantize(const qopts *o, const cli_args *a) {
+    if (!o->model_dir || !o->out)
+        return cli_usage_error(a, !o->model_dir ? "no MODEL directory given" : "no output directory: give -o OUT");
+    lp_settings *ms = NULL, *ps = NULL;
+    int rc = make_settings(o, a, &ms, &ps);
+    if (rc == 0) rc = run_with(o, a, ms, ps);
+    lp_settings_free(ms);
+    lp_settings_free(ps);
+    return rc;
+}
+
+/* Load, quantize, save and report, with the settings made. */
+static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_settings *ps) {
     const char *model_dir = o->model_dir, *out = o->out, *calib_file = o->calib_file;
     const int64_t nsamples = o->nsamples, seqlen = o->seqlen, seed = o->seed, threads = o->threads;
-    lp_quant_params qp = o->qp;
     const bool json = o->json, quiet = o->quiet;
-    if (!model_dir || !out)
-        return cli_usage_error(a, !model_dir ? "no MODEL directory given" : "no output directory: give -o OUT");
-    const bool calibrated = qp.method != LP_METHOD_RTN || qp.clip || qp.awq_prescale;
-    if (!calibrated && calib_file)
-        return cli_usage_error(a, "--calib is for calibrated methods; plain rtn uses no calibration data "
-                              "(rtn --clip does)");
-    if (calibrated && !calib_file)
-        return cli_usage_error(a, "--method %s%s needs calibration text: give --calib FILE",
-                              lp_method_name(qp.method), qp.clip ? " --clip" : qp.awq_prescale ? " --awq-prescale" : "");
+    lp_quant_params qp = {.method = ms, .prescale = ps};
+    const char *mname = lp_method_name(lp_settings_method(ms));
     if (lp_quant_params_check(&qp) != LP_OK) return cli_usage_error(a, "%s", lp_last_error());
+    const bool calibrated = lp_quant_needs_calib(&qp);
+    if (!calibrated && calib_file)
+        return cli_usage_error(a, "--calib is for calibrated methods; %s with these settings uses no calibration "
+                              "data%s", mname, !strcmp(mname, "rtn") ? " (rtn --clip does)" : "");
+    if (calibrated && !calib_file)
+        return cli_usage_error(a, "--method %s%s%s needs calibration text: give --calib FILE", mname,
+                              lp_settings_get(ms, "clip") == 1 ? " --clip" : "", ps ? " --awq-prescale" : "");
     if (o->resume && !calibrated)
-        return cli_usage_error(a, "--resume is for calibrated methods, which run block by block; plain rtn "
-                              "takes seconds");
+        return cli_usage_error(a, "--resume is for calibrated methods, which run block by block; %s without "
+                              "calibration takes seconds", mname);
     lp_calib cal = {NULL, nsamples, seqlen};
     qp.calib = calib_file ? &cal : NULL;
     cli_set_threads((int)threads);
@@ -338,14 +423,15 @@ static int run_quantize(const qopts *o, const cli_args *a) {
         cli_json_string(stdout, model_dir);
         printf(", \"out\": ");
         cli_json_string(stdout, out);
-        printf(", \"method\": \"%s\", \"bits\": %d, \"group\": %d, \"sym\": %s, \"act_order\": %s, "
-               "\"clip\": %s, \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "
+        printf(", \"method\": \"%s\"", mname);
+        print_settings_json(ms);
+        if (!lp_method_find_option(lp_settings_method(ms), "clip")) printf(", \"clip\": false");
+        printf(", \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "
                "\"statistics\": %.3f, \"factorization\": %.3f, \"quantization\": %.3f, \"scale_search\": %.3f, "
                "\"clip_search\": %.3f, \"method_specific\": %.3f}, \"peak_activation_bytes\": %zu, "
                "\"resumed_blocks\": %lld, \"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
                "\"total_bytes\": %lld}\n",
-               lp_method_name(qp.method), qp.bits, qp.group, qp.sym ? "true" : "false",
-               qp.act_order ? "true" : "false", qp.clip ? "true" : "false", qp.awq_prescale ? "true" : "false", tq,
+               ps ? "true" : "false", tq,
                stats.forward, stats.stats, stats.factorize, stats.quantize, stats.scale_search, stats.clip_search,
                stats.method, stats.peak_activation_bytes, (long long)stats.resumed_blocks, bpw, (long long)sz.linear_bytes,
                (long long)sz.total_bytes);
@@ -357,9 +443,7 @@ static int run_quantize(const qopts *o, const cli_args *a) {
     return 0;
 }
 
-static qopts qopts_default(void) {
-    return (qopts){.nsamples = 128, .seqlen = 512, .qp = lp_quant_default_params()};
-}
+static qopts qopts_default(void) { return (qopts){.nsamples = 128, .seqlen = 512}; }
 
 int cmd_quantize(int argc, char **argv) {
     qopts o = qopts_default();

@@ -14,20 +14,56 @@
 extern "C" {
 #endif
 
-typedef enum {
-    LP_METHOD_RTN = 0,  /* round to nearest, min-max per group (no calibration) */
-    LP_METHOD_GPTQ = 1, /* GPTQ: Hessian-guided error feedback (needs calibration) */
-    LP_METHOD_AWQ = 2,  /* AWQ: activation-aware scales and clipping (needs calibration) */
-    LP_METHOD_SQUEEZELLM = 3, /* SqueezeLLM: sensitivity-weighted k-means per-row lookup tables
-                                 plus a sparse f16 outlier matrix (needs calibration) */
-    LP_METHOD_SLIM = 4, /* SliM-LLM: salience-driven mixed bits per column group around
-                           `bits` on average, GPTQ as the backend (needs calibration) */
-} lp_method;
+/* ---- methods: one registry row each (src/quant/methods.c) ----
+ * Every method declares its settings as a schema of options; the CLI's
+ * flags, --help, recipe keys and the resume key are generated from it. */
+typedef struct lp_method lp_method;
 
-/* "rtn", "gptq", "awq", "squeezellm", "slim"; NULL for an unknown value. */
-const char *lp_method_name(lp_method m);
-/* The inverse; -1 for an unknown name. */
-int lp_method_from_name(const char *name);
+typedef enum {
+    LP_OPT_BOOL = 0,  /* a flag without a value: present = true */
+    LP_OPT_INT = 1,
+    LP_OPT_FLOAT = 2,
+} lp_opt_type;
+
+typedef struct {
+    const char *name;     /* the flag without its dashes, the recipe key and the resume word: "bits" */
+    lp_opt_type type;
+    double min, max, def; /* allowed range and default (bool: 0 or 1) */
+    const char *arg;      /* the value's placeholder in --help ("B", "F"); NULL for bool */
+    const char *help;     /* one line */
+    size_t offset;        /* where the value lives in the method's settings: bool, int or double */
+} lp_option;
+
+int lp_method_count(void);
+const lp_method *lp_method_at(int i);
+const lp_method *lp_method_find(const char *name); /* NULL for an unknown name */
+const char *lp_method_name(const lp_method *m);
+const char *lp_method_help(const lp_method *m);   /* one line */
+/* Whether the method calibrates with its default settings (see lp_settings_needs_calib). */
+bool lp_method_calibrated(const lp_method *m);
+/* Its options, NULL past the last. */
+const lp_option *lp_method_option(const lp_method *m, int i);
+const lp_option *lp_method_find_option(const lp_method *m, const char *name);
+
+/* One method's settings, filled with the schema's defaults. */
+typedef struct lp_settings lp_settings;
+lp_status lp_settings_init(const lp_method *m, lp_settings **out);
+void lp_settings_free(lp_settings *s); /* NULL is a no-op */
+const lp_method *lp_settings_method(const lp_settings *s);
+/* Set option `name` from text (value NULL for a bool, which sets it true):
+ * LP_ERR_ARG naming the method when it has no such option, or naming the
+ * allowed range when the value is out of it or not a number. */
+lp_status lp_settings_set(lp_settings *s, const char *name, const char *value);
+/* An option's value as a double (bool: 0/1); NAN when the method has none. */
+double lp_settings_get(const lp_settings *s, const char *name);
+/* The method's rules that span options (LP_ERR_ARG saying what is allowed). */
+lp_status lp_settings_check(const lp_settings *s);
+/* Whether these settings need calibration data (rtn does only with clip). */
+bool lp_settings_needs_calib(const lp_settings *s);
+/* "name=value" for every option, space-separated, in schema order. */
+void lp_settings_describe(const lp_settings *s, char *buf, size_t n);
+/* "METHOD [name[=value] ...]", e.g. "gptq bits=3 group=128 act-order". */
+lp_status lp_settings_parse(const char *spec, lp_settings **out);
 
 /* Calibration data: nsamples sequences of seqlen token ids, row-major. */
 typedef struct {
@@ -56,35 +92,11 @@ typedef struct {
 } lp_quant_stats;
 
 typedef struct {
-    lp_method method;
-    int bits;  /* 1..8 */
-    int group; /* columns per group: a positive multiple of 32, or -1 = per output channel */
-    bool sym;  /* symmetric (implicit zero point) */
-    /* GPTQ */
-    double damp;       /* dampening, fraction of the mean Hessian diagonal (0.01) */
-    int gptq_block;    /* lazy-batch block size (128) */
-    bool act_order;    /* quantize columns in decreasing Hessian-diagonal order */
-    /* AWQ (llm-awq's run_awq defaults) */
-    bool awq_scale;        /* search and fold per-input-channel scales (true) */
-    bool awq_clip;         /* search and apply per-group clipping ranges (true) */
-    int awq_grid;          /* both searches' grid: scale exponents i/grid for i < grid and
-                              clipping ranges max|w| * (1 - i/grid) for i < max_shrink * grid (20) */
-    double awq_max_shrink; /* deepest clipping tried, as a fraction of max|w| (0.5) */
-    int awq_clip_tokens;   /* calibration tokens the clipping search uses, evenly strided (512) */
-    int awq_search_samples; /* calibration sequences the scale search runs on (0 = all) */
-    bool awq_prescale;     /* recipe "AWQ then M": fold AWQ's searched scales (and clipping,
-                              when awq_clip) into each block, then compress it with M */
-    /* Clipping search (OmniQuant's learnable weight clipping, gradient-free): per group,
-       the clip ratio of the min-max range that minimizes the layer's output error on the
-       calibration inputs. For RTN (needs calibration then) and GPTQ. */
-    bool clip;
-    int clip_grid;          /* ratios 1 - i/clip_grid for i < clip_max_shrink * clip_grid (20) */
-    double clip_max_shrink; /* (0.5) */
-    /* SqueezeLLM */
-    double outlier_frac;    /* fraction of each linear's weights kept exactly in sparse f16,
-                               chosen by magnitude (0.0045; 0 = dense-only) */
-    int kmeans_iters;       /* weighted k-means (Lloyd) iterations per row (50) */
-    const lp_calib *calib; /* required by calibrated methods */
+    const lp_settings *method;   /* what compresses every decoder linear (required) */
+    const lp_settings *prescale; /* NULL, or AWQ's settings: fold its searched scales (and clipping)
+                                    into each block first, then compress it with `method`
+                                    (recipe "AWQ then GPTQ") */
+    const lp_calib *calib; /* required when the settings need calibration */
     lp_quant_stats *stats; /* filled when not NULL */
     /* Called after each linear (may be NULL): layer index, linear name,
      * relative Frobenius error ||W - Q(W)|| / ||W||. */
@@ -104,9 +116,11 @@ typedef struct {
     const volatile int *interrupt;
 } lp_quant_params;
 
-lp_quant_params lp_quant_default_params(void); /* RTN W4 g128 asymmetric */
+/* Whether a run with p needs calibration data. */
+bool lp_quant_needs_calib(const lp_quant_params *p);
 
-/* Check bits/group: LP_ERR_ARG with a message saying what is allowed. */
+/* The settings' own checks plus the composition's (a prescale must be AWQ
+ * and the method not): LP_ERR_ARG saying what is allowed. */
 lp_status lp_quant_params_check(const lp_quant_params *p);
 
 /* Replace the model's decoder linears with their quantized form. */

@@ -1,112 +1,83 @@
 /*
- * linear.c - Y = X W^T + b for every stored format of W.
- *
- * Dense f32 goes to BLAS (sgemv for one token, sgemm for a batch); packed
- * formats go to their kernels, which never materialize the whole f32 matrix.
+ * linear.c - Y = X W^T + b over the parts of W, and their checkpoint I/O
+ * (linear.h). Every format-specific step goes through the part's traits row.
  */
 #include "format/linear.h"
 
-#include "core/half.h"
 #include "core/status_impl.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* dst (n floats) = the 16-bit stored weight, converted. */
-static void convert_raw(const lp_linear *l, float *dst) {
-    const uint8_t *src = l->raw;
-    const int64_t n = l->rows * l->cols;
-    const int bf = l->stored_dtype == LP_DT_BF16;
-#pragma omp parallel for schedule(static) if (n >= (1 << 20))
-    for (int64_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, src + 2 * i, 2); /* the mapping need not be 2-byte aligned */
-        dst[i] = bf ? lp_bf16_to_f32(h) : lp_f16_to_f32(h);
+lp_status lp_linear_add_part(lp_linear *l, const lp_format *fmt, void *data) {
+    if (l->nparts == LP_LINEAR_MAX_PARTS) {
+        fmt->free(data);
+        return lp_fail(LP_ERR_ARG, "a linear holds at most %d parts", LP_LINEAR_MAX_PARTS);
     }
+    l->part[l->nparts++] = (lp_part){fmt, data, lp_format_gemm(fmt, lp_cpu_isa())};
+    return LP_OK;
 }
 
-static pthread_mutex_t g_materialize = PTHREAD_MUTEX_INITIALIZER;
+static void free_parts(lp_linear *l);
 
-lp_status lp_linear_materialize(lp_linear *l) {
-    if (l->fmt != LP_LINEAR_DENSE || __atomic_load_n(&l->w, __ATOMIC_ACQUIRE)) return LP_OK;
-    LP_ASSERT(l->raw && (l->stored_dtype == LP_DT_BF16 || l->stored_dtype == LP_DT_F16));
-    lp_status st = LP_OK;
-    pthread_mutex_lock(&g_materialize);
-    if (!l->w) {
-        float *w = malloc((size_t)(l->rows * l->cols) * sizeof(float));
-        if (w) {
-            convert_raw(l, w);
-            l->w_owned = w;
-            __atomic_store_n(&l->w, w, __ATOMIC_RELEASE);
-        } else {
-            st = lp_fail(LP_ERR_NOMEM, "out of memory converting a %lld x %lld weight to f32", (long long)l->rows,
-                         (long long)l->cols);
-        }
-    }
-    pthread_mutex_unlock(&g_materialize);
-    return st;
+void lp_linear_set(lp_linear *l, const lp_format *fmt, void *data) {
+    free_parts(l);
+    l->part[0] = (lp_part){fmt, data, lp_format_gemm(fmt, lp_cpu_isa())};
+    l->nparts = 1;
 }
 
-void lp_linear_forward(const lp_linear *l, const float *X, int64_t T, float *Y) {
-    switch (l->fmt) {
-    case LP_LINEAR_DENSE:
-        /* The f32 form is a cache of the stored weight: filling it does not
-         * change what the linear computes, hence the cast. */
-        if (!__atomic_load_n(&l->w, __ATOMIC_ACQUIRE) && lp_linear_materialize((lp_linear *)l) != LP_OK) {
-            fprintf(stderr, "llmpress: %s\n", lp_last_error());
-            abort();
+lp_status lp_linear_forward(const lp_linear *l, const float *X, int64_t T, float *Y) {
+    LP_ASSERT(l->nparts >= 1);
+    LP_TRY(l->part[0].gemm(l->part[0].data, X, T, Y));
+    if (l->nparts > 1) {
+        const size_t n = (size_t)(T * l->rows);
+        float *tmp = malloc(n * sizeof(float));
+        if (!tmp) return lp_fail(LP_ERR_NOMEM, "out of memory for a %lld x %lld product", (long long)T,
+                                 (long long)l->rows);
+        for (int k = 1; k < l->nparts; k++) {
+            lp_status st = l->part[k].gemm(l->part[k].data, X, T, tmp);
+            if (st != LP_OK) {
+                free(tmp);
+                return st;
+            }
+            for (size_t i = 0; i < n; i++) Y[i] += tmp[i];
         }
-        if (T == 1)
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)l->rows, (int)l->cols, 1.0f, l->w,
-                        (int)l->cols, X, 1, 0.0f, Y, 1);
-        else
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)l->rows, (int)l->cols,
-                        1.0f, X, (int)l->cols, l->w, (int)l->cols, 0.0f, Y, (int)l->rows);
-        break;
-    case LP_LINEAR_QGROUP:
-        lp_qgroup_gemm(l->q, X, T, Y);
-        break;
-    case LP_LINEAR_QMIX:
-        lp_qmix_gemm(l->mix, X, T, Y);
-        break;
-    case LP_LINEAR_QLUT:
-        lp_qlut_gemm(l->lut, X, T, Y);
-        break;
-    default:
-        LP_ASSERT(!"unknown linear format");
+        free(tmp);
     }
     if (l->bias)
         for (int64_t t = 0; t < T; t++)
             for (int64_t r = 0; r < l->rows; r++) Y[t * l->rows + r] += l->bias[r];
+    return LP_OK;
+}
+
+bool lp_linear_is(const lp_linear *l, const lp_format *fmt) { return l->nparts == 1 && l->part[0].fmt == fmt; }
+
+void *lp_linear_data(const lp_linear *l, const lp_format *fmt) {
+    return lp_linear_is(l, fmt) ? l->part[0].data : NULL;
 }
 
 size_t lp_linear_nbytes(const lp_linear *l) {
-    switch (l->fmt) {
-    case LP_LINEAR_DENSE: return (size_t)(l->rows * l->cols) * lp_dtype_size(l->stored_dtype);
-    case LP_LINEAR_QGROUP: return lp_qgroup_nbytes(l->q);
-    case LP_LINEAR_QMIX: return lp_qmix_nbytes(l->mix);
-    case LP_LINEAR_QLUT: return lp_qlut_nbytes(l->lut);
-    }
-    return 0;
+    size_t n = 0;
+    for (int k = 0; k < l->nparts; k++) n += l->part[k].fmt->nbytes(l->part[k].data);
+    return n;
 }
 
 float *lp_linear_to_f32(const lp_linear *l) {
-    float *w = malloc((size_t)(l->rows * l->cols) * sizeof(float));
-    if (!w) return NULL;
-    lp_status s = LP_OK;
-    switch (l->fmt) {
-    case LP_LINEAR_DENSE:
-        if (l->w) memcpy(w, l->w, (size_t)(l->rows * l->cols) * sizeof(float));
-        else convert_raw(l, w);
-        break;
-    case LP_LINEAR_QGROUP: lp_qgroup_dequant(l->q, 0, l->rows, w); break;
-    case LP_LINEAR_QMIX: s = lp_qmix_dequant(l->mix, 0, l->rows, w); break;
-    case LP_LINEAR_QLUT: lp_qlut_dequant(l->lut, 0, l->rows, w); break;
+    const size_t n = (size_t)(l->rows * l->cols);
+    float *w = malloc(n * sizeof(float)), *tmp = NULL;
+    lp_status s = w ? LP_OK : LP_ERR_NOMEM;
+    for (int k = 0; s == LP_OK && k < l->nparts; k++) {
+        if (k == 0) {
+            s = l->part[0].fmt->dequant(l->part[0].data, 0, l->rows, w);
+            continue;
+        }
+        if (!tmp && !(tmp = malloc(n * sizeof(float)))) s = LP_ERR_NOMEM;
+        if (s == LP_OK) s = l->part[k].fmt->dequant(l->part[k].data, 0, l->rows, tmp);
+        for (size_t i = 0; s == LP_OK && i < n; i++) w[i] += tmp[i];
     }
+    free(tmp);
     if (s != LP_OK) {
         free(w);
         return NULL;
@@ -114,29 +85,19 @@ float *lp_linear_to_f32(const lp_linear *l) {
     return w;
 }
 
-/* Drop the dense weight of l before it takes a packed format. */
-static void drop_dense(lp_linear *l, lp_linear_format fmt) {
-    LP_ASSERT(l->fmt == LP_LINEAR_DENSE);
-    free(l->w_owned);
-    l->w_owned = NULL;
-    l->w = NULL;
-    l->raw = NULL;
-    l->fmt = fmt;
+static void free_parts(lp_linear *l) {
+    for (int k = 0; k < l->nparts; k++) l->part[k].fmt->free(l->part[k].data);
+    memset(l->part, 0, sizeof l->part);
+    l->nparts = 0;
 }
 
-void lp_linear_set_qgroup(lp_linear *l, lp_qgroup *q) {
-    drop_dense(l, LP_LINEAR_QGROUP);
-    l->q = q;
-}
-
-void lp_linear_set_qmix(lp_linear *l, lp_qmix *mix) {
-    drop_dense(l, LP_LINEAR_QMIX);
-    l->mix = mix;
-}
-
-void lp_linear_set_qlut(lp_linear *l, lp_qlut *lut) {
-    drop_dense(l, LP_LINEAR_QLUT);
-    l->lut = lut;
+void lp_linear_take_parts(lp_linear *dst, lp_linear *src) {
+    LP_ASSERT(dst->rows == src->rows && dst->cols == src->cols);
+    free_parts(dst);
+    memcpy(dst->part, src->part, sizeof dst->part);
+    dst->nparts = src->nparts;
+    memset(src->part, 0, sizeof src->part);
+    src->nparts = 0;
 }
 
 double lp_linear_rel_error(const lp_linear *l, const float *W) {
@@ -153,46 +114,84 @@ double lp_linear_rel_error(const lp_linear *l, const float *W) {
 }
 
 void lp_linear_free(lp_linear *l) {
-    free(l->w_owned);
+    free_parts(l);
     free(l->bias_owned);
-    if (l->q) {
-        lp_qgroup_free(l->q);
-        free(l->q);
-    }
-    if (l->mix) {
-        lp_qmix_free(l->mix);
-        free(l->mix);
-    }
-    if (l->lut) {
-        lp_qlut_free(l->lut);
-        free(l->lut);
-    }
     memset(l, 0, sizeof *l);
 }
 
 void lp_linear_describe(const lp_linear *l, char *buf, size_t n) {
-    if (l->fmt == LP_LINEAR_DENSE) {
-        const char *dt = lp_dtype_name(l->stored_dtype);
-        snprintf(buf, n, "dense %s", dt);
-        for (char *p = buf; *p; p++) *p = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
-    } else if (l->fmt == LP_LINEAR_QMIX) {
-        const lp_qmix *x = l->mix;
-        int64_t cnt[9] = {0};
-        for (int64_t g = 0; g < x->ngroups; g++) cnt[x->gbits[g]]++;
-        size_t k = (size_t)snprintf(buf, n, "qmix w%.2f g%d %s (groups:", lp_qmix_mean_bits(x), x->group,
-                                    x->sym ? "sym" : "asym");
-        for (int b = 1; b <= 8 && k < n; b++)
-            if (cnt[b]) k += (size_t)snprintf(buf + k, n - k, " %lld x w%d", (long long)cnt[b], b);
-        if (k < n) snprintf(buf + k, n - k, ")");
-    } else if (l->fmt == LP_LINEAR_QLUT) {
-        const lp_qlut *t = l->lut;
-        snprintf(buf, n, "qlut w%d + %.2f%% sparse outliers", t->bits,
-                 100.0 * (double)t->nnz / (double)(t->rows * t->cols));
-    } else {
-        const lp_qgroup *q = l->q;
-        if (q->group >= q->cols)
-            snprintf(buf, n, "qgroup w%d per-channel %s", q->bits, q->sym ? "sym" : "asym");
-        else
-            snprintf(buf, n, "qgroup w%d g%d %s", q->bits, q->group, q->sym ? "sym" : "asym");
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < l->nparts && k < n; i++) {
+        if (i) k += (size_t)snprintf(buf + k, n - k, " + ");
+        if (k < n) l->part[i].fmt->describe(l->part[i].data, buf + k, n - k);
+        k += strlen(buf + k);
     }
+}
+
+/* ---- checkpoint I/O ---- */
+
+#define META_BYTES 512
+
+lp_status lp_linear_save(const lp_linear *l, lp_st_writer *w, const char *base) {
+    char key[320], meta[META_BYTES];
+    snprintf(key, sizeof key, "llmpress.linear.%s", base);
+    if (l->nparts == 1) {
+        LP_TRY(l->part[0].fmt->save(l->part[0].data, w, base, meta, sizeof meta));
+        return meta[0] ? lp_st_writer_meta(w, key, meta) : LP_OK;
+    }
+    char all[LP_LINEAR_MAX_PARTS * META_BYTES + 64];
+    size_t k = (size_t)snprintf(all, sizeof all, "{\"format\":\"sum\",\"parts\":[");
+    for (int i = 0; i < l->nparts; i++) {
+        char pb[320];
+        snprintf(pb, sizeof pb, "%s.p%d", base, i);
+        LP_TRY(l->part[i].fmt->save(l->part[i].data, w, pb, meta, sizeof meta));
+        k += (size_t)snprintf(all + k, sizeof all - k, "%s%s", i ? "," : "", meta[0] ? meta : "{\"format\":\"dense\"}");
+    }
+    snprintf(all + k, sizeof all - k, "]}");
+    return lp_st_writer_meta(w, key, all);
+}
+
+/* One part described by d, its tensors under base. */
+static lp_status load_part(const lp_fmt_src *in, const char *base, const lp_json *d, int64_t rows, int64_t cols,
+                           lp_linear *out) {
+    const char *name = lp_json_str(lp_json_get(d, "format"), "(none)");
+    const lp_format *f = lp_format_find(name);
+    if (!f || !strcmp(name, "sum"))
+        return lp_fail(LP_ERR_UNSUPPORTED, "%s: linear \"%s\" has format \"%s\", which this version of llmpress "
+                       "does not know", in->name, base, name);
+    void *data = NULL;
+    lp_status st = f->load(in, base, d, rows, cols, &data);
+    if (st != LP_OK) return st;
+    return lp_linear_add_part(out, f, data);
+}
+
+lp_status lp_linear_load_packed(const lp_fmt_src *in, const char *base, int64_t rows, int64_t cols, lp_linear *out) {
+    memset(out, 0, sizeof *out);
+    out->rows = rows;
+    out->cols = cols;
+    char key[320];
+    snprintf(key, sizeof key, "llmpress.linear.%s", base);
+    const char *meta = lp_weights_meta(in->w, key);
+    if (!meta) return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s.weight\" is missing from the checkpoint", in->name, base);
+    lp_json_doc *doc = NULL;
+    lp_status st = lp_json_parse(meta, strlen(meta), key, &doc);
+    if (st != LP_OK) return lp_fail_ctx(st, "%s: safetensors metadata", in->name);
+    const lp_json *d = lp_json_root(doc);
+    if (!strcmp(lp_json_str(lp_json_get(d, "format"), ""), "sum")) {
+        const lp_json *parts = lp_json_get(d, "parts");
+        if (!parts || parts->type != LP_JSON_ARRAY || parts->n < 1 || parts->n > LP_LINEAR_MAX_PARTS)
+            st = lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": a sum needs \"parts\", an array of 1 to %d "
+                         "descriptions", in->name, base, LP_LINEAR_MAX_PARTS);
+        for (int64_t i = 0; st == LP_OK && i < parts->n; i++) {
+            char pb[320];
+            snprintf(pb, sizeof pb, "%s.p%lld", base, (long long)i);
+            st = load_part(in, pb, &parts->items[i], rows, cols, out);
+        }
+    } else {
+        st = load_part(in, base, d, rows, cols, out);
+    }
+    lp_json_free(doc);
+    if (st != LP_OK) lp_linear_free(out);
+    return st;
 }

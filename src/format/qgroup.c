@@ -17,6 +17,7 @@
 #include "format/qgroup_kernels.h"
 
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,3 +220,99 @@ void lp_qgroup_dequant(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
         k->dequant(w, a, b, out + (a - r0) * w->cols);
     }
 }
+
+/* ---- checkpoint I/O and the traits row ---- */
+
+lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, int group, int sym, int64_t rows,
+                              int64_t cols, lp_qgroup *w) {
+    size_t qb, sb, zb;
+    if (lp_qgroup_sizes(rows, cols, bits, group, sym, &qb, &sb, &zb) != LP_OK)
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": invalid qgroup parameters bits=%d group=%d "
+                       "for a %lld x %lld weight", in->name, base, bits, group, (long long)rows, (long long)cols);
+    const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    const int64_t ngroups = (int64_t)(sb / 2) / rows;
+    const lp_tensor_view *q, *s, *z = NULL;
+    LP_TRY(lp_fmt_tensor(in, base, ".qweight", LP_DT_U32, rows, blocks * bits, &q));
+    LP_TRY(lp_fmt_tensor(in, base, ".scales", LP_DT_F16, rows, ngroups, &s));
+    if (!sym) LP_TRY(lp_fmt_tensor(in, base, ".qzeros", LP_DT_U8, rows, ngroups, &z));
+    lp_status st = lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data, s->nbytes,
+                                  z ? z->data : NULL, z ? z->nbytes : 0);
+    if (st != LP_OK) return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
+    return LP_OK;
+}
+
+lp_status lp_qgroup_save_tensors(const lp_qgroup *w, lp_st_writer *st, const char *base) {
+    LP_TRY(lp_fmt_add(st, base, ".qweight", LP_DT_U32, w->rows, w->blocks * w->bits, w->q));
+    LP_TRY(lp_fmt_add(st, base, ".scales", LP_DT_F16, w->rows, w->ngroups, w->scales));
+    if (!w->sym) LP_TRY(lp_fmt_add(st, base, ".qzeros", LP_DT_U8, w->rows, w->ngroups, w->zeros));
+    return LP_OK;
+}
+
+static size_t qgroup_nbytes(const void *d) { return lp_qgroup_nbytes(d); }
+
+static void qgroup_describe(const void *d, char *buf, size_t n) {
+    const lp_qgroup *q = d;
+    if (q->group >= q->cols) snprintf(buf, n, "qgroup w%d per-channel %s", q->bits, q->sym ? "sym" : "asym");
+    else snprintf(buf, n, "qgroup w%d g%d %s", q->bits, q->group, q->sym ? "sym" : "asym");
+}
+
+static lp_status qgroup_dequant(const void *d, int64_t r0, int64_t r1, float *out) {
+    lp_qgroup_dequant(d, r0, r1, out);
+    return LP_OK;
+}
+
+static lp_status gemm_with(const void *d, const float *X, int64_t T, float *Y, lp_isa isa) {
+    const lp_qgemm_params p = {.kernels = lp_qkernels_for(isa), .blas_min_tokens = 0};
+    return lp_qgroup_gemm_ex(d, X, T, Y, &p);
+}
+static lp_status gemm_ref(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_with(d, X, T, Y, LP_ISA_REF);
+}
+static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_with(d, X, T, Y, LP_ISA_AVX2);
+}
+static lp_status gemm_avx512(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_with(d, X, T, Y, LP_ISA_AVX512);
+}
+
+static lp_status qgroup_save(const void *d, lp_st_writer *w, const char *base, char *meta, size_t n) {
+    const lp_qgroup *q = d;
+    LP_TRY(lp_qgroup_save_tensors(q, w, base));
+    snprintf(meta, n, "{\"format\":\"qgroup\",\"bits\":%d,\"group\":%d,\"sym\":%s}", q->bits, q->group,
+             q->sym ? "true" : "false");
+    return LP_OK;
+}
+
+static lp_status qgroup_load(const lp_fmt_src *in, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
+                             void **data) {
+    int64_t bits, group;
+    bool sym;
+    LP_TRY(lp_fmt_int(in, base, desc, "bits", 1, 8, &bits));
+    LP_TRY(lp_fmt_int(in, base, desc, "group", 1, INT32_MAX, &group));
+    LP_TRY(lp_fmt_bool(in, base, desc, "sym", &sym));
+    lp_qgroup *w = calloc(1, sizeof *w);
+    if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status st = lp_qgroup_load_view(in, base, (int)bits, (int)group, sym, rows, cols, w);
+    if (st != LP_OK) {
+        free(w);
+        return st;
+    }
+    *data = w;
+    return LP_OK;
+}
+
+static void qgroup_free(void *d) {
+    lp_qgroup_free(d);
+    free(d);
+}
+
+const lp_format lp_format_qgroup = {
+    .name = "qgroup",
+    .nbytes = qgroup_nbytes,
+    .describe = qgroup_describe,
+    .dequant = qgroup_dequant,
+    .gemm = {gemm_ref, gemm_avx2, gemm_avx512},
+    .save = qgroup_save,
+    .load = qgroup_load,
+    .free = qgroup_free,
+};

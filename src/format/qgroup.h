@@ -61,7 +61,7 @@
 #ifndef LP_QGROUP_H
 #define LP_QGROUP_H
 
-#include "llmpress/status.h"
+#include "format/format.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -130,9 +130,6 @@ void lp_qgroup_dequant(const lp_qgroup *w, int64_t r0, int64_t r1, float *out);
 
 struct lp_qkernels;
 
-/* y (rows) = W x, x has cols entries. LP_ERR_NOMEM if scratch fails. */
-lp_status lp_qgroup_gemv(const lp_qgroup *w, const float *x, float *y);
-
 /* Y (T x rows) = X (T x cols) W^T. T < blas_min_tokens (see below): a
  * multi-token kernel that reads each packed block once for up to
  * LP_QGEMM_MAX_T tokens, each token's result bit-identical to
@@ -154,5 +151,17 @@ lp_qgemm_params lp_qgemm_default_params(void);
  * and paths with it); p = NULL means the defaults. */
 lp_status lp_qgroup_gemm_ex(const lp_qgroup *w, const float *X, int64_t T, float *Y,
                             const lp_qgemm_params *p);
+
+/* ---- checkpoint I/O (format.h) ----
+ * A view of the tensors <base>.qweight (U32 [rows, blocks*bits]), .scales
+ * (F16 [rows, ngroups]) and, asymmetric, .qzeros (U8 [rows, ngroups]),
+ * validated as lp_qgroup_view does; qmix's parts use it too. */
+lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, int group, int sym, int64_t rows,
+                              int64_t cols, lp_qgroup *w);
+/* The tensors of w under base (as above). */
+lp_status lp_qgroup_save_tensors(const lp_qgroup *w, lp_st_writer *st, const char *base);
+
+/* The traits row: {"format":"qgroup","bits":B,"group":G,"sym":S}. */
+extern const lp_format lp_format_qgroup;
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * qgroup_gemm.c - Y = X W^T with W in the packed grouped-integer format.
  *
- * What: the entry points the forward pass calls (lp_qgroup_gemv / _gemm).
+ * What: the product the qgroup format's traits row runs (lp_qgroup_gemm_ex).
  * Why: a decoder step reads every weight once per token, so speed is memory
  * bandwidth; the packed bytes are what is read, never an f32 copy.
  * Design (T = tokens, B = blocks, G = groups):
@@ -127,8 +127,4 @@ lp_status lp_qgroup_gemm_ex(const lp_qgroup *w, const float *X, int64_t T, float
 
 lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y) {
     return lp_qgroup_gemm_ex(w, X, T, Y, NULL);
-}
-
-lp_status lp_qgroup_gemv(const lp_qgroup *w, const float *x, float *y) {
-    return lp_qgroup_gemm_ex(w, x, 1, y, NULL);
 }

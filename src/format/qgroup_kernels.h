@@ -7,7 +7,7 @@
  * not depend on how rows are split between threads.
  *
  * Why a table: SIMD code lives only in qgroup_avx2.c / qgroup_avx512.c; the
- * table is chosen once from the CPU's features (or LP_KERNEL=ref|avx2|avx512)
+ * table is chosen once from the CPU's features (core/cpu.h; LP_KERNEL=ref|avx2|avx512)
  * and everything else stays generic. qgroup_ref.c is the specification; the
  * fast kernels are tested against it (tests/unit/test_qkernels.c).
  *
@@ -67,9 +67,12 @@ static inline int64_t lp_qkernels_ldx(const lp_qgroup *w) {
     return (w->blocks + 3) / 4 * 4 * LP_QGROUP_BLOCK;
 }
 
-/* The table used by default: the LP_KERNEL environment variable when it names
- * a kernel this CPU supports, else the fastest supported. Chosen once. */
+/* The table of the process-wide kernel level (core/cpu.h: lp_cpu_isa, which
+ * follows LP_KERNEL). */
 const lp_qkernels *lp_qkernels_default(void);
+
+/* The table of one level (an lp_isa). */
+const lp_qkernels *lp_qkernels_for(int isa);
 
 /* A kernel by name ("ref", "avx2", "avx512"). LP_ERR_UNSUPPORTED when this
  * CPU (or this build) lacks it, LP_ERR_ARG for an unknown name. */

@@ -13,7 +13,6 @@
 
 #include "core/half.h"
 #include "core/status_impl.h"
-#include "format/qgroup_kernels.h"
 #include "format/qlut_kernels.h"
 #include "format/qgroup.h"
 
@@ -21,6 +20,7 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,39 +133,6 @@ size_t lp_qlut_nbytes(const lp_qlut *w) {
            ((size_t)w->rows + 1) * 4 + (size_t)w->nnz * 6;
 }
 
-void lp_qlut_rows_ref(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
-                      int64_t r1) {
-    const int bits = w->bits;
-    for (int64_t r = r0; r < r1; r++) {
-        float lut[16];
-        for (int k = 0; k < 1 << bits; k++) lut[k] = lp_f16_to_f32(w->lut[(r << bits) + k]);
-        const uint32_t *q = w->q + r * w->blocks * bits;
-        float acc[LP_QLUT_MAX_T] = {0};
-        for (int64_t b = 0; b < w->blocks; b++) {
-            uint8_t v[LP_QGROUP_BLOCK];
-            lp_qgroup_unpack_block(q + b * bits, bits, v);
-            for (int j = 0; j < LP_QGROUP_BLOCK; j++)
-                for (int64_t t = 0; t < T; t++) acc[t] += lut[v[j]] * x[t * ldx + b * LP_QGROUP_BLOCK + j];
-        }
-        for (int64_t t = 0; t < T; t++) y[t * ldy + r] = acc[t];
-    }
-}
-
-void lp_qlut_dequant_ref(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
-    const int bits = w->bits;
-    for (int64_t r = r0; r < r1; r++) {
-        float *o = out + (r - r0) * w->cols, lut[16];
-        for (int k = 0; k < 1 << bits; k++) lut[k] = lp_f16_to_f32(w->lut[(r << bits) + k]);
-        const uint32_t *q = w->q + r * w->blocks * bits;
-        for (int64_t b = 0; b < w->blocks; b++) {
-            uint8_t v[LP_QGROUP_BLOCK];
-            lp_qgroup_unpack_block(q + b * bits, bits, v);
-            int64_t n = w->cols - b * LP_QGROUP_BLOCK < LP_QGROUP_BLOCK ? w->cols - b * LP_QGROUP_BLOCK : LP_QGROUP_BLOCK;
-            for (int64_t j = 0; j < n; j++) o[b * LP_QGROUP_BLOCK + j] = lut[v[j]];
-        }
-    }
-}
-
 /* out += the outliers of rows [r0, r1). */
 static void add_outliers(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
     for (int64_t r = r0; r < r1; r++)
@@ -181,25 +148,15 @@ void lp_qlut_dequant(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
     }
 }
 
-static lp_status pick_kernel(const char *name, lp_qlut_rows_fn *fn, lp_qlut_dequant_fn *dq) {
-    *dq = lp_qlut_dequant_ref;
-    if (!name) name = lp_qkernels_default()->name; /* follows LP_KERNEL and the CPU, like qgroup */
-    if (!strcmp(name, "avx512")) {
-        const lp_qkernels *k;
-        LP_TRY(lp_qkernels_select("avx512", &k));
-        *fn = lp_qlut_rows_avx512;
-        *dq = lp_qlut_dequant_avx512;
-    } else if (!strcmp(name, "avx2")) {
-        const lp_qkernels *k;
-        LP_TRY(lp_qkernels_select("avx2", &k));
-        *fn = lp_qlut_rows_avx2;
-    } else if (!strcmp(name, "ref")) {
-        *fn = lp_qlut_rows_ref;
-    } else {
-        return lp_fail(LP_ERR_ARG, "qlut kernel '%s' is unknown; expected ref, avx2 or avx512", name);
-    }
-    return LP_OK;
-}
+/* The dense-part kernels of each level (AVX2 has no dequantization of its own). */
+static const struct {
+    lp_qlut_rows_fn rows;
+    lp_qlut_dequant_fn dequant;
+} BY_ISA[LP_ISA_N] = {
+    {lp_qlut_rows_ref, lp_qlut_dequant_ref},
+    {lp_qlut_rows_avx2, lp_qlut_dequant_ref},
+    {lp_qlut_rows_avx512, lp_qlut_dequant_avx512},
+};
 
 static lp_status gemm_packed(lp_qlut_rows_fn fn, const lp_qlut *w, const float *X, int64_t T, float *Y) {
     const int64_t ldx = w->blocks * LP_QGROUP_BLOCK, R = w->rows;
@@ -245,17 +202,93 @@ static lp_status gemm_blas(lp_qlut_dequant_fn dq, const lp_qlut *w, const float 
     return LP_OK;
 }
 
-lp_status lp_qlut_gemm_ex(const lp_qlut *w, const float *X, int64_t T, float *Y, const char *kernel,
-                          int64_t blas_min_tokens) {
+static lp_status gemm_isa(const lp_qlut *w, const float *X, int64_t T, float *Y, lp_isa isa, int64_t blas_min_tokens) {
     if (T < 0) return lp_fail(LP_ERR_ARG, "qlut gemm: T = %lld tokens, expected >= 0", (long long)T);
     if (T == 0) return LP_OK;
-    lp_qlut_rows_fn fn = NULL;
-    lp_qlut_dequant_fn dq = NULL;
-    LP_TRY(pick_kernel(kernel, &fn, &dq));
-    if (T < (blas_min_tokens > 0 ? blas_min_tokens : BLAS_MIN_TOKENS)) return gemm_packed(fn, w, X, T, Y);
-    return gemm_blas(dq, w, X, T, Y);
+    if (T < (blas_min_tokens > 0 ? blas_min_tokens : BLAS_MIN_TOKENS)) return gemm_packed(BY_ISA[isa].rows, w, X, T, Y);
+    return gemm_blas(BY_ISA[isa].dequant, w, X, T, Y);
 }
 
-lp_status lp_qlut_gemm(const lp_qlut *w, const float *X, int64_t T, float *Y) {
-    return lp_qlut_gemm_ex(w, X, T, Y, NULL, 0);
+lp_status lp_qlut_gemm_ex(const lp_qlut *w, const float *X, int64_t T, float *Y, const char *kernel,
+                          int64_t blas_min_tokens) {
+    lp_isa isa = lp_cpu_isa();
+    if (kernel) {
+        lp_status st = lp_isa_from_name(kernel, &isa);
+        if (st != LP_OK) return lp_fail_ctx(st, "qlut");
+    }
+    return gemm_isa(w, X, T, Y, isa, blas_min_tokens);
 }
+
+/* ---- checkpoint I/O and the traits row ---- */
+
+static size_t qlut_nbytes(const void *d) { return lp_qlut_nbytes(d); }
+
+static void qlut_describe(const void *d, char *buf, size_t n) {
+    const lp_qlut *t = d;
+    snprintf(buf, n, "qlut w%d + %.2f%% sparse outliers", t->bits, 100.0 * (double)t->nnz / (double)(t->rows * t->cols));
+}
+
+static lp_status qlut_dequant(const void *d, int64_t r0, int64_t r1, float *out) {
+    lp_qlut_dequant(d, r0, r1, out);
+    return LP_OK;
+}
+
+static lp_status gemm_ref(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_isa(d, X, T, Y, LP_ISA_REF, 0);
+}
+static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_isa(d, X, T, Y, LP_ISA_AVX2, 0);
+}
+static lp_status gemm_avx512(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_isa(d, X, T, Y, LP_ISA_AVX512, 0);
+}
+
+static lp_status qlut_save(const void *d, lp_st_writer *w, const char *base, char *meta, size_t n) {
+    const lp_qlut *t = d;
+    LP_TRY(lp_fmt_add(w, base, ".qweight", LP_DT_U32, t->rows, t->blocks * t->bits, t->q));
+    LP_TRY(lp_fmt_add(w, base, ".lut", LP_DT_F16, t->rows, (int64_t)1 << t->bits, t->lut));
+    LP_TRY(lp_fmt_add(w, base, ".row_ptr", LP_DT_I32, 1, t->rows + 1, t->row_ptr));
+    LP_TRY(lp_fmt_add(w, base, ".col_idx", LP_DT_I32, 1, t->nnz, t->col_idx));
+    LP_TRY(lp_fmt_add(w, base, ".vals", LP_DT_F16, 1, t->nnz, t->vals));
+    snprintf(meta, n, "{\"format\":\"qlut\",\"bits\":%d,\"nnz\":%lld}", t->bits, (long long)t->nnz);
+    return LP_OK;
+}
+
+static lp_status qlut_load(const lp_fmt_src *in, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
+                           void **data) {
+    int64_t bits, nnz;
+    LP_TRY(lp_fmt_int(in, base, desc, "bits", 1, LP_QLUT_MAX_BITS, &bits));
+    LP_TRY(lp_fmt_int(in, base, desc, "nnz", 0, rows * cols < INT32_MAX ? rows * cols : INT32_MAX, &nnz));
+    const lp_tensor_view *q, *lut, *rp, *ci, *v;
+    LP_TRY(lp_fmt_tensor(in, base, ".qweight", LP_DT_U32, rows, nblocks(cols) * bits, &q));
+    LP_TRY(lp_fmt_tensor(in, base, ".lut", LP_DT_F16, rows, (int64_t)1 << bits, &lut));
+    LP_TRY(lp_fmt_tensor(in, base, ".row_ptr", LP_DT_I32, 1, rows + 1, &rp));
+    LP_TRY(lp_fmt_tensor(in, base, ".col_idx", LP_DT_I32, 1, nnz, &ci));
+    LP_TRY(lp_fmt_tensor(in, base, ".vals", LP_DT_F16, 1, nnz, &v));
+    lp_qlut *w = calloc(1, sizeof *w);
+    if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status st = lp_qlut_view(w, rows, cols, (int)bits, nnz, q->data, q->nbytes, lut->data, lut->nbytes, rp->data,
+                                rp->nbytes, ci->data, ci->nbytes, v->data, v->nbytes);
+    if (st != LP_OK) {
+        free(w);
+        return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
+    }
+    *data = w;
+    return LP_OK;
+}
+
+static void qlut_free(void *d) {
+    lp_qlut_free(d);
+    free(d);
+}
+
+const lp_format lp_format_qlut = {
+    .name = "qlut",
+    .nbytes = qlut_nbytes,
+    .describe = qlut_describe,
+    .dequant = qlut_dequant,
+    .gemm = {gemm_ref, gemm_avx2, gemm_avx512},
+    .save = qlut_save,
+    .load = qlut_load,
+    .free = qlut_free,
+};

@@ -25,7 +25,7 @@
  * 16 codes into 16 weights.
  *
  * Kernels: a scalar reference (the specification) and an AVX-512 one, chosen
- * like qkernels.h (LP_KERNEL=ref forces the reference). Per output, the dense
+ * by core/cpu.h's level (LP_KERNEL=ref forces the reference). Per output, the dense
  * part is summed over columns, then S's entries of the row are added in
  * CSR order; the AVX-512 kernel sums the dense part in another order
  * (matches to ~1e-6 relative).
@@ -33,7 +33,7 @@
 #ifndef LP_QLUT_H
 #define LP_QLUT_H
 
-#include "llmpress/status.h"
+#include "format/format.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -82,6 +82,9 @@ void lp_qlut_dequant(const lp_qlut *w, int64_t r0, int64_t r1, float *out);
  * when this CPU lacks the one named. */
 lp_status lp_qlut_gemm_ex(const lp_qlut *w, const float *X, int64_t T, float *Y, const char *kernel,
                           int64_t blas_min_tokens);
-lp_status lp_qlut_gemm(const lp_qlut *w, const float *X, int64_t T, float *Y);
+
+/* The traits row: {"format":"qlut","bits":B,"nnz":N}, tensors as above
+ * (<base>.qweight, .lut, .row_ptr, .col_idx, .vals). */
+extern const lp_format lp_format_qlut;
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * qlut_kernels.h - the dense-part kernels of the lookup-table format
  * (format/qlut.h): serial functions over rows [r0, r1), no threads inside
- * (quant/qlut.c runs the OpenMP loop and adds the sparse outliers).
+ * (format/qlut.c runs the OpenMP loop and adds the sparse outliers).
  *
  * x is (T, ldx), each token zero-padded past cols to blocks * 32 floats, so
  * padding codes never contribute; y[t * ldy + r] receives row r's dense sum

@@ -221,3 +221,88 @@ lp_status lp_qmix_gemm(const lp_qmix *w, const float *X, int64_t T, float *Y) {
     free(Yp);
     return s;
 }
+
+/* ---- checkpoint I/O and the traits row ---- */
+
+static size_t qmix_nbytes(const void *d) { return lp_qmix_nbytes(d); }
+
+static void qmix_describe(const void *d, char *buf, size_t n) {
+    const lp_qmix *x = d;
+    int64_t cnt[9] = {0};
+    for (int64_t g = 0; g < x->ngroups; g++) cnt[x->gbits[g]]++;
+    size_t k = (size_t)snprintf(buf, n, "qmix w%.2f g%d %s (groups:", lp_qmix_mean_bits(x), x->group,
+                                x->sym ? "sym" : "asym");
+    for (int b = 1; b <= 8 && k < n; b++)
+        if (cnt[b]) k += (size_t)snprintf(buf + k, n - k, " %lld x w%d", (long long)cnt[b], b);
+    if (k < n) snprintf(buf + k, n - k, ")");
+}
+
+static lp_status qmix_dequant(const void *d, int64_t r0, int64_t r1, float *out) {
+    return lp_qmix_dequant(d, r0, r1, out);
+}
+
+static lp_status qmix_gemm(const void *d, const float *X, int64_t T, float *Y) { return lp_qmix_gemm(d, X, T, Y); }
+
+static lp_status qmix_save(const void *d, lp_st_writer *w, const char *base, char *meta, size_t n) {
+    const lp_qmix *x = d;
+    LP_TRY(lp_fmt_add(w, base, ".gbits", LP_DT_U8, 1, x->ngroups, x->gbits));
+    for (int k = 0; k < x->nparts; k++) {
+        char pb[320];
+        snprintf(pb, sizeof pb, "%s.w%d", base, x->part[k].bits);
+        LP_TRY(lp_qgroup_save_tensors(&x->part[k], w, pb));
+    }
+    snprintf(meta, n, "{\"format\":\"qmix\",\"group\":%d,\"sym\":%s}", x->group, x->sym ? "true" : "false");
+    return LP_OK;
+}
+
+static lp_status qmix_load(const lp_fmt_src *in, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
+                           void **data) {
+    int64_t group;
+    bool sym;
+    LP_TRY(lp_fmt_int(in, base, desc, "group", 1, INT32_MAX, &group));
+    LP_TRY(lp_fmt_bool(in, base, desc, "sym", &sym));
+    if (group < LP_QGROUP_BLOCK || group % LP_QGROUP_BLOCK || group >= cols)
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": qmix group %lld for %lld columns, expected a multiple of "
+                       "32 below the column count", in->name, base, (long long)group, (long long)cols);
+    const int64_t G = (cols + group - 1) / group;
+    const lp_tensor_view *gb;
+    LP_TRY(lp_fmt_tensor(in, base, ".gbits", LP_DT_U8, 1, G, &gb));
+    const uint8_t *gbits = gb->data;
+    lp_status cs = lp_qmix_check(LP_ERR_FORMAT, rows, cols, (int)group, gbits);
+    if (cs != LP_OK) return lp_fail_ctx(cs, "%s: linear \"%s\"", in->name, base);
+    lp_qgroup parts[LP_QMIX_MAX_PARTS] = {0};
+    int np = 0;
+    lp_status st = LP_OK;
+    for (int b = 1; b <= 8 && st == LP_OK; b++) {
+        int64_t pc = lp_qmix_part_cols(cols, (int)group, gbits, b);
+        if (!pc) continue;
+        char pb[320];
+        snprintf(pb, sizeof pb, "%s.w%d", base, b);
+        st = lp_qgroup_load_view(in, pb, b, (int)group, sym, rows, pc, &parts[np++]);
+    }
+    lp_qmix *w = st == LP_OK ? calloc(1, sizeof *w) : NULL;
+    if (st == LP_OK && !w) st = lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (st == LP_OK) st = lp_qmix_adopt(w, rows, cols, (int)group, sym, gbits, parts, np);
+    if (st != LP_OK) {
+        free(w);
+        return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
+    }
+    *data = w;
+    return LP_OK;
+}
+
+static void qmix_free(void *d) {
+    lp_qmix_free(d);
+    free(d);
+}
+
+const lp_format lp_format_qmix = {
+    .name = "qmix",
+    .nbytes = qmix_nbytes,
+    .describe = qmix_describe,
+    .dequant = qmix_dequant,
+    .gemm = {qmix_gemm},
+    .save = qmix_save,
+    .load = qmix_load,
+    .free = qmix_free,
+};

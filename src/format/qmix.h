@@ -74,4 +74,8 @@ lp_status lp_qmix_dequant(const lp_qmix *w, int64_t r0, int64_t r1, float *out);
 /* Y (T x rows) = X (T x cols) W^T through each part's qgroup kernels. */
 lp_status lp_qmix_gemm(const lp_qmix *w, const float *X, int64_t T, float *Y);
 
+/* The traits row: {"format":"qmix","group":G,"sym":S}; tensors <base>.gbits
+ * (U8 [1, ngroups]) and one qgroup part per width b under <base>.w<b>. */
+extern const lp_format lp_format_qmix;
+
 #endif

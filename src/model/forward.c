@@ -9,10 +9,15 @@
  * Why f32: it is the reference the compressed models are measured against
  *   (REFERENCE.md upcasts bf16 weights to f32 and computes in f32).
  * Design: a call processes T tokens at once (T = 1 is decode). Every matrix
- *   product is a lp_linear_forward (BLAS sgemm for dense weights, packed
- *   kernels for compressed ones); attention runs per query head as two sgemm
- *   calls against that head's slice of the cache, Q K^T then P V, with the
- *   causal (and sliding-window) mask applied between them.
+ *   product is a lp_linear_forward (the backend's sgemm for dense weights,
+ *   packed kernels for compressed ones); attention runs per query head as two
+ *   backend sgemm calls against that head's slice of the cache, Q K^T then
+ *   P V, with the causal (and sliding-window) mask applied between them.
+ *   The block is written once, here: the forward pass, the calibration
+ *   pipeline (its pieces: lp_block_norm, lp_block_attention,
+ *   lp_block_residual, lp_mlp_act) and AWQ's searches (lp_block_forward with
+ *   hooks that capture a linear's input, stop the block, or run it with a
+ *   candidate's linears) all go through the functions below.
  *   RoPE follows HF's rotate_half convention: dimension i pairs with i + hd/2,
  *   angles computed in f32 as pos * inv_freq like HF, then cos/sin.
  *   KV cache: (layer, KV, max_tokens, hd), so a head's keys are one
@@ -20,10 +25,10 @@
  */
 #include "model/model_impl.h"
 
+#include "core/backend.h"
 #include "core/half.h"
 #include "core/status_impl.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +48,20 @@ struct lp_ctx {
     float *gate;   /* T x F */
     float *up;     /* T x F */
     float *scores; /* T x max_tokens */
-    lp_capture_fn capture; /* calibration hook (lp_block_forward), else NULL */
-    void *capture_ud;
+    const lp_block_hooks *hooks; /* lp_block_forward's, else NULL */
+    bool stopped;                /* a hook stopped the block */
 };
+
+/* Layer l's linear k, or the hooks' stand-in for it. */
+static const lp_linear *lin(const lp_ctx *c, int64_t l, int k) {
+    return c->hooks && c->hooks->lin[k] ? c->hooks->lin[k] : &c->m->layers[l].lin[k];
+}
+
+/* Show the hooks linear group k's input; true when they stop the block. */
+static bool capture(lp_ctx *c, int k, const float *X, int64_t T, int64_t cols) {
+    if (c->hooks && c->hooks->capture && c->hooks->capture(c->hooks->ud, k, X, T, cols)) c->stopped = true;
+    return c->stopped;
+}
 
 /* Rotary inverse frequencies, HF's _compute_default_rope_parameters and
  * _compute_llama3_parameters, in f32 as PyTorch computes them. */
@@ -189,19 +205,20 @@ static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_
 }
 
 /* c->att (T x H*hd) = the heads' attention output for c->x, before o. */
-static bool attention_heads(lp_ctx *c, int64_t l, int64_t T) {
+static lp_status attention_heads(lp_ctx *c, int64_t l, int64_t T) {
     const lp_model *m = c->m;
     const lp_config *cf = &m->cfg;
     const lp_layer *L = &m->layers[l];
+    const lp_backend *be = lp_backend_default();
     const int64_t D = cf->dim, H = cf->n_heads, KV = cf->n_kv_heads, hd = cf->head_dim;
     const int64_t pos0 = c->pos, rep = H / KV;
     float *kn = c->kv, *vn = c->kv + T * KV * hd;
 
     rmsnorm(c->xn, c->x, L->attn_norm, T, D, cf->norm_eps);
-    if (c->capture && c->capture(c->capture_ud, LP_Q, c->xn, T, D)) return false; /* also k, v's input */
-    lp_linear_forward(&L->lin[LP_Q], c->xn, T, c->q);
-    lp_linear_forward(&L->lin[LP_K], c->xn, T, kn);
-    lp_linear_forward(&L->lin[LP_V], c->xn, T, vn);
+    if (capture(c, LP_Q, c->xn, T, D)) return LP_OK; /* also k, v's input */
+    LP_TRY(lp_linear_forward(lin(c, l, LP_Q), c->xn, T, c->q));
+    LP_TRY(lp_linear_forward(lin(c, l, LP_K), c->xn, T, kn));
+    LP_TRY(lp_linear_forward(lin(c, l, LP_V), c->xn, T, vn));
     rope(c->q, T, H, hd, pos0, c->cos, c->sin);
     rope(kn, T, KV, hd, pos0, c->cos, c->sin);
 
@@ -226,54 +243,53 @@ static bool attention_heads(lp_ctx *c, int64_t l, int64_t T) {
         for (int64_t t0 = 0; t0 < T; t0 += QCHUNK) {
             const int64_t n = T - t0 < QCHUNK ? T - t0 : QCHUNK, lk = pos0 + t0 + n;
             /* S (n x lk) = scale * Q_h K^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)lk, (int)hd, scale,
-                        c->q + (t0 * H + h) * hd, (int)(H * hd), K, (int)hd, 0.0f, c->scores, (int)lk);
+            be->sgemm(true, n, lk, hd, scale, c->q + (t0 * H + h) * hd, H * hd, K, hd, 0.0f, c->scores, lk);
             masked_softmax(c->scores, n, lk, pos0 + t0, cf->sliding_window);
             /* att_h (n x hd) = P V */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)hd, (int)lk, 1.0f, c->scores,
-                        (int)lk, V, (int)hd, 0.0f, c->att + (t0 * H + h) * hd, (int)(H * hd));
+            be->sgemm(false, n, hd, lk, 1.0f, c->scores, lk, V, hd, 0.0f, c->att + (t0 * H + h) * hd, H * hd);
         }
     }
-    return true;
+    return LP_OK;
 }
 
-static bool attention_block(lp_ctx *c, int64_t l, int64_t T) {
+/* out (T x D) = res + W in, tmp (T x D) scratch; out may be res or in. */
+static lp_status residual(const lp_linear *W, const float *in, int64_t T, const float *res, float *out, float *tmp) {
+    LP_TRY(lp_linear_forward(W, in, T, tmp));
+    for (int64_t i = 0; i < T * W->rows; i++) out[i] = res[i] + tmp[i];
+    return LP_OK;
+}
+
+static lp_status attention_block(lp_ctx *c, int64_t l, int64_t T) {
     const lp_config *cf = &c->m->cfg;
-    const lp_layer *L = &c->m->layers[l];
-    const int64_t D = cf->dim;
-    if (!attention_heads(c, l, T)) return false;
-    if (c->capture && c->capture(c->capture_ud, LP_O, c->att, T, cf->n_heads * cf->head_dim)) return false;
-    lp_linear_forward(&L->lin[LP_O], c->att, T, c->tmp);
-    for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
-    return true;
+    LP_TRY(attention_heads(c, l, T));
+    if (c->stopped || capture(c, LP_O, c->att, T, cf->n_heads * cf->head_dim)) return LP_OK;
+    return residual(lin(c, l, LP_O), c->att, T, c->x, c->x, c->tmp);
+}
+
+lp_status lp_mlp_act(const lp_linear *gate, const lp_linear *up, const float *xn, int64_t T, float *act, float *u) {
+    const int64_t F = gate->rows;
+    LP_TRY(lp_linear_forward(gate, xn, T, act));
+    LP_TRY(lp_linear_forward(up, xn, T, u));
+#pragma omp parallel for if (T > 8)
+    for (int64_t i = 0; i < T * F; i++) {
+        float g = act[i];
+        act[i] = g / (1.0f + expf(-g)) * u[i]; /* silu(g) * u */
+    }
+    return LP_OK;
 }
 
 /* c->gate (T x F) = silu(gate(h)) * up(h), h = rmsnorm(c->x): down's input. */
-static bool mlp_act(lp_ctx *c, int64_t l, int64_t T) {
+static lp_status mlp_act(lp_ctx *c, int64_t l, int64_t T) {
     const lp_config *cf = &c->m->cfg;
-    const lp_layer *L = &c->m->layers[l];
-    const int64_t D = cf->dim, F = cf->ffn;
-    rmsnorm(c->xn, c->x, L->ffn_norm, T, D, cf->norm_eps);
-    if (c->capture && c->capture(c->capture_ud, LP_GATE, c->xn, T, D)) return false; /* also up's */
-    lp_linear_forward(&L->lin[LP_GATE], c->xn, T, c->gate);
-    lp_linear_forward(&L->lin[LP_UP], c->xn, T, c->up);
-#pragma omp parallel for if (T > 8)
-    for (int64_t i = 0; i < T * F; i++) {
-        float g = c->gate[i];
-        c->gate[i] = g / (1.0f + expf(-g)) * c->up[i]; /* silu(g) * u */
-    }
-    return true;
+    rmsnorm(c->xn, c->x, c->m->layers[l].ffn_norm, T, cf->dim, cf->norm_eps);
+    if (capture(c, LP_GATE, c->xn, T, cf->dim)) return LP_OK; /* also up's */
+    return lp_mlp_act(lin(c, l, LP_GATE), lin(c, l, LP_UP), c->xn, T, c->gate, c->up);
 }
 
-static bool mlp_block(lp_ctx *c, int64_t l, int64_t T) {
-    const lp_config *cf = &c->m->cfg;
-    const lp_layer *L = &c->m->layers[l];
-    const int64_t D = cf->dim, F = cf->ffn;
-    if (!mlp_act(c, l, T)) return false;
-    if (c->capture && c->capture(c->capture_ud, LP_DOWN, c->gate, T, F)) return false;
-    lp_linear_forward(&L->lin[LP_DOWN], c->gate, T, c->tmp);
-    for (int64_t i = 0; i < T * D; i++) c->x[i] += c->tmp[i];
-    return true;
+static lp_status mlp_block(lp_ctx *c, int64_t l, int64_t T) {
+    LP_TRY(mlp_act(c, l, T));
+    if (c->stopped || capture(c, LP_DOWN, c->gate, T, c->m->cfg.ffn)) return LP_OK;
+    return residual(lin(c, l, LP_DOWN), c->gate, T, c->x, c->x, c->tmp);
 }
 
 lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits) {
@@ -289,24 +305,25 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
             return lp_fail(LP_ERR_ARG, "token id %d at index %lld is outside the vocabulary [0, %lld)",
                            tokens[t], (long long)t, (long long)cf->vocab);
     /* The head is the largest dense matrix (the whole vocabulary): convert it
-     * here, so that running out of memory is an error rather than an abort. */
-    if (logits) LP_TRY(lp_linear_materialize((lp_linear *)&m->head));
+     * before any work, so that running out of memory fails early. */
+    lp_dense *head = lp_linear_data(&m->head, &lp_format_dense);
+    if (logits && head) LP_TRY(lp_dense_materialize(head));
     /* Long inputs are processed in chunks of max_batch tokens. */
     for (int64_t done = 0; done < T;) {
         int64_t n = T - done < c->max_batch ? T - done : c->max_batch;
         lp_embed_tokens(m, tokens + done, n, c->x);
         for (int64_t l = 0; l < cf->n_layers; l++) {
-            attention_block(c, l, n);
-            mlp_block(c, l, n);
+            LP_TRY(attention_block(c, l, n));
+            LP_TRY(mlp_block(c, l, n));
         }
         c->pos += n;
         if (logits) {
             if (all_logits) {
                 rmsnorm(c->xn, c->x, m->norm, n, D, cf->norm_eps);
-                lp_linear_forward(&m->head, c->xn, n, logits + done * cf->vocab);
+                LP_TRY(lp_linear_forward(&m->head, c->xn, n, logits + done * cf->vocab));
             } else if (done + n == T) {
                 rmsnorm(c->xn, c->x + (n - 1) * D, m->norm, 1, D, cf->norm_eps);
-                lp_linear_forward(&m->head, c->xn, 1, logits);
+                LP_TRY(lp_linear_forward(&m->head, c->xn, 1, logits));
             }
         }
         done += n;
@@ -322,19 +339,20 @@ static lp_status block_args(const lp_ctx *c, int64_t l, int64_t T) {
     return LP_OK;
 }
 
-lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture_fn capture, void *ud) {
+lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, const lp_block_hooks *hooks) {
     const lp_config *cf = &c->m->cfg;
     LP_TRY(block_args(c, l, T));
     c->pos = 0;
-    c->capture = capture;
-    c->capture_ud = ud;
+    c->hooks = hooks;
+    c->stopped = false;
     memcpy(c->x, x, (size_t)(T * cf->dim) * sizeof(float));
-    bool done = attention_block(c, l, T) && mlp_block(c, l, T);
-    if (done) memcpy(x, c->x, (size_t)(T * cf->dim) * sizeof(float));
-    c->capture = NULL;
-    c->capture_ud = NULL;
+    lp_status st = attention_block(c, l, T);
+    if (st == LP_OK && !c->stopped) st = mlp_block(c, l, T);
+    if (st == LP_OK && !c->stopped) memcpy(x, c->x, (size_t)(T * cf->dim) * sizeof(float));
+    c->hooks = NULL;
+    c->stopped = false;
     c->pos = 0;
-    return LP_OK;
+    return st;
 }
 
 lp_status lp_block_attention(lp_ctx *c, int64_t l, const float *x, int64_t T, float *att) {
@@ -342,7 +360,7 @@ lp_status lp_block_attention(lp_ctx *c, int64_t l, const float *x, int64_t T, fl
     const lp_config *cf = &c->m->cfg;
     c->pos = 0;
     memcpy(c->x, x, (size_t)(T * cf->dim) * sizeof(float));
-    attention_heads(c, l, T);
+    LP_TRY(attention_heads(c, l, T));
     memcpy(att, c->att, (size_t)(T * cf->n_heads * cf->head_dim) * sizeof(float));
     return LP_OK;
 }
@@ -351,9 +369,15 @@ lp_status lp_block_mlp_act(lp_ctx *c, int64_t l, const float *h, int64_t T, floa
     LP_TRY(block_args(c, l, T));
     const lp_config *cf = &c->m->cfg;
     memcpy(c->x, h, (size_t)(T * cf->dim) * sizeof(float));
-    mlp_act(c, l, T);
+    LP_TRY(mlp_act(c, l, T));
     memcpy(act, c->gate, (size_t)(T * cf->ffn) * sizeof(float));
     return LP_OK;
+}
+
+lp_status lp_block_residual(const lp_model *m, int64_t l, int k, const float *in, int64_t T, const float *res,
+                            float *out, float *tmp) {
+    LP_ASSERT(k == LP_O || k == LP_DOWN);
+    return residual(&m->layers[l].lin[k], in, T, res, out, tmp);
 }
 
 void lp_block_norm(const lp_model *m, int64_t l, int which, const float *x, int64_t T, float *out) {

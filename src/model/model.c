@@ -5,8 +5,10 @@
  * by its Hugging Face name and its shape checked against the config before
  * use, so a checkpoint that contradicts its config is an error naming the
  * tensor, never a crash later. f32 tensors are used in place from the mapped
- * file; bf16/f16 ones are converted to f32 once (the forward pass runs in f32,
- * as the PyTorch reference does). Compressed linears keep their packed form.
+ * file; 16-bit linears and the embedding stay in the mapping in their stored
+ * form (a dense linear converts to f32 on its first product, the embedding
+ * row by row as tokens are embedded; the forward pass runs in f32, as the
+ * PyTorch reference does). Compressed linears keep their packed form.
  */
 #include "model/model_impl.h"
 
@@ -188,9 +190,10 @@ lp_status lp_model_load(const char *dir, lp_model **out) {
     if (st == LP_OK) st = load_layers(m);
     if (st == LP_OK) {
         if (c->tied) {
-            m->head = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = c->vocab, .cols = c->dim,
-                                  .w = m->embed, .raw = m->embed ? NULL : m->embed_raw,
-                                  .stored_dtype = m->embed_dtype};
+            m->head = (lp_linear){.rows = c->vocab, .cols = c->dim};
+            lp_dense *d;
+            st = lp_dense_view(c->vocab, c->dim, m->embed, m->embed_raw, m->embed_dtype, NULL, &d);
+            if (st == LP_OK) st = lp_linear_add_part(&m->head, &lp_format_dense, d);
         } else {
             st = lp_ckpt_load_linear(m, "lm_head", c->vocab, c->dim, &m->head);
         }
@@ -222,6 +225,22 @@ void lp_model_free(lp_model *m) {
 const lp_config *lp_model_config(const lp_model *m) { return &m->cfg; }
 const char *lp_model_dir(const lp_model *m) { return m->dir; }
 
+/* Is the tensor part of a decoder linear's weight ("model.layers.<l>.<linear
+ * name>.<anything but bias>")? Formats name their tensors freely, so this
+ * looks at the linear's name, not at suffixes. */
+static bool linear_tensor(const char *name) {
+    static const char pre[] = "model.layers.";
+    if (strncmp(name, pre, sizeof pre - 1)) return false;
+    const char *p = name + sizeof pre - 1;
+    while (*p >= '0' && *p <= '9') p++;
+    if (*p++ != '.') return false;
+    for (int k = 0; k < LP_NLIN; k++) {
+        size_t n = strlen(lp_linear_names[k]);
+        if (!strncmp(p, lp_linear_names[k], n) && p[n] == '.') return strcmp(p + n, ".bias") != 0;
+    }
+    return false;
+}
+
 void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
     memset(sz, 0, sizeof *sz);
     const lp_config *c = &m->cfg;
@@ -232,7 +251,7 @@ void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
             const lp_linear *L = &m->layers[l].lin[k];
             sz->linear_params += L->rows * L->cols;
             sz->linear_bytes += (int64_t)lp_linear_nbytes(L);
-            if (L->fmt != LP_LINEAR_DENSE) sz->n_compressed++;
+            if (!lp_linear_is(L, &lp_format_dense)) sz->n_compressed++;
             lp_linear_describe(L, d, sizeof d);
             if (!first[0]) snprintf(first, sizeof first, "%s", d);
             else if (strcmp(first, d)) mixed = true;
@@ -243,13 +262,9 @@ void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
     int64_t other_params = 0, other_bytes = 0;
     for (int64_t i = 0; i < lp_weights_count(m->weights); i++) {
         const lp_tensor_view *t = lp_weights_at(m->weights, i);
-        const char *nm = t->name;
-        bool is_linear = strstr(nm, "_proj.") && strstr(nm, "model.layers.") &&
-                         !strstr(nm, ".bias");
-        if (is_linear) continue; /* counted above, whatever its form in the file */
+        if (linear_tensor(t->name)) continue; /* counted above, whatever its form in the file */
         other_bytes += (int64_t)t->nbytes;
-        if (!strstr(nm, ".scales") && !strstr(nm, ".qzeros") && !strstr(nm, ".qweight"))
-            other_params += t->numel;
+        other_params += t->numel;
     }
     sz->total_params = sz->linear_params + other_params;
     sz->total_bytes = sz->linear_bytes + other_bytes;

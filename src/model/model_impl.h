@@ -6,6 +6,7 @@
 #define LP_MODEL_IMPL_H
 
 #include "llmpress/model.h"
+#include "format/dense.h"
 #include "format/linear.h"
 #include "io/safetensors.h"
 
@@ -64,7 +65,7 @@ void lp_linear_name(int64_t l, int k, char *buf, size_t n);
  * "model.layers.<l>.input_layernorm.weight", ... */
 void lp_norm_name(int64_t l, int which, char *buf, size_t n);
 
-/* Compressed-checkpoint hooks (src/model/checkpoint.c): load linear `base` from
+/* Checkpoint hooks (checkpoint.c): load linear `base` from
  * the weights, dense (<base>.weight) or in a compressed format. */
 lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols,
                               lp_linear *out);
@@ -80,18 +81,24 @@ lp_status lp_ckpt_load_packed(const lp_weights *w, const char *name, const char 
 lp_status lp_ckpt_add_layer_state(lp_st_writer *w, lp_model *m, int64_t l);
 lp_status lp_ckpt_load_layer_state(lp_model *m, int64_t l, const lp_weights *w, const char *name);
 
-/* ---- block-wise execution, for calibration (src/model/forward.c) ----
- * The hook sees the input of each group of linears as it is computed:
- * k = LP_Q (input of q, k and v), LP_O, LP_GATE (gate and up), LP_DOWN;
- * X is T x cols, valid only during the call. A non-zero return stops the
- * block there (x is then left unchanged): calibration that only needs the
- * input of q/k/v need not run the rest of the block. */
-typedef int (*lp_capture_fn)(void *ud, int k, const float *X, int64_t T, int64_t cols);
+/* ---- the block, piece by piece, for calibration (forward.c) ----
+ * Hooks of lp_block_forward: `capture` sees the input of each group of
+ * linears as it is computed: k = LP_Q (input of q, k and v), LP_O, LP_GATE
+ * (gate and up), LP_DOWN; X is T x cols, valid only during the call; a
+ * non-zero return stops the block there (x is then left unchanged), so
+ * calibration that only needs q/k/v's input need not run the rest. `lin[k]`,
+ * when not NULL, runs instead of the layer's linear k (a search's candidate
+ * weights), leaving the model untouched. */
+typedef struct {
+    int (*capture)(void *ud, int k, const float *X, int64_t T, int64_t cols);
+    void *ud;
+    const lp_linear *lin[LP_NLIN];
+} lp_block_hooks;
 
-/* Run block l alone on one sequence of T tokens at positions 0..T-1:
- * x (T x D) is replaced by the block's output (unless the hook stopped it). The context's cache is used
- * as scratch (reset before and after). */
-lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture_fn capture, void *ud);
+/* Run block l alone on one sequence of T tokens at positions 0..T-1: x (T x D)
+ * is replaced by the block's output (unless a hook stopped it). hooks may be
+ * NULL. The context's cache is used as scratch (reset before and after). */
+lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, const lp_block_hooks *hooks);
 
 /* The pieces of block l, for pipelines that keep the intermediate states
  * (T <= the context's batch; the context's cache is scratch):
@@ -99,10 +106,19 @@ lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, lp_capture
  *   act (T x F) = silu(gate(n)) * up(n), n = post-attention RMSNorm of h
  *                 (h = x + o(att)): down's input;
  *   out (T x D) = RMSNorm of x with the block's input norm (which = 0) or
- *                 post-attention norm (which = 1): q/k/v's or gate/up's input. */
+ *                 post-attention norm (which = 1): q/k/v's or gate/up's input;
+ *   out (T x D) = res + W_k in for k = LP_O or LP_DOWN: the residual adds
+ *                 (tmp: T x D scratch; out may alias res or in). */
 lp_status lp_block_attention(lp_ctx *c, int64_t l, const float *x, int64_t T, float *att);
 lp_status lp_block_mlp_act(lp_ctx *c, int64_t l, const float *h, int64_t T, float *act);
 void lp_block_norm(const lp_model *m, int64_t l, int which, const float *x, int64_t T, float *out);
+lp_status lp_block_residual(const lp_model *m, int64_t l, int k, const float *in, int64_t T, const float *res,
+                            float *out, float *tmp);
+
+/* act (T x F) = silu(gate(xn)) * up(xn) for the MLP's normalized input xn
+ * (T x D), u (T x F) scratch: the MLP's activation, for any gate and up
+ * (AWQ runs candidates through it). */
+lp_status lp_mlp_act(const lp_linear *gate, const lp_linear *up, const float *xn, int64_t T, float *act, float *u);
 
 /* x (T x D) = embedding rows of ids (ids must be valid), converted from the
  * stored 16-bit rows when the embedding is kept in its stored form. */

@@ -35,9 +35,10 @@
  *
  * Design:
  * - The attention group's loss runs the model's own attention (RoPE, GQA, masks):
- *   lp_block_forward with q, k, v temporarily pointing at Q(W s)/s and a capture
- *   hook that applies o to the attention output, adds up the error and stops the
- *   block. The MLP group uses mlp_out below (gate, up, silu, down).
+ *   lp_block_forward with hooks that run q, k, v as Q(W s)/s (stand-ins; the
+ *   model is untouched) and apply o to the attention output, add up the error
+ *   and stop the block. The MLP group runs forward.c's lp_mlp_act on the
+ *   candidates' gate and up, then down.
  * - The single-linear groups (v -> o, up -> down) need no pass over the tokens:
  *   with G = X^T X (one syrk in step 0) and dW = Q(W s)/s - W,
  *     mean_{t,r} ((X dW^T)[t, r])^2 = tr(dW G dW^T) / (n rows),
@@ -63,7 +64,7 @@
  *   of a row (the reference asserts divisibility); --sym uses the symmetric
  *   quantizer of quantizer.py's zero_point=False branch (which the reference never
  *   runs: it asserts);
- * - p->awq_search_samples > 0 runs the attention and MLP losses of the scale search
+ * - search_samples > 0 runs the attention and MLP losses of the scale search
  *   on the first that many calibration windows only (the windows are random draws,
  *   so that is a random subset); the channel statistics and the single-linear
  *   losses still use every token. 0, the default, is the reference's behaviour.
@@ -74,20 +75,15 @@
 
 #include "core/half.h"
 #include "core/status_impl.h"
+#include "format/dense.h"
 #include "model/model_impl.h"
+#include "quant/method.h"
 #include "quant/rtn.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- AWQ's quantizer ---- */
 
@@ -290,7 +286,20 @@ typedef struct {
     float *s_qkv, *s_o, *s_mlp, *s_down; /* ns x D, ns x A, ns x D, ns x F */
     int64_t tok0;          /* capture: first token of the current sequence */
     double t_stats;
+    lp_status err;         /* a product inside a hook failed (the hook then stops the block) */
 } awq_work;
+
+/* A dense linear's f32 weight (check_weights made every linear of the block one). */
+static const float *wf(const lp_linear *l) { return ((const lp_dense *)lp_linear_data(l, &lp_format_dense))->w; }
+
+/* A dense stand-in for l with weight w (not owned) and l's bias: a search's
+ * candidate, run through the block by lp_block_forward's hooks. */
+static lp_status stand_in(const lp_linear *l, const float *w, lp_linear *out) {
+    *out = (lp_linear){.rows = l->rows, .cols = l->cols, .bias = l->bias};
+    lp_dense *d;
+    LP_TRY(lp_dense_view(l->rows, l->cols, w, NULL, LP_DT_F32, NULL, &d));
+    return lp_linear_add_part(out, &lp_format_dense, d);
+}
 
 static void add_abs(double *acc, const float *X, int64_t T, int64_t C) {
     for (int64_t t = 0; t < T; t++)
@@ -314,14 +323,15 @@ static int capture(void *ud, int k, const float *X, int64_t T, int64_t C) {
     awq_work *w = ud;
     const lp_layer *Lb = &w->m->layers[w->b];
     const int64_t off = w->tok0 * w->D;
-    double t0 = now_s(), t_fwd = 0;
+    double t0 = lp_now_s(), t_fwd = 0;
     if (k == LP_Q) {
         add_abs(w->xs_qkv, X, T, C);
         take_samples(w, w->s_qkv, X, T, C);
     } else if (k == LP_O) {
-        double t1 = now_s();
-        lp_linear_forward(&Lb->lin[LP_O], X, T, w->att_out + off);
-        t_fwd = now_s() - t1;
+        double t1 = lp_now_s();
+        w->err = lp_linear_forward(&Lb->lin[LP_O], X, T, w->att_out + off);
+        t_fwd = lp_now_s() - t1;
+        if (w->err != LP_OK) return 1;
         if (w->o_group) {
             add_abs(w->xs_o, X, T, C);
             if (w->direct_o) memcpy(w->G_o + w->tok0 * C, X, (size_t)(T * C) * sizeof(float));
@@ -333,15 +343,16 @@ static int capture(void *ud, int k, const float *X, int64_t T, int64_t C) {
         add_abs(w->xs_mlp, X, T, C);
         take_samples(w, w->s_mlp, X, T, C);
     } else if (k == LP_DOWN) {
-        double t1 = now_s();
-        lp_linear_forward(&Lb->lin[LP_DOWN], X, T, w->mlp_ref + off);
-        t_fwd = now_s() - t1;
+        double t1 = lp_now_s();
+        w->err = lp_linear_forward(&Lb->lin[LP_DOWN], X, T, w->mlp_ref + off);
+        t_fwd = lp_now_s() - t1;
+        if (w->err != LP_OK) return 1;
         add_abs(w->xs_down, X, T, C);
         if (w->direct_down) memcpy(w->G_down + w->tok0 * C, X, (size_t)(T * C) * sizeof(float));
         else add_gram(w->G_down, X, T, C);
         take_samples(w, w->s_down, X, T, C);
     }
-    w->t_stats += now_s() - t0 - t_fwd;
+    w->t_stats += lp_now_s() - t0 - t_fwd;
     return 0;
 }
 
@@ -362,25 +373,15 @@ typedef struct {
     const float *ref; /* T x D */
     float *tmp;       /* T x D */
     double loss;
+    lp_status err;
 } attn_probe;
 
 static int probe_attn(void *ud, int k, const float *X, int64_t T, int64_t C) {
     attn_probe *a = ud;
     if (k != LP_O) return 0;
-    lp_linear_forward(a->o, X, T, a->tmp);
-    a->loss += sq_diff(a->tmp, a->ref, T * a->o->rows);
+    a->err = lp_linear_forward(a->o, X, T, a->tmp);
+    if (a->err == LP_OK) a->loss += sq_diff(a->tmp, a->ref, T * a->o->rows);
     return 1;
-}
-
-/* out (T x D) = down(silu(gate(x)) * up(x)) - forward.c's MLP, on given linears. */
-static void mlp_out(const lp_linear *gate, const lp_linear *up, const lp_linear *down, const float *x,
-                    int64_t T, float *g, float *u, float *out) {
-    const int64_t F = gate->rows;
-    lp_linear_forward(gate, x, T, g);
-    lp_linear_forward(up, x, T, u);
-#pragma omp parallel for if (T > 8)
-    for (int64_t i = 0; i < T * F; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-    lp_linear_forward(down, g, T, out);
 }
 
 /* One scale search: the group's linears, their channel statistics, the loss. */
@@ -400,21 +401,23 @@ struct group_search {
 /* loss of q, k, v = wq: the attention output, o applied, vs the original. */
 static lp_status loss_attn(awq_work *w, group_search *g, double *loss) {
     lp_layer *Lb = &w->m->layers[w->b];
-    const float *saved[3];
-    for (int j = 0; j < 3; j++) {
-        saved[j] = Lb->lin[LP_Q + j].w;
-        Lb->lin[LP_Q + j].w = g->wq[j];
-    }
+    lp_linear cand[3] = {0};
     float *tmp = malloc((size_t)(w->L * w->D) * sizeof(float));
     lp_status st = tmp ? LP_OK : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
-    attn_probe pr = {&Lb->lin[LP_O], NULL, tmp, 0.0};
+    attn_probe pr = {&Lb->lin[LP_O], NULL, tmp, 0.0, LP_OK};
+    lp_block_hooks hooks = {.capture = probe_attn, .ud = &pr};
+    for (int j = 0; st == LP_OK && j < 3; j++) {
+        st = stand_in(&Lb->lin[LP_Q + j], g->wq[j], &cand[j]);
+        hooks.lin[LP_Q + j] = &cand[j];
+    }
     /* the probe stops every block before its residual add: X stays as it is */
     for (int64_t i = 0; st == LP_OK && i < w->Ns; i++) {
         pr.ref = w->att_out + i * w->L * w->D;
-        st = lp_block_forward(w->ctx, w->b, w->X + i * w->L * w->D, w->L, probe_attn, &pr);
+        st = lp_block_forward(w->ctx, w->b, w->X + i * w->L * w->D, w->L, &hooks);
+        if (st == LP_OK) st = pr.err;
     }
     free(tmp);
-    for (int j = 0; j < 3; j++) Lb->lin[LP_Q + j].w = saved[j];
+    for (int j = 0; j < 3; j++) lp_linear_free(&cand[j]);
     *loss = pr.loss / (double)(w->Ns * w->L * w->D);
     return st;
 }
@@ -422,22 +425,23 @@ static lp_status loss_attn(awq_work *w, group_search *g, double *loss) {
 /* loss of gate, up = wq: the MLP output vs the original, in chunks of tokens. */
 static lp_status loss_mlp(awq_work *w, group_search *g, double *loss) {
     lp_layer *Lb = &w->m->layers[w->b];
-    lp_linear gate = Lb->lin[LP_GATE], up = Lb->lin[LP_UP];
-    gate.w = g->wq[0];
-    gate.w_owned = NULL;
-    up.w = g->wq[1];
-    up.w_owned = NULL;
+    lp_linear gate = {0}, up = {0};
     const int64_t CH = w->n < 2048 ? w->n : 2048;
     float *gbuf = malloc((size_t)(CH * w->F) * sizeof(float)), *ubuf = malloc((size_t)(CH * w->F) * sizeof(float));
     float *out = malloc((size_t)(CH * w->D) * sizeof(float));
     lp_status st = gbuf && ubuf && out ? LP_OK : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
+    if (st == LP_OK) st = stand_in(&Lb->lin[LP_GATE], g->wq[0], &gate);
+    if (st == LP_OK) st = stand_in(&Lb->lin[LP_UP], g->wq[1], &up);
     double acc = 0;
     const int64_t n = w->Ns * w->L; /* the search's tokens */
     for (int64_t t0 = 0; st == LP_OK && t0 < n; t0 += CH) {
         const int64_t T = n - t0 < CH ? n - t0 : CH;
-        mlp_out(&gate, &up, &Lb->lin[LP_DOWN], w->mlp_in + t0 * w->D, T, gbuf, ubuf, out);
-        acc += sq_diff(out, w->mlp_ref + t0 * w->D, T * w->D);
+        st = lp_mlp_act(&gate, &up, w->mlp_in + t0 * w->D, T, gbuf, ubuf);
+        if (st == LP_OK) st = lp_linear_forward(&Lb->lin[LP_DOWN], gbuf, T, out);
+        if (st == LP_OK) acc += sq_diff(out, w->mlp_ref + t0 * w->D, T * w->D);
     }
+    lp_linear_free(&gate);
+    lp_linear_free(&up);
     free(gbuf);
     free(ubuf);
     free(out);
@@ -454,7 +458,8 @@ static lp_status loss_gram(awq_work *w, group_search *g, double *loss) {
     const int64_t np = g->direct ? n * R : R * C;
     float *P = malloc((size_t)np * sizeof(float));
     if (!P) return lp_fail(LP_ERR_NOMEM, "awq: out of memory");
-    for (int64_t i = 0; i < R * C; i++) dW[i] -= l->w[i];
+    const float *W = wf(l);
+    for (int64_t i = 0; i < R * C; i++) dW[i] -= W[i];
     double acc = 0;
     if (g->direct) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)n, (int)R, (int)C, 1.0f, g->gram, (int)C, dW,
@@ -486,10 +491,11 @@ static void make_scales(const double *xsum, int64_t C, int64_t n, double ratio, 
 }
 
 /* wq = Q(W diag(s)) diag(s)^-1, AWQ's quantizer. */
-static lp_status scaled_fake_quant(const lp_linear *l, const float *s, const lp_quant_params *p, float *wq) {
+static lp_status scaled_fake_quant(const lp_linear *l, const float *s, const lp_awq_settings *p, float *wq) {
     const int64_t R = l->rows, C = l->cols;
+    const float *W = wf(l);
     for (int64_t r = 0; r < R; r++)
-        for (int64_t c = 0; c < C; c++) wq[r * C + c] = l->w[r * C + c] * s[c];
+        for (int64_t c = 0; c < C; c++) wq[r * C + c] = W[r * C + c] * s[c];
     LP_TRY(lp_awq_fake_quant(wq, R, C, p->bits, p->group, p->sym, wq));
     for (int64_t r = 0; r < R; r++)
         for (int64_t c = 0; c < C; c++) wq[r * C + c] /= s[c];
@@ -497,7 +503,7 @@ static lp_status scaled_fake_quant(const lp_linear *l, const float *s, const lp_
 }
 
 /* The grid search of one group: best_s (C) gets the scales of the lowest loss. */
-static lp_status search_scales(awq_work *w, group_search *g, const lp_quant_params *p, float *best_s) {
+static lp_status search_scales(awq_work *w, group_search *g, const lp_awq_settings *p, float *best_s) {
     float *s = malloc((size_t)g->C * sizeof(float));
     lp_status st = s ? LP_OK : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
     for (int j = 0; st == LP_OK && j < g->nlin; j++) {
@@ -506,8 +512,8 @@ static lp_status search_scales(awq_work *w, group_search *g, const lp_quant_para
     }
     double best = INFINITY;
     int best_i = -1;
-    for (int i = 0; st == LP_OK && i < p->awq_grid; i++) {
-        make_scales(g->xsum, g->C, w->n, (double)i / p->awq_grid, s);
+    for (int i = 0; st == LP_OK && i < p->grid; i++) {
+        make_scales(g->xsum, g->C, w->n, (double)i / p->grid, s);
         for (int j = 0; st == LP_OK && j < g->nlin; j++) st = scaled_fake_quant(g->lin[j], s, p, g->wq[j]);
         double loss = NAN;
         if (st == LP_OK) st = g->loss(w, g, &loss);
@@ -531,13 +537,7 @@ static lp_status search_scales(awq_work *w, group_search *g, const lp_quant_para
 /* A dense linear's weight (and bias), made writable: an owned copy when it is a
  * view into the mapped checkpoint. */
 static lp_status writable(lp_linear *l, float **w) {
-    if (!l->w_owned) {
-        float *c = lp_linear_to_f32(l);
-        if (!c) return lp_fail(LP_ERR_NOMEM, "awq: out of memory");
-        l->w_owned = c;
-        l->w = c;
-    }
-    LP_ASSERT(l->w == l->w_owned);
+    LP_TRY(lp_dense_writable(lp_linear_data(l, &lp_format_dense), w));
     if (l->bias && !l->bias_owned) {
         float *c = malloc((size_t)l->rows * sizeof(float));
         if (!c) return lp_fail(LP_ERR_NOMEM, "awq: out of memory");
@@ -545,7 +545,6 @@ static lp_status writable(lp_linear *l, float **w) {
         l->bias_owned = c;
         l->bias = c;
     }
-    *w = l->w_owned;
     return LP_OK;
 }
 
@@ -582,19 +581,16 @@ static void unscale_inputs(float *X, int64_t rows, int64_t C, const float *s) {
         for (int64_t c = 0; c < C; c++) X[r * C + c] /= s[c];
 }
 
-/* Step 3: one linear into the packed format. */
-static lp_status quantize_linear(lp_linear *l, const lp_quant_params *p, double *err) {
+/* Step 3: one linear into the packed format, with AWQ's quantizer. */
+static lp_status awq_round(const lp_compress_args *a, lp_linear *out) {
+    const lp_awq_settings *p = a->settings;
     lp_qgroup *q = calloc(1, sizeof *q);
-    lp_status st = q ? lp_qgroup_init(q, l->rows, l->cols, p->bits, p->group, p->sym)
+    lp_status st = q ? lp_qgroup_init(q, a->rows, a->cols, p->bits, p->group, p->sym)
                      : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
-    if (st == LP_OK) st = lp_awq_quantize(l->w, q);
+    if (st == LP_OK) st = lp_awq_quantize(a->W, q);
     if (st == LP_OK) {
-        lp_linear tmp = {.fmt = LP_LINEAR_QGROUP, .rows = l->rows, .cols = l->cols, .q = q};
-        *err = lp_linear_rel_error(&tmp, l->w);
-        lp_linear_set_qgroup(l, q);
-        q = NULL;
-    }
-    if (q) {
+        lp_linear_set(out, &lp_format_qgroup, q);
+    } else if (q) {
         lp_qgroup_free(q);
         free(q);
     }
@@ -607,13 +603,13 @@ static lp_status check_weights(lp_model *m, int64_t b) {
     for (int k = 0; k < LP_NLIN; k++) {
         lp_linear *l = &m->layers[b].lin[k];
         lp_linear_name(b, k, name, sizeof name);
-        if (l->fmt != LP_LINEAR_DENSE)
-            return lp_fail(LP_ERR_ARG, "awq: %s is already compressed; quantize the original checkpoint", name);
-        LP_TRY(lp_linear_materialize(l));
+        lp_dense *d = lp_linear_data(l, &lp_format_dense);
+        if (!d) return lp_fail(LP_ERR_ARG, "awq: %s is already compressed; quantize the original checkpoint", name);
+        LP_TRY(lp_dense_materialize(d));
         for (int64_t i = 0; i < l->rows * l->cols; i++)
-            if (!isfinite(l->w[i]))
+            if (!isfinite(d->w[i]))
                 return lp_fail(LP_ERR_NUMERIC, "awq: weight [%lld, %lld] of %s is %g", (long long)(i / l->cols),
-                               (long long)(i % l->cols), name, l->w[i]);
+                               (long long)(i % l->cols), name, d->w[i]);
     }
     return LP_OK;
 }
@@ -626,7 +622,7 @@ static void work_free(awq_work *w) {
 }
 
 lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N, int64_t L,
-                       const lp_quant_params *p, bool quantize, lp_quant_stats *st) {
+                       const lp_awq_settings *p, bool quantize, const lp_quant_params *qp, lp_quant_stats *st) {
     const lp_config *c = &m->cfg;
     lp_layer *Lb = &m->layers[b];
     LP_TRY(check_weights(m, b));
@@ -634,10 +630,10 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
                   .A = c->n_heads * c->head_dim, .X = X};
     const lp_linear *V = &Lb->lin[LP_V], *O = &Lb->lin[LP_O];
     /* llm-awq: "if v_proj.weight.shape == o_proj.weight.shape"; see the header on biases */
-    w.o_group = p->awq_scale && V->rows == O->rows && V->cols == O->cols && !V->bias;
-    w.Ns = p->awq_search_samples > 0 && p->awq_search_samples < N ? p->awq_search_samples : N;
+    w.o_group = !p->no_scale && V->rows == O->rows && V->cols == O->cols && !V->bias;
+    w.Ns = p->search_samples > 0 && p->search_samples < N ? p->search_samples : N;
     const int64_t n = w.n, D = w.D, F = w.F, A = w.A;
-    w.stride = n / p->awq_clip_tokens > 0 ? n / p->awq_clip_tokens : 1; /* input_feat[:, 0::n // 512] */
+    w.stride = n / p->clip_tokens > 0 ? n / p->clip_tokens : 1; /* input_feat[:, 0::n // 512] */
     w.ns = (n + w.stride - 1) / w.stride;
     const int64_t ns = w.ns;
     w.xs_qkv = calloc((size_t)D, sizeof(double));
@@ -670,19 +666,21 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
                                               ns * (2 * D + A + F)) * sizeof(float);
 
     /* 0. capture pass with the original weights; w.next = the block's output */
-    double t0 = now_s();
+    double t0 = lp_now_s();
     for (int64_t i = 0; s == LP_OK && i < N; i++) {
         memcpy(w.next + i * L * D, X + i * L * D, (size_t)(L * D) * sizeof(float));
         w.tok0 = i * L;
-        s = lp_block_forward(ctx, b, w.next + i * L * D, L, capture, &w);
+        const lp_block_hooks hooks = {.capture = capture, .ud = &w};
+        s = lp_block_forward(ctx, b, w.next + i * L * D, L, &hooks);
+        if (s == LP_OK) s = w.err;
     }
     if (st) {
-        st->forward += now_s() - t0 - w.t_stats;
+        st->forward += lp_now_s() - t0 - w.t_stats;
         st->stats += w.t_stats;
     }
 
     /* 1. auto_scale: search every group on the original weights, then fold */
-    t0 = now_s();
+    t0 = lp_now_s();
     group_search gs[4] = {
         {"input_layernorm -> q, k, v", 3, {&Lb->lin[LP_Q], &Lb->lin[LP_K], &Lb->lin[LP_V]}, {0}, w.xs_qkv, D,
          NULL, false, loss_attn},
@@ -691,7 +689,7 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
          NULL, false, loss_mlp},
         {"up -> down", 1, {&Lb->lin[LP_DOWN]}, {0}, w.xs_down, F, w.G_down, w.direct_down, loss_gram},
     };
-    bool done[4] = {p->awq_scale, w.o_group, p->awq_scale, p->awq_scale};
+    bool done[4] = {!p->no_scale, w.o_group, !p->no_scale, !p->no_scale};
     for (int g = 0; s == LP_OK && g < 4; g++)
         if (done[g]) s = search_scales(&w, &gs[g], p, sc[g]);
     if (s == LP_OK && done[0]) {
@@ -714,12 +712,12 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
         if (s == LP_OK) s = scale_cols(&Lb->lin[LP_DOWN], sc[3]);
         unscale_inputs(w.s_down, ns, F, sc[3]);
     }
-    if (st) st->scale_search += now_s() - t0;
+    if (st) st->scale_search += lp_now_s() - t0;
 
     /* 2. auto_clip: v, o, gate, up, down on their (scaled) sampled inputs */
-    t0 = now_s();
+    t0 = lp_now_s();
     static const int CLIPPED[5] = {LP_V, LP_O, LP_GATE, LP_UP, LP_DOWN};
-    for (int j = 0; s == LP_OK && p->awq_clip && j < 5; j++) {
+    for (int j = 0; s == LP_OK && !p->no_clip && j < 5; j++) {
         lp_linear *l = &Lb->lin[CLIPPED[j]];
         const float *Xs = CLIPPED[j] == LP_V ? w.s_qkv : CLIPPED[j] == LP_O ? w.s_o
                         : CLIPPED[j] == LP_DOWN ? w.s_down : w.s_mlp;
@@ -727,27 +725,27 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
         float *mv = malloc((size_t)(l->rows * ((l->cols + gsz - 1) / gsz)) * sizeof(float)), *W = NULL;
         s = mv ? writable(l, &W) : lp_fail(LP_ERR_NOMEM, "awq: out of memory");
         if (s == LP_OK)
-            s = lp_awq_clip_search(W, l->rows, l->cols, Xs, ns, p->bits, p->group, p->sym, p->awq_grid,
-                                   p->awq_max_shrink, mv, NULL, NULL);
+            s = lp_awq_clip_search(W, l->rows, l->cols, Xs, ns, p->bits, p->group, p->sym, p->grid,
+                                   p->max_shrink, mv, NULL, NULL);
         if (s == LP_OK) apply_clip(W, l->rows, l->cols, gsz, mv);
         free(mv);
     }
-    if (st) st->clip_search += now_s() - t0;
+    if (st) st->clip_search += lp_now_s() - t0;
 
     /* 3. round the (scaled, clipped) weights */
-    t0 = now_s();
+    t0 = lp_now_s();
     char name[256];
     for (int k = 0; s == LP_OK && quantize && k < LP_NLIN; k++) {
         double err = 0;
-        s = quantize_linear(&Lb->lin[k], p, &err);
+        s = lp_compress_linear(awq_round, p, &Lb->lin[k], NULL, st, &err);
         if (s != LP_OK) {
             lp_linear_name(b, k, name, sizeof name);
             s = lp_fail_ctx(s, "%s", name);
-        } else if (p->progress) {
-            p->progress(p->progress_ud, b, c->n_layers, lp_linear_names[k], err);
+        } else if (qp && qp->progress) {
+            qp->progress(qp->progress_ud, b, c->n_layers, lp_linear_names[k], err);
         }
     }
-    if (st) st->quantize += now_s() - t0;
+    if (st) st->quantize += lp_now_s() - t0;
 
     /* the next block's inputs: this block's f32 output from step 0 */
     if (s == LP_OK) {
@@ -763,3 +761,44 @@ lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N,
     work_free(&w);
     return s;
 }
+
+/* ---- the registry row ---- */
+
+static const lp_option OPTIONS[] = {
+    LP_OPTION_BITS(lp_awq_settings, 1, 8),
+    LP_OPTION_GROUP(lp_awq_settings),
+    LP_OPTION_SYM(lp_awq_settings),
+    {"awq-no-scale", LP_OPT_BOOL, 0, 1, 0, NULL, "skip AWQ's per-channel scale search",
+     offsetof(lp_awq_settings, no_scale)},
+    {"awq-no-clip", LP_OPT_BOOL, 0, 1, 0, NULL, "skip AWQ's clipping search", offsetof(lp_awq_settings, no_clip)},
+    {"awq-grid", LP_OPT_INT, 1, 1000, 20, "N", "grid of both searches: scale exponents i/N, clip ranges 1 - i/N",
+     offsetof(lp_awq_settings, grid)},
+    {"awq-max-shrink", LP_OPT_FLOAT, 0, 0.99, 0.5, "F", "deepest clipping tried, a fraction of max|w|",
+     offsetof(lp_awq_settings, max_shrink)},
+    {"awq-clip-tokens", LP_OPT_INT, 1, 1 << 30, 512, "N", "calibration tokens the clipping search uses (strided)",
+     offsetof(lp_awq_settings, clip_tokens)},
+    {"awq-search-samples", LP_OPT_INT, 0, 1 << 20, 0, "N", "calibration windows the scale search runs on (0: all)",
+     offsetof(lp_awq_settings, search_samples)},
+    {0},
+};
+
+static lp_status check(const void *v) {
+    const lp_awq_settings *s = v;
+    return lp_check_grouped("awq", s->bits, s->group, s->sym);
+}
+
+static lp_status block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N, int64_t L, const void *s,
+                       bool quantize, const lp_quant_params *p, lp_quant_stats *st) {
+    return lp_awq_block(m, ctx, b, X, N, L, s, quantize, p, st);
+}
+
+const lp_method lp_method_awq = {
+    .name = "awq",
+    .help = "AWQ: activation-aware channel scales and clipping (grouped integers)",
+    .scope = LP_SCOPE_BLOCK,
+    .calibrated = true,
+    .settings_size = sizeof(lp_awq_settings),
+    .options = OPTIONS,
+    .check = check,
+    .block = block,
+};

@@ -16,6 +16,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* AWQ's settings (its registry row's schema, awq.c). */
+typedef struct {
+    int bits, group;   /* group -1: per output channel */
+    bool sym;
+    bool no_scale;     /* skip the scale search (llm-awq always searches) */
+    bool no_clip;      /* skip the clipping search */
+    int grid;          /* both searches' grid: scale exponents i/grid for i < grid and clipping
+                          ranges max|w| * (1 - i/grid) for i < max_shrink * grid (20) */
+    double max_shrink; /* deepest clipping tried, as a fraction of max|w| (0.5) */
+    int clip_tokens;   /* calibration tokens the clipping search uses, evenly strided (512) */
+    int search_samples; /* calibration sequences the scale search runs on (0 = all) */
+} lp_awq_settings;
+
 /* AWQ's quantizer (llm-awq quantizer.py pseudo_quantize_tensor) for one group
  * x[0..n): asymmetric: scale = max(max - min, 1e-5) / (2^b - 1),
  * zero = clamp(-round(min / scale), 0, 2^b - 1); the range is NOT widened to
@@ -48,13 +61,14 @@ lp_status lp_awq_clip_search(const float *W, int64_t rows, int64_t cols, const f
 
 /* AWQ on decoder block b of m, whose calibration inputs X (N sequences x L
  * tokens x D) the caller computed; ctx is a context of m for L tokens.
- * p->awq_scale: search and fold the scales (the model's function does not
- *   change, up to rounding); p->awq_clip: search and apply clipping;
+ * Unless p->no_scale: search and fold the scales (the model's function does
+ *   not change, up to rounding); unless p->no_clip: search and apply clipping;
  * quantize: then replace the block's seven linears by their packed form
- *   (otherwise they stay dense f32, scaled and clipped, owned by the model).
+ *   (otherwise they stay dense f32, scaled and clipped, owned by the model),
+ *   reporting each through qp->progress (qp may be NULL).
  * On return X holds the block's output computed with its ORIGINAL f32
  * weights, as llm-awq's run_awq propagates. Times go to st (added). */
 lp_status lp_awq_block(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N, int64_t L,
-                       const lp_quant_params *p, bool quantize, lp_quant_stats *st);
+                       const lp_awq_settings *p, bool quantize, const lp_quant_params *qp, lp_quant_stats *st);
 
 #endif

@@ -11,6 +11,7 @@
 #include "quant/clip.h"
 
 #include "core/status_impl.h"
+#include "quant/method.h"
 #include "quant/rtn.h"
 
 #include <cblas.h>
@@ -111,4 +112,14 @@ lp_status lp_clip_search(const float *W, int64_t rows, int64_t cols, const float
     free(best);
     free(cb);
     return st;
+}
+
+lp_status lp_clip_for(const float *W, const float *H, const lp_qgroup *q, int grid, double max_shrink,
+                      lp_quant_stats *st, float **clip) {
+    double t0 = lp_now_s();
+    *clip = malloc((size_t)(q->rows * q->ngroups * 2) * sizeof(float));
+    lp_status s = *clip ? lp_clip_search(W, q->rows, q->cols, H, q->bits, q->group, q->sym, grid, max_shrink, *clip)
+                        : lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (st) st->clip_search += lp_now_s() - t0;
+    return s;
 }

@@ -27,6 +27,7 @@
 
 #include "llmpress/status.h"
 #include "format/qgroup.h"
+#include "llmpress/quant.h"
 
 #include <stdint.h>
 
@@ -36,5 +37,11 @@
  * group's min and max. LP_ERR_NUMERIC for non-finite W or H. */
 lp_status lp_clip_search(const float *W, int64_t rows, int64_t cols, const float *H, int bits, int group, int sym,
                          int grid, double max_shrink, float *clip);
+
+/* *clip (malloc'd, rows x ngroups x 2) = the searched factors for q's shape
+ * and format (bits, group, sym) on W (q->rows x q->cols) and H; the search's
+ * time is added to st->clip_search. */
+lp_status lp_clip_for(const float *W, const float *H, const lp_qgroup *q, int grid, double max_shrink,
+                      lp_quant_stats *st, float **clip);
 
 #endif

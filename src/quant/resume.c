@@ -48,20 +48,21 @@ lp_status lp_resume_key(const lp_model *m, const lp_quant_params *p, char **key)
     if (!realpath(m->dir, path)) snprintf(path, sizeof path, "%s", m->dir);
     for (char *s = path; *s; s++)
         if (*s == ' ') *s = '?'; /* words are space-separated */
-    const size_t n = strlen(path) + 1024;
+    /* the settings, as their schemas describe them: every option of the
+     * method (and of the prescale), so a new method needs no edit here */
+    char ms[2048], ps[2048] = "";
+    lp_settings_describe(p->method, ms, sizeof ms);
+    if (p->prescale) lp_settings_describe(p->prescale, ps, sizeof ps);
+    const size_t n = strlen(path) + sizeof ms + sizeof ps + 512;
     *key = malloc(n);
     if (!*key) return lp_fail(LP_ERR_NOMEM, "out of memory");
     snprintf(*key, n,
-             "resume=1 model=%s layers=%lld dim=%lld ffn=%lld method=%s bits=%d group=%d sym=%d damp=%.17g "
-             "gptq_block=%d act_order=%d awq_scale=%d awq_clip=%d awq_grid=%d awq_max_shrink=%.17g "
-             "awq_clip_tokens=%d awq_search_samples=%d awq_prescale=%d clip=%d clip_grid=%d "
-             "clip_max_shrink=%.17g outliers=%.17g kmeans_iters=%d nsamples=%lld seqlen=%lld "
-             "calib_tokens=%016llx",
-             path, (long long)c->n_layers, (long long)c->dim, (long long)c->ffn, lp_method_name(p->method),
-             p->bits, p->group, p->sym, p->damp, p->gptq_block, p->act_order, p->awq_scale, p->awq_clip,
-             p->awq_grid, p->awq_max_shrink, p->awq_clip_tokens, p->awq_search_samples, p->awq_prescale, p->clip,
-             p->clip_grid, p->clip_max_shrink, p->outlier_frac, p->kmeans_iters, (long long)cal->nsamples,
-             (long long)cal->seqlen,
+             "resume=2 model=%s layers=%lld dim=%lld ffn=%lld method=%s %s prescale=%s%s%s nsamples=%lld "
+             "seqlen=%lld calib_tokens=%016llx",
+             path, (long long)c->n_layers, (long long)c->dim, (long long)c->ffn,
+             lp_method_name(lp_settings_method(p->method)), ms,
+             p->prescale ? lp_method_name(lp_settings_method(p->prescale)) : "none", p->prescale ? " " : "", ps,
+             (long long)cal->nsamples, (long long)cal->seqlen,
              (unsigned long long)hash_tokens(cal->tokens, cal->nsamples * cal->seqlen));
     return LP_OK;
 }
@@ -138,7 +139,7 @@ lp_status lp_resume_load(const char *dir, const char *key, lp_model *m, float *X
         if (st == LP_OK) st = check_key(bw, bp, key, dir);
         if (st == LP_OK) st = lp_ckpt_load_layer_state(m, b, bw, bp);
         for (int k = 0; st == LP_OK && k < LP_NLIN; k++) /* every method compresses all seven */
-            if (m->layers[b].lin[k].fmt == LP_LINEAR_DENSE) {
+            if (lp_linear_is(&m->layers[b].lin[k], &lp_format_dense)) {
                 char name[256];
                 lp_linear_name(b, k, name, sizeof name);
                 st = lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\" is missing (a finished block holds all seven)", bp,

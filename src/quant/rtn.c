@@ -20,6 +20,8 @@
 
 #include "core/half.h"
 #include "core/status_impl.h"
+#include "quant/clip.h"
+#include "quant/method.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -126,3 +128,65 @@ lp_status lp_rtn_quantize_clipped(const float *W, const float *clip, lp_qgroup *
     }
     return LP_OK;
 }
+
+/* ---- the registry row: RTN, optionally with searched clipping ranges ---- */
+
+typedef struct {
+    int bits, group;
+    bool sym, clip;
+    int clip_grid;
+    double clip_max_shrink;
+} rtn_settings;
+
+static const lp_option OPTIONS[] = {
+    LP_OPTION_BITS(rtn_settings, 1, 8),
+    LP_OPTION_GROUP(rtn_settings),
+    LP_OPTION_SYM(rtn_settings),
+    {"clip", LP_OPT_BOOL, 0, 1, 0, NULL, "search each group's min/max shrink factors on the layer's output error "
+     "(needs calibration)", offsetof(rtn_settings, clip)},
+    LP_OPTION_CLIP_GRID(rtn_settings),
+    LP_OPTION_CLIP_MAX_SHRINK(rtn_settings),
+    {0},
+};
+
+static lp_status check(const void *p) {
+    const rtn_settings *s = p;
+    return lp_check_grouped("rtn", s->bits, s->group, s->sym);
+}
+
+static bool calib_when(const void *p) { return ((const rtn_settings *)p)->clip; }
+
+static lp_status compress(const lp_compress_args *a, lp_linear *out) {
+    const rtn_settings *s = a->settings;
+    if (s->clip && !a->H) return lp_fail(LP_ERR_ARG, "rtn --clip needs calibration data");
+    float *clip = NULL;
+    lp_qgroup *q = calloc(1, sizeof *q);
+    lp_status st = q ? lp_qgroup_init(q, a->rows, a->cols, s->bits, s->group, s->sym)
+                     : lp_fail(LP_ERR_NOMEM, "out of memory");
+    if (st == LP_OK && s->clip) st = lp_clip_for(a->W, a->H, q, s->clip_grid, s->clip_max_shrink, a->stats, &clip);
+    if (st == LP_OK) {
+        double t0 = lp_now_s();
+        st = lp_rtn_quantize_clipped(a->W, clip, q);
+        a->stats->quantize += lp_now_s() - t0;
+    }
+    if (st == LP_OK) {
+        lp_linear_set(out, &lp_format_qgroup, q);
+    } else if (q) {
+        lp_qgroup_free(q);
+        free(q);
+    }
+    free(clip);
+    return st;
+}
+
+const lp_method lp_method_rtn = {
+    .name = "rtn",
+    .help = "round to nearest, min-max per group (grouped integers; no calibration unless --clip)",
+    .scope = LP_SCOPE_LINEAR,
+    .calibrated = false,
+    .calib_when = calib_when,
+    .settings_size = sizeof(rtn_settings),
+    .options = OPTIONS,
+    .check = check,
+    .compress = compress,
+};

@@ -13,6 +13,7 @@
 #include "quant/slim.h"
 
 #include "core/status_impl.h"
+#include "quant/method.h"
 #include "quant/clip.h"
 #include "quant/gptq.h"
 #include "format/qmix.h"
@@ -24,6 +25,14 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct {
+    int bits, group;
+    bool sym, act_order;
+    double damp;
+    int gptq_block, clip_grid;
+    double clip_max_shrink;
+} slim_settings;
 
 static int64_t glen(int64_t cols, int group, int64_t g) {
     return cols - g * group < group ? cols - g * group : group;
@@ -145,7 +154,7 @@ lp_status lp_slim_allocate(const float *W, int64_t rows, int64_t cols, const flo
 
 /* SQC: clip (rows x G x 2) from the clipping search of each group at its width. */
 static lp_status group_clip(const float *W, int64_t rows, int64_t cols, const float *H, int group,
-                            const uint8_t *gbits, int sym, const lp_quant_params *p, float *clip) {
+                            const uint8_t *gbits, int sym, const slim_settings *p, float *clip) {
     const int64_t G = (cols + group - 1) / group;
     float *Wg = malloc((size_t)(rows * group) * sizeof(float));
     float *Hg = malloc((size_t)group * (size_t)group * sizeof(float));
@@ -185,7 +194,7 @@ static double output_error(const lp_qmix *mix, const float *W, const float *H, i
 
 /* SQC and GPTQ for one width map: *out (initialized here) and its output error. */
 static lp_status quantize_map(const float *W, const float *H, int64_t rows, int64_t cols, const uint8_t *gbits,
-                              const lp_quant_params *p, lp_quant_stats *st, lp_qmix *out, double *err) {
+                              const slim_settings *p, lp_quant_stats *st, lp_qmix *out, double *err) {
     const int64_t G = (cols + p->group - 1) / p->group;
     float *Hc = malloc((size_t)(cols * cols) * sizeof(float));
     float *clip = malloc((size_t)(rows * G * 2) * sizeof(float));
@@ -228,21 +237,23 @@ static lp_status quantize_map(const float *W, const float *H, int64_t rows, int6
     return s;
 }
 
-lp_status lp_slim_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
-                         double *rel_err) {
-    const int64_t rows = l->rows, cols = l->cols;
+static lp_status compress(const lp_compress_args *a, lp_linear *out) {
+    const slim_settings *p = a->settings;
+    const float *W = a->W, *H = a->H;
+    lp_quant_stats *st = a->stats;
+    const int64_t rows = a->rows, cols = a->cols;
+    if (!H) return lp_fail(LP_ERR_ARG, "slim needs calibration data");
     if (p->group < 0 || p->group >= cols)
         return lp_fail(LP_ERR_ARG, "slim: --group %d leaves a %lld-column linear one group per row; give a group "
                        "below its width", p->group, (long long)cols);
     const int64_t G = (cols + p->group - 1) / p->group;
-    float *W = lp_linear_to_f32(l);
     uint8_t *gbits = malloc((size_t)G), *uniform = malloc((size_t)G);
     lp_qmix *mix = calloc(1, sizeof *mix), alt;
-    lp_status s = (W && gbits && uniform && mix) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status s = (gbits && uniform && mix) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
     int64_t k = 0;
     double t0 = omp_get_wtime(), e_mix = 0.0, e_uni = 0.0;
     if (s == LP_OK) s = lp_slim_allocate(W, rows, cols, H, p->bits, p->group, p->sym, p->damp, gbits, &k);
-    if (st) st->method += omp_get_wtime() - t0;
+    st->method += omp_get_wtime() - t0;
     if (s == LP_OK) s = quantize_map(W, H, rows, cols, gbits, p, st, mix, &e_mix);
     if (s == LP_OK && k > 0) {
         /* The allocation's estimate ignores GPTQ's error feedback and the
@@ -258,14 +269,44 @@ lp_status lp_slim_linear(lp_linear *l, const float *H, const lp_quant_params *p,
         }
     }
     if (s == LP_OK) {
-        lp_linear_set_qmix(l, mix);
-        *rel_err = lp_linear_rel_error(l, W);
+        lp_linear_set(out, &lp_format_qmix, mix);
     } else if (mix) {
         lp_qmix_free(mix);
         free(mix);
     }
     free(gbits);
     free(uniform);
-    free(W);
     return s;
 }
+
+/* ---- the registry row ---- */
+
+static const lp_option OPTIONS[] = {
+    LP_OPTION_BITS(slim_settings, 2, 7),
+    LP_OPTION_GROUP(slim_settings),
+    LP_OPTION_SYM(slim_settings),
+    LP_OPTION_ACT_ORDER(slim_settings),
+    LP_OPTION_DAMP(slim_settings),
+    LP_OPTION_GPTQ_BLOCK(slim_settings),
+    LP_OPTION_CLIP_GRID(slim_settings),
+    LP_OPTION_CLIP_MAX_SHRINK(slim_settings),
+    {0},
+};
+
+static lp_status check(const void *v) {
+    const slim_settings *s = v;
+    if (s->group == -1)
+        return lp_fail(LP_ERR_ARG, "slim allocates bits per column group: give --group (e.g. 128), not per-channel");
+    return lp_check_grouped("slim", s->bits, s->group, s->sym);
+}
+
+const lp_method lp_method_slim = {
+    .name = "slim",
+    .help = "SliM-LLM: salience-driven mixed bits per column group around --bits, GPTQ backend",
+    .scope = LP_SCOPE_LINEAR,
+    .calibrated = true,
+    .settings_size = sizeof(slim_settings),
+    .options = OPTIONS,
+    .check = check,
+    .compress = compress,
+};

@@ -33,16 +33,14 @@
 #ifndef LP_SLIM_H
 #define LP_SLIM_H
 
-#include "quant/pipeline.h"
+#include "llmpress/status.h"
+
+#include <stdint.h>
 
 /* Per-group widths for W (rows x cols) with group `group` (< cols) around
  * `bits` (2..7): gbits (ngroups) receives the widths; *k_out the number of
  * groups moved up (and down). H (cols x cols) is read-only. */
 lp_status lp_slim_allocate(const float *W, int64_t rows, int64_t cols, const float *H, int bits, int group,
                            int sym, double damp, uint8_t *gbits, int64_t *k_out);
-
-/* The pipeline's compressor (pipeline.h) for --method slim. */
-lp_status lp_slim_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
-                         double *rel_err);
 
 #endif

@@ -13,7 +13,9 @@
 #include "quant/squeezellm.h"
 
 #include "core/half.h"
+#include "format/qgroup.h"
 #include "core/status_impl.h"
+#include "quant/method.h"
 
 #include <math.h>
 #include <omp.h>
@@ -250,27 +252,52 @@ lp_status lp_squeezellm_quantize(const float *W, int64_t rows, int64_t cols, con
     return LP_OK;
 }
 
-lp_status lp_squeezellm_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
-                               double *rel_err) {
-    const int64_t rows = l->rows, cols = l->cols;
-    float *W = lp_linear_to_f32(l);
+/* ---- the registry row ---- */
+
+typedef struct {
+    int bits;
+    double outliers;
+    int kmeans_iters;
+} squeezellm_settings;
+
+static const lp_option OPTIONS[] = {
+    LP_OPTION_BITS(squeezellm_settings, 1, 4),
+    {"outliers", LP_OPT_FLOAT, 0, 0.1, 0.0045, "F", "fraction of weights kept exactly in sparse f16 (0 = dense-only)",
+     offsetof(squeezellm_settings, outliers)},
+    {"kmeans-iters", LP_OPT_INT, 1, 10000, 50, "N", "weighted k-means iterations per row",
+     offsetof(squeezellm_settings, kmeans_iters)},
+    {0},
+};
+
+static lp_status compress(const lp_compress_args *a, lp_linear *out) {
+    const squeezellm_settings *p = a->settings;
+    if (!a->H) return lp_fail(LP_ERR_ARG, "squeezellm needs calibration data");
+    const int64_t rows = a->rows, cols = a->cols;
     float *s = malloc((size_t)cols * sizeof(float));
     lp_qlut *q = calloc(1, sizeof *q);
-    lp_status ok = (W && s && q) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status ok = (s && q) ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory");
     double t0 = omp_get_wtime();
     if (ok == LP_OK) {
-        for (int64_t j = 0; j < cols; j++) s[j] = H[j * cols + j];
-        ok = lp_squeezellm_quantize(W, rows, cols, s, p->bits, p->outlier_frac, p->kmeans_iters, q);
+        for (int64_t j = 0; j < cols; j++) s[j] = a->H[j * cols + j];
+        ok = lp_squeezellm_quantize(a->W, rows, cols, s, p->bits, p->outliers, p->kmeans_iters, q);
     }
-    if (st) st->method += omp_get_wtime() - t0;
+    a->stats->method += omp_get_wtime() - t0;
     if (ok == LP_OK) {
-        lp_linear_set_qlut(l, q);
-        *rel_err = lp_linear_rel_error(l, W);
+        lp_linear_set(out, &lp_format_qlut, q);
     } else {
         if (q) lp_qlut_free(q);
         free(q);
     }
-    free(W);
     free(s);
     return ok;
 }
+
+const lp_method lp_method_squeezellm = {
+    .name = "squeezellm",
+    .help = "SqueezeLLM: sensitivity-weighted k-means lookup tables + sparse outliers",
+    .scope = LP_SCOPE_LINEAR,
+    .calibrated = true,
+    .settings_size = sizeof(squeezellm_settings),
+    .options = OPTIONS,
+    .compress = compress,
+};

@@ -25,7 +25,6 @@
 #ifndef LP_SQUEEZELLM_H
 #define LP_SQUEEZELLM_H
 
-#include "quant/pipeline.h"
 #include "format/qlut.h"
 
 /* Compress W (rows x cols, finite) with sensitivities s (cols, >= 0) into
@@ -37,9 +36,5 @@ lp_status lp_squeezellm_quantize(const float *W, int64_t rows, int64_t cols, con
  * k (1..16) centroids (ascending) into c; work holds 2 (n + 1) doubles.
  * Returns the iterations run. */
 int lp_kmeans_1d(const float *v, const double *wt, int64_t n, int k, int iters, float *c, double *work);
-
-/* The pipeline's compressor (pipeline.h) for --method squeezellm. */
-lp_status lp_squeezellm_linear(lp_linear *l, const float *H, const lp_quant_params *p, lp_quant_stats *st,
-                               double *rel_err);
 
 #endif

@@ -1,0 +1,110 @@
+/*
+ * method.h - the method registry's row, and what a method's code gets.
+ *
+ * What: a compression method is one file with one lp_method row: its name
+ *   and help line, its scope, its own settings struct described by a schema
+ *   of options (include/llmpress/quant.h: lp_option), its checks, and its
+ *   compress function. methods.c lists the rows; the CLI, recipes, the
+ *   resume key and the JSON summary are generated from the schemas.
+ * Scopes:
+ *   LP_SCOPE_LINEAR  one linear at a time from its weight W and, when
+ *                    calibrated, its input Hessian H = 2 X^T X / n
+ *                    (pipeline.c computes H in true-sequential order);
+ *                    the method adds its parts to `out` (format/linear.h);
+ *   LP_SCOPE_BLOCK   a whole decoder block with a block-output loss (AWQ):
+ *                    the method runs the block itself through forward.c's
+ *                    hooks.
+ * How to add a method: docs/architecture.md.
+ */
+#ifndef LP_METHOD_H
+#define LP_METHOD_H
+
+#include "llmpress/quant.h"
+
+#include "format/dense.h"
+#include "format/linear.h"
+#include "format/qgroup.h"
+
+#include <stddef.h>
+
+typedef enum { LP_SCOPE_LINEAR = 0, LP_SCOPE_BLOCK = 1 } lp_scope;
+
+/* What a LINEAR method's compress gets for one linear. */
+typedef struct {
+    const float *W;        /* rows x cols f32 (out x in), finite; read-only */
+    int64_t rows, cols;
+    const float *H;        /* cols x cols, full symmetric, read-only; NULL without calibration */
+    const void *settings;  /* the method's own settings struct */
+    lp_quant_stats *stats; /* add the method's time here (never NULL) */
+} lp_compress_args;
+
+/* Build the compressed weight of one linear as parts of out (rows and cols
+ * set, no parts yet); on error out's parts are freed by the caller. */
+typedef lp_status (*lp_compress_fn)(const lp_compress_args *a, lp_linear *out);
+
+struct lp_method {
+    const char *name, *help;
+    lp_scope scope;
+    bool calibrated;                     /* needs calibration data ... */
+    bool (*calib_when)(const void *s);   /* ... or, when set, only when this says so */
+    size_t settings_size;
+    const lp_option *options;            /* terminated by a {0} row */
+    lp_status (*check)(const void *s);   /* rules spanning options; may be NULL */
+    lp_compress_fn compress;             /* LP_SCOPE_LINEAR */
+    /* LP_SCOPE_BLOCK: block b of m, X = its calibration inputs (N x L x D),
+     * ctx a context of m for L tokens; quantize = 0 only folds what the
+     * method searched into the block's dense weights (a prescale). X holds
+     * the inputs of block b + 1 on return. */
+    lp_status (*block)(lp_model *m, lp_ctx *ctx, int64_t b, float *X, int64_t N, int64_t L, const void *s,
+                       bool quantize, const lp_quant_params *p, lp_quant_stats *st);
+};
+
+struct lp_settings {
+    const lp_method *m;
+    void *data; /* m->settings_size bytes: the method's settings struct */
+};
+
+/* The settings struct behind s (for the method that owns it). */
+static inline const void *lp_settings_data(const lp_settings *s) { return s->data; }
+
+/* Compress dense linear l with fn and settings: W = l's weight in f32
+ * (checked finite), fn builds the parts, which then replace l's weight (the
+ * bias stays); *rel_err = ||W - W_hat|| / ||W||. On error l is unchanged.
+ * The one path every method's weights take into their formats. */
+lp_status lp_compress_linear(lp_compress_fn fn, const void *settings, lp_linear *l, const float *H,
+                             lp_quant_stats *st, double *rel_err);
+
+/* lp_compress_linear with s's method. */
+lp_status lp_method_compress_linear(const lp_settings *s, lp_linear *l, const float *H, lp_quant_stats *st,
+                                    double *rel_err);
+
+double lp_now_s(void); /* monotonic seconds, for the stats */
+
+/* ---- options several methods share (one definition each) ----
+ * T is the method's settings struct; each needs the matching field. */
+#define LP_OPTION_BITS(T, lo, hi) \
+    {"bits", LP_OPT_INT, lo, hi, 4, "B", "bits per weight", offsetof(T, bits)}
+#define LP_OPTION_GROUP(T) \
+    {"group", LP_OPT_INT, -1, 1 << 30, 128, "G", "columns per scale: 32, 64, 128, ... or -1 per output channel", \
+     offsetof(T, group)}
+#define LP_OPTION_SYM(T) {"sym", LP_OPT_BOOL, 0, 1, 0, NULL, "symmetric (implicit zero point)", offsetof(T, sym)}
+#define LP_OPTION_DAMP(T) \
+    {"damp", LP_OPT_FLOAT, 1e-9, 0.999, 0.01, "D", "dampening, a fraction of the mean Hessian diagonal", \
+     offsetof(T, damp)}
+#define LP_OPTION_ACT_ORDER(T) \
+    {"act-order", LP_OPT_BOOL, 0, 1, 0, NULL, "quantize columns by decreasing Hessian diagonal (static groups)", \
+     offsetof(T, act_order)}
+#define LP_OPTION_GPTQ_BLOCK(T) \
+    {"gptq-block", LP_OPT_INT, 1, 1 << 20, 128, "N", "columns per lazy batch of the error feedback", \
+     offsetof(T, gptq_block)}
+#define LP_OPTION_CLIP_GRID(T) \
+    {"clip-grid", LP_OPT_INT, 1, 1000, 20, "N", "clipping search: range factors 1 - i/N", offsetof(T, clip_grid)}
+#define LP_OPTION_CLIP_MAX_SHRINK(T) \
+    {"clip-max-shrink", LP_OPT_FLOAT, 0, 0.99, 0.5, "F", "clipping search: deepest shrink tried", \
+     offsetof(T, clip_max_shrink)}
+
+/* The usual checks of bits, group and sym for the grouped-integer format:
+ * LP_ERR_ARG with a message naming the method and what is allowed. */
+lp_status lp_check_grouped(const char *method, int bits, int group, bool sym);
+
+#endif
