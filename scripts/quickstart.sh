@@ -20,10 +20,12 @@ OUT=${OUT:-out/$(basename "$MODEL")-$METHOD-w$BITS-g$GROUP}
 if [ -n "${RECIPE:-}" ]; then
   args=(--recipe "$RECIPE" --calib "$CALIB")
   OUT=out/$(basename "$MODEL")-$(basename "$RECIPE" .txt)
-elif [ "$METHOD" = rtn ]; then
-  args=(--method rtn --bits "$BITS" --group "$GROUP")
 else
-  args=(--method "$METHOD" --bits "$BITS" --group "$GROUP" --calib "$CALIB")
+  args=(--method "$METHOD")
+  # each method takes only its own settings (llmpress quantize --help lists them)
+  case "$METHOD" in sign) ;; ternary) args+=(--group "$GROUP") ;; squeezellm) args+=(--bits "$BITS") ;;
+    *) args+=(--bits "$BITS" --group "$GROUP") ;; esac
+  case "$METHOD" in rtn|sign|ternary) ;; *) args+=(--calib "$CALIB") ;; esac
   [ "$METHOD" = gptq ] && args+=(--clip)
 fi
 scripts/deps.sh
