@@ -50,7 +50,9 @@ static int lp_test_failures = 0;
         return 0;                                                                 \
     } while (0)
 
-/* Path under the shared assets, or exit 77 (skip) when they are absent. */
+/* Path under the shared assets, or exit 77 (skip) when they are absent -- unless
+ * checks have already failed: then exit 1, so a missing asset never turns
+ * earlier failures into a skip. */
 static inline const char *test_asset(const char *rel) {
     static char buf[4][4096];
     static int k = 0;
@@ -60,6 +62,11 @@ static inline const char *test_asset(const char *rel) {
     snprintf(p, 4096, "%s/%s", root, rel);
     FILE *f = fopen(p, "rb");
     if (!f) {
+        if (lp_test_failures) {
+            fprintf(stderr, "asset %s not found (set LP_ASSETS)\n", p);
+            fprintf(stderr, "FAILED: %d check(s) before the missing asset\n", lp_test_failures);
+            exit(1);
+        }
         printf("SKIP: asset %s not found (set LP_ASSETS)\n", p);
         exit(77);
     }
