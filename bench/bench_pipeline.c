@@ -332,14 +332,12 @@ int main(int argc, char **argv) {
     /* 4. GPTQ W4 g128 asym, the pipeline's defaults otherwise */
     lp_quant_stats st = {0};
     progress_ud pu = {.t0 = now()};
-    lp_quant_params p = lp_quant_default_params();
-    p.method = LP_METHOD_GPTQ;
-    p.bits = 4;
-    p.group = 128;
-    p.calib = &cal;
-    p.stats = &st;
-    p.progress = on_progress;
-    p.progress_ud = &pu;
+    lp_settings *gptq = NULL;
+    if (lp_settings_parse("gptq bits=4 group=128", &gptq) != LP_OK) {
+        fprintf(stderr, "%s\n", lp_last_error());
+        return 1;
+    }
+    lp_quant_params p = {.method = gptq, .calib = &cal, .stats = &st, .progress = on_progress, .progress_ud = &pu};
     const double rss_model = status_mb("VmRSS:");
     const int hwm_ok = reset_hwm();
     fprintf(stderr, "%s x %lld blocks: checkpoint written in %.1f s, loaded in %.1f s, RSS %.0f MB; "
@@ -386,6 +384,7 @@ int main(int argc, char **argv) {
            st.peak_activation_bytes / 1048576.0, rss_model, rss_peak, load_before, loadavg1());
     fflush(stdout);
     lp_model_free(m);
+    lp_settings_free(gptq);
     free(tok);
     return 0;
 }

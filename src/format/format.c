@@ -10,10 +10,12 @@
 #include <string.h>
 
 extern const lp_format lp_format_dense, lp_format_qgroup, lp_format_qmix, lp_format_qlut;
+extern const lp_format lp_format_sign, lp_format_ternary;
 
 /* One row per format. Names are written into checkpoints: never rename one. */
 const lp_format *const lp_formats[] = {
     &lp_format_dense, &lp_format_qgroup, &lp_format_qmix, &lp_format_qlut,
+    &lp_format_sign, &lp_format_ternary,
     NULL,
 };
 
@@ -59,9 +61,14 @@ lp_status lp_fmt_add(lp_st_writer *w, const char *base, const char *suffix, lp_d
 lp_status lp_fmt_int(const lp_fmt_src *in, const char *base, const lp_json *desc, const char *key, int64_t lo,
                      int64_t hi, int64_t *out) {
     const lp_json *v = lp_json_get(desc, key);
-    if (!v || v->type != LP_JSON_NUMBER || !v->is_int || v->i64 < lo || v->i64 > hi)
-        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": \"%s\" must be an integer in [%lld, %lld]", in->name, base,
-                       key, (long long)lo, (long long)hi);
+    if (!v || v->type != LP_JSON_NUMBER || !v->is_int || v->i64 < lo || v->i64 > hi) {
+        char got[64];
+        if (!v) snprintf(got, sizeof got, "missing");
+        else if (v->type == LP_JSON_NUMBER) snprintf(got, sizeof got, "%.17g", v->num);
+        else snprintf(got, sizeof got, "not a number");
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": %s=%s; expected an integer in [%lld, %lld]", in->name, base,
+                       key, got, (long long)lo, (long long)hi);
+    }
     *out = v->i64;
     return LP_OK;
 }
@@ -69,7 +76,8 @@ lp_status lp_fmt_int(const lp_fmt_src *in, const char *base, const lp_json *desc
 lp_status lp_fmt_bool(const lp_fmt_src *in, const char *base, const lp_json *desc, const char *key, bool *out) {
     const lp_json *v = lp_json_get(desc, key);
     if (!v || v->type != LP_JSON_BOOL)
-        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": \"%s\" must be true or false", in->name, base, key);
+        return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": %s is %s; expected true or false", in->name, base, key,
+                       v ? "not a boolean" : "missing");
     *out = v->boolean;
     return LP_OK;
 }

@@ -52,7 +52,7 @@ grep -q "run the same command again" "$TMP/int.err" || fail "no hint to continue
 # Other settings: refused, state left alone.
 "$CLI" "${Q[@]}" --act-order -o "$TMP/other" --resume "$TMP/state" --quiet 2>"$TMP/other.err"
 rc=$?
-[ $rc = 1 ] && grep -q "act_order=1 here, act_order=0 in the state" "$TMP/other.err" ||
+[ $rc = 1 ] && grep -q "act-order=1 here, act-order=0 in the state" "$TMP/other.err" ||
     fail "other settings: exit $rc: $(cat "$TMP/other.err")"
 [ -f "$TMP/state/state.safetensors" ] || fail "a refused run removed the state"
 

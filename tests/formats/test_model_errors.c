@@ -468,6 +468,18 @@ static void poison_one(void *ud, tspec *t) {
     t->data = t->owned;
 }
 
+/* lp_model_quantize with the settings of spec (e.g. "rtn group=32"). */
+static lp_status quantize_with(lp_model *m, const char *spec, const lp_calib *cal) {
+    lp_settings *s = NULL;
+    lp_status st = lp_settings_parse(spec, &s);
+    CHECKF(st == LP_OK, "settings \"%s\": %s", spec, lp_last_error());
+    if (st != LP_OK) return st;
+    lp_quant_params qp = {.method = s, .calib = cal};
+    st = lp_model_quantize(m, &qp);
+    lp_settings_free(s);
+    return st;
+}
+
 static void test_nonfinite(void) {
     char d[512];
     /* f32 checkpoint, NaN at [3, 5] of layer 1's down_proj (D x F = 96 x 192). */
@@ -479,8 +491,7 @@ static void test_nonfinite(void) {
     lp_model *m = NULL;
     CHECK_OK(lp_model_load(d, &m)); /* well-formed: loading is fine */
     if (m) {
-        lp_quant_params qp = lp_quant_default_params();
-        lp_status st = lp_model_quantize(m, &qp);
+        lp_status st = quantize_with(m, "rtn", NULL); /* RTN W4 g128 asymmetric */
         CHECKF(st == LP_ERR_NUMERIC, "NaN weight: status %s: %s", lp_status_name(st), lp_last_error());
         CHECKF(has("model.layers.1.mlp.down_proj") && has("[3, 5]") && has("NaN"), "NaN weight: %s",
                lp_last_error());
@@ -495,9 +506,7 @@ static void test_nonfinite(void) {
     m = NULL;
     CHECK_OK(lp_model_load(d, &m));
     if (m) {
-        lp_quant_params qp = lp_quant_default_params();
-        qp.group = 32;
-        lp_status st = lp_model_quantize(m, &qp);
+        lp_status st = quantize_with(m, "rtn group=32", NULL);
         CHECKF(st == LP_ERR_NUMERIC, "Inf weight: status %s: %s", lp_status_name(st), lp_last_error());
         CHECKF(has("model.layers.0.self_attn.q_proj") && has("[0, 7]") && has("infinite"),
                "Inf weight: %s", lp_last_error());
@@ -566,9 +575,7 @@ static void test_compressed(void) {
     lp_model *m = NULL;
     CHECK_OK(lp_model_load(src, &m));
     if (!m) return;
-    lp_quant_params qp = lp_quant_default_params();
-    qp.group = 32;
-    CHECK_OK(lp_model_quantize(m, &qp));
+    CHECK_OK(quantize_with(m, "rtn bits=4 group=32", NULL));
     CHECK_OK(lp_model_save(m, g_qdir));
     lp_model_free(m);
     /* The intact checkpoint, and an unedited rewrite of it, load. */
@@ -657,7 +664,7 @@ static void gbits_other(void *ud, tspec *t) { /* every group one bit wider: the 
 static void test_compressed_other_formats(void) {
     char src[512], d[512];
     snprintf(src, sizeof src, "%s", test_data("models/tiny-mistral"));
-    const lp_method methods[2] = {LP_METHOD_SQUEEZELLM, LP_METHOD_SLIM};
+    static const char *const specs[2] = {"squeezellm bits=3 outliers=0.02", "slim bits=3 group=32"};
     char dirs[2][512];
     for (int i = 0; i < 2; i++) {
         lp_model *m = NULL;
@@ -667,13 +674,7 @@ static void test_compressed_other_formats(void) {
         for (int k = 0; k < 1024; k++) stream[k] = (int32_t)((k * 7919u) % (unsigned)lp_model_config(m)->vocab);
         CHECK_OK(lp_calib_sample(stream, 1024, 4, 32, 1, &win));
         lp_calib cal = {win, 4, 32};
-        lp_quant_params qp = lp_quant_default_params();
-        qp.method = methods[i];
-        qp.bits = 3;
-        qp.group = 32;
-        qp.outlier_frac = 0.02;
-        qp.calib = &cal;
-        CHECK_OK(lp_model_quantize(m, &qp));
+        CHECK_OK(quantize_with(m, specs[i], &cal));
         new_case_dir(i ? "slim" : "squeezellm", dirs[i], sizeof dirs[i]);
         CHECK_OK(lp_model_save(m, dirs[i]));
         lp_model_free(m);
@@ -686,7 +687,7 @@ static void test_compressed_other_formats(void) {
     const char *key = "llmpress.linear." QBASE;
     snprintf(g_qdir, sizeof g_qdir, "%s", dirs[0]);
     with_meta("lut-bits5", key, "{\"format\":\"qlut\",\"bits\":5,\"nnz\":10}", d, sizeof d);
-    expect_load_fail("qlut bits 5", d, LP_ERR_FORMAT, d, QBASE, "bits 5", NULL);
+    expect_load_fail("qlut bits 5", d, LP_ERR_FORMAT, d, QBASE, "bits=5", NULL);
     with_meta("lut-nnz", key, "{\"format\":\"qlut\",\"bits\":3,\"nnz\":3}", d, sizeof d);
     expect_load_fail("qlut nnz vs col_idx", d, LP_ERR_FORMAT, QBASE ".col_idx", NULL);
     with_tensor_edit("lut-nan", lut_nan, d, sizeof d);

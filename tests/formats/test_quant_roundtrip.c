@@ -17,8 +17,12 @@
 
 #include "llmpress/model.h"
 #include "llmpress/quant.h"
+#include "format/qgroup.h"
+#include "format/qlut.h"
+#include "format/qmix.h"
 #include "model/model_impl.h"
 
+#include <stdarg.h>
 #include <unistd.h>
 
 static double rel_err(const float *a, const float *b, int64_t n) {
@@ -43,30 +47,42 @@ static float *logits_of(lp_model *m, const int32_t *ids, int64_t T) {
 
 /* Stored bytes of one packed linear, counted from its arrays' shapes. */
 static int64_t bytes_of(const lp_linear *a) {
-    switch (a->fmt) {
-    case LP_LINEAR_QGROUP: {
-        const lp_qgroup *q = a->q;
+    const lp_qgroup *q = lp_linear_data(a, &lp_format_qgroup);
+    const lp_qmix *mix = lp_linear_data(a, &lp_format_qmix);
+    const lp_qlut *t = lp_linear_data(a, &lp_format_qlut);
+    if (q) {
         int64_t sb = q->rows * q->ngroups * 2;
         return q->rows * q->blocks * q->bits * 4 + sb + (q->sym ? 0 : sb / 2);
     }
-    case LP_LINEAR_QMIX: {
-        int64_t n = a->mix->ngroups;
-        for (int k = 0; k < a->mix->nparts; k++) {
-            const lp_qgroup *q = &a->mix->part[k];
-            int64_t sb = q->rows * q->ngroups * 2;
-            n += q->rows * q->blocks * q->bits * 4 + sb + (q->sym ? 0 : sb / 2);
+    if (mix) {
+        int64_t n = mix->ngroups;
+        for (int k = 0; k < mix->nparts; k++) {
+            const lp_qgroup *p = &mix->part[k];
+            int64_t sb = p->rows * p->ngroups * 2;
+            n += p->rows * p->blocks * p->bits * 4 + sb + (p->sym ? 0 : sb / 2);
         }
         return n;
     }
-    case LP_LINEAR_QLUT: {
-        const lp_qlut *t = a->lut;
-        return t->rows * t->blocks * t->bits * 4 + (t->rows << t->bits) * 2 + (t->rows + 1) * 4 + t->nnz * (4 + 2);
-    }
-    default: return -1;
-    }
+    if (t) return t->rows * t->blocks * t->bits * 4 + (t->rows << t->bits) * 2 + (t->rows + 1) * 4 + t->nnz * (4 + 2);
+    return -1; /* not one packed part */
 }
 
-static void roundtrip_m(const char *name, lp_method method, int bits, int group, bool sym) {
+/* Settings from a spec such as "rtn bits=4 group=32"; a refused spec fails
+ * the test (and leaves NULL, which lp_model_quantize refuses too). */
+static lp_settings *settings(const char *fmt, ...) {
+    char spec[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(spec, sizeof spec, fmt, ap);
+    va_end(ap);
+    lp_settings *s = NULL;
+    CHECKF(lp_settings_parse(spec, &s) == LP_OK, "settings \"%s\": %s", spec, lp_last_error());
+    return s;
+}
+
+/* method: "rtn", "squeezellm" (group and sym unused: it has neither) or "slim". */
+static void roundtrip_m(const char *name, const char *method, int bits, int group, bool sym) {
+    const bool rtn = !strcmp(method, "rtn"), slim = !strcmp(method, "slim");
     char src[512], dst[512];
     snprintf(src, sizeof src, "%s", test_data("models/"));
     strncat(src, name, sizeof src - strlen(src) - 1);
@@ -80,23 +96,22 @@ static void roundtrip_m(const char *name, lp_method method, int bits, int group,
     for (int i = 0; i < 40; i++) ids[i] = (int32_t)((i * 37 + 11) % c->vocab);
     float *ref = logits_of(m, ids, 40);
 
-    lp_quant_params qp = lp_quant_default_params();
-    qp.method = method;
-    qp.bits = bits;
-    qp.group = group;
-    qp.sym = sym;
+    lp_settings *ms = !strcmp(method, "squeezellm") ? settings("squeezellm bits=%d outliers=0.01", bits)
+                                                    : settings("%s bits=%d group=%d%s", method, bits, group,
+                                                               sym ? " sym" : "");
+    lp_quant_params qp = {.method = ms};
     int32_t *win = NULL;
     lp_calib cal = {0};
-    if (method != LP_METHOD_RTN) {
+    if (!rtn) {
         int32_t stream[2048];
         for (int i = 0; i < 2048; i++) stream[i] = (int32_t)((i * 7919u + (unsigned)(i * i) % 13) % c->vocab);
         CHECK_OK(lp_calib_sample(stream, 2048, 8, 32, 5, &win));
         cal = (lp_calib){win, 8, 32};
         qp.calib = &cal;
-        qp.outlier_frac = 0.01;
     }
     CHECK_OK(lp_model_quantize(m, &qp));
     free(win);
+    lp_settings_free(ms);
     float *q_mem = logits_of(m, ids, 40);
     CHECK_OK(lp_model_save(m, dst));
     CHECK_OK(lp_model_load(dst, &back));
@@ -114,16 +129,19 @@ static void roundtrip_m(const char *name, lp_method method, int bits, int group,
     for (int64_t l = 0; l < c->n_layers; l++) {
         for (int k = 0; k < LP_NLIN; k++) {
             lp_linear *a = &m->layers[l].lin[k], *b = &back->layers[l].lin[k];
-            if (method == LP_METHOD_RTN) {
-                CHECK(a->fmt == LP_LINEAR_QGROUP && b->fmt == LP_LINEAR_QGROUP);
-                CHECK(a->q->bits == bits && b->q->bits == bits && a->q->sym == b->q->sym);
-                size_t qb = (size_t)(a->q->rows * a->q->blocks * a->q->bits) * 4;
-                size_t sb = (size_t)(a->q->rows * a->q->ngroups) * 2;
-                CHECK(!memcmp(a->q->q, b->q->q, qb) && !memcmp(a->q->scales, b->q->scales, sb));
-                if (!sym) CHECK(!memcmp(a->q->zeros, b->q->zeros, sb / 2));
+            if (rtn) {
+                const lp_qgroup *qa = lp_linear_data(a, &lp_format_qgroup), *qb = lp_linear_data(b, &lp_format_qgroup);
+                CHECK(qa && qb);
+                if (qa && qb) {
+                    CHECK(qa->bits == bits && qb->bits == bits && qa->sym == qb->sym);
+                    size_t nq = (size_t)(qa->rows * qa->blocks * qa->bits) * 4;
+                    size_t ns = (size_t)(qa->rows * qa->ngroups) * 2;
+                    CHECK(!memcmp(qa->q, qb->q, nq) && !memcmp(qa->scales, qb->scales, ns));
+                    if (!sym) CHECK(!memcmp(qa->zeros, qb->zeros, ns / 2));
+                }
             } else {
-                CHECK(a->fmt == b->fmt &&
-                      a->fmt == (method == LP_METHOD_SLIM ? LP_LINEAR_QMIX : LP_LINEAR_QLUT));
+                const lp_format *f = slim ? &lp_format_qmix : &lp_format_qlut;
+                CHECK(lp_linear_is(a, f) && lp_linear_is(b, f));
             }
             manual += bytes_of(a);
             /* swap in a dense dequantized copy for the comparison below */
@@ -132,8 +150,10 @@ static void roundtrip_m(const char *name, lp_method method, int bits, int group,
                    "%s: layer %lld linear %d: reloaded weights differ", name, (long long)l, k);
             free(wa);
             lp_linear_free(b);
-            *b = (lp_linear){.fmt = LP_LINEAR_DENSE, .rows = a->rows, .cols = a->cols, .w = w,
-                             .w_owned = w, .bias = a->bias, .stored_dtype = LP_DT_F32};
+            *b = (lp_linear){.rows = a->rows, .cols = a->cols, .bias = a->bias};
+            lp_dense *d = NULL;
+            if (w) CHECK_OK(lp_dense_own(a->rows, a->cols, w, &d));
+            if (d) CHECK_OK(lp_linear_add_part(b, &lp_format_dense, d));
         }
     }
     CHECK(manual == s1.linear_bytes);
@@ -160,7 +180,7 @@ static void roundtrip_m(const char *name, lp_method method, int bits, int group,
     CHECKF(e_quant > 0 && e_quant < (bits >= 8 ? 0.05 : bits >= 3 ? 1.0 : 2.0),
            "%s w%d g%d: quantized vs original logits rel. error %.3g", name, bits, group, e_quant);
     printf("%-14s %-10s w%d g%-4d %s  bpw %.3f  logits vs f32 %.4f, packed vs dense %.2g\n", name,
-           lp_method_name(method), bits, group, sym ? "sym " : "asym", 8.0 * (double)s1.linear_bytes / (double)s1.linear_params, e_quant, e_kernel);
+           method, bits, group, sym ? "sym " : "asym", 8.0 * (double)s1.linear_bytes / (double)s1.linear_params, e_quant, e_kernel);
 
     free(ref); free(q_mem); free(q_disk); free(dense);
     lp_model_free(back);
@@ -171,14 +191,14 @@ static void roundtrip_m(const char *name, lp_method method, int bits, int group,
 }
 
 static void roundtrip(const char *name, int bits, int group, bool sym) {
-    roundtrip_m(name, LP_METHOD_RTN, bits, group, sym);
+    roundtrip_m(name, "rtn", bits, group, sym);
 }
 
 int main(void) {
-    roundtrip_m("tiny-llama3", LP_METHOD_SQUEEZELLM, 3, -1, false);
-    roundtrip_m("tiny-qwen2", LP_METHOD_SQUEEZELLM, 4, -1, false);
-    roundtrip_m("tiny-llama3", LP_METHOD_SLIM, 3, 32, false);
-    roundtrip_m("tiny-mistral", LP_METHOD_SLIM, 2, 32, true);
+    roundtrip_m("tiny-llama3", "squeezellm", 3, -1, false);
+    roundtrip_m("tiny-qwen2", "squeezellm", 4, -1, false);
+    roundtrip_m("tiny-llama3", "slim", 3, 32, false);
+    roundtrip_m("tiny-mistral", "slim", 2, 32, true);
     roundtrip("tiny-mistral", 4, 32, false);
     roundtrip("tiny-mistral", 8, -1, true);
     roundtrip("tiny-qwen2", 3, 64, false);
@@ -196,10 +216,10 @@ int main(void) {
         int32_t ids[16];
         for (int i = 0; i < 16; i++) ids[i] = (int32_t)((i * 53 + 5) % 256);
         float *ref = logits_of(m, ids, 16);
-        lp_quant_params qp = lp_quant_default_params();
-        qp.bits = b;
-        qp.group = 32;
+        lp_settings *s = settings("rtn bits=%d group=32", b);
+        lp_quant_params qp = {.method = s};
         CHECK_OK(lp_model_quantize(m, &qp));
+        lp_settings_free(s);
         float *q = logits_of(m, ids, 16);
         double e = rel_err(q, ref, 16 * 256);
         CHECKF(e > prev, "w%d error %.4g not above w%d's %.4g", b, e, b + 1, prev);
@@ -208,23 +228,29 @@ int main(void) {
         free(q);
         lp_model_free(m);
     }
-    /* Refusals: bad parameters and quantizing twice. */
+    /* Refusals: bad parameters and quantizing twice. Bits out of range are
+     * refused by the settings (the value is not stored), groups by the method's
+     * check, which lp_model_quantize runs. */
     lp_model *m = NULL;
     char src[512];
     snprintf(src, sizeof src, "%s", test_data("models/tiny-mistral"));
     CHECK_OK(lp_model_load(src, &m));
-    lp_quant_params qp = lp_quant_default_params();
-    qp.bits = 9;
-    CHECK(lp_model_quantize(m, &qp) == LP_ERR_ARG && strstr(lp_last_error(), "--bits 9"));
-    qp.bits = 4;
-    qp.group = 48;
+    lp_settings *s = NULL, *bad = NULL;
+    CHECK_OK(lp_settings_init(lp_method_find("rtn"), &s));
+    lp_quant_params qp = {.method = s};
+    CHECK(lp_settings_set(s, "bits", "9") == LP_ERR_ARG && strstr(lp_last_error(), "--bits '9'"));
+    CHECK(lp_settings_get(s, "bits") == 4);
+    CHECK(lp_settings_parse("rtn bits=9", &bad) == LP_ERR_ARG && bad == NULL);
+    CHECK_OK(lp_settings_set(s, "group", "48"));
     CHECK(lp_model_quantize(m, &qp) == LP_ERR_ARG && strstr(lp_last_error(), "--group 48"));
-    qp.group = 0;
+    CHECK_OK(lp_settings_set(s, "group", "0"));
     CHECK(lp_model_quantize(m, &qp) == LP_ERR_ARG);
-    qp.group = 32;
+    CHECK(lp_settings_parse("rtn group=48", &bad) == LP_ERR_ARG && bad == NULL);
+    CHECK_OK(lp_settings_set(s, "group", "32"));
     CHECK_OK(lp_model_quantize(m, &qp));
     CHECK(lp_model_quantize(m, &qp) == LP_ERR_ARG);
     CHECK(lp_model_save(m, src) == LP_ERR_ARG); /* never over its own source */
+    lp_settings_free(s);
     lp_model_free(m);
     TEST_DONE();
 }

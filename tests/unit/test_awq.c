@@ -22,6 +22,7 @@
 #include "llmpress/quant.h"
 #include "model/model_impl.h"
 #include "quant/awq.h"
+#include "quant/method.h"
 #include "quant/rtn.h"
 
 #include <dirent.h>
@@ -197,6 +198,14 @@ static void test_clip(void) {
 
 /* ---- models ---- */
 
+/* Settings from a spec such as "awq bits=3 group=32"; a refused spec fails
+ * the test (and leaves NULL, which lp_model_quantize refuses too). */
+static lp_settings *settings(const char *spec) {
+    lp_settings *s = NULL;
+    CHECKF(lp_settings_parse(spec, &s) == LP_OK, "settings \"%s\": %s", spec, lp_last_error());
+    return s;
+}
+
 static lp_model *load_dir(const char *dir) {
     lp_model *m = NULL;
     CHECK_OK(lp_model_load(dir, &m));
@@ -329,16 +338,14 @@ static void fold_only(const char *what, lp_model *m, lp_model *orig, bool expect
     lp_ctx *ctx = NULL, *octx = NULL;
     CHECK_OK(lp_ctx_init(m, LCAL, LCAL, &ctx));
     CHECK_OK(lp_ctx_init(orig, LCAL, LCAL, &octx));
-    lp_quant_params p = lp_quant_default_params();
-    p.method = LP_METHOD_AWQ;
-    p.bits = 3;
-    p.group = 32;
-    p.awq_clip = false;
+    lp_settings *s = settings("awq bits=3 group=32 awq-no-clip");
+    const lp_awq_settings *p = s ? lp_settings_data(s) : NULL;
+    CHECK(p && p->bits == 3 && p->group == 32 && !p->no_scale && p->no_clip);
     lp_quant_stats st = {0};
     int64_t mismatched = 0;
-    for (int64_t b = 0; ctx && octx && b < c->n_layers; b++) {
-        CHECK_OK(lp_awq_block(m, ctx, b, X, NCAL, LCAL, &p, false, &st));
-        for (int i = 0; i < NCAL; i++) CHECK_OK(lp_block_forward(octx, b, Y + i * LCAL * D, LCAL, NULL, NULL));
+    for (int64_t b = 0; p && ctx && octx && b < c->n_layers; b++) {
+        CHECK_OK(lp_awq_block(m, ctx, b, X, NCAL, LCAL, p, false, NULL, &st));
+        for (int i = 0; i < NCAL; i++) CHECK_OK(lp_block_forward(octx, b, Y + i * LCAL * D, LCAL, NULL));
         for (int64_t i = 0; i < NCAL * LCAL * D; i++) mismatched += X[i] != Y[i];
     }
     CHECKF(mismatched == 0, "%s: %lld activations passed on differ from the original block outputs", what,
@@ -355,8 +362,12 @@ static void fold_only(const char *what, lp_model *m, lp_model *orig, bool expect
         }
         /* o's columns are scaled by the v -> o group alone (no clipping here) */
         const lp_linear *o = &L->lin[LP_O], *oo = &O->lin[LP_O];
-        for (int64_t i = 0; i < o->rows * o->cols; i++) o_moved += o->w[i] != oo->w[i];
-        for (int k = 0; k < LP_NLIN; k++) still_dense += L->lin[k].fmt == LP_LINEAR_DENSE;
+        float *ow = lp_linear_to_f32(o), *oow = lp_linear_to_f32(oo);
+        CHECK(ow && oow);
+        for (int64_t i = 0; ow && oow && i < o->rows * o->cols; i++) o_moved += ow[i] != oow[i];
+        free(ow);
+        free(oow);
+        for (int k = 0; k < LP_NLIN; k++) still_dense += lp_linear_is(&L->lin[k], &lp_format_dense);
     }
     CHECKF(norms_moved > 0, "%s: no norm weight was rescaled", what);
     CHECKF(expect_o_group ? o_moved > 0 : o_moved == 0, "%s: o changed in %lld places (v -> o group %s)", what,
@@ -369,6 +380,7 @@ static void fold_only(const char *what, lp_model *m, lp_model *orig, bool expect
     printf("%s: %lld norm weights rescaled, logits after folding differ by %.2e\n", what, (long long)norms_moved, e);
     lp_ctx_free(ctx);
     lp_ctx_free(octx);
+    lp_settings_free(s);
     free(X);
     free(Y);
     free(ref);
@@ -397,12 +409,10 @@ static void test_folding_mha(void) {
         int32_t cal[NCAL * LCAL], ev[TEVAL];
         draw_tokens(c->vocab, cal, ev);
         lp_calib calib = {cal, NCAL, LCAL};
-        lp_quant_params p = lp_quant_default_params();
-        p.method = LP_METHOD_AWQ;
-        p.bits = 4;
-        p.group = 32;
-        p.calib = &calib;
+        lp_settings *s = settings("awq bits=4 group=32");
+        lp_quant_params p = {.method = s, .calib = &calib};
         CHECK_OK(lp_model_quantize(m, &p));
+        lp_settings_free(s);
         char out[300];
         snprintf(out, sizeof out, "%s/q", dir);
         CHECK_OK(lp_model_save(m, out));
@@ -452,40 +462,50 @@ static double test_vs_rtn(const char *name) {
     float *ref = malloc(sizeof(float) * TEVAL * (size_t)c->vocab);
     logits(m, ev, TEVAL, ref);
 
-    lp_quant_params p = lp_quant_default_params();
-    p.bits = 3;
-    p.group = 32;
+    lp_settings *rtn = settings("rtn bits=3 group=32"), *awq = settings("awq bits=3 group=32"),
+                *scale_only = settings("awq bits=3 group=32 awq-no-clip"),
+                *clip_only = settings("awq bits=3 group=32 awq-no-scale"),
+                *neither = settings("awq bits=3 group=32 awq-no-scale awq-no-clip");
+    lp_quant_params p = {.method = rtn};
     double e_rtn = quantized_err(name, p, ref, ev, cal, NULL);
-    p.method = LP_METHOD_AWQ;
+    p.method = awq;
     lp_quant_stats st = {0};
     p.stats = &st;
     double e_awq = quantized_err(name, p, ref, ev, cal, NULL);
     CHECK(st.total > 0 &&
           st.forward + st.stats + st.scale_search + st.clip_search + st.quantize <= st.total * 1.01 + 1e-3);
     p.stats = NULL;
-    p.awq_clip = false;
+    p.method = scale_only;
     double e_scale = quantized_err(name, p, ref, ev, cal, NULL);
-    p.awq_clip = true;
-    p.awq_scale = false;
+    p.method = clip_only;
     double e_clip = quantized_err(name, p, ref, ev, cal, NULL);
 
     /* scaling and clipping off: every linear is AWQ's quantizer applied to the original weight */
-    p.awq_clip = false;
+    p.method = neither;
     lp_model *plain = NULL;
     double e_plain = quantized_err(name, p, ref, ev, cal, &plain);
     int64_t differ = 0;
     for (int64_t l = 0; plain && l < c->n_layers; l++)
         for (int k = 0; k < LP_NLIN; k++) {
             const lp_linear *orig = &m->layers[l].lin[k];
-            const lp_qgroup *q = plain->layers[l].lin[k].q;
+            const lp_qgroup *q = lp_linear_data(&plain->layers[l].lin[k], &lp_format_qgroup);
+            float *W = lp_linear_to_f32(orig);
+            if (!q || !W) {
+                CHECKF(q && W, "%s: layer %lld linear %d: not one qgroup part, or out of memory", name,
+                       (long long)l, k);
+                differ++;
+                free(W);
+                continue;
+            }
             lp_qgroup mine = {0};
             CHECK_OK(lp_qgroup_init(&mine, orig->rows, orig->cols, 3, 32, 0));
-            CHECK_OK(lp_awq_quantize(orig->w, &mine));
+            CHECK_OK(lp_awq_quantize(W, &mine));
             size_t qb, sb, zb;
             lp_qgroup_sizes(orig->rows, orig->cols, 3, 32, 0, &qb, &sb, &zb);
             differ += memcmp(mine.q, q->q, qb) != 0 || memcmp(mine.scales, q->scales, sb) != 0 ||
                       memcmp(mine.zeros, q->zeros, zb) != 0;
             lp_qgroup_free(&mine);
+            free(W);
         }
     CHECKF(differ == 0, "%s: %lld linears differ from plain rounding with scaling and clipping off", name,
            (long long)differ);
@@ -500,29 +520,52 @@ static double test_vs_rtn(const char *name) {
            e_plain);
     free(ref);
     lp_model_free(m);
+    lp_settings_free(rtn);
+    lp_settings_free(awq);
+    lp_settings_free(scale_only);
+    lp_settings_free(clip_only);
+    lp_settings_free(neither);
     return e_plain - e_scale;
 }
 
 static void test_params(void) {
-    lp_quant_params p = lp_quant_default_params();
-    p.method = LP_METHOD_AWQ;
+    lp_settings *s = NULL;
+    CHECK_OK(lp_settings_init(lp_method_find("awq"), &s));
+    if (!s) return;
+    lp_quant_params p = {.method = s};
     CHECK_OK(lp_quant_params_check(&p));
-    CHECK(p.awq_scale && p.awq_clip && p.awq_grid == 20 && p.awq_max_shrink == 0.5 && p.awq_clip_tokens == 512);
-    p.awq_grid = 0;
-    CHECK(lp_quant_params_check(&p) == LP_ERR_ARG);
-    p.awq_grid = 20;
-    p.awq_max_shrink = 1.0;
-    CHECK(lp_quant_params_check(&p) == LP_ERR_ARG);
-    p.awq_max_shrink = 0.5;
-    p.awq_clip_tokens = 0;
-    CHECK(lp_quant_params_check(&p) == LP_ERR_ARG);
-    p.awq_clip_tokens = 512;
+    const lp_awq_settings *a = lp_settings_data(s);
+    CHECK(a->bits == 4 && a->group == 128 && !a->sym && !a->no_scale && !a->no_clip && a->grid == 20 &&
+          a->max_shrink == 0.5 && a->clip_tokens == 512 && a->search_samples == 0);
+    /* out-of-range values are refused by the schema and not stored */
+    CHECK(lp_settings_set(s, "awq-grid", "0") == LP_ERR_ARG && strstr(lp_last_error(), "--awq-grid '0'"));
+    CHECK(lp_settings_set(s, "awq-max-shrink", "1.0") == LP_ERR_ARG);
+    CHECK(lp_settings_set(s, "awq-clip-tokens", "0") == LP_ERR_ARG);
+    CHECK(a->grid == 20 && a->max_shrink == 0.5 && a->clip_tokens == 512);
+    CHECK_OK(lp_quant_params_check(&p));
+    lp_settings *bad = NULL;
+    CHECK(lp_settings_parse("awq awq-grid=0", &bad) == LP_ERR_ARG && bad == NULL);
+    CHECK(lp_settings_parse("awq awq-max-shrink=1.0", &bad) == LP_ERR_ARG && bad == NULL);
+    CHECK(lp_settings_parse("awq awq-clip-tokens=0", &bad) == LP_ERR_ARG && bad == NULL);
+    /* in range for the schema, refused by the method's check */
+    CHECK(lp_settings_parse("awq group=48", &bad) == LP_ERR_ARG && bad == NULL);
+    /* AWQ's scales fold in before a per-linear method only */
+    lp_settings *gptq = settings("gptq");
+    lp_quant_params pre = {.method = gptq, .prescale = s};
+    CHECK_OK(lp_quant_params_check(&pre));
+    pre.method = s;
+    CHECK(lp_quant_params_check(&pre) == LP_ERR_ARG);
+    pre.method = gptq;
+    pre.prescale = gptq;
+    CHECK(lp_quant_params_check(&pre) == LP_ERR_ARG);
+    lp_settings_free(gptq);
     lp_model *m = load("tiny-mistral");
     if (m) {
         CHECK(lp_model_quantize(m, &p) == LP_ERR_ARG); /* no calibration */
         CHECK(strstr(lp_last_error(), "awq needs calibration") != NULL);
     }
     lp_model_free(m);
+    lp_settings_free(s);
 }
 
 int main(void) {

@@ -25,6 +25,8 @@
 #include "model/model_impl.h"
 #include "quant/gptq.h"
 
+#include <stdarg.h>
+
 static double logit_err(lp_model *q, const float *ref, const int32_t *ids, int64_t T) {
     const lp_config *c = lp_model_config(q);
     float *out = malloc((size_t)(T * c->vocab) * sizeof(float));
@@ -50,6 +52,19 @@ static lp_model *load(const char *name) {
     return m;
 }
 
+/* Settings from a spec such as "gptq bits=4 group=32"; a refused spec fails
+ * the test (and leaves NULL, which lp_model_quantize refuses too). */
+static lp_settings *settings(const char *fmt, ...) {
+    char spec[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(spec, sizeof spec, fmt, ap);
+    va_end(ap);
+    lp_settings *s = NULL;
+    CHECKF(lp_settings_parse(spec, &s) == LP_OK, "settings \"%s\": %s", spec, lp_last_error());
+    return s;
+}
+
 static void compare(const char *name, int bits, int group, bool act_order) {
     lp_model *m = load(name);
     if (!m) return;
@@ -69,13 +84,8 @@ static void compare(const char *name, int bits, int group, bool act_order) {
     CHECK_OK(lp_calib_sample(stream, 4096, 32, 64, 7, &win));
     lp_calib cal = {win, 32, 64};
     lp_quant_stats st;
-    lp_quant_params p = lp_quant_default_params();
-    p.bits = bits;
-    p.group = group;
-    p.method = LP_METHOD_GPTQ;
-    p.act_order = act_order;
-    p.calib = &cal;
-    p.stats = &st;
+    lp_settings *gs = settings("gptq bits=%d group=%d%s", bits, group, act_order ? " act-order" : "");
+    lp_quant_params p = {.method = gs, .calib = &cal, .stats = &st};
     CHECK_OK(lp_model_quantize(m, &p));
     double e_gptq = logit_err(m, ref, eval_ids, 64);
     CHECK(st.total > 0 && st.forward + st.stats + st.factorize + st.quantize <= st.total * 1.01 + 1e-3);
@@ -84,7 +94,8 @@ static void compare(const char *name, int bits, int group, bool act_order) {
     int bad = 0;
     for (int64_t l = 0; l < c->n_layers; l++)
         for (int k = 0; k < LP_NLIN; k++) {
-            lp_qgroup *q = m->layers[l].lin[k].q;
+            const lp_qgroup *q = lp_linear_data(&m->layers[l].lin[k], &lp_format_qgroup);
+            bad += !q; /* every linear is one qgroup part */
             for (int64_t i = 0; q && i < q->rows * q->ngroups; i++) bad += !isfinite(lp_f16_to_f32(q->scales[i]));
         }
     CHECK(bad == 0);
@@ -96,17 +107,17 @@ static void compare(const char *name, int bits, int group, bool act_order) {
     int same = 1;
     for (int64_t l = 0; l < c->n_layers && m2; l++)
         for (int k = 0; k < LP_NLIN; k++) {
-            lp_qgroup *a = m->layers[l].lin[k].q, *b = m2->layers[l].lin[k].q;
-            same &= !memcmp(a->q, b->q, (size_t)(a->rows * a->blocks * a->bits) * 4) &&
+            const lp_qgroup *a = lp_linear_data(&m->layers[l].lin[k], &lp_format_qgroup),
+                            *b = lp_linear_data(&m2->layers[l].lin[k], &lp_format_qgroup);
+            same &= a && b && !memcmp(a->q, b->q, (size_t)(a->rows * a->blocks * a->bits) * 4) &&
                     !memcmp(a->scales, b->scales, (size_t)(a->rows * a->ngroups) * 2);
         }
     CHECK(same);
     lp_model_free(m2);
 
     lp_model *r = load(name);
-    lp_quant_params rp = lp_quant_default_params();
-    rp.bits = bits;
-    rp.group = group;
+    lp_settings *rs = settings("rtn bits=%d group=%d", bits, group);
+    lp_quant_params rp = {.method = rs};
     CHECK_OK(lp_model_quantize(r, &rp));
     double e_rtn = logit_err(r, ref, eval_ids, 64);
     CHECKF(e_gptq < e_rtn, "%s w%d g%d%s: GPTQ logits error %.4f not below RTN's %.4f", name, bits, group,
@@ -115,6 +126,8 @@ static void compare(const char *name, int bits, int group, bool act_order) {
            act_order ? "act-order" : "", e_gptq, e_rtn);
     lp_model_free(r);
     lp_model_free(m);
+    lp_settings_free(gs);
+    lp_settings_free(rs);
     free(win);
     free(ref);
 }
@@ -139,7 +152,9 @@ static int grab(void *ud, int k, const float *X, int64_t T, int64_t cols) {
     return 1;
 }
 
-static void rerun_gptq(lp_model *m, const lp_calib *cal, const lp_quant_params *p) {
+static void rerun_gptq(lp_model *m, const lp_calib *cal, const lp_settings *gptq) {
+    const int bits = (int)lp_settings_get(gptq, "bits"), group = (int)lp_settings_get(gptq, "group");
+    const int sym = lp_settings_get(gptq, "sym") != 0, act_order = lp_settings_get(gptq, "act-order") != 0;
     static const int capture[4] = {LP_Q, LP_O, LP_GATE, LP_DOWN};
     static const int lins[4][3] = {{LP_K, LP_V, LP_Q}, {LP_O, -1, -1}, {LP_UP, LP_GATE, -1}, {LP_DOWN, -1, -1}};
     const lp_config *c = lp_model_config(m);
@@ -152,25 +167,26 @@ static void rerun_gptq(lp_model *m, const lp_calib *cal, const lp_quant_params *
         for (int s = 0; s < 4; s++) {
             const int64_t cols = m->layers[b].lin[lins[s][0]].cols;
             acc a = {capture[s], calloc((size_t)(cols * cols), sizeof(float)), cols, 0};
-            for (int64_t i = 0; i < N; i++) CHECK_OK(lp_block_forward(ctx, b, X + i * L * D, L, grab, &a));
+            const lp_block_hooks hooks = {.capture = grab, .ud = &a};
+            for (int64_t i = 0; i < N; i++) CHECK_OK(lp_block_forward(ctx, b, X + i * L * D, L, &hooks));
             for (int64_t i = 0; i < cols * cols; i++) a.H[i] *= 2.0f / (float)a.n;
             for (int k = 0; k < 3 && lins[s][k] >= 0; k++) {
                 lp_linear *l = &m->layers[b].lin[lins[s][k]];
                 lp_qgroup *q = calloc(1, sizeof *q);
                 float *Hc = malloc((size_t)(cols * cols) * sizeof(float));
                 memcpy(Hc, a.H, (size_t)(cols * cols) * sizeof(float));
-                CHECK_OK(lp_qgroup_init(q, l->rows, l->cols, p->bits, p->group, p->sym));
+                CHECK_OK(lp_qgroup_init(q, l->rows, l->cols, bits, group, sym));
                 lp_gptq_params gp = lp_gptq_default_params();
-                gp.act_order = p->act_order;
+                gp.act_order = act_order;
                 float *W = lp_linear_to_f32(l);
                 CHECK_OK(lp_gptq_quantize(W, Hc, &gp, q, NULL));
-                lp_linear_set_qgroup(l, q);
+                lp_linear_set(l, &lp_format_qgroup, q);
                 free(W);
                 free(Hc);
             }
             free(a.H);
         }
-        for (int64_t i = 0; i < N; i++) CHECK_OK(lp_block_forward(ctx, b, X + i * L * D, L, NULL, NULL));
+        for (int64_t i = 0; i < N; i++) CHECK_OK(lp_block_forward(ctx, b, X + i * L * D, L, NULL));
     }
     lp_ctx_free(ctx);
     free(X);
@@ -187,18 +203,17 @@ static void staged_vs_rerun(const char *name, int bits, int group) {
     int32_t *win = NULL;
     CHECK_OK(lp_calib_sample(stream, 2048, 8, 48, 3, &win));
     lp_calib cal = {win, 8, 48};
-    lp_quant_params p = lp_quant_default_params();
-    p.method = LP_METHOD_GPTQ;
-    p.bits = bits;
-    p.group = group;
-    p.calib = &cal;
+    lp_settings *gs = settings("gptq bits=%d group=%d", bits, group);
+    lp_quant_params p = {.method = gs, .calib = &cal};
     CHECK_OK(lp_model_quantize(a, &p));
-    rerun_gptq(b, &cal, &p);
+    if (gs) rerun_gptq(b, &cal, gs);
     int64_t diff = 0, total = 0;
     for (int64_t l = 0; l < c->n_layers; l++)
         for (int k = 0; k < LP_NLIN; k++) {
-            const lp_qgroup *qa = a->layers[l].lin[k].q, *qb = b->layers[l].lin[k].q;
-            for (int64_t r = 0; r < qa->rows; r++)
+            const lp_qgroup *qa = lp_linear_data(&a->layers[l].lin[k], &lp_format_qgroup),
+                            *qb = lp_linear_data(&b->layers[l].lin[k], &lp_format_qgroup);
+            CHECK(qa && qb);
+            for (int64_t r = 0; qa && qb && r < qa->rows; r++)
                 for (int64_t j = 0; j < qa->cols; j++) {
                     diff += lp_qgroup_get(qa, r, j) != lp_qgroup_get(qb, r, j);
                     total++;
@@ -208,6 +223,7 @@ static void staged_vs_rerun(const char *name, int bits, int group) {
            (long long)diff, (long long)total);
     printf("%-12s staged vs re-run pipeline: %lld of %lld codes differ\n", name, (long long)diff, (long long)total);
     free(win);
+    lp_settings_free(gs);
     lp_model_free(a);
     lp_model_free(b);
 }
@@ -233,16 +249,16 @@ static void compose(const char *name) {
     double err[4];
     for (int v = 0; v < 4; v++) {
         m = load(name);
-        lp_quant_params p = lp_quant_default_params();
-        p.bits = 3;
-        p.group = 32;
+        static const char *const spec[4] = {"rtn bits=3 group=32", "rtn bits=3 group=32 clip",
+                                            "gptq bits=3 group=32 clip", "gptq bits=3 group=32"};
+        lp_settings *ms = settings("%s", spec[v]), *pre = v == 3 ? settings("awq bits=3 group=32") : NULL;
+        lp_quant_params p = {.method = ms, .prescale = pre};
         if (v >= 1) p.calib = &cal;
-        p.clip = v == 1 || v == 2;
-        p.method = v >= 2 ? LP_METHOD_GPTQ : LP_METHOD_RTN;
-        p.awq_prescale = v == 3;
         CHECK_OK(lp_model_quantize(m, &p));
         err[v] = logit_err(m, ref, ids, 64);
         lp_model_free(m);
+        lp_settings_free(ms);
+        lp_settings_free(pre);
     }
     printf("%-12s w3 g32 logits rel. error: RTN %.4f, RTN+clip %.4f, GPTQ+clip %.4f, AWQ+GPTQ %.4f\n", name, err[0],
            err[1], err[2], err[3]);
@@ -258,7 +274,10 @@ static void count_converted(void *ud, int64_t layer, int64_t n_layers, const cha
     const lp_model *m = ud;
     int n = 0;
     for (int64_t l = 0; l < m->cfg.n_layers; l++)
-        for (int k = 0; k < LP_NLIN; k++) n += m->layers[l].lin[k].fmt == LP_LINEAR_DENSE && m->layers[l].lin[k].w;
+        for (int k = 0; k < LP_NLIN; k++) {
+            const lp_dense *d = lp_linear_data(&m->layers[l].lin[k], &lp_format_dense);
+            n += d && d->w;
+        }
     g_max_converted = n > g_max_converted ? n : g_max_converted;
 }
 
@@ -269,12 +288,23 @@ static void lazy_weights(const char *name) {
     const lp_config cfg = *lp_model_config(m), *c = &cfg; /* outlives m */
     int lazy = 0;
     for (int64_t l = 0; l < c->n_layers; l++)
-        for (int k = 0; k < LP_NLIN; k++) lazy += !m->layers[l].lin[k].w && m->layers[l].lin[k].raw;
+        for (int k = 0; k < LP_NLIN; k++) {
+            const lp_dense *d = lp_linear_data(&m->layers[l].lin[k], &lp_format_dense);
+            lazy += d && !d->w && d->raw;
+        }
     CHECKF(lazy == 7 * c->n_layers, "%s: %d of %lld linears held in their stored form after loading", name, lazy,
            (long long)(7 * c->n_layers));
-    CHECKF(!m->embed && m->embed_raw && !m->head.w, "%s: the embedding or head was converted at load", name);
+    const lp_dense *head = lp_linear_data(&m->head, &lp_format_dense);
+    CHECKF(!m->embed && m->embed_raw && head && !head->w, "%s: the embedding or head was converted at load", name);
+    int converted = 0;
     for (int64_t l = 0; l < c->n_layers; l++) /* e: everything converted up front */
-        for (int k = 0; k < LP_NLIN; k++) CHECK_OK(lp_linear_materialize(&e->layers[l].lin[k]));
+        for (int k = 0; k < LP_NLIN; k++) {
+            lp_dense *d = lp_linear_data(&e->layers[l].lin[k], &lp_format_dense);
+            CHECK(d != NULL);
+            if (d) CHECK_OK(lp_dense_materialize(d));
+            converted += d && d->w;
+        }
+    CHECK(converted == 7 * c->n_layers);
     int32_t ids[24];
     for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 31 + 5) % c->vocab);
     float *a = malloc((size_t)(24 * c->vocab) * sizeof(float)), *b = malloc((size_t)(24 * c->vocab) * sizeof(float));
@@ -301,16 +331,14 @@ static void lazy_weights(const char *name) {
     for (int i = 0; i < 2048; i++) stream[i] = (int32_t)((i * 7919u) % (unsigned)c->vocab);
     CHECK_OK(lp_calib_sample(stream, 2048, 4, 32, 3, &win));
     lp_calib cal = {win, 4, 32};
-    lp_quant_params p = lp_quant_default_params();
-    p.method = LP_METHOD_GPTQ;
-    p.group = 32;
-    p.calib = &cal;
-    p.progress = count_converted;
-    p.progress_ud = m;
+    lp_settings *gs = settings("gptq group=32");
+    lp_quant_params p = {.method = gs, .calib = &cal, .progress = count_converted, .progress_ud = m};
     CHECK_OK(lp_model_quantize(m, &p));
     CHECKF(g_max_converted == 0, "%s: %d uncompressed linears were held in f32 during the pipeline", name,
            g_max_converted);
-    CHECKF(!m->embed && !m->head.w, "%s: the pipeline converted the embedding or the head to f32", name);
+    head = lp_linear_data(&m->head, &lp_format_dense);
+    CHECKF(!m->embed && head && !head->w, "%s: the pipeline converted the embedding or the head to f32", name);
+    lp_settings_free(gs);
     free(win);
     lp_model_free(m);
 }
@@ -346,27 +374,24 @@ int main(void) {
     int32_t one[64];
     for (int i = 0; i < 64; i++) one[i] = 5;
     lp_calib cal = {one, 2, 32};
-    lp_quant_params p = lp_quant_default_params();
+    static const char *const dead[4] = {"gptq group=32", "rtn group=32 clip", "awq group=32",
+                                        "gptq group=32 clip act-order"};
     for (int v = 0; v < 4; v++) {
         m = load("tiny-mistral");
-        p = lp_quant_default_params();
-        p.method = v == 1 ? LP_METHOD_RTN : v == 2 ? LP_METHOD_AWQ : LP_METHOD_GPTQ;
-        p.clip = v == 1 || v == 3;
-        p.act_order = v == 3;
-        p.group = 32;
-        p.calib = &cal;
+        lp_settings *s = settings("%s", dead[v]);
+        lp_quant_params p = {.method = s, .calib = &cal};
         lp_status st = lp_model_quantize(m, &p);
         CHECKF(st == LP_OK, "dead inputs, variant %d: %s", v, lp_last_error());
         lp_model_free(m);
+        lp_settings_free(s);
     }
-    p.method = LP_METHOD_GPTQ;
-    p.clip = false;
-    p.act_order = false;
 
     /* GPTQ without calibration data is an argument error. */
     m = load("tiny-mistral");
-    p.calib = NULL;
-    CHECK(lp_model_quantize(m, &p) == LP_ERR_ARG);
+    lp_settings *gs = settings("gptq");
+    lp_quant_params p = {.method = gs};
+    CHECK(lp_model_quantize(m, &p) == LP_ERR_ARG && strstr(lp_last_error(), "needs calibration"));
+    lp_settings_free(gs);
     lp_model_free(m);
     TEST_DONE();
 }

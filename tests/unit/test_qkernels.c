@@ -14,8 +14,9 @@
  *     0 but reached by cancellation);
  *   - dequant of every kernel bit-identical to ref;
  *   - garbage in the padding bits of the last block changes nothing;
- *   - lp_qgroup_gemm: on the packed path every token bit-identical to
- *     lp_qgroup_gemv (any T); on the sgemm path within tolerance of exact;
+ *   - lp_qgroup_gemm: on the packed path every token bit-identical to the
+ *     same kernel's gemv (lp_qgroup_gemm_ex with T = 1) for any T; on the
+ *     sgemm path within tolerance of exact;
  *   - gemv and gemm bit-identical with 1 and 2 OpenMP threads.
  * A kernel the CPU lacks is skipped with a SKIP line.
  */

@@ -98,13 +98,19 @@ static lp_status interrupted(lp_quant_params p, int64_t layer, const char *linea
     return s;
 }
 
-static void resume_method(lp_method method, int bits, const lp_calib *cal) {
-    lp_quant_params p = lp_quant_default_params();
-    p.method = method;
-    p.bits = bits;
-    p.group = 32;
-    p.calib = cal;
-    const char *name = lp_method_name(method);
+/* Settings from a spec such as "gptq bits=4 group=32"; a refused spec fails
+ * the test (and leaves NULL, which lp_model_quantize refuses too). */
+static lp_settings *settings(const char *spec) {
+    lp_settings *s = NULL;
+    CHECKF(lp_settings_parse(spec, &s) == LP_OK, "settings \"%s\": %s", spec, lp_last_error());
+    return s;
+}
+
+static void resume_method(const char *spec, const lp_calib *cal) {
+    lp_settings *ms = settings(spec);
+    if (!ms) return;
+    lp_quant_params p = {.method = ms, .calib = cal};
+    const char *name = spec;
     CHECK_OK(run(p, path("ref", NULL), NULL));
 
     p.resume_dir = g_state;
@@ -121,6 +127,7 @@ static void resume_method(lp_method method, int bits, const lp_calib *cal) {
            "%s: the resumed checkpoint differs from the uninterrupted one", name);
     CHECK_OK(lp_resume_clear(p.resume_dir));
     CHECK(access(p.resume_dir, F_OK) != 0);
+    lp_settings_free(ms);
 }
 
 /* Rewrite block file f without linear `base` (its tensors and its metadata):
@@ -158,11 +165,9 @@ static void drop_linear(const char *f, const char *base) {
 
 /* GPTQ: mid-block interruption, refused states, corrupt states. */
 static void resume_errors(const lp_calib *cal, const lp_calib *other_cal) {
-    lp_quant_params p = lp_quant_default_params();
-    p.method = LP_METHOD_GPTQ;
-    p.group = 32;
-    p.calib = cal;
-    p.resume_dir = g_state;
+    lp_settings *ms = settings("gptq bits=4 group=32"), *bits3 = settings("gptq bits=3 group=32"),
+                *act_order = settings("gptq bits=4 group=32 act-order");
+    lp_quant_params p = {.method = ms, .calib = cal, .resume_dir = g_state};
     CHECK_OK(run(p, path("ref", NULL), NULL)); /* with resume_dir: saves every block */
     CHECK_OK(lp_resume_clear(p.resume_dir));
 
@@ -173,7 +178,7 @@ static void resume_errors(const lp_calib *cal, const lp_calib *other_cal) {
 
     /* other settings, other windows: refused, naming the difference */
     lp_quant_params q = p;
-    q.bits = 3;
+    q.method = bits3;
     CHECK(run(q, NULL, NULL) == LP_ERR_ARG);
     CHECKF(strstr(lp_last_error(), "bits=3 here, bits=4 in the state") != NULL, "message: %s", lp_last_error());
     q = p;
@@ -181,8 +186,10 @@ static void resume_errors(const lp_calib *cal, const lp_calib *other_cal) {
     CHECK(run(q, NULL, NULL) == LP_ERR_ARG);
     CHECKF(strstr(lp_last_error(), "calib_tokens=") != NULL, "message: %s", lp_last_error());
     q = p;
-    q.act_order = true;
-    CHECK(run(q, NULL, NULL) == LP_ERR_ARG && strstr(lp_last_error(), "act_order=1 here"));
+    q.method = act_order;
+    CHECK(run(q, NULL, NULL) == LP_ERR_ARG);
+    CHECKF(strstr(lp_last_error(), "act-order=1 here, act-order=0 in the state") != NULL, "message: %s",
+           lp_last_error());
 
     /* the state still resumes after the refusals */
     lp_quant_stats st = {0};
@@ -219,6 +226,9 @@ static void resume_errors(const lp_calib *cal, const lp_calib *other_cal) {
     CHECK_OK(lp_resume_clear(p.resume_dir));
     CHECK(access(p.resume_dir, F_OK) != 0);
     CHECK_OK(lp_resume_clear(p.resume_dir)); /* a missing directory is fine */
+    lp_settings_free(ms);
+    lp_settings_free(bits3);
+    lp_settings_free(act_order);
 }
 
 int main(void) {
@@ -236,10 +246,10 @@ int main(void) {
     CHECK_OK(lp_calib_sample(stream, 4096, 16, 64, 2, &win2));
     lp_calib cal = {win, 16, 64}, cal2 = {win2, 16, 64};
 
-    resume_method(LP_METHOD_GPTQ, 4, &cal);
-    resume_method(LP_METHOD_AWQ, 3, &cal);
-    resume_method(LP_METHOD_SLIM, 3, &cal);
-    resume_method(LP_METHOD_SQUEEZELLM, 3, &cal);
+    resume_method("gptq bits=4 group=32", &cal);
+    resume_method("awq bits=3 group=32", &cal);
+    resume_method("slim bits=3 group=32", &cal);
+    resume_method("squeezellm bits=3", &cal);
     resume_errors(&cal, &cal2);
 
     free(win);

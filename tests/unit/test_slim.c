@@ -13,8 +13,9 @@
  *  - the allocation keeps the average exactly, moves the most salient group
  *    up and the least salient down when one group dominates the output
  *    error, and stays uniform on homogeneous weights;
- *  - lp_slim_linear's result is never worse on the layer's output error than
- *    the uniform GPTQ + clipping result it is checked against.
+ *  - SliM-LLM's compressor (lp_method_compress_linear with "slim" settings)
+ *    gives a result never worse on the layer's output error than
+ *    than the uniform GPTQ + clipping result it is checked against.
  */
 #include "test.h"
 
@@ -22,6 +23,7 @@
 #include "format/linear.h"
 #include "quant/gptq.h"
 #include "format/qmix.h"
+#include "quant/method.h"
 #include "quant/slim.h"
 
 enum { R = 24, C = 200, GS = 64 }; /* 4 groups: 64, 64, 64, 8 */
@@ -178,16 +180,20 @@ static void check_allocation(unsigned long long *seed) {
            (long long)k, gb[5], gb[2], sum);
 
     /* the compressor: never worse than uniform GPTQ + clipping on the output error */
-    lp_linear l = {.fmt = LP_LINEAR_DENSE, .rows = R, .cols = CC, .w = W, .stored_dtype = LP_DT_F32};
-    lp_quant_params p = lp_quant_default_params();
-    p.method = LP_METHOD_SLIM;
-    p.bits = 3;
-    p.group = GS;
+    lp_linear l = {.rows = R, .cols = CC};
+    lp_dense *dw = NULL;
+    CHECK_OK(lp_dense_view(R, CC, W, NULL, LP_DT_F32, NULL, &dw)); /* W stays the test's */
+    if (dw) CHECK_OK(lp_linear_add_part(&l, &lp_format_dense, dw));
+    lp_settings *slim = NULL;
+    char spec[64];
+    snprintf(spec, sizeof spec, "slim bits=3 group=%d", (int)GS);
+    CHECK_OK(lp_settings_parse(spec, &slim));
     double rel = 0;
-    CHECK_OK(lp_slim_linear(&l, H, &p, NULL, &rel));
-    CHECK(l.fmt == LP_LINEAR_QMIX && rel > 0 && rel < 0.5);
+    if (slim && l.nparts == 1) CHECK_OK(lp_method_compress_linear(slim, &l, H, NULL, &rel));
+    CHECK(lp_linear_is(&l, &lp_format_qmix) && rel > 0 && rel < 0.5);
+    lp_settings_free(slim);
     float *D = lp_linear_to_f32(&l);
-    double e_slim = out_err(D, W, H, R, CC);
+    double e_slim = D ? out_err(D, W, H, R, CC) : INFINITY;
     lp_qgroup q;
     CHECK_OK(lp_qgroup_init(&q, R, CC, 3, GS, 0));
     float *Hc = malloc(CC * CC * sizeof(float));
