@@ -19,10 +19,12 @@
 #include <time.h>
 
 extern const lp_method lp_method_rtn, lp_method_gptq, lp_method_awq, lp_method_squeezellm, lp_method_slim;
+extern const lp_method lp_method_sign, lp_method_ternary;
 
 /* One row per method, in the order --help lists them. */
 static const lp_method *const METHODS[] = {
     &lp_method_rtn, &lp_method_gptq, &lp_method_awq, &lp_method_squeezellm, &lp_method_slim,
+    &lp_method_sign, &lp_method_ternary,
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof *METHODS))
 
