@@ -2,12 +2,13 @@
  * qlut.c - the lookup-table-plus-outliers format (layout in qlut.h):
  * allocation, checked views of file buffers, dequantization, and products.
  *
- * Design: products follow qgroup_gemm.c. Few tokens: rows in fixed tiles, one
- * OpenMP loop over tiles, the dense kernel reads each packed row once for up
- * to LP_QLUT_MAX_T tokens, then the row's outliers are added in CSR order.
- * Many tokens: tiles of rows are dequantized (outliers included) and
- * multiplied with cblas_sgemm. Each output is computed by one thread in a
- * fixed order, so the thread count never changes a result.
+ * Design: products run on the shared row-kernel driver (rowgemm.h). Few
+ * tokens: rows in fixed tiles, one OpenMP loop over tiles, the dense kernel
+ * reads each packed row once for up to LP_QLUT_MAX_T tokens, then the tile's
+ * outliers are added in CSR order. Many tokens: tiles of rows are
+ * dequantized (outliers included) and multiplied with cblas_sgemm. Each
+ * output is computed by one thread in a fixed order, so the thread count
+ * never changes a result.
  */
 #include "format/qlut.h"
 
@@ -16,15 +17,13 @@
 #include "format/qlut_kernels.h"
 #include "format/qgroup.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { ROW_TILE = 16, BLAS_TILE = 64, BLAS_MIN_TOKENS = 16 };
+enum { BLAS_MIN_TOKENS = 16 }; /* from this many tokens on: dequantized tiles + sgemm */
 
 static int64_t nblocks(int64_t cols) { return (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK; }
 
@@ -133,22 +132,25 @@ size_t lp_qlut_nbytes(const lp_qlut *w) {
            ((size_t)w->rows + 1) * 4 + (size_t)w->nnz * 6;
 }
 
-/* out += the outliers of rows [r0, r1). */
-static void add_outliers(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+/* out += the outliers of rows [r0, r1) (out holds those rows only). */
+static void add_outliers(const void *wv, int64_t r0, int64_t r1, float *out) {
+    const lp_qlut *w = wv;
     for (int64_t r = r0; r < r1; r++)
         for (int32_t k = w->row_ptr[r]; k < w->row_ptr[r + 1]; k++)
             out[(r - r0) * w->cols + w->col_idx[k]] += lp_f16_to_f32(w->vals[k]);
 }
 
-void lp_qlut_dequant(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
-#pragma omp parallel for schedule(static) if ((r1 - r0) * w->cols > (1 << 16))
-    for (int64_t r = r0; r < r1; r++) {
-        lp_qlut_dequant_ref(w, r, r + 1, out + (r - r0) * w->cols);
-        add_outliers(w, r, r + 1, out + (r - r0) * w->cols);
-    }
+/* Y's rows [r0, r1) += the outliers' product, in CSR order per row. */
+static void outlier_product(const void *wv, const float *X, int64_t T, float *Y, int64_t r0, int64_t r1) {
+    const lp_qlut *w = wv;
+    for (int64_t r = r0; r < r1; r++)
+        for (int32_t k = w->row_ptr[r]; k < w->row_ptr[r + 1]; k++) {
+            const float v = lp_f16_to_f32(w->vals[k]);
+            for (int64_t t = 0; t < T; t++) Y[t * w->rows + r] += v * X[t * w->cols + w->col_idx[k]];
+        }
 }
 
-/* The dense-part kernels of each level (AVX2 has no dequantization of its own). */
+/* The dense part's kernels of each level (AVX2 has no dequantization of its own). */
 static const struct {
     lp_qlut_rows_fn rows;
     lp_qlut_dequant_fn dequant;
@@ -158,55 +160,22 @@ static const struct {
     {lp_qlut_rows_avx512, lp_qlut_dequant_avx512},
 };
 
-static lp_status gemm_packed(lp_qlut_rows_fn fn, const lp_qlut *w, const float *X, int64_t T, float *Y) {
-    const int64_t ldx = w->blocks * LP_QGROUP_BLOCK, R = w->rows;
-    float *xp = calloc((size_t)(T * ldx), sizeof(float));
-    if (!xp) return lp_fail(LP_ERR_NOMEM, "qlut gemm: out of memory for the input");
-    for (int64_t t = 0; t < T; t++) memcpy(xp + t * ldx, X + t * w->cols, (size_t)w->cols * sizeof(float));
-    const int64_t ntiles = (R + ROW_TILE - 1) / ROW_TILE;
-#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && R * w->cols * T > (1 << 15))
-    for (int64_t i = 0; i < ntiles; i++) {
-        int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < R ? r0 + ROW_TILE : R;
-        for (int64_t t0 = 0; t0 < T; t0 += LP_QLUT_MAX_T) {
-            int64_t n = T - t0 < LP_QLUT_MAX_T ? T - t0 : LP_QLUT_MAX_T;
-            fn(w, n, xp + t0 * ldx, ldx, Y + t0 * R, R, r0, r1);
-        }
-        for (int64_t r = r0; r < r1; r++)
-            for (int32_t k = w->row_ptr[r]; k < w->row_ptr[r + 1]; k++) {
-                float v = lp_f16_to_f32(w->vals[k]);
-                for (int64_t t = 0; t < T; t++) Y[t * R + r] += v * X[t * w->cols + w->col_idx[k]];
-            }
-    }
-    free(xp);
-    return LP_OK;
+/* The row-kernel driver for w at level isa: the dense part's kernels plus
+ * the outliers. */
+static lp_rowgemm driver(const lp_qlut *w, lp_isa isa) {
+    return (lp_rowgemm){.name = "qlut", .w = w, .rows = w->rows, .cols = w->cols, .ldx = w->blocks * LP_QGROUP_BLOCK,
+                        .max_t = LP_QLUT_MAX_T, .rows_fn = BY_ISA[isa].rows, .dequant = BY_ISA[isa].dequant,
+                        .extra = outlier_product, .extra_dequant = add_outliers};
 }
 
-static lp_status gemm_blas(lp_qlut_dequant_fn dq, const lp_qlut *w, const float *X, int64_t T, float *Y) {
-    if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "qlut gemm: T = %lld tokens, expected < 2^31", (long long)T);
-    const int64_t R = w->rows, C = w->cols, ntiles = (R + BLAS_TILE - 1) / BLAS_TILE;
-    const int nth = omp_get_max_threads();
-    const size_t per = (size_t)(BLAS_TILE * C);
-    float *D = malloc(per * (size_t)nth * sizeof(float));
-    if (!D) return lp_fail(LP_ERR_NOMEM, "qlut gemm: out of memory for dequantized tiles");
-    /* One single-threaded sgemm per tile inside our loop (see qgroup_gemm.c). */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int64_t i = 0; i < ntiles; i++) {
-        int64_t r0 = i * BLAS_TILE, nr = R - r0 < BLAS_TILE ? R - r0 : BLAS_TILE;
-        float *d = D + (size_t)omp_get_thread_num() * per;
-        dq(w, r0, r0 + nr, d);
-        add_outliers(w, r0, r0 + nr, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)C, 1.0f, X, (int)C, d, (int)C,
-                    0.0f, Y + r0, (int)R);
-    }
-    free(D);
-    return LP_OK;
+void lp_qlut_dequant(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+    const lp_rowgemm g = driver(w, lp_cpu_isa());
+    lp_rowgemm_dequant(&g, r0, r1, out);
 }
 
 static lp_status gemm_isa(const lp_qlut *w, const float *X, int64_t T, float *Y, lp_isa isa, int64_t blas_min_tokens) {
-    if (T < 0) return lp_fail(LP_ERR_ARG, "qlut gemm: T = %lld tokens, expected >= 0", (long long)T);
-    if (T == 0) return LP_OK;
-    if (T < (blas_min_tokens > 0 ? blas_min_tokens : BLAS_MIN_TOKENS)) return gemm_packed(BY_ISA[isa].rows, w, X, T, Y);
-    return gemm_blas(BY_ISA[isa].dequant, w, X, T, Y);
+    const lp_rowgemm g = driver(w, isa);
+    return lp_rowgemm_run(&g, X, T, Y, blas_min_tokens > 0 ? blas_min_tokens : BLAS_MIN_TOKENS);
 }
 
 lp_status lp_qlut_gemm_ex(const lp_qlut *w, const float *X, int64_t T, float *Y, const char *kernel,

@@ -73,7 +73,8 @@ static inline __attribute__((always_inline)) void rows_impl(const lp_qlut *w, co
     }
 }
 
-void lp_qlut_rows_avx2(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+void lp_qlut_rows_avx2(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
+    const lp_qlut *w = w_;
     LP_QLUT_DISPATCH(rows_impl)
 }

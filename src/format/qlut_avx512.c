@@ -73,8 +73,9 @@ static inline __attribute__((always_inline)) void rows_impl(const lp_qlut *w, co
     }
 }
 
-void lp_qlut_rows_avx512(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+void lp_qlut_rows_avx512(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
+    const lp_qlut *w = w_;
     LP_QLUT_DISPATCH(rows_impl)
 }
 
@@ -122,7 +123,8 @@ static inline __attribute__((always_inline)) void dequant_impl(const lp_qlut *w,
     }
 }
 
-void lp_qlut_dequant_avx512(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+void lp_qlut_dequant_avx512(const void *w_, int64_t r0, int64_t r1, float *out) {
+    const lp_qlut *w = w_;
     switch (w->bits) {
     case 1: dequant_impl(w, 1, r0, r1, out); break;
     case 2: dequant_impl(w, 2, r0, r1, out); break;

@@ -12,11 +12,11 @@
 #define LP_QLUT_KERNELS_H
 
 #include "format/qlut.h"
+#include "format/rowgemm.h"
 
 #define LP_QLUT_MAX_T 4
 
-typedef void (*lp_qlut_rows_fn)(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
-                                int64_t r0, int64_t r1);
+typedef lp_rows_fn lp_qlut_rows_fn;
 
 /* Calls IMPL(w, BITS, T, x, ldx, y, ldy, r0, r1) with BITS = w->bits and T as
  * compile-time constants (1..4 each), so a SIMD kernel's inlined body unrolls
@@ -37,21 +37,21 @@ typedef void (*lp_qlut_rows_fn)(const lp_qlut *w, int64_t T, const float *x, int
     }
 
 /* The specification: per row, columns in order, f32 accumulation. */
-void lp_qlut_rows_ref(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+void lp_qlut_rows_ref(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                       int64_t r1);
 
 /* AVX2: 8 codes per shift/AND, one vpermps (two and a blend at b = 4) per 8. */
-void lp_qlut_rows_avx2(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_qlut_rows_avx2(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                        int64_t r0, int64_t r1);
 
 /* AVX-512: 16 codes per shift/AND, one vpermps per 16 weights (b <= 4). */
-void lp_qlut_rows_avx512(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_qlut_rows_avx512(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                          int64_t r0, int64_t r1);
 
 /* The dense part of rows [r0, r1) as f32 ((r1 - r0) x cols), outliers not
  * added: bit-identical to the reference (the same table values). */
-typedef void (*lp_qlut_dequant_fn)(const lp_qlut *w, int64_t r0, int64_t r1, float *out);
-void lp_qlut_dequant_ref(const lp_qlut *w, int64_t r0, int64_t r1, float *out);
-void lp_qlut_dequant_avx512(const lp_qlut *w, int64_t r0, int64_t r1, float *out);
+typedef lp_rows_dequant_fn lp_qlut_dequant_fn;
+void lp_qlut_dequant_ref(const void *w_, int64_t r0, int64_t r1, float *out);
+void lp_qlut_dequant_avx512(const void *w_, int64_t r0, int64_t r1, float *out);
 
 #endif

@@ -10,8 +10,9 @@
 #include "core/half.h"
 #include "format/qgroup.h"
 
-void lp_qlut_rows_ref(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+void lp_qlut_rows_ref(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
+    const lp_qlut *w = w_;
     const int bits = w->bits;
     for (int64_t r = r0; r < r1; r++) {
         float lut[16];
@@ -28,7 +29,8 @@ void lp_qlut_rows_ref(const lp_qlut *w, int64_t T, const float *x, int64_t ldx, 
     }
 }
 
-void lp_qlut_dequant_ref(const lp_qlut *w, int64_t r0, int64_t r1, float *out) {
+void lp_qlut_dequant_ref(const void *w_, int64_t r0, int64_t r1, float *out) {
+    const lp_qlut *w = w_;
     const int bits = w->bits;
     for (int64_t r = r0; r < r1; r++) {
         float *o = out + (r - r0) * w->cols, lut[16];

@@ -3,15 +3,10 @@
  * checked views of file buffers, the threaded drivers of dequantization and
  * products, and the traits row.
  *
- * Design: as qlut.c. Few tokens: x is copied once into a zero-padded buffer
- * xp (T, words * 32), so kernels read whole words and never see a ragged
- * row end; rows are cut into fixed tiles of ROW_TILE, one OpenMP `parallel
- * for` over the tiles, and in each tile the kernel reads each packed row once
- * for up to LP_SIGN_MAX_T tokens. Many tokens: tiles of BLAS_TILE rows are
- * dequantized into per-thread scratch and multiplied by one single-threaded
- * cblas_sgemm each, inside our loop (see qgroup_gemm.c). Tile boundaries are
- * fixed from row 0 and each output is computed by one thread in a fixed
- * order, so the thread count never changes a result.
+ * Design: products and dequantization run on the shared row-kernel driver
+ * (rowgemm.h: zero-padded x, fixed row tiles under one OpenMP loop, up to
+ * LP_SIGN_MAX_T tokens per pass over a packed row; dequantized tiles and
+ * sgemm for many tokens), so the thread count never changes a result.
  * Where the paths cross (BY_ISA below): single-threaded, llama-25m shapes
  * (1024 x 384, 384 x 1024), AMD EPYC (Zen 4): the AVX-512 kernel holds about
  * 40-45 GMAC/s from T = 4 on and sgemm only overtakes it near T = 128; the
@@ -23,14 +18,10 @@
 #include "core/half.h"
 #include "core/status_impl.h"
 
-#include <cblas.h>
 #include <limits.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { ROW_TILE = 16, BLAS_TILE = 64 };
 
 /* Each level's kernels; every level is bit-identical in dequantization. */
 static const struct {
@@ -117,59 +108,15 @@ void lp_sign_free(lp_sign *w) {
 
 size_t lp_sign_nbytes(const lp_sign *w) { return (size_t)(w->rows * w->words) * 4 + (size_t)w->rows * 2; }
 
+/* The row-kernel driver for w at level isa. */
+static lp_rowgemm driver(const lp_sign *w, lp_isa isa) {
+    return (lp_rowgemm){.name = "sign", .w = w, .rows = w->rows, .cols = w->cols, .ldx = w->words * 32,
+                        .max_t = LP_SIGN_MAX_T, .rows_fn = BY_ISA[isa].rows, .dequant = BY_ISA[isa].dequant};
+}
+
 void lp_sign_dequant(const lp_sign *w, int64_t r0, int64_t r1, float *out) {
-    const lp_sign_dequant_fn dq = BY_ISA[lp_cpu_isa()].dequant;
-    const int64_t ntiles = (r1 - r0 + ROW_TILE - 1) / ROW_TILE;
-#pragma omp parallel for schedule(static) if (ntiles > 1 && (r1 - r0) * w->cols > (1 << 16))
-    for (int64_t i = 0; i < ntiles; i++) {
-        int64_t a = r0 + i * ROW_TILE, b = a + ROW_TILE < r1 ? a + ROW_TILE : r1;
-        dq(w, a, b, out + (a - r0) * w->cols);
-    }
-}
-
-/* 64-byte aligned scratch (aligned_alloc wants a multiple of the alignment). */
-static float *scratch(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
-
-static lp_status gemm_packed(lp_sign_rows_fn fn, const lp_sign *w, const float *X, int64_t T, float *Y) {
-    const int64_t ldx = w->words * 32, R = w->rows;
-    const size_t bytes = (size_t)(T * ldx) * sizeof(float);
-    float *xp = scratch(bytes); /* (T, ldx): X zero-padded to whole words */
-    if (!xp) return lp_fail(LP_ERR_NOMEM, "sign gemm: cannot allocate %zu bytes of input scratch", bytes);
-    for (int64_t t = 0; t < T; t++) {
-        memcpy(xp + t * ldx, X + t * w->cols, (size_t)w->cols * sizeof(float));
-        memset(xp + t * ldx + w->cols, 0, (size_t)(ldx - w->cols) * sizeof(float));
-    }
-    const int64_t ntiles = (R + ROW_TILE - 1) / ROW_TILE;
-#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && R * w->cols * T > (1 << 15))
-    for (int64_t i = 0; i < ntiles; i++) {
-        const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < R ? r0 + ROW_TILE : R;
-        for (int64_t t0 = 0; t0 < T; t0 += LP_SIGN_MAX_T) {
-            const int64_t n = T - t0 < LP_SIGN_MAX_T ? T - t0 : LP_SIGN_MAX_T;
-            fn(w, n, xp + t0 * ldx, ldx, Y + t0 * R, R, r0, r1);
-        }
-    }
-    free(xp);
-    return LP_OK;
-}
-
-static lp_status gemm_blas(lp_sign_dequant_fn dq, const lp_sign *w, const float *X, int64_t T, float *Y) {
-    if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "sign gemm: T = %lld tokens, expected < 2^31", (long long)T);
-    const int64_t R = w->rows, C = w->cols, ntiles = (R + BLAS_TILE - 1) / BLAS_TILE;
-    const int nth = omp_get_max_threads();
-    const size_t per = (size_t)(BLAS_TILE * C); /* floats of one (BLAS_TILE, C) tile */
-    float *D = scratch(per * (size_t)nth * sizeof(float));
-    if (!D) return lp_fail(LP_ERR_NOMEM, "sign gemm: cannot allocate %d x %zu bytes for dequantized tiles", nth,
-                           per * sizeof(float));
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
-    for (int64_t i = 0; i < ntiles; i++) {
-        const int64_t r0 = i * BLAS_TILE, nr = R - r0 < BLAS_TILE ? R - r0 : BLAS_TILE;
-        float *d = D + (size_t)omp_get_thread_num() * per;
-        dq(w, r0, r0 + nr, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)C, 1.0f, X, (int)C, d, (int)C,
-                    0.0f, Y + r0, (int)R);
-    }
-    free(D);
-    return LP_OK;
+    const lp_rowgemm g = driver(w, lp_cpu_isa());
+    lp_rowgemm_dequant(&g, r0, r1, out);
 }
 
 lp_status lp_sign_gemm_ex(const lp_sign *w, const float *X, int64_t T, float *Y, lp_isa isa,
@@ -177,11 +124,8 @@ lp_status lp_sign_gemm_ex(const lp_sign *w, const float *X, int64_t T, float *Y,
     if ((int)isa < 0 || isa >= LP_ISA_N || !lp_cpu_supports(isa))
         return lp_fail(LP_ERR_UNSUPPORTED, "sign gemm: kernel level '%s' is not supported by this CPU",
                        lp_isa_name(isa));
-    if (T < 0) return lp_fail(LP_ERR_ARG, "sign gemm: T = %lld tokens, expected >= 0", (long long)T);
-    if (T == 0) return LP_OK;
-    if (T < (blas_min_tokens > 0 ? blas_min_tokens : BY_ISA[isa].blas_min_tokens))
-        return gemm_packed(BY_ISA[isa].rows, w, X, T, Y);
-    return gemm_blas(BY_ISA[isa].dequant, w, X, T, Y);
+    const lp_rowgemm g = driver(w, isa);
+    return lp_rowgemm_run(&g, X, T, Y, blas_min_tokens > 0 ? blas_min_tokens : BY_ISA[isa].blas_min_tokens);
 }
 
 /* ---- checkpoint I/O and the traits row ---- */

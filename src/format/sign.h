@@ -36,6 +36,7 @@
 #define LP_SIGN_H
 
 #include "format/format.h"
+#include "format/rowgemm.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -81,20 +82,19 @@ lp_status lp_sign_gemm_ex(const lp_sign *w, const float *X, int64_t T, float *Y,
  * x is (T, ldx) with ldx >= words * 32, each token zero-padded past cols, so
  * padding bits (0) only ever add -0; y[t * ldy + r] receives row r for token
  * t, 1 <= T <= LP_SIGN_MAX_T. */
-typedef void (*lp_sign_rows_fn)(const lp_sign *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
-                                int64_t r0, int64_t r1);
-void lp_sign_rows_ref(const lp_sign *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+typedef lp_rows_fn lp_sign_rows_fn;
+void lp_sign_rows_ref(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                       int64_t r1);
-void lp_sign_rows_avx2(const lp_sign *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+void lp_sign_rows_avx2(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                        int64_t r1);
-void lp_sign_rows_avx512(const lp_sign *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_sign_rows_avx512(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                          int64_t r0, int64_t r1);
 
 /* out ((r1 - r0) x cols) = rows [r0, r1) of W_hat, serial. */
-typedef void (*lp_sign_dequant_fn)(const lp_sign *w, int64_t r0, int64_t r1, float *out);
-void lp_sign_dequant_ref(const lp_sign *w, int64_t r0, int64_t r1, float *out);
-void lp_sign_dequant_avx2(const lp_sign *w, int64_t r0, int64_t r1, float *out);
-void lp_sign_dequant_avx512(const lp_sign *w, int64_t r0, int64_t r1, float *out);
+typedef lp_rows_dequant_fn lp_sign_dequant_fn;
+void lp_sign_dequant_ref(const void *w_, int64_t r0, int64_t r1, float *out);
+void lp_sign_dequant_avx2(const void *w_, int64_t r0, int64_t r1, float *out);
+void lp_sign_dequant_avx512(const void *w_, int64_t r0, int64_t r1, float *out);
 
 /* The traits row (format.c lists it). */
 extern const lp_format lp_format_sign;

@@ -47,8 +47,9 @@ static inline __attribute__((always_inline)) void rows_impl(const lp_sign *w, co
     }
 }
 
-void lp_sign_rows_avx512(const lp_sign *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_sign_rows_avx512(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                          int64_t r0, int64_t r1) {
+    const lp_sign *w = w_;
     switch (T) {
     case 1: rows_impl(w, 1, x, ldx, y, ldy, r0, r1); break;
     case 2: rows_impl(w, 2, x, ldx, y, ldy, r0, r1); break;
@@ -57,7 +58,8 @@ void lp_sign_rows_avx512(const lp_sign *w, int64_t T, const float *x, int64_t ld
     }
 }
 
-void lp_sign_dequant_avx512(const lp_sign *w, int64_t r0, int64_t r1, float *out) {
+void lp_sign_dequant_avx512(const void *w_, int64_t r0, int64_t r1, float *out) {
+    const lp_sign *w = w_;
     const int64_t C = w->cols;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *row = w->signs + r * w->words;

@@ -14,8 +14,9 @@
 
 static inline int bit_of(const uint32_t *row, int64_t c) { return (int)((row[c >> 5] >> (c & 31)) & 1u); }
 
-void lp_sign_rows_ref(const lp_sign *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+void lp_sign_rows_ref(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                       int64_t r1) {
+    const lp_sign *w = w_;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *row = w->signs + r * w->words;
         const float alpha = lp_f16_to_f32(w->scales[r]);
@@ -28,7 +29,8 @@ void lp_sign_rows_ref(const lp_sign *w, int64_t T, const float *x, int64_t ldx, 
     }
 }
 
-void lp_sign_dequant_ref(const lp_sign *w, int64_t r0, int64_t r1, float *out) {
+void lp_sign_dequant_ref(const void *w_, int64_t r0, int64_t r1, float *out) {
+    const lp_sign *w = w_;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *row = w->signs + r * w->words;
         const float alpha = lp_f16_to_f32(w->scales[r]);

@@ -40,6 +40,7 @@
 #define LP_TERNARY_H
 
 #include "format/format.h"
+#include "format/rowgemm.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -89,20 +90,19 @@ lp_status lp_ternary_gemm_ex(const lp_ternary *w, const float *X, int64_t T, flo
 /* ---- kernels: serial over rows [r0, r1), no threads inside ----
  * x is (T, ldx) with ldx >= words * 32, each token zero-padded past cols;
  * y[t * ldy + r] receives row r for token t, 1 <= T <= LP_TERNARY_MAX_T. */
-typedef void (*lp_ternary_rows_fn)(const lp_ternary *w, int64_t T, const float *x, int64_t ldx, float *y,
-                                   int64_t ldy, int64_t r0, int64_t r1);
-void lp_ternary_rows_ref(const lp_ternary *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+typedef lp_rows_fn lp_ternary_rows_fn;
+void lp_ternary_rows_ref(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                          int64_t r0, int64_t r1);
-void lp_ternary_rows_avx2(const lp_ternary *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_ternary_rows_avx2(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                           int64_t r0, int64_t r1);
-void lp_ternary_rows_avx512(const lp_ternary *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_ternary_rows_avx512(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                             int64_t r0, int64_t r1);
 
 /* out ((r1 - r0) x cols) = rows [r0, r1) of W_hat, serial. */
-typedef void (*lp_ternary_dequant_fn)(const lp_ternary *w, int64_t r0, int64_t r1, float *out);
-void lp_ternary_dequant_ref(const lp_ternary *w, int64_t r0, int64_t r1, float *out);
-void lp_ternary_dequant_avx2(const lp_ternary *w, int64_t r0, int64_t r1, float *out);
-void lp_ternary_dequant_avx512(const lp_ternary *w, int64_t r0, int64_t r1, float *out);
+typedef lp_rows_dequant_fn lp_ternary_dequant_fn;
+void lp_ternary_dequant_ref(const void *w_, int64_t r0, int64_t r1, float *out);
+void lp_ternary_dequant_avx2(const void *w_, int64_t r0, int64_t r1, float *out);
+void lp_ternary_dequant_avx512(const void *w_, int64_t r0, int64_t r1, float *out);
 
 /* The traits row (format.c lists it). */
 extern const lp_format lp_format_ternary;

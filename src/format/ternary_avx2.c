@@ -76,8 +76,9 @@ static inline __attribute__((always_inline)) void rows_impl(const lp_ternary *w,
     }
 }
 
-void lp_ternary_rows_avx2(const lp_ternary *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_ternary_rows_avx2(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                           int64_t r0, int64_t r1) {
+    const lp_ternary *w = w_;
     switch (T) {
     case 1: rows_impl(w, 1, x, ldx, y, ldy, r0, r1); break;
     case 2: rows_impl(w, 2, x, ldx, y, ldy, r0, r1); break;
@@ -86,7 +87,8 @@ void lp_ternary_rows_avx2(const lp_ternary *w, int64_t T, const float *x, int64_
     }
 }
 
-void lp_ternary_dequant_avx2(const lp_ternary *w, int64_t r0, int64_t r1, float *out) {
+void lp_ternary_dequant_avx2(const void *w_, int64_t r0, int64_t r1, float *out) {
+    const lp_ternary *w = w_;
     __m256i sh[4];
     make_shifts(sh);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);

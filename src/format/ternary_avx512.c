@@ -57,8 +57,9 @@ static inline __attribute__((always_inline)) void rows_impl(const lp_ternary *w,
     }
 }
 
-void lp_ternary_rows_avx512(const lp_ternary *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_ternary_rows_avx512(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                             int64_t r0, int64_t r1) {
+    const lp_ternary *w = w_;
     switch (T) {
     case 1: rows_impl(w, 1, x, ldx, y, ldy, r0, r1); break;
     case 2: rows_impl(w, 2, x, ldx, y, ldy, r0, r1); break;
@@ -67,7 +68,8 @@ void lp_ternary_rows_avx512(const lp_ternary *w, int64_t T, const float *x, int6
     }
 }
 
-void lp_ternary_dequant_avx512(const lp_ternary *w, int64_t r0, int64_t r1, float *out) {
+void lp_ternary_dequant_avx512(const void *w_, int64_t r0, int64_t r1, float *out) {
+    const lp_ternary *w = w_;
     const int64_t C = w->cols;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *m = w->nonzero + r * w->words, *n = w->negative + r * w->words;

@@ -18,8 +18,9 @@
 
 static inline int bit_of(const uint32_t *row, int64_t c) { return (int)((row[c >> 5] >> (c & 31)) & 1u); }
 
-void lp_ternary_rows_ref(const lp_ternary *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
+void lp_ternary_rows_ref(const void *w_, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,
                          int64_t r0, int64_t r1) {
+    const lp_ternary *w = w_;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *m = w->nonzero + r * w->words, *n = w->negative + r * w->words;
         const uint16_t *a = w->scales + r * w->ngroups;
@@ -38,7 +39,8 @@ void lp_ternary_rows_ref(const lp_ternary *w, int64_t T, const float *x, int64_t
     }
 }
 
-void lp_ternary_dequant_ref(const lp_ternary *w, int64_t r0, int64_t r1, float *out) {
+void lp_ternary_dequant_ref(const void *w_, int64_t r0, int64_t r1, float *out) {
+    const lp_ternary *w = w_;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *m = w->nonzero + r * w->words, *n = w->negative + r * w->words;
         const uint16_t *a = w->scales + r * w->ngroups;

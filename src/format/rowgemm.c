@@ -1,0 +1,81 @@
+/*
+ * rowgemm.c - the row-kernel product driver (rowgemm.h).
+ */
+#include "format/rowgemm.h"
+
+#include "core/status_impl.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 64-byte aligned scratch (aligned_alloc wants a multiple of the alignment). */
+static float *scratch(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
+
+static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, float *Y) {
+    const int64_t ldx = g->ldx, R = g->rows, C = g->cols;
+    const size_t bytes = (size_t)(T * ldx) * sizeof(float);
+    float *xp = scratch(bytes); /* (T, ldx): X zero-padded */
+    if (!xp) return lp_fail(LP_ERR_NOMEM, "%s gemm: cannot allocate %zu bytes of input scratch", g->name, bytes);
+    for (int64_t t = 0; t < T; t++) {
+        memcpy(xp + t * ldx, X + t * C, (size_t)C * sizeof(float));
+        memset(xp + t * ldx + C, 0, (size_t)(ldx - C) * sizeof(float));
+    }
+    const int64_t ntiles = (R + LP_ROWGEMM_TILE - 1) / LP_ROWGEMM_TILE;
+    /* which thread runs a tile never changes its result, so tiles are handed
+     * out dynamically; the if() only avoids waking threads for tiny layers */
+#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && R * C * T > (1 << 15))
+    for (int64_t i = 0; i < ntiles; i++) {
+        const int64_t r0 = i * LP_ROWGEMM_TILE, r1 = r0 + LP_ROWGEMM_TILE < R ? r0 + LP_ROWGEMM_TILE : R;
+        for (int64_t t0 = 0; t0 < T; t0 += g->max_t) {
+            const int64_t n = T - t0 < g->max_t ? T - t0 : g->max_t;
+            g->rows_fn(g->w, n, xp + t0 * ldx, ldx, Y + t0 * R, R, r0, r1);
+        }
+        if (g->extra) g->extra(g->w, X, T, Y, r0, r1);
+    }
+    free(xp);
+    return LP_OK;
+}
+
+static lp_status run_blas(const lp_rowgemm *g, const float *X, int64_t T, float *Y) {
+    if (T > INT_MAX) return lp_fail(LP_ERR_ARG, "%s gemm: T = %lld tokens, expected < 2^31", g->name, (long long)T);
+    const int64_t R = g->rows, C = g->cols, ntiles = (R + LP_ROWGEMM_BLAS_TILE - 1) / LP_ROWGEMM_BLAS_TILE;
+    const int nth = omp_get_max_threads();
+    const size_t per = (size_t)(LP_ROWGEMM_BLAS_TILE * C); /* floats of one tile */
+    float *D = scratch(per * (size_t)nth * sizeof(float));
+    if (!D)
+        return lp_fail(LP_ERR_NOMEM, "%s gemm: cannot allocate %d x %zu bytes for dequantized tiles", g->name, nth,
+                       per * sizeof(float));
+    /* One sgemm per tile inside our own parallel region: an OpenMP OpenBLAS
+     * then runs each call on one thread, so no result depends on how many
+     * threads there are. */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
+    for (int64_t i = 0; i < ntiles; i++) {
+        const int64_t r0 = i * LP_ROWGEMM_BLAS_TILE, nr = R - r0 < LP_ROWGEMM_BLAS_TILE ? R - r0 : LP_ROWGEMM_BLAS_TILE;
+        float *d = D + (size_t)omp_get_thread_num() * per;
+        g->dequant(g->w, r0, r0 + nr, d);
+        if (g->extra_dequant) g->extra_dequant(g->w, r0, r0 + nr, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)C, 1.0f, X, (int)C, d, (int)C,
+                    0.0f, Y + r0, (int)R);
+    }
+    free(D);
+    return LP_OK;
+}
+
+lp_status lp_rowgemm_run(const lp_rowgemm *g, const float *X, int64_t T, float *Y, int64_t blas_min_tokens) {
+    if (T < 0) return lp_fail(LP_ERR_ARG, "%s gemm: T = %lld tokens, expected >= 0", g->name, (long long)T);
+    if (T == 0) return LP_OK;
+    return T < blas_min_tokens ? run_packed(g, X, T, Y) : run_blas(g, X, T, Y);
+}
+
+void lp_rowgemm_dequant(const lp_rowgemm *g, int64_t r0, int64_t r1, float *out) {
+    const int64_t ntiles = (r1 - r0 + LP_ROWGEMM_TILE - 1) / LP_ROWGEMM_TILE;
+#pragma omp parallel for schedule(static) if (ntiles > 1 && (r1 - r0) * g->cols > (1 << 16))
+    for (int64_t i = 0; i < ntiles; i++) {
+        const int64_t a = r0 + i * LP_ROWGEMM_TILE, b = a + LP_ROWGEMM_TILE < r1 ? a + LP_ROWGEMM_TILE : r1;
+        g->dequant(g->w, a, b, out + (a - r0) * g->cols);
+        if (g->extra_dequant) g->extra_dequant(g->w, a, b, out + (a - r0) * g->cols);
+    }
+}
