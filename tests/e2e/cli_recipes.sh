@@ -5,7 +5,8 @@
 # settings the recipe gave:
 #   - quantize --recipe R: exit 0, a loadable model (info), settings echoed;
 #   - a flag on the command line overrides the recipe (--bits 4 over bits 3);
-#   - each method by flag: exit 0 and bits per weight in the expected range.
+#   - each method by flag: exit 0 and bits per weight in the expected range;
+#   - a setting the method does not have is refused, naming the method.
 # Perplexity is not measured here (bench/results.sh does that on whole files).
 #
 # Env (set by CTest): LP_CLI, LP_ASSETS, LP_SOURCE (the repository root).
@@ -67,6 +68,13 @@ quantize gptq-w2 2 3 --method gptq --bits 2 --group 64 "${CAL[@]}"
 quantize awq-w3 3 4 --method awq --bits 3 --group 128 "${CAL[@]}"
 quantize squeezellm-w4-dense 4 5.5 --method squeezellm --bits 4 --outliers 0 "${CAL[@]}"
 quantize slim-w3 3 4 --method slim --bits 3 --group 128 "${CAL[@]}"
+
+# the binary baselines (no calibration): 1 bit + f16 per row of 384 or 1024; 2 bits + f16 per 128
+quantize sign 1.0 1.05 --method sign
+quantize ternary-g128 2.125 2.125 --method ternary --group 128
+"$CLI" quantize "$ORIG" --method sign --bits 1 -o "$TMP/sign-bits" --quiet 2>"$TMP/sign-bits.err" &&
+    fail "sign takes no --bits, yet it was accepted"
+grep -q "not a setting of sign" "$TMP/sign-bits.err" || fail "sign --bits: unclear error: $(cat "$TMP/sign-bits.err")"
 
 # SliM-LLM needs at least two groups per linear: llama-25m's 384-wide inputs have one of 512
 if "$CLI" quantize "$ORIG" --method slim --group 512 "${CAL[@]}" -o "$TMP/slim512" --quiet 2>"$TMP/slim512.err"; then
