@@ -425,6 +425,7 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
         cli_json_string(stdout, out);
         printf(", \"method\": \"%s\"", mname);
         print_settings_json(ms);
+        /* "clip" is always reported (scripts read it): false for methods without the search */
         if (!lp_method_find_option(lp_settings_method(ms), "clip")) printf(", \"clip\": false");
         printf(", \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "
                "\"statistics\": %.3f, \"factorization\": %.3f, \"quantization\": %.3f, \"scale_search\": %.3f, "
