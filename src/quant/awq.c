@@ -78,7 +78,7 @@
 #include "format/dense.h"
 #include "model/model_impl.h"
 #include "quant/method.h"
-#include "quant/rtn.h"
+#include "quant/grid.h"
 
 #include <cblas.h>
 #include <math.h>

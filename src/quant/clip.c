@@ -12,7 +12,7 @@
 
 #include "core/status_impl.h"
 #include "quant/method.h"
-#include "quant/rtn.h"
+#include "quant/grid.h"
 
 #include <cblas.h>
 #include <math.h>

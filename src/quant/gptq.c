@@ -61,7 +61,7 @@
 #include "quant/clip.h"
 #include "quant/method.h"
 #include "quant/obs.h"
-#include "quant/rtn.h"
+#include "quant/grid.h"
 
 #include <math.h>
 #include <omp.h>

@@ -17,7 +17,7 @@
 #include "quant/clip.h"
 #include "quant/gptq.h"
 #include "format/qmix.h"
-#include "quant/rtn.h"
+#include "quant/grid.h"
 
 #include <cblas.h>
 #include <lapacke.h>
