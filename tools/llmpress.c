@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,22 @@ static const char *const USAGE =
     "\n"
     "Run `llmpress COMMAND --help` for the flags of one command.\n";
 
-int main(int argc, char **argv) {
+/* SIGINT/SIGTERM: remove what the library has half written (a temporary
+ * output directory, a *.tmp.<pid> file, an output's lock), then die of the
+ * same signal so the caller sees it. Only async-signal-safe calls: unlink
+ * and rmdir of paths listed beforehand, signal, raise. A resumable quantize
+ * installs its own handler for the compression (it stops cleanly instead)
+ * and puts this one back. */
+static void on_fatal_signal(int sig) {
+    lp_temp_remove_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* A command that fails after taking an output's lock leaves no lock file. */
+static void remove_temporaries(void) { lp_temp_remove_all(); }
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         fputs(USAGE, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -42,6 +58,34 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     fprintf(stderr, "llmpress: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
+}
+
+/* Every command's stdout is checked here, once: a write that failed (a full
+ * disk, /dev/full, a closed descriptor) fails the run, exit 1 with a message
+ * on stderr, instead of exit 0 with the output lost. stdout is buffered, so
+ * most write errors only show at this final flush. Closing it (as gnulib's
+ * close_stdout does) also reports errors a file system defers to close; a
+ * stdout that was closed before we started and never written is fine. */
+static int close_stdout(int rc) {
+    errno = 0;
+    bool failed = fflush(stdout) != 0 || ferror(stdout);
+    int err = errno;
+    if (fclose(stdout) != 0 && errno != EBADF) {
+        failed = true;
+        if (!err) err = errno;
+    }
+    if (!failed) return rc;
+    fprintf(stderr, "llmpress: error writing to standard output%s%s\n", err ? ": " : "", err ? strerror(err) : "");
+    return rc ? rc : 1;
+}
+
+int main(int argc, char **argv) {
+    /* a signal ignored by whoever started us (nohup, a background job of a
+     * script) stays ignored */
+    if (signal(SIGINT, on_fatal_signal) == SIG_IGN) signal(SIGINT, SIG_IGN);
+    if (signal(SIGTERM, on_fatal_signal) == SIG_IGN) signal(SIGTERM, SIG_IGN);
+    atexit(remove_temporaries);
+    return close_stdout(dispatch(argc, argv));
 }
 
 int cli_usage_error(const cli_args *a, const char *fmt, ...) {

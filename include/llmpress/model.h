@@ -84,13 +84,17 @@ typedef struct {
 } lp_model_size;
 void lp_model_size_get(const lp_model *m, lp_model_size *sz);
 
-/* Write m into out_dir (created if needed): config.json and tokenizer files
- * copied from the source, model.safetensors with packed linears. Files are
- * written under temporary names and renamed when complete. */
+/* Write m into out_dir: config.json and tokenizer files copied from the
+ * source, model.safetensors with packed linears. The directory is whole or
+ * absent: written under a temporary name beside it (".<name>.tmp.<pid>")
+ * and put in place in one step, replacing an earlier out_dir as a whole. */
 lp_status lp_model_save(lp_model *m, const char *out_dir);
 
 /* The checks lp_model_save makes before writing (not the source directory,
- * not a file, parent exists), so a caller can fail before long work. */
+ * parent exists and is writable, out_dir absent or a model directory, free
+ * space for the estimated size), so a caller can fail before long work.
+ * It also takes out_dir's lock (".<name>.lock" beside it: a second writer
+ * is refused), held until lp_model_save returns or the process ends. */
 lp_status lp_model_save_check(const lp_model *m, const char *out_dir);
 
 /* ---- running ---- */
@@ -118,7 +122,9 @@ lp_sampler_params lp_sampler_default_params(void);
 typedef struct lp_sampler lp_sampler;
 lp_status lp_sampler_init(const lp_sampler_params *p, int64_t vocab, lp_sampler **out);
 void lp_sampler_free(lp_sampler *s);
-int32_t lp_sample(lp_sampler *s, const float *logits);
+/* Choose the next token from V logits into *token. Non-finite logits (NaN or
+ * Inf anywhere) are LP_ERR_NUMERIC naming the first such id, *token = -1. */
+lp_status lp_sample(lp_sampler *s, const float *logits, int32_t *token);
 
 #ifdef __cplusplus
 }

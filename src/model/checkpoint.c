@@ -16,9 +16,13 @@
  * Why: self-describing (every linear names its format, so mixed recipes need
  * no side file), versioned, and loadable in place: packed tensors are used
  * straight from the mapping, never copied.
- * Design: files are written under temporary names and renamed when complete;
- * model.safetensors is renamed last, so a directory without it is visibly
- * incomplete rather than subtly wrong.
+ * Design: the output directory is whole or absent (core/fileio.h,
+ * lp_outdir_*): every file is written into a temporary directory beside
+ * OUT, which then takes OUT's place in one step, so no side file of an
+ * earlier model survives and no reader ever sees a mix. lp_model_save_check
+ * makes every check that can fail before the long work (not the source,
+ * parent writable, OUT replaceable, free space for an upper bound of the
+ * size) and takes OUT's lock, so a second writer is refused at once.
  */
 #include "llmpress/model.h"
 
@@ -27,7 +31,6 @@
 #include "format/dense.h"
 #include "model/model_impl.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,6 +176,53 @@ static lp_status build_writer(lp_model *m, lp_st_writer *w) {
     return LP_OK;
 }
 
+/* Side files copied verbatim from the source, when it has them. */
+static const char *const k_side_files[] = {
+    "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json", "tokenizer.model", "tok512.bin",
+};
+#define N_SIDE_FILES (sizeof k_side_files / sizeof *k_side_files)
+
+/* The source's side file i: its path (malloc'd, NULL when absent) and
+ * size. Only a regular file is copied: reading a FIFO would block. */
+static lp_status side_file(const lp_model *m, size_t i, char **path, uint64_t *size) {
+    *path = NULL;
+    *size = 0;
+    char *p = lp_path_join(m->dir, k_side_files[i]);
+    if (!p) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    struct stat st;
+    if (stat(p, &st) != 0) {
+        free(p);
+        return LP_OK;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        lp_status rc = lp_fail(LP_ERR_IO, "%s: not a regular file, cannot be copied into the output", p);
+        free(p);
+        return rc;
+    }
+    *path = p;
+    *size = (uint64_t)st.st_size;
+    return LP_OK;
+}
+
+/* An upper bound of the output's size: the model's tensors as they are now
+ * (a compressed output is smaller than the source's), the side files, and
+ * a megabyte for the safetensors header. */
+static lp_status output_estimate(const lp_model *m, uint64_t *bytes) {
+    lp_model_size sz;
+    lp_model_size_get(m, &sz);
+    uint64_t total = (uint64_t)sz.total_bytes + (1u << 20);
+    for (size_t i = 0; i < N_SIDE_FILES; i++) {
+        char *p;
+        uint64_t n;
+        LP_TRY(side_file(m, i, &p, &n));
+        free(p);
+        total += n;
+    }
+    *bytes = total;
+    return LP_OK;
+}
+
 static lp_status copy_file(const char *from, const char *to) {
     char *data = NULL;
     size_t n = 0;
@@ -186,67 +236,64 @@ static lp_status copy_file(const char *from, const char *to) {
     return st;
 }
 
-lp_status lp_model_save_check(const lp_model *m, const char *out_dir) {
-    /* Same directory under another spelling ("dir/", "./dir", a symlink)
-     * counts too: the rename would replace the source checkpoint. */
+/* Not the source directory, under any spelling ("dir/", "./dir", a
+ * symlink): replacing it would pull the mapped weights from under us. */
+static lp_status check_not_source(const lp_model *m, const char *out_dir) {
     struct stat so, sm;
     bool same = !strcmp(out_dir, m->dir) || (stat(out_dir, &so) == 0 && stat(m->dir, &sm) == 0 &&
                                              so.st_dev == sm.st_dev && so.st_ino == sm.st_ino);
     if (same)
         return lp_fail(LP_ERR_ARG, "%s: refusing to write a model over the checkpoint it was loaded "
                        "from (its weights are memory-mapped); choose another output directory", out_dir);
-    if (stat(out_dir, &so) == 0) {
-        if (!S_ISDIR(so.st_mode)) return lp_fail(LP_ERR_IO, "%s: exists and is not a directory", out_dir);
-        return LP_OK;
-    }
-    /* It will be created: its parent must exist. */
-    char *parent = strdup(out_dir);
-    if (!parent) return lp_fail(LP_ERR_NOMEM, "out of memory");
-    size_t n = strlen(parent);
-    while (n > 1 && parent[n - 1] == '/') parent[--n] = 0;
-    char *slash = strrchr(parent, '/');
-    lp_status st = LP_OK;
-    if (slash) {
-        if (slash == parent) slash[1] = 0;
-        else *slash = 0;
-        if (!lp_is_dir(parent))
-            st = lp_fail(LP_ERR_IO, "%s: cannot create the output directory: its parent %s does not "
-                         "exist", out_dir, parent);
-    }
-    free(parent);
-    return st;
+    return LP_OK;
 }
 
-lp_status lp_model_save(lp_model *m, const char *out_dir) {
-    LP_TRY(lp_model_save_check(m, out_dir));
-    if (mkdir(out_dir, 0755) != 0 && errno != EEXIST)
-        return lp_fail(LP_ERR_IO, "%s: cannot create the output directory: %s", out_dir, strerror(errno));
-    if (!lp_is_dir(out_dir))
-        return lp_fail(LP_ERR_IO, "%s: exists and is not a directory", out_dir);
-    static const char *const side_files[] = {
-        "config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-        "special_tokens_map.json", "tokenizer.model", "tok512.bin",
-    };
-    for (size_t i = 0; i < sizeof side_files / sizeof *side_files; i++) {
-        char *from = lp_path_join(m->dir, side_files[i]), *to = lp_path_join(out_dir, side_files[i]);
-        lp_status st = (!from || !to) ? lp_fail(LP_ERR_NOMEM, "out of memory")
-                       : lp_file_exists(from) ? copy_file(from, to) : LP_OK;
+lp_status lp_model_save_check(const lp_model *m, const char *out_dir) {
+    uint64_t bytes;
+    LP_TRY(check_not_source(m, out_dir));
+    LP_TRY(output_estimate(m, &bytes));
+    /* parent writable, OUT replaceable, free space; then OUT's lock */
+    return lp_outdir_prepare(out_dir, bytes);
+}
+
+/* Write the checkpoint's files into the temporary directory o. */
+static lp_status write_files(lp_model *m, lp_outdir *o) {
+    for (size_t i = 0; i < N_SIDE_FILES; i++) {
+        char *from, *to = NULL;
+        uint64_t n;
+        LP_TRY(side_file(m, i, &from, &n));
+        if (!from) continue;
+        lp_status st = lp_outdir_file(o, k_side_files[i], &to);
+        if (st == LP_OK) st = copy_file(from, to);
         free(from);
         free(to);
         LP_TRY(st);
     }
-    /* A stale index from an earlier sharded model in this directory would
-     * shadow the single file we write. */
-    char *idx = lp_path_join(out_dir, "model.safetensors.index.json");
-    if (idx && lp_file_exists(idx)) remove(idx);
-    free(idx);
-
     lp_st_writer *w = NULL;
     LP_TRY(lp_st_writer_init(&w));
     lp_status st = build_writer(m, w);
-    char *path = lp_path_join(out_dir, "model.safetensors");
-    if (st == LP_OK) st = path ? lp_st_writer_save(w, path) : lp_fail(LP_ERR_NOMEM, "out of memory");
+    char *path = NULL;
+    if (st == LP_OK) st = lp_outdir_file(o, "model.safetensors", &path);
+    if (st == LP_OK) st = lp_st_writer_save(w, path);
     free(path);
     lp_st_writer_free(w);
     return st;
+}
+
+lp_status lp_model_save(lp_model *m, const char *out_dir) {
+    uint64_t bytes = 0;
+    lp_outdir *o = NULL;
+    lp_status st = check_not_source(m, out_dir);
+    if (st == LP_OK) st = output_estimate(m, &bytes); /* the compressed size by now */
+    if (st == LP_OK) st = lp_outdir_begin(out_dir, bytes, &o); /* the checks again, the lock */
+    if (st != LP_OK) {
+        lp_outdir_release(out_dir); /* a lock lp_model_save_check took earlier */
+        return st;
+    }
+    st = write_files(m, o);
+    if (st != LP_OK) {
+        lp_outdir_abort(o);
+        return st;
+    }
+    return lp_outdir_commit(o);
 }
