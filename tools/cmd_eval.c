@@ -1,5 +1,10 @@
 /*
  * cmd_eval.c - `llmpress eval`: perplexity of a model on text files.
+ *
+ * --json prints one whole JSON object or nothing: it is built in memory and
+ * written only when every file was scored (a failure goes to stderr with a
+ * non-zero exit), and a non-finite number is written as null, never as the
+ * invalid bare nan/inf.
  */
 #include "cli.h"
 
@@ -37,6 +42,12 @@ static void on_progress(void *ud, int64_t done, int64_t total, double nll, int64
     fprintf(stderr, "\r[eval] %s: window %lld/%lld  ppl %.4f  %.1fs, ETA %.0fs   ", ps->name,
             (long long)done, (long long)total, exp(nll / (double)count), el, eta);
     if (done == total) fputc('\n', stderr);
+}
+
+/* A JSON number with `prec` decimals; null when not finite. */
+static void json_num(FILE *f, double v, int prec) {
+    if (isfinite(v)) fprintf(f, "%.*f", prec, v);
+    else fputs("null", f);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -93,9 +104,18 @@ int cmd_eval(int argc, char **argv) {
         return cli_lib_error("eval", "loading the tokenizer");
     }
     int rc = 0;
-    if (json) printf("{\"model\": "), cli_json_string(stdout, model_dir),
-              printf(", \"protocol\": \"%s\", \"ctx\": %lld, \"results\": [",
-                     pp.protocol == LP_PPL_GPTQ ? "gptq" : "llamacpp", (long long)pp.ctx);
+    char *jbuf = NULL;
+    size_t jlen = 0;
+    FILE *js = json ? open_memstream(&jbuf, &jlen) : NULL;
+    if (json && !js) {
+        fprintf(stderr, "llmpress eval: out of memory\n");
+        lp_tokenizer_free(tok);
+        lp_model_free(m);
+        return 1;
+    }
+    if (json) fprintf(js, "{\"model\": "), cli_json_string(js, model_dir),
+              fprintf(js, ", \"protocol\": \"%s\", \"ctx\": %lld, \"results\": [",
+                      pp.protocol == LP_PPL_GPTQ ? "gptq" : "llamacpp", (long long)pp.ctx);
     for (int i = 0; i < nfiles && rc == 0; i++) {
         char *text = NULL;
         size_t len = 0;
@@ -124,11 +144,16 @@ int cmd_eval(int argc, char **argv) {
             break;
         }
         if (json) {
-            printf("%s{\"file\": ", i ? ", " : "");
-            cli_json_string(stdout, files[i]);
-            printf(", \"ppl\": %.6f, \"nll_sum\": %.6f, \"tokens_scored\": %lld, \"windows\": %lld, "
-                   "\"text_tokens\": %lld, \"seconds\": %.3f}",
-                   r.ppl, r.nll_sum, (long long)r.count, (long long)r.windows, (long long)n, r.seconds);
+            fprintf(js, "%s{\"file\": ", i ? ", " : "");
+            cli_json_string(js, files[i]);
+            fputs(", \"ppl\": ", js);
+            json_num(js, r.ppl, 6);
+            fputs(", \"nll_sum\": ", js);
+            json_num(js, r.nll_sum, 6);
+            fprintf(js, ", \"tokens_scored\": %lld, \"windows\": %lld, \"text_tokens\": %lld, \"seconds\": ",
+                    (long long)r.count, (long long)r.windows, (long long)n);
+            json_num(js, r.seconds, 3);
+            fputc('}', js);
         } else {
             printf("%-24s ppl %10.4f   (%lld tokens scored in %lld windows of %lld; %s; %.1f s)\n", base,
                    r.ppl, (long long)r.count, (long long)r.windows, (long long)pp.ctx,
@@ -136,7 +161,12 @@ int cmd_eval(int argc, char **argv) {
         }
         free(ids);
     }
-    if (json && rc == 0) printf("]}\n");
+    if (json) {
+        fputs("]}\n", js);
+        if (fclose(js) != 0 && rc == 0) rc = (fprintf(stderr, "llmpress eval: out of memory\n"), 1);
+        if (rc == 0) fwrite(jbuf, 1, jlen, stdout);
+        free(jbuf);
+    }
     lp_tokenizer_free(tok);
     lp_model_free(m);
     return rc;

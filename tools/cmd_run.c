@@ -141,9 +141,15 @@ int cmd_run(int argc, char **argv) {
     int64_t made = 0;
     t0 = cli_now();
     while (made < n_gen) {
-        int32_t next = lp_sample(smp, logits);
+        int32_t next;
+        if (lp_sample(smp, logits, &next) != LP_OK) {
+            fprintf(stderr, "llmpress run: %s: generated token %lld: %s\n", model_dir, (long long)made + 1,
+                    lp_last_error());
+            goto done;
+        }
         ids[n + made++] = next;
         printed = emit(tok, ids, n + made, printed, false);
+        if (ferror(stdout)) break; /* output lost (disk full, ...): main reports it, exit 1 */
         if (next == c->eos && !ignore_eos) break;
         if (made == n_gen) break;
         if (lp_forward(ctx, &next, 1, logits, false) != LP_OK) { cli_lib_error("run", NULL); goto done; }

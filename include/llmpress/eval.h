@@ -8,7 +8,9 @@
  *                    ppl = exp(mean NLL). This is GPTQ's and REFERENCE.md's.
  *   LP_PPL_LLAMACPP: llama.cpp's llama-perplexity: BOS + text, windows of ctx,
  *                    each window's first token replaced by BOS, only the
- *                    second half of each window scored.
+ *                    second half of each window scored (ctx >= 3, so
+ *                    that at least one token is).
+ * A setting that would score no token is LP_ERR_ARG, never a NaN result.
  */
 #ifndef LLMPRESS_EVAL_H
 #define LLMPRESS_EVAL_H

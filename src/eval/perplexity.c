@@ -57,6 +57,14 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
     if (ctx > c->max_pos)
         return lp_fail(LP_ERR_ARG, "perplexity: --ctx %lld exceeds the model's max_position_embeddings %lld",
                        (long long)ctx, (long long)c->max_pos);
+    /* Each window scores positions [first, ctx-1). The llama.cpp protocol
+     * starts at ctx/2: nothing is left when ctx = 2, and a perplexity over
+     * zero tokens is no measurement (it was printed as nan). */
+    const int64_t first = lcpp ? ctx / 2 : 0;
+    if (ctx - 1 - first < 1)
+        return lp_fail(LP_ERR_ARG, "perplexity: --ctx %lld scores no token under the llama.cpp protocol "
+                       "(it scores the second half of each window, minus the last position); expected "
+                       "--ctx 3 or more", (long long)ctx);
     if (lcpp && c->bos < 0)
         return lp_fail(LP_ERR_ARG, "perplexity: the llama.cpp protocol needs a BOS token, and "
                        "config.json names none");
@@ -90,7 +98,6 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
         lp_ctx_reset(cx);
         st = lp_forward(cx, win, ctx, logits, true);
         if (st != LP_OK) break;
-        const int64_t first = lcpp ? ctx / 2 : 0;
         double nll = window_nll(logits, win, ctx, V, first);
         if (!isfinite(nll)) {
             st = lp_fail(LP_ERR_NUMERIC, "perplexity: window %lld produced a non-finite NLL "
@@ -104,7 +111,7 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
         if (p->progress) p->progress(p->progress_ud, w + 1, nwin, res->nll_sum, res->count);
     }
     res->seconds = now_s() - t0;
-    res->ppl = res->count ? exp(res->nll_sum / (double)res->count) : NAN;
+    res->ppl = res->count ? exp(res->nll_sum / (double)res->count) : NAN; /* NaN only on failure */
     free(logits);
     free(win);
     lp_ctx_free(cx);

@@ -4,6 +4,11 @@
  *
  * Design: a private splitmix64 stream per sampler, so a seed reproduces a
  * generation exactly. Ties in greedy pick the lowest id, as torch.argmax does.
+ * Logits must be finite: a NaN or Inf (a broken model, or activations that
+ * overflowed) is LP_ERR_NUMERIC naming the first bad id, in every mode,
+ * rather than a token picked from garbage. With finite logits the most
+ * probable token always has probability 1 before normalization, so the
+ * top-k / top-p candidate set is never empty.
  */
 #include "llmpress/model.h"
 
@@ -26,9 +31,12 @@ lp_sampler_params lp_sampler_default_params(void) {
 
 lp_status lp_sampler_init(const lp_sampler_params *p, int64_t vocab, lp_sampler **out) {
     *out = NULL;
-    if (!(p->temperature >= 0) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0)
-        return lp_fail(LP_ERR_ARG, "sampler: temperature must be >= 0, top_p in (0, 1], top_k >= 0 "
-                       "(got %g, %g, %d)", p->temperature, p->top_p, p->top_k);
+    if (!(p->temperature >= 0 && isfinite(p->temperature)) || !(p->top_p > 0 && p->top_p <= 1) || p->top_k < 0)
+        return lp_fail(LP_ERR_ARG, "sampler: temperature must be finite and >= 0, top_p in (0, 1], "
+                       "top_k >= 0 (got %g, %g, %d)", p->temperature, p->top_p, p->top_k);
+    if (vocab < 1 || vocab > INT32_MAX)
+        return lp_fail(LP_ERR_ARG, "sampler: vocabulary size %lld must be in [1, %d]", (long long)vocab,
+                       INT32_MAX);
     lp_sampler *s = calloc(1, sizeof *s);
     if (!s) return lp_fail(LP_ERR_NOMEM, "out of memory");
     s->p = *p;
@@ -66,12 +74,18 @@ static int by_prob_desc(const void *a, const void *b, void *arg) {
     return *(const int32_t *)a - *(const int32_t *)b;
 }
 
-int32_t lp_sample(lp_sampler *s, const float *logits) {
+lp_status lp_sample(lp_sampler *s, const float *logits, int32_t *token) {
     const int64_t V = s->vocab;
+    *token = -1;
     int32_t best = 0;
-    for (int64_t i = 1; i < V; i++)
+    for (int64_t i = 0; i < V; i++) {
+        if (!isfinite(logits[i]))
+            return lp_fail(LP_ERR_NUMERIC, "sampler: the logit of token %lld is %s; expected finite "
+                           "logits (NaN/Inf in the model's weights or an overflow in its activations)",
+                           (long long)i, isnan(logits[i]) ? "NaN" : logits[i] > 0 ? "+Inf" : "-Inf");
         if (logits[i] > logits[best]) best = (int32_t)i;
-    if (s->p.temperature == 0.0f) return best;
+    }
+    if (s->p.temperature == 0.0f) return *token = best, LP_OK;
 
     const double invt = 1.0 / s->p.temperature;
     double sum = 0;
@@ -104,10 +118,12 @@ int32_t lp_sample(lp_sampler *s, const float *logits) {
         sum = 0;
         for (int64_t i = 0; i < n; i++) sum += s->probs[s->order[i]];
     }
+    LP_ASSERT(n >= 1); /* probs[best] == 1 passes every filter */
     double r = next_uniform(s) * sum, acc = 0;
     for (int64_t i = 0; i < n; i++) {
         acc += s->probs[s->order[i]];
-        if (r < acc) return s->order[i];
+        if (r < acc) return *token = s->order[i], LP_OK;
     }
-    return s->order[n - 1];
+    *token = s->order[n - 1]; /* r rounded up to sum */
+    return LP_OK;
 }

@@ -42,7 +42,7 @@ int main(void) {
     memcpy(out, ids, (size_t)n * sizeof(int32_t));
     CHECK_OK(lp_forward(ctx, out, n, logits, false));
     for (int64_t t = n; t < total; t++) {
-        out[t] = lp_sample(s, logits);
+        CHECK_OK(lp_sample(s, logits, &out[t]));
         if (t + 1 < total) CHECK_OK(lp_forward(ctx, &out[t], 1, logits, false));
     }
     int first_diff = -1;

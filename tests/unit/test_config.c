@@ -10,8 +10,10 @@
  * "architectures" but with a known model_type; bias flags per architecture.
  * Refused: yarn/dynamic rope, gelu, unknown architectures (the message names
  * the architecture), missing or bad integers (the message names the key and
- * the file), heads not a multiple of kv heads, malformed JSON and a missing
- * file (the message names the path). Every refusal is checked for its status
+ * the file), heads not a multiple of kv heads, sizes whose products overflow
+ * (issue 15 item 2), any key of the wrong type and impossible rms_norm_eps or
+ * max_position_embeddings (item 10), malformed JSON and a missing file (the
+ * message names the path). Every refusal is checked for its status
  * code and for the words a user needs to fix the file.
  */
 #include "test.h"
@@ -27,10 +29,11 @@ static char g_file[300]; /* g_dir/config.json */
 /* The required keys of a valid config. Cases add keys after them, never
  * repeat one (the JSON reader returns the first of duplicate keys), and write
  * the whole object when a required key must differ. */
-#define COMMON_KEYS                                                                       \
+#define SHAPE_KEYS                                                                        \
     "\"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 160, "              \
-    "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2, " \
-    "\"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-5"
+    "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": 2"
+#define COMMON_KEYS SHAPE_KEYS ", \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-5"
+#define LLAMA_HEAD "{\"architectures\": [\"LlamaForCausalLM\"], "
 
 static void write_text(const char *path, const char *text) {
     FILE *f = fopen(path, "wb");
@@ -279,6 +282,120 @@ static void test_bad_numbers(void) {
     expect_fail("heads % kv", st, LP_ERR_FORMAT, "num_key_value_heads", "6", "4", NULL);
 }
 
+/* Sizes whose products would overflow the shape arithmetic (model.c computes
+ * n_heads * head_dim in int64): each field and each tensor dimension must be
+ * below 2^31, the whole model and a full KV cache below 2^62 elements. The
+ * message names the file and the field. */
+static void test_sizes(void) {
+    lp_config c;
+    /* Issue 15 item 2: heads, kv heads and head_dim of 2^40 were accepted. */
+    lp_status st = load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 256, \"hidden_size\": 64, "
+                                "\"intermediate_size\": 160, \"num_hidden_layers\": 2, "
+                                "\"num_attention_heads\": 1099511627776, "
+                                "\"num_key_value_heads\": 1099511627776, \"head_dim\": 1099511627776}");
+    expect_fail("heads 2^40", st, LP_ERR_FORMAT, "num_attention_heads", "1099511627776", "2147483647", NULL);
+    st = load_llama(&c, "\"head_dim\": 2147483648");
+    expect_fail("head_dim 2^31", st, LP_ERR_FORMAT, "head_dim", "2147483648", NULL);
+    st = load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 1e30, \"hidden_size\": 64, \"intermediate_size\": 160, "
+                                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 4}");
+    expect_fail("vocab 1e30", st, LP_ERR_FORMAT, "vocab_size", "out of range", NULL);
+    /* Each field fits, their product (the q projection's rows) does not. */
+    st = load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 160, "
+                                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 1048576, "
+                                 "\"num_key_value_heads\": 1048576, \"head_dim\": 1048576}");
+    expect_fail("heads x head_dim", st, LP_ERR_FORMAT, "num_attention_heads 1048576", "head_dim 1048576", NULL);
+    /* Every tensor fits, the whole model (2 x V x D for untied embeddings) does not. */
+    st = load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 2147483647, \"hidden_size\": 2147483647, "
+                                 "\"intermediate_size\": 1, \"num_hidden_layers\": 1, "
+                                 "\"num_attention_heads\": 1, \"head_dim\": 2}");
+    expect_fail("total params", st, LP_ERR_FORMAT, "2^62", "vocab_size 2147483647", NULL);
+    /* A KV cache of max_position_embeddings tokens: layers x kv dim x positions. */
+    st = load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 16, \"hidden_size\": 2, \"intermediate_size\": 1, "
+                                 "\"num_hidden_layers\": 2147483647, \"num_attention_heads\": 1, "
+                                 "\"max_position_embeddings\": 2147483647}");
+    expect_fail("kv cache", st, LP_ERR_FORMAT, "max_position_embeddings 2147483647", NULL);
+    /* The largest accepted values still load (2^31 - 1 each where the products fit). */
+    CHECK_OK(load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 2147483647, \"hidden_size\": 64, "
+                          "\"intermediate_size\": 160, \"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+                          "\"max_position_embeddings\": 2147483647}"));
+    CHECK(c.vocab == 2147483647 && c.max_pos == 2147483647);
+}
+
+/* Issue 15 item 10: a key of the wrong type took its default silently; now
+ * an error naming the key and the expected type. Impossible values of
+ * rms_norm_eps and max_position_embeddings are refused. */
+static void test_types(void) {
+    lp_config c;
+    static const struct { const char *extra, *key, *want; } bad[] = {
+        {"\"rms_norm_eps\": \"x\", \"max_position_embeddings\": 512", "rms_norm_eps", "a number"},
+        {"\"rms_norm_eps\": 1e-5, \"max_position_embeddings\": \"512\"", "max_position_embeddings", "an integer"},
+        {"\"rms_norm_eps\": 1e-5, \"max_position_embeddings\": 512.5", "max_position_embeddings", "an integer"},
+        {"\"rms_norm_eps\": [1e-5], \"max_position_embeddings\": 512", "rms_norm_eps", "a number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        lp_status st = load_fmt(&c, LLAMA_HEAD SHAPE_KEYS ", %s}", bad[i].extra);
+        expect_fail(bad[i].extra, st, LP_ERR_FORMAT, bad[i].key, bad[i].want, NULL);
+    }
+    /* A required size as a string. */
+    lp_status st = load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 256, \"hidden_size\": \"512\", "
+                                "\"intermediate_size\": 160, \"num_hidden_layers\": 2, \"num_attention_heads\": 4}");
+    expect_fail("hidden_size string", st, LP_ERR_FORMAT, "\"hidden_size\"", "an integer", "\"512\"", NULL);
+    st = load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 256, \"hidden_size\": 64, \"intermediate_size\": 160, "
+                                 "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"num_key_value_heads\": true}");
+    expect_fail("kv heads bool", st, LP_ERR_FORMAT, "num_key_value_heads", "an integer", NULL);
+    static const struct { const char *extra, *key, *want; } bad_opt[] = {
+        {"\"tie_word_embeddings\": \"yes\"", "tie_word_embeddings", "true or false"},
+        {"\"attention_bias\": 1", "attention_bias", "true or false"},
+        {"\"mlp_bias\": \"false\"", "mlp_bias", "true or false"},
+        {"\"hidden_act\": 3", "hidden_act", "a string"},
+        {"\"rope_theta\": \"1e4\"", "rope_theta", "a number"},
+        {"\"rope_scaling\": {\"type\": \"linear\", \"factor\": \"4\"}", "factor", "a number"},
+        {"\"rope_scaling\": {\"type\": 7}", "type", "a string"},
+        {"\"rope_parameters\": \"default\"", "rope_parameters", "an object"},
+        {"\"rope_parameters\": {\"rope_theta\": \"1e4\"}", "rope_theta", "a number"},
+        {"\"bos_token_id\": \"1\"", "bos_token_id", "an integer"},
+        {"\"eos_token_id\": [\"2\"]", "eos_token_id", "an integer"},
+        {"\"bos_token_id\": 4294967297", "bos_token_id", "out of range"},
+        {"\"eos_token_id\": -2", "eos_token_id", "out of range"},
+        {"\"torch_dtype\": 16", "torch_dtype", "a string"},
+    };
+    for (size_t i = 0; i < sizeof bad_opt / sizeof bad_opt[0]; i++) {
+        st = load_llama(&c, bad_opt[i].extra);
+        expect_fail(bad_opt[i].extra, st, LP_ERR_FORMAT, bad_opt[i].key, bad_opt[i].want, NULL);
+    }
+    st = load_fmt(&c, "{\"architectures\": \"LlamaForCausalLM\", " COMMON_KEYS "}");
+    expect_fail("architectures string", st, LP_ERR_FORMAT, "architectures", NULL);
+    st = load_fmt(&c, "{\"architectures\": [\"MistralForCausalLM\"], \"sliding_window\": \"4096\", " COMMON_KEYS "}");
+    expect_fail("sliding_window string", st, LP_ERR_FORMAT, "sliding_window", "an integer", NULL);
+    st = load_fmt(&c, "{\"model_type\": \"qwen2\", \"use_sliding_window\": \"no\", " COMMON_KEYS "}");
+    expect_fail("use_sliding_window string", st, LP_ERR_FORMAT, "use_sliding_window", "true or false", NULL);
+
+    /* Impossible values. */
+    static const char *const bad_val[] = {
+        "\"rms_norm_eps\": 0, \"max_position_embeddings\": 512",
+        "\"rms_norm_eps\": -1e-5, \"max_position_embeddings\": 512",
+        "\"rms_norm_eps\": 1e-50, \"max_position_embeddings\": 512", /* 0 as a float32 */
+        "\"rms_norm_eps\": 1e-5, \"max_position_embeddings\": 0",
+        "\"rms_norm_eps\": 1e-5, \"max_position_embeddings\": -1",
+    };
+    for (size_t i = 0; i < sizeof bad_val / sizeof bad_val[0]; i++) {
+        st = load_fmt(&c, LLAMA_HEAD SHAPE_KEYS ", %s}", bad_val[i]);
+        expect_fail(bad_val[i], st, LP_ERR_FORMAT, i < 3 ? "rms_norm_eps" : "max_position_embeddings", NULL);
+    }
+
+    /* Still accepted: null for an optional key (its default), a whole-valued
+     * number for an integer, an empty eos list. */
+    CHECK_OK(load_fmt(&c, LLAMA_HEAD SHAPE_KEYS ", \"rms_norm_eps\": null, \"max_position_embeddings\": null, "
+                          "\"rope_theta\": null, \"tie_word_embeddings\": null, \"hidden_act\": null, "
+                          "\"eos_token_id\": []}"));
+    CHECK(fabsf(c.norm_eps - 1e-6f) < 1e-12f && c.max_pos == 2048 && c.rope_theta == 10000.0);
+    CHECK(!c.tied && c.eos == -1);
+    CHECK_OK(load_fmt(&c, LLAMA_HEAD "\"vocab_size\": 256.0, \"hidden_size\": 64, \"intermediate_size\": 160, "
+                          "\"num_hidden_layers\": 2, \"num_attention_heads\": 4, "
+                          "\"max_position_embeddings\": 4096.0}"));
+    CHECK(c.vocab == 256 && c.max_pos == 4096);
+}
+
 static void test_bad_files(void) {
     lp_config c;
     /* Malformed JSON: a trailing comma, an unterminated object, not an object. */
@@ -318,6 +435,8 @@ int main(void) {
     test_tokens_dtype();
     test_arch_and_bias();
     test_bad_numbers();
+    test_sizes();
+    test_types();
     test_bad_files();
     unlink(g_file);
     rmdir(g_dir);
