@@ -38,7 +38,8 @@ static const char *const HELP_TAIL =
     "                  after the current linear (awq: block); DIR's state files are removed once\n"
     "                  OUT is written\n"
     "output:\n"
-    "  -o, --out DIR   output directory (created; files in it are replaced atomically)\n"
+    "  -o, --out DIR   output directory, written beside it and put in place whole (an earlier\n"
+    "                  model there is replaced; one writer at a time)\n"
     "  --threads N     threads (default: all cores)\n"
     "  --json          print a JSON summary on stdout\n"
     "  --quiet         no progress on stderr\n"
@@ -258,6 +259,55 @@ static int make_settings(const qopts *o, const cli_args *a, lp_settings **method
     return 0;
 }
 
+/* Length of the printable character at s (n bytes left): 1 for printable
+ * ASCII, 2..4 for a valid UTF-8 sequence that is not a C1 control
+ * (U+0080..U+009F, which terminals act on like ESC); 0 for anything else. */
+static size_t printable_len(const unsigned char *s, size_t n) {
+    if (s[0] >= 0x20 && s[0] < 0x7f) return 1;
+    const size_t len = s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+                       : s[0] >= 0xf0 && s[0] <= 0xf4                                 ? 4
+                                                                                       : 0;
+    if (!len || len > n) return 0;
+    uint32_t cp = s[0] & (0x7fu >> len); /* the lead byte's payload bits */
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    /* no overlong forms (0xc0/0xc1 are excluded above), surrogates or C1 controls */
+    const bool ok = len == 2   ? cp >= 0xa0
+                    : len == 3 ? cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff)
+                               : cp >= 0x10000 && cp <= 0x10ffff;
+    return ok ? len : 0;
+}
+
+/* A word of a recipe as a message may show it: printable characters as they
+ * are, every other byte as \xNN (at most ~60 characters; "..." after). true
+ * when nothing needed escaping. A binary file given as a recipe must not
+ * send its control bytes to the terminal. */
+static bool escape_word(const char *w, char *buf, size_t n) {
+    const unsigned char *s = (const unsigned char *)w;
+    const size_t len = strlen(w);
+    size_t k = 0;
+    bool clean = true;
+    for (size_t i = 0; i < len;) {
+        if (k + 8 >= n || k > 60) {
+            snprintf(buf + k, n - k, "...");
+            return clean && i == len;
+        }
+        const size_t c = printable_len(s + i, len - i);
+        if (c) {
+            memcpy(buf + k, s + i, c);
+            k += c;
+            i += c;
+        } else {
+            k += (size_t)snprintf(buf + k, n - k, "\\x%02X", s[i++]);
+            clean = false;
+        }
+    }
+    buf[k] = '\0';
+    return clean;
+}
+
 /* A recipe file: one setting per line, "name [value]" with the flag's name
  * without its dashes ("method gptq", "bits 3", "clip"); '#' starts a
  * comment. Applied before the command line's flags, which override it.
@@ -273,6 +323,13 @@ static int apply_recipe(qopts *o, char *text, size_t len, char ***words_out) {
         fprintf(stderr, "llmpress quantize: out of memory reading the recipe\n");
         return 1;
     }
+    /* a NUL would silently end a line (or the recipe) early: a recipe is text */
+    const char *nul = memchr(text, '\0', len);
+    if (nul) {
+        fprintf(stderr, "llmpress quantize: recipe %s: byte %lld is NUL; a recipe is a text file of settings, one "
+                "per line (\"bits 4\")\n", o->recipe, (long long)(nul - text));
+        return 2;
+    }
     for (char *line = text; rc == 0 && line && *line;) {
         char *next = strchr(line, '\n');
         if (next) *next++ = '\0';
@@ -281,6 +338,13 @@ static int apply_recipe(qopts *o, char *text, size_t len, char ***words_out) {
         if (hash) *hash = '\0';
         const int first = nwords;
         for (char *w = strtok(line, " \t\r"); w; w = strtok(NULL, " \t\r")) {
+            char shown[96];
+            if (!escape_word(w, shown, sizeof shown)) { /* never echo control bytes */
+                fprintf(stderr, "llmpress quantize: recipe %s, line %d: '%s' holds bytes that are not printable "
+                        "text (shown as \\xNN); a recipe is a text file of settings, one per line (\"bits 4\")\n",
+                        o->recipe, lineno, shown);
+                return 2;
+            }
             const bool is_name = nwords == first;
             if (is_name) w += strspn(w, "-"); /* "--bits" is accepted as "bits" */
             size_t n = strlen(w) + 3;
@@ -369,6 +433,16 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
         lp_model_free(m);
         return cli_lib_error("quantize", NULL);
     }
+    /* the library estimates what the run will hold and refuses what cannot fit,
+     * before the text is tokenized and the windows are drawn */
+    size_t need = 0;
+    if (lp_quant_memory_check(m, &qp, &need) != LP_OK) {
+        lp_model_free(m);
+        return cli_lib_error("quantize", NULL);
+    }
+    if (need && !(quiet || json))
+        fprintf(stderr, "[quantize] calibration on %lld x %lld tokens will hold about %.1f MB\n", (long long)nsamples,
+                (long long)seqlen, (double)need / 1e6);
     if (calib_file && load_calibration(model_dir, calib_file, nsamples, seqlen, (uint64_t)seed, &windows) != 0) {
         lp_model_free(m);
         return 1;
@@ -377,18 +451,19 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
     qstate qs = {quiet || json, cli_now()};
     qp.progress = on_linear;
     qp.progress_ud = &qs;
+    void (*old_int)(int) = SIG_DFL, (*old_term)(int) = SIG_DFL;
     if (o->resume) {
         qp.resume_dir = o->resume;
         qp.interrupt = &g_interrupt;
-        signal(SIGINT, on_signal);
-        signal(SIGTERM, on_signal);
+        old_int = signal(SIGINT, on_signal);
+        old_term = signal(SIGTERM, on_signal);
     }
     double t0 = cli_now();
     lp_status qst = lp_model_quantize(m, &qp);
     free(windows);
-    if (o->resume) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
+    if (o->resume) { /* back to main's: a signal while saving removes the temporaries */
+        signal(SIGINT, old_int);
+        signal(SIGTERM, old_term);
     }
     if (qst == LP_ERR_INTERRUPTED) {
         fprintf(stderr, "llmpress quantize: %s; the finished blocks are kept in %s: run the same command again "

@@ -123,6 +123,17 @@ bool lp_quant_needs_calib(const lp_quant_params *p);
  * and the method not): LP_ERR_ARG saying what is allowed. */
 lp_status lp_quant_params_check(const lp_quant_params *p);
 
+/* The memory a run with p will hold at its peak, estimated before any work:
+ * for a calibrated run (p->calib's nsamples x seqlen; its tokens are not
+ * read) the windows, the pipeline's activations and Hessian, AWQ's
+ * statistics, the forward context and the weights being compressed in f32;
+ * 0 for a run without calibration (one linear at a time). *bytes gets the
+ * estimate; LP_ERR_NOMEM, naming it, its parts and the memory this machine
+ * has available (MemAvailable, a cgroup limit, or the physical memory), when
+ * it does not fit. lp_model_quantize checks it first; callers that prepare
+ * the calibration data (tokenizing, drawing windows) call it before that. */
+lp_status lp_quant_memory_check(const lp_model *m, const lp_quant_params *p, size_t *bytes);
+
 /* Replace the model's decoder linears with their quantized form. */
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p);
 

@@ -9,13 +9,29 @@
  * form (a dense linear converts to f32 on its first product, the embedding
  * row by row as tokens are embedded; the forward pass runs in f32, as the
  * PyTorch reference does). Compressed linears keep their packed form.
+ *
+ * The model guard: every float tensor the model uses (embedding, norms,
+ * dense linears, biases, an untied head; F32, BF16 or F16) is checked finite
+ * exactly once, as it is loaded, on its stored words (core/finite.h: a
+ * vectorized test of the exponent bits, no conversion); a NaN or Inf is
+ * LP_ERR_NUMERIC naming the tensor, its file and the first bad index.
+ * Packed formats check their own scales and tables when they load (each
+ * format's load in src/format). Writing needs no second scan: lp_model_save
+ * writes tensors that were loaded (checked here) or that a method produced,
+ * and lp_model_quantize scans every method's output before anyone can save
+ * it (quant/quantize.c, check_finite) - so a model that loads and quantizes
+ * cleanly writes only finite weights.
+ * A checkpoint holding layers beyond config.json's num_hidden_layers is
+ * refused: running only its first layers would be a silently different model.
  */
 #include "model/model_impl.h"
 
 #include "core/fileio.h"
+#include "core/finite.h"
 #include "core/half.h"
 #include "core/status_impl.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +100,40 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (k < n) snprintf(buf + k, n - k, "]");
 }
 
+/* The model guard on one stored tensor (F32, BF16 or F16; the callers refuse
+ * other dtypes first): LP_ERR_NUMERIC naming the file, the tensor, and the
+ * first non-finite element's index and value. */
+static lp_status guard_finite(const lp_model *m, const lp_tensor_view *t) {
+    LP_ASSERT(t->dtype == LP_DT_F32 || t->dtype == LP_DT_BF16 || t->dtype == LP_DT_F16);
+    const lp_fp_type type = t->dtype == LP_DT_F32 ? LP_FP_F32 : t->dtype == LP_DT_BF16 ? LP_FP_BF16 : LP_FP_F16;
+    const int64_t bad = lp_finite_find(type, t->data, t->numel);
+    if (bad < 0) return LP_OK;
+    const unsigned char *at = (const unsigned char *)t->data + (size_t)bad * lp_dtype_size(t->dtype);
+    float v;
+    if (type == LP_FP_F32) {
+        memcpy(&v, at, 4);
+    } else {
+        uint16_t h;
+        memcpy(&h, at, 2);
+        v = type == LP_FP_BF16 ? lp_bf16_to_f32(h) : lp_f16_to_f32(h);
+    }
+    /* the element's index per axis, row-major: [r, c] for a matrix */
+    int64_t idx[LP_MAX_DIMS], rest = bad;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        idx[i] = t->shape[i] ? rest % t->shape[i] : 0;
+        rest = t->shape[i] ? rest / t->shape[i] : 0;
+    }
+    char where[200];
+    size_t k = (size_t)snprintf(where, sizeof where, "[");
+    for (int i = 0; i < t->ndim && k < sizeof where; i++)
+        k += (size_t)snprintf(where + k, sizeof where - k, "%s%lld", i ? ", " : "", (long long)idx[i]);
+    if (k < sizeof where) snprintf(where + k, sizeof where - k, "]");
+    return lp_fail(LP_ERR_NUMERIC, "%s: tensor \"%s\" holds %s at %s (element %lld of %lld, %s); every weight "
+                   "must be finite; hint: the checkpoint is corrupt or was saved from a diverged run",
+                   lp_weights_file_of(m->weights, t->name), t->name, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf",
+                   where, (long long)bad, (long long)t->numel, lp_dtype_name(t->dtype));
+}
+
 lp_status lp_model_tensor_f32(lp_model *m, const char *name, int ndim, const int64_t *shape,
                               const float **out, lp_dtype *stored) {
     const lp_tensor_view *t = lp_weights_find(m->weights, name);
@@ -97,6 +147,10 @@ lp_status lp_model_tensor_f32(lp_model *m, const char *name, int ndim, const int
         return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" has shape %s but config.json implies %s",
                        lp_weights_file_of(m->weights, name), name, got, want);
     }
+    if (t->dtype != LP_DT_F32 && t->dtype != LP_DT_BF16 && t->dtype != LP_DT_F16)
+        return lp_fail(LP_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; expected F32, F16 or BF16",
+                       lp_weights_file_of(m->weights, name), name, lp_dtype_name(t->dtype));
+    LP_TRY(guard_finite(m, t));
     if (stored) *stored = t->dtype;
     int64_t n = t->numel;
     if (t->dtype == LP_DT_F32 && ((uintptr_t)t->data % sizeof(float)) == 0) {
@@ -122,11 +176,20 @@ lp_status lp_model_tensor_f32(lp_model *m, const char *name, int ndim, const int
             f[i] = lp_f16_to_f32(h);
         }
         break;
-    default:
-        return lp_fail(LP_ERR_UNSUPPORTED, "%s: tensor \"%s\" has dtype %s; expected F32, F16 or BF16",
-                       lp_weights_file_of(m->weights, name), name, lp_dtype_name(t->dtype));
+    default: LP_ASSERT(!"a dtype refused above");
     }
     *out = f;
+    return LP_OK;
+}
+
+/* The guard for a dense linear kept in its stored 16-bit form (checkpoint.c
+ * maps it without going through lp_model_tensor_f32, which guards F32 ones;
+ * packed linears are checked by their format). */
+static lp_status guard_dense16(const lp_model *m, const char *base) {
+    char key[256];
+    snprintf(key, sizeof key, "%s.weight", base);
+    const lp_tensor_view *t = lp_weights_find(m->weights, key);
+    if (t && (t->dtype == LP_DT_BF16 || t->dtype == LP_DT_F16)) return guard_finite(m, t);
     return LP_OK;
 }
 
@@ -147,12 +210,35 @@ static lp_status load_layers(lp_model *m) {
         for (int k = 0; k < LP_NLIN; k++) {
             lp_linear_name(l, k, base, sizeof base);
             LP_TRY(lp_ckpt_load_linear(m, base, rows[k], cols[k], &L->lin[k]));
+            LP_TRY(guard_dense16(m, base));
             bool want_bias = (k <= LP_V && c->qkv_bias) || (k == LP_O && c->o_bias);
             if (want_bias) {
                 snprintf(name, sizeof name, "%s.bias", base);
                 LP_TRY(lp_model_tensor_f32(m, name, 1, &rows[k], &L->lin[k].bias, NULL));
             }
         }
+    }
+    return LP_OK;
+}
+
+/* Tensors of layers the config does not have ("model.layers.<l>." with l >=
+ * num_hidden_layers): a config that undercounts would otherwise run the
+ * first layers only and say nothing. */
+static lp_status check_extra_layers(const lp_model *m) {
+    static const char pre[] = "model.layers.";
+    for (int64_t i = 0; i < lp_weights_count(m->weights); i++) {
+        const char *name = lp_weights_at(m->weights, i)->name;
+        if (strncmp(name, pre, sizeof pre - 1)) continue;
+        const char *p = name + sizeof pre - 1;
+        int64_t l = 0;
+        bool digits = false;
+        for (; *p >= '0' && *p <= '9'; p++, digits = true)
+            if (l < INT64_MAX / 10 - 9) l = 10 * l + (*p - '0'); /* saturates: a huge index stays too big */
+        if (!digits || *p != '.' || l < m->cfg.n_layers) continue;
+        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%.200s\" belongs to layer %lld, but config.json has "
+                       "num_hidden_layers = %lld (layers 0..%lld); hint: the config does not match the weights",
+                       lp_weights_file_of(m->weights, name), name, (long long)l, (long long)m->cfg.n_layers,
+                       (long long)m->cfg.n_layers - 1);
     }
     return LP_OK;
 }
@@ -166,6 +252,7 @@ static lp_status load_embedding(lp_model *m) {
     const lp_tensor_view *t = lp_weights_find(m->weights, name);
     if (t && (t->dtype == LP_DT_BF16 || t->dtype == LP_DT_F16) && t->ndim == 2 && t->shape[0] == shp[0] &&
         t->shape[1] == shp[1] && (uintptr_t)t->data % 2 == 0) {
+        LP_TRY(guard_finite(m, t));
         m->embed_raw = t->data;
         m->embed_dtype = t->dtype;
         return LP_OK;
@@ -188,6 +275,7 @@ lp_status lp_model_load(const char *dir, lp_model **out) {
     if (st == LP_OK) st = load_embedding(m);
     if (st == LP_OK) st = lp_model_tensor_f32(m, "model.norm.weight", 1, &c->dim, &m->norm, NULL);
     if (st == LP_OK) st = load_layers(m);
+    if (st == LP_OK) st = check_extra_layers(m);
     if (st == LP_OK) {
         if (c->tied) {
             m->head = (lp_linear){.rows = c->vocab, .cols = c->dim};
@@ -196,6 +284,7 @@ lp_status lp_model_load(const char *dir, lp_model **out) {
             if (st == LP_OK) st = lp_linear_add_part(&m->head, &lp_format_dense, d);
         } else {
             st = lp_ckpt_load_linear(m, "lm_head", c->vocab, c->dim, &m->head);
+            if (st == LP_OK) st = guard_dense16(m, "lm_head");
         }
     }
     if (st != LP_OK) {

@@ -27,6 +27,11 @@
  *   then GPTQ").
  *   With p->resume_dir every finished block and X are saved (resume.c), and
  *   a rerun starts after the last saved block.
+ *   Before any of it, lp_model_quantize compares the memory the run will hold
+ *   (lp_pipeline_memory: pipe_sizes below, the very figures the run
+ *   allocates, plus the windows, the context, AWQ's statistics and the
+ *   weights being compressed) with what the machine has, and refuses a run
+ *   that cannot fit.
  */
 #include "quant/pipeline.h"
 
@@ -42,6 +47,73 @@
 #include <string.h>
 
 #define LP_PIPE_KEEP_ACT_BYTES ((size_t)1 << 30) /* keep down's inputs when they fit in 1 GiB */
+
+/* ---- what the pipeline allocates ---- */
+
+/* The pipeline's buffers, in floats, for N windows of L tokens: what
+ * lp_quantize_calibrated mallocs and what lp_pipeline_memory reports (one
+ * function, so the estimate cannot drift from the allocation). Counted in
+ * double: the estimate must survive absurd N and L to refuse them. */
+typedef struct {
+    bool block_only; /* a block-scope method (AWQ) runs whole blocks itself: X only */
+    bool keep_z;     /* Z holds every window's down input (else one window's) */
+    double x, y, z, t, h; /* X (N L D), Y (N L S), Z (N L F or L F), T (L TW), H (TW^2) */
+} pipe_sizes;
+
+static pipe_sizes pipe_sizes_of(const lp_config *c, const lp_quant_params *p, int64_t N, int64_t L) {
+    const int64_t D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn;
+    const int64_t S = D > A ? D : A, TW = S > F ? S : F;
+    const double n = (double)N * (double)L;
+    pipe_sizes z = {.block_only = lp_settings_method(p->method)->scope == LP_SCOPE_BLOCK};
+    z.keep_z = !z.block_only && n * (double)F * sizeof(float) <= (double)LP_PIPE_KEEP_ACT_BYTES;
+    z.x = n * (double)D;
+    if (z.block_only) return z;
+    z.y = n * (double)S; /* S >= D: also holds the AWQ pre-scaling copy of X */
+    z.z = z.keep_z ? n * (double)F : (double)L * (double)F;
+    z.t = (double)L * (double)TW;
+    z.h = (double)TW * (double)TW;
+    return z;
+}
+
+/* Bytes AWQ's block step holds (awq.c, lp_awq_block: its statistics, then
+ * the largest of its searches' scratch) for n calibration tokens, counting
+ * the o group's Gram matrix whether or not the layer has one. */
+static double awq_block_bytes(const lp_config *c, const lp_settings *s, double n) {
+    const double D = (double)c->dim, A = (double)(c->n_heads * c->head_dim), F = (double)c->ffn;
+    const double clip_tokens = lp_method_find_option(lp_settings_method(s), "awq-clip-tokens")
+                                   ? lp_settings_get(s, "awq-clip-tokens")
+                                   : 512;
+    const double stride = floor(n / clip_tokens) > 0 ? floor(n / clip_tokens) : 1;
+    const double ns = ceil(n / stride), CH = n < 2048 ? n : 2048, R = F > D ? (F > A ? F : A) : (D > A ? D : A);
+    const double held = 4 * n * D + (n < A ? n : A) * A + (n < F ? n : F) * F + ns * (2 * D + A + F);
+    const double search = 2 * F * D + CH * (2 * F + D), clip = R * (D > F ? D : F) + ns * R;
+    return (held + (search > clip ? search : clip)) * sizeof(float);
+}
+
+void lp_pipeline_memory(const lp_model *m, const lp_quant_params *p, lp_pipe_memory *e) {
+    const lp_config *c = &m->cfg;
+    const int64_t N = p->calib->nsamples, L = p->calib->seqlen;
+    const pipe_sizes z = pipe_sizes_of(c, p, N, L);
+    const double n = (double)N * (double)L, f = sizeof(float);
+    const double hd = (double)c->head_dim, A = (double)(c->n_heads * c->head_dim), KV = (double)c->n_kv_heads * hd;
+    memset(e, 0, sizeof *e);
+    e->windows = n * sizeof(int32_t);
+    e->activations = (z.x + z.y + z.z + z.t) * f;
+    e->hessian = z.h * f;
+    if (z.block_only) e->awq = awq_block_bytes(c, p->method, n);
+    else if (p->prescale) e->awq = awq_block_bytes(c, p->prescale, n);
+    /* lp_ctx_init(m, L, L): the K/V cache of every layer, RoPE tables, one batch of L rows */
+    e->context = (2 * (double)c->n_layers * KV * (double)L + (double)L * hd +
+                  (double)L * (3 * (double)c->dim + 2 * A + 2 * KV + 2 * (double)c->ffn + (double)L)) * f;
+    /* the linear being compressed in f32 (a 16-bit dense linear is converted
+     * when it is compressed; AWQ converts its whole block first), the
+     * method's f32 copy of it and its cols x cols scratch (GPTQ's inverse
+     * Hessian) */
+    const double D = (double)c->dim, F = (double)c->ffn, big = F * D > A * D ? F * D : A * D;
+    const double block = A * D + 2 * KV * D + D * A + 3 * F * D, TW = D > A ? (D > F ? D : F) : (A > F ? A : F);
+    e->weights = ((e->awq > 0 ? block : big) + big + TW * TW) * f;
+    e->total = e->windows + e->activations + e->hessian + e->awq + e->context + e->weights;
+}
 
 /* ---- the pipeline ---- */
 
@@ -168,8 +240,7 @@ static lp_status run_block(pipe *P, lp_ctx *ctx, int64_t b, float *X, float *Y, 
 lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
     const lp_config *c = &m->cfg;
     const lp_calib *cal = p->calib;
-    const int64_t N = cal->nsamples, L = cal->seqlen, D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn;
-    const int64_t S = D > A ? D : A, TW = S > F ? S : F;
+    const int64_t N = cal->nsamples, L = cal->seqlen, D = c->dim;
     pipe P = {.m = m, .p = p};
     double t_start = lp_now_s();
     for (int64_t i = 0; i < N * L; i++)
@@ -179,22 +250,20 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
         return lp_fail(LP_ERR_ARG, "calibration --seqlen %lld exceeds the model's context %lld", (long long)L,
                        (long long)c->max_pos);
     const lp_method *meth = lp_settings_method(p->method);
-    const bool awq_only = meth->scope == LP_SCOPE_BLOCK; /* the method runs whole blocks itself */
-    const int64_t maxcols = awq_only ? 0 : TW;
-    const bool keep_z = !awq_only && (size_t)(N * L * F) * sizeof(float) <= LP_PIPE_KEEP_ACT_BYTES;
-    const int64_t ysz = awq_only ? 0 : N * L * S; /* S >= D: also holds the AWQ pre-scaling copy of X */
-    const int64_t zsz = awq_only ? 0 : keep_z ? N * L * F : L * F;
-    float *X = malloc((size_t)(N * L * D) * sizeof(float));
-    float *Y = ysz ? malloc((size_t)ysz * sizeof(float)) : NULL;
-    float *Z = zsz ? malloc((size_t)zsz * sizeof(float)) : NULL;
-    float *T = awq_only ? NULL : malloc((size_t)(L * TW) * sizeof(float));
-    P.H = maxcols ? malloc((size_t)(maxcols * maxcols) * sizeof(float)) : NULL;
+    /* the sizes lp_pipeline_memory reported, which lp_model_quantize found to fit */
+    const pipe_sizes z = pipe_sizes_of(c, p, N, L);
+    const bool awq_only = z.block_only, keep_z = z.keep_z;
+    float *X = malloc((size_t)z.x * sizeof(float));
+    float *Y = z.y > 0 ? malloc((size_t)z.y * sizeof(float)) : NULL;
+    float *Z = z.z > 0 ? malloc((size_t)z.z * sizeof(float)) : NULL;
+    float *T = z.t > 0 ? malloc((size_t)z.t * sizeof(float)) : NULL;
+    P.H = z.h > 0 ? malloc((size_t)z.h * sizeof(float)) : NULL;
     lp_ctx *ctx = NULL;
-    lp_status s = X && (Y || !ysz) && (Z || !zsz) && (T || awq_only) && (P.H || !maxcols)
+    lp_status s = X && (Y || !z.y) && (Z || !z.z) && (T || !z.t) && (P.H || !z.h)
                       ? lp_ctx_init(m, L, L, &ctx)
                       : lp_fail(LP_ERR_NOMEM, "out of memory for %lld x %lld calibration activations",
                                 (long long)N, (long long)L);
-    P.st.peak_activation_bytes = (size_t)(N * L * D + ysz + zsz + (T ? L * TW : 0) + maxcols * maxcols) * sizeof(float);
+    P.st.peak_activation_bytes = (size_t)(z.x + z.y + z.z + z.t + z.h) * sizeof(float);
     for (int64_t i = 0; s == LP_OK && i < N; i++) lp_embed_tokens(m, cal->tokens + i * L, L, X + i * L * D);
     char *key = NULL;
     int64_t b0 = 0;

@@ -21,6 +21,7 @@
 
 #include "core/fileio.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -47,6 +48,46 @@ static lp_status alloc_vocab(lp_tokenizer *t, int64_t n) {
         return lp_fail(LP_ERR_NOMEM, "%s: out of memory for %lld tokens", t->path, (long long)n);
     for (int64_t i = 0; i <= n; i++) t->text_len[i] = UINT32_MAX;
     return LP_OK;
+}
+
+void lp_tok_json_show(const lp_json *v, char *buf, size_t n) {
+    if (!v) {
+        snprintf(buf, n, "(missing)");
+        return;
+    }
+    switch (v->type) {
+    case LP_JSON_NUMBER:
+        if (v->is_int) {
+            snprintf(buf, n, "%lld", (long long)v->i64);
+        } else { /* the shortest of 15 or 17 digits that reads back the same */
+            snprintf(buf, n, "%.15g", v->num);
+            if (strtod(buf, NULL) != v->num) snprintf(buf, n, "%.17g", v->num);
+            if (!strpbrk(buf, ".eEn")) { /* integral but written with a fraction or exponent */
+                size_t k = strlen(buf);
+                if (k + 2 < n) memcpy(buf + k, ".0", 3);
+            }
+        }
+        break;
+    case LP_JSON_STRING: {
+        size_t k = 0;
+        if (n < 4) {
+            if (n) buf[0] = '\0';
+            break;
+        }
+        buf[k++] = '"';
+        for (size_t i = 0; i < v->len && i < 40 && k + 2 < n; i++) {
+            const unsigned char c = (unsigned char)v->str[i];
+            buf[k++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+        }
+        buf[k++] = '"';
+        buf[k] = '\0';
+        break;
+    }
+    case LP_JSON_NULL: snprintf(buf, n, "null"); break;
+    case LP_JSON_BOOL: snprintf(buf, n, "%s", v->boolean ? "true" : "false"); break;
+    case LP_JSON_ARRAY: snprintf(buf, n, "an array"); break;
+    case LP_JSON_OBJECT: snprintf(buf, n, "an object"); break;
+    }
 }
 
 static const char *jstr(const lp_json *obj, const char *key) {
@@ -80,9 +121,12 @@ static lp_status load_vocab(lp_tokenizer *t, const lp_json *model, int64_t *max_
     LP_TRY(lp_smap_init(&t->bpe.vocab, (size_t)vocab->n));
     for (int64_t i = 0; i < vocab->n; i++) {
         const lp_json *v = &vocab->items[i];
-        if (v->type != LP_JSON_NUMBER || !v->is_int || v->i64 < 0 || v->i64 >= LP_TOK_MAX_ID)
-            return lp_fail(LP_ERR_FORMAT, "%s: vocab entry \"%.80s\" has id %.0f, expected an integer "
-                           "in [0, %d)", file, vocab->keys[i], v->num, LP_TOK_MAX_ID);
+        if (v->type != LP_JSON_NUMBER || !v->is_int || v->i64 < 0 || v->i64 >= LP_TOK_MAX_ID) {
+            char shown[64];
+            lp_tok_json_show(v, shown, sizeof shown);
+            return lp_fail(LP_ERR_FORMAT, "%s: vocab entry \"%.80s\" has id %s, expected an integer "
+                           "in [0, %d)", file, vocab->keys[i], shown, LP_TOK_MAX_ID);
+        }
         if (v->i64 > *max_id) *max_id = v->i64;
         /* a repeated key keeps the last id, as serde's map does */
         LP_TRY(lp_smap_put(&t->bpe.vocab, vocab->keys[i], vocab->key_lens[i], (int32_t)v->i64));
@@ -239,6 +283,15 @@ static lp_status parse_added(lp_tokenizer *t, const lp_json *added, int64_t *max
         if (!lp_utf8_valid(c->str, c->len, NULL))
             return lp_fail(LP_ERR_FORMAT, "%s: added_tokens[%lld] is not valid UTF-8", t->path,
                            (long long)i);
+        /* HF reads "id" as a u32 (and then assigns ids itself, below): an id
+         * that is not one is a corrupt file, not a value to round */
+        const lp_json *fid = lp_json_get(e, "id");
+        if (fid && (fid->type != LP_JSON_NUMBER || !fid->is_int || fid->i64 < 0 || fid->i64 >= LP_TOK_MAX_ID)) {
+            char shown[64];
+            lp_tok_json_show(fid, shown, sizeof shown);
+            return lp_fail(LP_ERR_FORMAT, "%s: added_tokens[%lld] has id %s, expected an integer in [0, %d)",
+                           t->path, (long long)i, shown, LP_TOK_MAX_ID);
+        }
         if (c->len == 0) continue;
         lp_added x;
         memset(&x, 0, sizeof(x));
@@ -431,10 +484,14 @@ static lp_status post_parse(lp_tokenizer *t, const lp_json *j, int depth) {
             }
             for (int64_t k = 0; k < ids->n && st == LP_OK; k++) {
                 int64_t id = lp_json_int(&ids->items[k], -1);
-                if (id < 0 || id >= t->n_vocab)
-                    st = lp_fail(LP_ERR_FORMAT, "%s: TemplateProcessing token '%s' has id %lld outside "
-                                 "the vocabulary", t->path, name, (long long)id);
-                else st = lp_ivec_push(seen_seq ? &post : &pre, (int32_t)id);
+                if (id < 0 || id >= t->n_vocab) {
+                    char shown[64];
+                    lp_tok_json_show(&ids->items[k], shown, sizeof shown);
+                    st = lp_fail(LP_ERR_FORMAT, "%s: TemplateProcessing token '%s' has id %s, expected an "
+                                 "integer in [0, %lld) (the vocabulary)", t->path, name, shown, (long long)t->n_vocab);
+                } else {
+                    st = lp_ivec_push(seen_seq ? &post : &pre, (int32_t)id);
+                }
             }
         }
     } else if (!strcmp(type, "BertProcessing") || !strcmp(type, "RobertaProcessing")) {
@@ -444,8 +501,13 @@ static lp_status post_parse(lp_tokenizer *t, const lp_json *j, int depth) {
             return lp_fail(LP_ERR_FORMAT, "%s: %s needs \"cls\" and \"sep\" as [token, id]", t->path,
                            type);
         int64_t c = lp_json_int(&cls->items[1], -1), s = lp_json_int(&sep->items[1], -1);
-        if (c < 0 || c >= t->n_vocab || s < 0 || s >= t->n_vocab)
-            return lp_fail(LP_ERR_FORMAT, "%s: %s cls/sep ids outside the vocabulary", t->path, type);
+        if (c < 0 || c >= t->n_vocab || s < 0 || s >= t->n_vocab) {
+            char cs[64], ss[64];
+            lp_tok_json_show(&cls->items[1], cs, sizeof cs);
+            lp_tok_json_show(&sep->items[1], ss, sizeof ss);
+            return lp_fail(LP_ERR_FORMAT, "%s: %s cls/sep ids %s/%s, expected integers in [0, %lld) (the "
+                           "vocabulary)", t->path, type, cs, ss, (long long)t->n_vocab);
+        }
         st = lp_ivec_push(&pre, (int32_t)c);
         if (st == LP_OK) st = lp_ivec_push(&post, (int32_t)s);
     } else {

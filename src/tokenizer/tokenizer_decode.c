@@ -79,10 +79,16 @@ static lp_status decs_parse_one(const lp_json *j, const char *file, int depth, l
         x.kind = LP_DEC_STRIP;
         if (!one_char(lp_json_get(j, "content"), &x.cp))
             return lp_fail(LP_ERR_FORMAT, "%s: decoder Strip needs a one-character \"content\"", file);
-        int64_t a = lp_json_int(lp_json_get(j, "start"), 0), b = lp_json_int(lp_json_get(j, "stop"), 0);
-        if (a < 0 || b < 0 || a > 1000000 || b > 1000000)
-            return lp_fail(LP_ERR_FORMAT, "%s: decoder Strip start/stop %lld/%lld out of range", file,
-                           (long long)a, (long long)b);
+        /* absent means 0; present, an integer in [0, 10^6] (-1: not an integer, so refused) */
+        const lp_json *ja = lp_json_get(j, "start"), *jb = lp_json_get(j, "stop");
+        int64_t a = ja ? lp_json_int(ja, -1) : 0, b = jb ? lp_json_int(jb, -1) : 0;
+        if (a < 0 || b < 0 || a > 1000000 || b > 1000000) {
+            char as[64], bs[64];
+            lp_tok_json_show(ja, as, sizeof as);
+            lp_tok_json_show(jb, bs, sizeof bs);
+            return lp_fail(LP_ERR_FORMAT, "%s: decoder Strip start/stop %s/%s, expected integers in [0, 1000000]",
+                           file, ja ? as : "0", jb ? bs : "0");
+        }
         x.start = (int)a;
         x.stop = (int)b;
     } else if (!strcmp(t, "Metaspace")) {

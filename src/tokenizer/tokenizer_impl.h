@@ -144,6 +144,14 @@ typedef struct {
 lp_status lp_scratch_init(lp_tok_scratch *sc);
 void lp_scratch_free(lp_tok_scratch *sc);
 
+/* ------------------------------------------------- JSON values in errors */
+
+/* A JSON value as an error message shows it, into buf: a number as written
+ * (3.5 stays "3.5", never rounded to 4; 3.0 stays "3.0"), a string quoted
+ * (its first 40 bytes, control bytes as '?'), anything else by its kind
+ * ("an object", "null", ...); "(missing)" for NULL. */
+void lp_tok_json_show(const lp_json *v, char *buf, size_t n);
+
 /* ------------------------------------------------------- unicode, UTF-8 */
 
 /* 1 if valid UTF-8 (no surrogates, no overlongs, <= U+10FFFF); otherwise 0

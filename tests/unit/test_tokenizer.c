@@ -409,6 +409,31 @@ static void check_errors(void) {
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -3}, \"merges\": []}}",
                       LP_ERR_FORMAT, "vocab entry");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}}}", LP_ERR_FORMAT, "merges");
+    /* a bad id is shown as written: 3.5 is not "4" (nor -1), 3.0 is not "3" */
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 3.5}, \"merges\": []}}",
+                      LP_ERR_FORMAT, "vocab entry \"b\" has id 3.5, expected an integer");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 3.0}, \"merges\": []}}",
+                      LP_ERR_FORMAT, "has id 3.0,");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0.1}, \"merges\": []}}",
+                      LP_ERR_FORMAT, "has id 0.1,");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"7\"}, \"merges\": []}}",
+                      LP_ERR_FORMAT, "has id \"7\",");
+    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 1e300}, \"merges\": []}}",
+                      LP_ERR_FORMAT, "has id 1e+300,");
+    /* added_tokens: HF reads "id" as a u32 */
+    expect_load_error("{\"added_tokens\": [{\"id\": 3.5, \"content\": \"<s>\", \"special\": true}], " MODEL_OK "}",
+                      LP_ERR_FORMAT, "added_tokens[0] has id 3.5");
+    expect_load_error("{\"added_tokens\": [{\"id\": -1, \"content\": \"<s>\"}], " MODEL_OK "}",
+                      LP_ERR_FORMAT, "added_tokens[0] has id -1");
+    /* post-processor and decoder ids */
+    expect_load_error("{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+                      "{\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}], "
+                      "\"pair\": [], \"special_tokens\": {\"<s>\": {\"id\": \"<s>\", \"ids\": [1.5], \"tokens\": "
+                      "[\"<s>\"]}}}, " MODEL_OK "}", LP_ERR_FORMAT, "has id 1.5, expected an integer in [0, 3)");
+    expect_load_error("{\"post_processor\": {\"type\": \"BertProcessing\", \"cls\": [\"a\", 0], \"sep\": "
+                      "[\"b\", 2.5]}, " MODEL_OK "}", LP_ERR_FORMAT, "ids 0/2.5");
+    expect_load_error("{\"decoder\": {\"type\": \"Strip\", \"content\": \" \", \"start\": 1.5, \"stop\": 0}, "
+                      MODEL_OK "}", LP_ERR_FORMAT, "Strip start/stop 1.5/0");
     expect_load_error("{\"model\": ", LP_ERR_FORMAT, "");
     expect_load_error("", LP_ERR_FORMAT, "too short");
     /* llama2.c: max_token_length 16, token 0 claims 5 bytes but 2 remain */
