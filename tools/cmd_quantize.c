@@ -413,7 +413,7 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
     const bool calibrated = lp_quant_needs_calib(&qp);
     if (!calibrated && calib_file)
         return cli_usage_error(a, "--calib is for calibrated methods; %s with these settings uses no calibration "
-                              "data%s", mname, !strcmp(mname, "rtn") ? " (rtn --clip does)" : "");
+                              "data", mname);
     if (calibrated && !calib_file)
         return cli_usage_error(a, "--method %s%s%s needs calibration text: give --calib FILE", mname,
                               lp_settings_get(ms, "clip") == 1 ? " --clip" : "", ps ? " --awq-prescale" : "");

@@ -37,30 +37,8 @@ TMP=$(mktemp -d /tmp/lp_cli_badinput.XXXXXX)
 trap 'chmod -R u+w "$TMP" 2>/dev/null; rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect NAME RC PATTERN [PATTERN...] -- CMD ARGS...
-#   runs CMD with stdout to $STDOUT (default $TMP/out), checks its exit code
-#   is RC, that it did not crash (signal or sanitizer report) and that stderr
-#   contains every PATTERN (fixed strings).
+. "$(dirname "$0")/lib/expect.sh"
 STDOUT=$TMP/out
-expect() {
-    local name=$1 want=$2
-    shift 2
-    local pats=()
-    while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-    shift
-    "$@" >"$STDOUT" 2>"$TMP/err"
-    local rc=$?
-    if [ "$rc" -ge 128 ] || grep -qE "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$TMP/err"; then
-        fail "$name: crashed (exit $rc)"; head -c 4000 "$TMP/err"; return
-    fi
-    [ "$rc" -eq "$want" ] || { fail "$name: exit $rc, expected $want"; head -c 2000 "$TMP/err"; }
-    local p
-    for p in "${pats[@]}"; do
-        grep -qF -- "$p" "$TMP/err" || { fail "$name: stderr lacks '$p':"; head -c 2000 "$TMP/err"; }
-    done
-}
 stdout_empty() { [ ! -s "$TMP/out" ] || { fail "$1: stdout is not empty:"; head -c 500 "$TMP/out"; echo; }; }
 # One valid JSON object (python3's parser when present), never a bare nan/inf.
 stdout_json() {

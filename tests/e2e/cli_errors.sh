@@ -27,34 +27,16 @@ TMP=$(mktemp -d /tmp/lp_cli_errors.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 MODEL=$TMP/tiny-mistral
 cp -r "$DATA/models/tiny-mistral" "$MODEL" || exit 1
 model_sum() { cksum "$MODEL"/*; } # every file's checksum, size and name
 MODEL_SUM=$(model_sum)
 
-# expect NAME RC PATTERN [PATTERN...] -- CMD ARGS...
-#   runs CMD, checks its exit code is RC, that stderr contains every PATTERN
-#   (fixed strings), and that no temporary file was left anywhere under $TMP.
-expect() {
-    local name=$1 want=$2
-    shift 2
-    local pats=()
-    while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-    shift
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    # A signal is >= 128; a sanitizer build (LP_SANITIZE) exits 1 on a bad
-    # access or a leak, which an expected failure would hide: read stderr.
-    if [ "$rc" -ge 128 ] || grep -qE "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$TMP/err"; then
-        fail "$name: crashed (exit $rc)"; head -c 4000 "$TMP/err"; return
-    fi
-    [ "$rc" -eq "$want" ] || { fail "$name: exit $rc, expected $want"; head -c 2000 "$TMP/err"; }
-    local p
-    for p in "${pats[@]}"; do
-        grep -qF -- "$p" "$TMP/err" || { fail "$name: stderr lacks '$p':"; head -c 2000 "$TMP/err"; }
-    done
+# expect (lib/expect.sh), and after each case: no temporary file left anywhere under $TMP.
+. "$(dirname "$0")/lib/expect.sh"
+expect_after() {
+    local name=$1
     local stray
     stray=$(find "$TMP" -name '*.tmp*' | head -5)
     [ -z "$stray" ] || { fail "$name: temporary files left behind: $stray"; find "$TMP" -name '*.tmp*' -delete; }

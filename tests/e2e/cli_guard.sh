@@ -32,27 +32,7 @@ TMP=$(mktemp -d /tmp/lp_cli_guard.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 cd "$TMP" || exit 1
 failures=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
-
-# expect NAME RC PATTERN [PATTERN...] -- CMD ARGS...: exit code RC, every
-# PATTERN (fixed strings) on stderr, no crash.
-expect() {
-    local name=$1 want=$2
-    shift 2
-    local pats=()
-    while [ "$1" != "--" ]; do pats+=("$1"); shift; done
-    shift
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    if [ "$rc" -ge 128 ] || grep -qE "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$TMP/err"; then
-        fail "$name: crashed (exit $rc)"; head -c 4000 "$TMP/err"; return
-    fi
-    [ "$rc" -eq "$want" ] || { fail "$name: exit $rc, expected $want"; head -c 2000 "$TMP/err"; }
-    local p
-    for p in "${pats[@]}"; do
-        grep -qF -- "$p" "$TMP/err" || { fail "$name: stderr lacks '$p':"; head -c 2000 "$TMP/err"; }
-    done
-}
+. "$(dirname "$0")/lib/expect.sh"
 
 # poison DIR TENSOR ELEMENT BYTES: overwrite F32 element ELEMENT of TENSOR in
 # DIR/model.safetensors with BYTES (printf escapes, little-endian).
