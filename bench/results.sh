@@ -55,6 +55,14 @@ gptq-w2g128|GPTQ|W2 g128|--method gptq --bits 2 --group 128 CAL|-
 gptqclip-w2g128|GPTQ + clipping search|W2 g128|--method gptq --bits 2 --group 128 --clip CAL|-
 slim-w2g128|SliM-LLM (GPTQ backend)|W2 g128, mixed 1-3|--method slim --bits 2 --group 128 CAL|-
 slim-w3g128|SliM-LLM (GPTQ backend)|W3 g128, mixed 2-4|--method slim --bits 3 --group 128 CAL|-
+sign|sign x row mean abs|1 bit, no calibration|--method sign|4605.01 / 2490.74
+ternary|ternary (TWN)|2 planes g128, no calibration|--method ternary|-
+arb|ARB (alternating refined binarization)|CGB, no calibration|--method arb|-
+pbllm-10|PB-LLM|10% salient at 8 bits|--method pbllm --salient 0.1 CAL|170.6552 / 64.0668
+pbllm-20|PB-LLM|20% salient at 8 bits|--method pbllm --salient 0.2 CAL|128.4549 / 45.4501
+billm|BiLLM|block 128|--method billm CAL|219.9557 / 77.2631
+arb-x|ARB-LLM_X|CGB, block 128|--method arb-x CAL|157.5498 / 53.6697
+arb-rc|ARB-LLM_RC|CGB, block 128|--method arb-rc CAL|157.6921 / 52.7665
 '
 
 field() { echo "$1" | cut -d'|' -f"$2"; }
@@ -83,14 +91,15 @@ write_table() {
     echo "machine named below; load is the 1-minute load average when the row's compression started"
     echo "(above 2 the 2 cores were shared with other work and the time is inflated)."
     echo
-    echo "| method | setting | WikiText-2 | heldout | reference | bits/weight | size MB | compress s | load |"
-    echo "|---|---|---|---|---|---|---|---|---|"
+    echo "| method | setting | WikiText-2 | heldout | reference | bits/weight | papers' bits | size MB | compress s | load |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
     for id in $(echo "$ROWS" | grep . | cut -d'|' -f1); do
       [ -s "$RESULTS/$id.json" ] || continue
       local line; line=$(rowline "$id")
       local js; js=$(cat "$RESULTS/$id.json")
-      printf '| %s | %s | %.4f | %.4f | %s | %s | %s | %.1f | %s |\n' "$(field "$line" 2)" "$(field "$line" 3)" \
-        "$(jnum "$js" wiki)" "$(jnum "$js" heldout)" "$(field "$line" 5)" "$(jnum "$js" bpw)" \
+      local pb; pb=$(jnum "$js" pbpw); pb=${pb:--}
+      printf '| %s | %s | %.4f | %.4f | %s | %s | %s | %s | %.1f | %s |\n' "$(field "$line" 2)" "$(field "$line" 3)" \
+        "$(jnum "$js" wiki)" "$(jnum "$js" heldout)" "$(field "$line" 5)" "$(jnum "$js" bpw)" "$pb" \
         "$(jnum "$js" mb)" "$(jnum "$js" seconds)" "$(jnum "$js" load)"
     done
     echo
@@ -108,13 +117,14 @@ for id in $ids; do
   if [ "$flags" = - ]; then
     model=$M
     info=$($CLI info "$M" --json)
-    bpw=$(jnum "$info" linear_bits_per_weight); bytes=$(jnum "$info" total_bytes); secs=0
+    bpw=$(jnum "$info" linear_bits_per_weight); bytes=$(jnum "$info" total_bytes); secs=0; pbpw=$bpw
   else
     model=$dir/q
     echo "$id: llmpress quantize $flags" >&2
     # shellcheck disable=SC2086
     qjs=$($CLI quantize "$M" $flags -o "$model" --json --quiet)
     bpw=$(jnum "$qjs" linear_bits_per_weight); bytes=$(jnum "$qjs" total_bytes); secs=$(jnum "$qjs" seconds)
+    pbpw=$(jnum "$qjs" linear_paper_bits_per_weight)
   fi
   echo "$id: evaluating" >&2
   ejs=$($CLI eval "$model" --ppl "$WIKI" --ppl "$HELD" --ctx 512 --json --quiet)
@@ -122,7 +132,7 @@ for id in $ids; do
   mb=$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1e6 }')
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   git diff --quiet HEAD -- src include tools 2>/dev/null || commit="$commit+dirty"
-  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"mb\": $mb, \"seconds\": $secs, \"load\": $load, \"commit\": \"$commit\"}" \
+  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"pbpw\": $pbpw, \"mb\": $mb, \"seconds\": $secs, \"load\": $load, \"commit\": \"$commit\"}" \
     >"$RESULTS/$id.json"
   rm -rf "$dir"
   echo "$id: wiki $wiki heldout $held bpw $bpw ${secs}s" >&2

@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include <math.h>
 #include <string.h>
 
 static const char *const HELP =
@@ -38,6 +39,7 @@ int cmd_info(int argc, char **argv) {
     lp_model_size_get(m, &sz);
     double lbpw = 8.0 * (double)sz.linear_bytes / (double)sz.linear_params;
     double tbpw = 8.0 * (double)sz.total_bytes / (double)sz.total_params;
+    double pbpw = sz.linear_paper_bits / (double)sz.linear_params;
     if (json) {
         printf("{\"model\": ");
         cli_json_string(stdout, model_dir);
@@ -49,8 +51,9 @@ int cmd_info(int argc, char **argv) {
                (long long)c->vocab, c->tied ? "true" : "false");
         cli_json_string(stdout, sz.formats);
         printf(", \"linear_params\": %lld, \"linear_bytes\": %lld, \"linear_bits_per_weight\": %.4f, "
-               "\"total_params\": %lld, \"total_bytes\": %lld, \"total_bits_per_weight\": %.4f}\n",
-               (long long)sz.linear_params, (long long)sz.linear_bytes, lbpw, (long long)sz.total_params,
+               "\"linear_paper_bits_per_weight\": %.4f, \"total_params\": %lld, \"total_bytes\": %lld, "
+               "\"total_bits_per_weight\": %.4f}\n",
+               (long long)sz.linear_params, (long long)sz.linear_bytes, lbpw, pbpw, (long long)sz.total_params,
                (long long)sz.total_bytes, tbpw);
     } else {
         printf("model          %s\n", model_dir);
@@ -61,8 +64,10 @@ int cmd_info(int argc, char **argv) {
                c->tied ? ", tied embeddings" : "");
         printf("linears        %s, %d of %lld compressed\n", sz.formats, sz.n_compressed,
                (long long)(7 * c->n_layers));
-        printf("linear weights %lld params, %lld bytes, %.4f bits per weight\n", (long long)sz.linear_params,
+        printf("linear weights %lld params, %lld bytes, %.4f bits per weight", (long long)sz.linear_params,
                (long long)sz.linear_bytes, lbpw);
+        if (fabs(pbpw - lbpw) > 1e-9) printf(" (%.4f as the method's paper counts)", pbpw);
+        printf("\n");
         printf("whole model    %lld params, %lld bytes (%.2f MB), %.4f bits per weight\n",
                (long long)sz.total_params, (long long)sz.total_bytes, (double)sz.total_bytes / 1e6, tbpw);
     }

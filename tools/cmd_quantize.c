@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,12 +68,17 @@ static void print_help(void) {
             printf("  %-22s %s", flag, o->help);
             if (o->type == LP_OPT_INT) printf(" (default %.0f)", o->def);
             else if (o->type == LP_OPT_FLOAT) printf(" (default %g)", o->def);
+            else if (o->type == LP_OPT_CHOICE) {
+                char w[64];
+                printf(" (default %s)", lp_option_choice(o, (int)o->def, w, sizeof w));
+            }
             printf("\n  %-22s [", "");
             for (int j = i, first = 1; j < lp_method_count(); j++) {
                 const lp_option *oj = lp_method_find_option(lp_method_at(j), o->name);
                 if (!oj) continue;
                 printf("%s%s", first ? "" : ", ", lp_method_name(lp_method_at(j)));
-                if (oj->type != LP_OPT_BOOL) printf(" %.10g..%.10g", oj->min, oj->max);
+                if (oj->type == LP_OPT_CHOICE) printf(" %s", oj->arg);
+                else if (oj->type != LP_OPT_BOOL) printf(" %.10g..%.10g", oj->min, oj->max);
                 first = 0;
             }
             printf("]\n");
@@ -175,7 +181,8 @@ static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
             char *end = NULL;
             errno = 0;
             if (opt->type == LP_OPT_INT) (void)strtoll(v, &end, 10);
-            else (void)strtod(v, &end);
+            else if (opt->type == LP_OPT_FLOAT) (void)strtod(v, &end);
+            else end = (char *)v + strlen(v); /* a choice: checked by lp_settings_set */
             if (end == v || *end || errno)
                 return cli_usage_error(a, "%s expects %s, got '%s'", f, opt->type == LP_OPT_INT ? "an integer" : "a number",
                                        v);
@@ -384,6 +391,10 @@ static void print_settings_json(const lp_settings *s) {
         const double v = lp_settings_get(s, o->name);
         if (o->type == LP_OPT_BOOL) printf(", \"%s\": %s", key, v != 0 ? "true" : "false");
         else if (o->type == LP_OPT_INT) printf(", \"%s\": %.0f", key, v);
+        else if (o->type == LP_OPT_CHOICE) {
+            char w[64];
+            printf(", \"%s\": \"%s\"", key, lp_option_choice(o, (int)v, w, sizeof w));
+        }
         else printf(", \"%s\": %.17g", key, v);
     }
 }
@@ -493,6 +504,7 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
     lp_model_size sz;
     lp_model_size_get(m, &sz);
     double bpw = 8.0 * (double)sz.linear_bytes / (double)sz.linear_params;
+    double pbpw = sz.linear_paper_bits / (double)sz.linear_params;
     if (json) {
         printf("{\"model\": ");
         cli_json_string(stdout, model_dir);
@@ -505,15 +517,17 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
         printf(", \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "
                "\"statistics\": %.3f, \"factorization\": %.3f, \"quantization\": %.3f, \"scale_search\": %.3f, "
                "\"clip_search\": %.3f, \"method_specific\": %.3f}, \"peak_activation_bytes\": %zu, "
-               "\"resumed_blocks\": %lld, \"linear_bits_per_weight\": %.4f, \"linear_bytes\": %lld, "
-               "\"total_bytes\": %lld}\n",
+               "\"resumed_blocks\": %lld, \"linear_bits_per_weight\": %.4f, "
+               "\"linear_paper_bits_per_weight\": %.4f, \"linear_bytes\": %lld, \"total_bytes\": %lld}\n",
                ps ? "true" : "false", tq,
                stats.forward, stats.stats, stats.factorize, stats.quantize, stats.scale_search, stats.clip_search,
-               stats.method, stats.peak_activation_bytes, (long long)stats.resumed_blocks, bpw, (long long)sz.linear_bytes,
+               stats.method, stats.peak_activation_bytes, (long long)stats.resumed_blocks, bpw, pbpw, (long long)sz.linear_bytes,
                (long long)sz.total_bytes);
     } else {
-        printf("wrote %s: %s, %.4f bits per weight in the decoder linears, %.2f MB in all (%.1f s)\n",
-               out, sz.formats, bpw, (double)sz.total_bytes / 1e6, tq);
+        char paper[64] = "";
+        if (fabs(pbpw - bpw) > 1e-9) snprintf(paper, sizeof paper, " (%.4f as the method's paper counts)", pbpw);
+        printf("wrote %s: %s, %.4f bits per weight in the decoder linears%s, %.2f MB in all (%.1f s)\n",
+               out, sz.formats, bpw, paper, (double)sz.total_bytes / 1e6, tq);
     }
     lp_model_free(m);
     return 0;

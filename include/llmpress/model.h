@@ -77,6 +77,8 @@ const char *lp_model_dir(const lp_model *m);
 typedef struct {
     int64_t linear_params;  /* weights of the decoder linears (q,k,v,o,gate,up,down) */
     int64_t linear_bytes;   /* their exact storage: packed ints, scales, zeros, ... */
+    double linear_paper_bits; /* the bits the methods' papers count (BiLLM, PB-LLM leave scales,
+                               * bitmaps and indices out); = 8 linear_bytes for other formats */
     int64_t total_params;   /* every parameter, embeddings and norms included */
     int64_t total_bytes;    /* as stored in the checkpoint */
     int n_compressed;       /* linears in a compressed format */

@@ -23,6 +23,7 @@ typedef enum {
     LP_OPT_BOOL = 0,  /* a flag without a value: present = true */
     LP_OPT_INT = 1,
     LP_OPT_FLOAT = 2,
+    LP_OPT_CHOICE = 3, /* one word of `arg` ("hessian|magnitude"), held as its index (an int) */
 } lp_opt_type;
 
 typedef struct {
@@ -48,6 +49,8 @@ const lp_option *lp_method_find_option(const lp_method *m, const char *name);
 /* One method's settings, filled with the schema's defaults. */
 typedef struct lp_settings lp_settings;
 lp_status lp_settings_init(const lp_method *m, lp_settings **out);
+/* Word i of a choice option's `arg` into buf ("" when out of range). */
+const char *lp_option_choice(const lp_option *o, int i, char *buf, size_t n);
 void lp_settings_free(lp_settings *s); /* NULL is a no-op */
 const lp_method *lp_settings_method(const lp_settings *s);
 /* Set option `name` from text (value NULL for a bool, which sets it true):

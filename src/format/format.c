@@ -10,12 +10,12 @@
 #include <string.h>
 
 extern const lp_format lp_format_dense, lp_format_qgroup, lp_format_qmix, lp_format_qlut;
-extern const lp_format lp_format_sign, lp_format_ternary;
+extern const lp_format lp_format_sign, lp_format_ternary, lp_format_binary;
 
 /* One row per format. Names are written into checkpoints: never rename one. */
 const lp_format *const lp_formats[] = {
     &lp_format_dense, &lp_format_qgroup, &lp_format_qmix, &lp_format_qlut,
-    &lp_format_sign, &lp_format_ternary,
+    &lp_format_sign, &lp_format_ternary, &lp_format_binary,
     NULL,
 };
 

@@ -56,6 +56,9 @@ typedef struct lp_format {
     lp_status (*load)(const lp_fmt_src *in, const char *base, const lp_json *desc, int64_t rows, int64_t cols,
                       void **data);
     void (*free)(void *data); /* NULL is a no-op */
+    /* the weight bits the method's paper would count (BiLLM / PB-LLM leave
+     * scales, bitmaps and indices out); NULL: 8 x nbytes, every stored bit */
+    double (*paper_bits)(const void *data);
 } lp_format;
 
 /* The table (formats.c), NULL-terminated. */

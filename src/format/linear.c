@@ -64,6 +64,14 @@ size_t lp_linear_nbytes(const lp_linear *l) {
     return n;
 }
 
+double lp_linear_paper_bits(const lp_linear *l) {
+    double b = 0.0;
+    for (int k = 0; k < l->nparts; k++)
+        b += l->part[k].fmt->paper_bits ? l->part[k].fmt->paper_bits(l->part[k].data)
+                                        : 8.0 * (double)l->part[k].fmt->nbytes(l->part[k].data);
+    return b;
+}
+
 float *lp_linear_to_f32(const lp_linear *l) {
     const size_t n = (size_t)(l->rows * l->cols);
     float *w = malloc(n * sizeof(float)), *tmp = NULL;

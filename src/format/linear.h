@@ -63,6 +63,9 @@ void *lp_linear_data(const lp_linear *l, const lp_format *fmt);
 
 /* Exact stored bytes of W (all parts). */
 size_t lp_linear_nbytes(const lp_linear *l);
+/* The bits the parts' papers count (format.h's paper_bits; every stored bit
+ * for a format without one). */
+double lp_linear_paper_bits(const lp_linear *l);
 
 /* A dense f32 copy of W (rows x cols), malloc'd; NULL when out of memory. */
 float *lp_linear_to_f32(const lp_linear *l);

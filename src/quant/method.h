@@ -47,6 +47,11 @@ struct lp_method {
     lp_scope scope;
     bool calibrated;                     /* needs calibration data ... */
     bool (*calib_when)(const void *s);   /* ... or, when set, only when this says so */
+    /* Where a LINEAR method's H comes from: false = true-sequential (each
+     * linear sees the inputs left by the linears before it, compressed: GPTQ's
+     * order); true = the block's input (every linear of a block calibrated on
+     * the uncompressed block, as the BiLLM / PB-LLM / ARB-LLM drivers do). */
+    bool block_input;
     size_t settings_size;
     const lp_option *options;            /* terminated by a {0} row */
     lp_status (*check)(const void *s);   /* rules spanning options; may be NULL */

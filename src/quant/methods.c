@@ -19,12 +19,14 @@
 #include <time.h>
 
 extern const lp_method lp_method_rtn, lp_method_gptq, lp_method_awq, lp_method_squeezellm, lp_method_slim;
-extern const lp_method lp_method_sign, lp_method_ternary;
+extern const lp_method lp_method_sign, lp_method_ternary, lp_method_pbllm, lp_method_billm, lp_method_arb;
+extern const lp_method lp_method_arb_x, lp_method_arb_rc;
 
 /* One row per method, in the order --help lists them. */
 static const lp_method *const METHODS[] = {
     &lp_method_rtn, &lp_method_gptq, &lp_method_awq, &lp_method_squeezellm, &lp_method_slim,
-    &lp_method_sign, &lp_method_ternary,
+    &lp_method_sign, &lp_method_ternary, &lp_method_pbllm, &lp_method_billm, &lp_method_arb, &lp_method_arb_x,
+    &lp_method_arb_rc,
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof *METHODS))
 
@@ -64,7 +66,8 @@ static void put(void *data, const lp_option *o, double v) {
     char *p = (char *)data + o->offset;
     switch (o->type) {
     case LP_OPT_BOOL: *(bool *)p = v != 0; break;
-    case LP_OPT_INT: *(int *)p = (int)v; break;
+    case LP_OPT_INT:
+    case LP_OPT_CHOICE: *(int *)p = (int)v; break;
     case LP_OPT_FLOAT: *(double *)p = v; break;
     }
 }
@@ -73,10 +76,22 @@ static double get(const void *data, const lp_option *o) {
     const char *p = (const char *)data + o->offset;
     switch (o->type) {
     case LP_OPT_BOOL: return *(const bool *)p;
-    case LP_OPT_INT: return *(const int *)p;
+    case LP_OPT_INT:
+    case LP_OPT_CHOICE: return *(const int *)p;
     case LP_OPT_FLOAT: return *(const double *)p;
     }
     return NAN;
+}
+
+const char *lp_option_choice(const lp_option *o, int i, char *buf, size_t n) {
+    const char *p = o->arg ? o->arg : "";
+    for (int k = 0; k < i && p; k++) {
+        p = strchr(p, '|');
+        if (p) p++;
+    }
+    size_t len = p ? strcspn(p, "|") : 0;
+    snprintf(buf, n, "%.*s", (int)len, p ? p : "");
+    return buf;
 }
 
 lp_status lp_settings_init(const lp_method *m, lp_settings **out) {
@@ -112,6 +127,15 @@ lp_status lp_settings_set(lp_settings *s, const char *name, const char *value) {
         return LP_OK;
     }
     if (!value || !*value) return lp_fail(LP_ERR_ARG, "%s --%s needs a value", s->m->name, name);
+    if (o->type == LP_OPT_CHOICE) {
+        char w[64];
+        for (int i = 0; *lp_option_choice(o, i, w, sizeof w); i++)
+            if (!strcmp(w, value)) {
+                put(s->data, o, i);
+                return LP_OK;
+            }
+        return lp_fail(LP_ERR_ARG, "%s --%s '%s': expected one of %s", s->m->name, name, value, o->arg);
+    }
     char *end = NULL;
     errno = 0;
     double v;
@@ -148,8 +172,12 @@ void lp_settings_describe(const lp_settings *s, char *buf, size_t n) {
     if (n) buf[0] = 0;
     for (const lp_option *o = s->m->options; o->name && k < n; o++) {
         const double v = get(s->data, o);
+        char w[64];
         if (o->type == LP_OPT_FLOAT)
             k += (size_t)snprintf(buf + k, n - k, "%s%s=%.17g", k ? " " : "", o->name, v);
+        else if (o->type == LP_OPT_CHOICE)
+            k += (size_t)snprintf(buf + k, n - k, "%s%s=%s", k ? " " : "", o->name,
+                                  lp_option_choice(o, (int)v, w, sizeof w));
         else
             k += (size_t)snprintf(buf + k, n - k, "%s%s=%lld", k ? " " : "", o->name, (long long)v);
     }

@@ -125,7 +125,7 @@ static lp_status check_finite(const char *who, const float *a, int64_t rows, int
 /* Columns [i1, i2) of row r; E (i2 - i1 floats) holds W1's row on entry and
  * the scaled errors on exit. Returns the failing column (>= 0), else -1. */
 static int64_t row_block(const lp_obs_step *s, const float *outer, const float *Hinv, int64_t C, int64_t r, int64_t i1,
-                         int64_t i2, float *E, double *loss) {
+                         int64_t i2, float *E, double *loss, int no_inner) {
     const int64_t n = i2 - i1;
     if (s->block_begin && s->block_begin(s->ud, r, i1, i2, E, Hinv)) return i1;
     double l = 0.0;
@@ -137,7 +137,8 @@ static int64_t row_block(const lp_obs_step *s, const float *outer, const float *
         float e = (w - q) / d;
         double dl = (double)(w - q) / (double)d;
         l += dl * dl;
-        for (int64_t j = i + 1; j < n; j++) E[j] -= e * h[j];
+        if (!no_inner)
+            for (int64_t j = i + 1; j < n; j++) E[j] -= e * h[j];
         E[i] = e;
     }
     *loss += 0.5 * l;
@@ -232,11 +233,12 @@ lp_status lp_obs_run(const float *W, int64_t R, int64_t C, float *H, const lp_ob
     for (int64_t i1 = 0; i1 < C; i1 += p->block) {
         int64_t i2 = i1 + p->block < C ? i1 + p->block : C, n = i2 - i1;
         int64_t bad_row = INT64_MAX, bad_c = -1;
+        if (s->block_all && (st = s->block_all(s->ud, i1, i2, Wp, Hinv)) != LP_OK) goto done;
 #pragma omp parallel for schedule(static) if (R * n * n >= LP_OBS_PAR_MIN_ELEMS * 16)
         for (int64_t r = 0; r < R; r++) {
             float *er = E + r * n;
             memcpy(er, Wp + r * C + i1, (size_t)n * sizeof *er);
-            int64_t c = row_block(s, Wp + r * C, Hinv, C, r, i1, i2, er, &rloss[r]);
+            int64_t c = row_block(s, Wp + r * C, Hinv, C, r, i1, i2, er, &rloss[r], p->no_inner);
             if (c >= 0) {
 #pragma omp critical(lp_obs_bad_row)
                 if (r < bad_row) {

@@ -22,6 +22,8 @@
  *          loss += ((w - q) / d)^2 / 2
  *          e = (w - q) / d;  W1[r, c+1:i2] -= e Hinv[c, c+1:i2]
  *      then W[:, i2:] -= E Hinv[i1:i2, i2:]            (one sgemm: the lazy update)
+ *   (step->block_all(i1, i2, W, Hinv) runs first, once per block, when set;
+ *   with no_inner the update of W1[r, c+1:i2] is skipped: BiLLM's loop.)
  * Design: rows never interact, so each row's block is one thread's work in a
  *   fixed order: results do not depend on the OpenMP thread count (OpenBLAS's
  *   own threads can round sgemm/dpotrf differently: see gptq.c). The outer
@@ -41,6 +43,9 @@ typedef struct {
     int block;        /* lazy-batch block of columns (128) */
     int act_order;    /* 1: columns in decreasing diag(H) order */
     int damp_retries; /* factorization retries with 10x the damping (4) */
+    int no_inner;     /* 1: a column's error reaches only later blocks, never the
+                       * rest of its own block (BiLLM / ARB-LLM quantize a block
+                       * at once from its values at the block's start) */
 } lp_obs_params;
 
 lp_obs_params lp_obs_default_params(const char *who);
@@ -57,6 +62,12 @@ typedef struct {
      * d is hinv[c * C + c]) - what a step that chooses a mask or salient set
      * per block needs. Returns 0, or non-zero when the row cannot continue. */
     int (*block_begin)(void *ud, int64_t r, int64_t i1, int64_t i2, const float *w1, const float *hinv);
+    /* Before the columns [i1, i2) of every row, serially (may be NULL; it may
+     * use threads inside): Wp is the working W (R x C, row-major, permuted,
+     * dead inputs zeroed) with every earlier block's error already pushed in,
+     * hinv as above - what a step that chooses columns or masks from the
+     * whole block (BiLLM's salient columns) needs. */
+    lp_status (*block_all)(void *ud, int64_t i1, int64_t i2, const float *Wp, const float *hinv);
     /* The value kept at processing position c (original column perm[c]) of
      * row r, given its current value w; outer is row r of the working W
      * (permuted, dead inputs zeroed) as of the start of this block. Returns

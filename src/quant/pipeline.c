@@ -21,6 +21,10 @@
  *   (cols^2), one linear in f32 inside the compressor, and Z (N L F floats)
  *   when that stays under LP_PIPE_KEEP_ACT_BYTES (else Z is computed twice,
  *   for step 4 and for the output). Never the whole model in f32.
+ *   A method marked block_input (method.h: BiLLM, PB-LLM, ARB-LLM, as their
+ *   authors' drivers do) instead has all four Hessians taken from one run
+ *   of the uncompressed block (lp_block_forward with a capture hook), its
+ *   seven linears compressed, and X = the compressed block's output.
  *   A block-scope method (AWQ, awq.c) runs its own per-block search instead
  *   of the four stages; with p->prescale AWQ's scales are folded in first
  *   and the block is then compressed by the four stages here (recipe "AWQ
@@ -56,6 +60,7 @@
  * double: the estimate must survive absurd N and L to refuse them. */
 typedef struct {
     bool block_only; /* a block-scope method (AWQ) runs whole blocks itself: X only */
+    bool block_input; /* every linear calibrated on the block's input: four Hessians at once */
     bool keep_z;     /* Z holds every window's down input (else one window's) */
     double x, y, z, t, h; /* X (N L D), Y (N L S), Z (N L F or L F), T (L TW), H (TW^2) */
 } pipe_sizes;
@@ -71,7 +76,10 @@ static pipe_sizes pipe_sizes_of(const lp_config *c, const lp_quant_params *p, in
     z.y = n * (double)S; /* S >= D: also holds the AWQ pre-scaling copy of X */
     z.z = z.keep_z ? n * (double)F : (double)L * (double)F;
     z.t = (double)L * (double)TW;
-    z.h = (double)TW * (double)TW;
+    z.block_input = lp_settings_method(p->method)->block_input;
+    if (z.block_input) z.z = 0; /* lp_block_forward keeps its own activations */
+    z.h = z.block_input ? 2.0 * (double)D * (double)D + (double)A * (double)A + (double)F * (double)F
+                        : (double)TW * (double)TW;
     return z;
 }
 
@@ -132,20 +140,22 @@ static void hess_reset(pipe *P, int64_t cols) {
 }
 
 /* H += X^T X (upper triangle), X: T x cols. */
-static void hess_add(pipe *P, const float *X, int64_t T, int64_t cols) {
+static void hess_add_to(pipe *P, float *H, const float *X, int64_t T, int64_t cols) {
     double t0 = lp_now_s();
-    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)T, 1.0f, X, (int)cols, 1.0f, P->H,
-                (int)cols);
-    P->ntok += T;
+    cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)cols, (int)T, 1.0f, X, (int)cols, 1.0f, H, (int)cols);
     P->st.stats += lp_now_s() - t0;
 }
 
-/* H = 2 H / n, mirrored to a full symmetric matrix; then compress the stage's
- * linears (lin[], -1 terminated) of block b with it. */
-static lp_status compress_stage(pipe *P, int64_t b, int64_t cols, const int *lin) {
+static void hess_add(pipe *P, const float *X, int64_t T, int64_t cols) {
+    hess_add_to(P, P->H, X, T, cols);
+    P->ntok += T;
+}
+
+/* H (n tokens) = 2 H / n, mirrored to a full symmetric matrix; then compress
+ * the stage's linears (lin[], -1 terminated) of block b with it. */
+static lp_status compress_stage_h(pipe *P, float *H, int64_t ntok, int64_t b, int64_t cols, const int *lin) {
     double t0 = lp_now_s();
-    float *H = P->H;
-    const float scale = 2.0f / (float)P->ntok;
+    const float scale = 2.0f / (float)ntok;
     for (int64_t i = 0; i < cols; i++) {
         for (int64_t j = i; j < cols; j++) H[i * cols + j] *= scale;
         for (int64_t j = 0; j < i; j++) H[i * cols + j] = H[j * cols + i];
@@ -167,13 +177,64 @@ static lp_status compress_stage(pipe *P, int64_t b, int64_t cols, const int *lin
     return LP_OK;
 }
 
+static lp_status compress_stage(pipe *P, int64_t b, int64_t cols, const int *lin) {
+    return compress_stage_h(P, P->H, P->ntok, b, cols, lin);
+}
+
+static const int QKV[] = {LP_K, LP_V, LP_Q, -1}, O[] = {LP_O, -1}, GU[] = {LP_UP, LP_GATE, -1}, DOWN[] = {LP_DOWN, -1};
+
+/* ---- block-input calibration: every linear's H from the uncompressed block ---- */
+
+typedef struct {
+    pipe *P;
+    float *H[4]; /* the inputs of q/k/v, o, gate/up, down */
+    int64_t cols[4];
+} block_input;
+
+static int group_of(int k) { return k == LP_Q ? 0 : k == LP_O ? 1 : k == LP_GATE ? 2 : 3; }
+
+static int capture_h(void *ud, int k, const float *X, int64_t T, int64_t cols) {
+    block_input *bi = ud;
+    int g = group_of(k);
+    LP_ASSERT(cols == bi->cols[g]);
+    hess_add_to(bi->P, bi->H[g], X, T, cols);
+    return 0;
+}
+
+/* Block b calibrated on its input X (N x L x D): the four Hessians from one
+ * run of the uncompressed block per window (on a copy in T), the seven
+ * linears compressed, then X = the compressed block's output. */
+static lp_status run_block_input(pipe *P, lp_ctx *ctx, int64_t b, float *X, float *T, int64_t N, int64_t L) {
+    const lp_config *c = &P->m->cfg;
+    const int64_t D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn;
+    block_input bi = {.P = P, .cols = {D, A, D, F}};
+    bi.H[0] = P->H;
+    bi.H[1] = bi.H[0] + D * D;
+    bi.H[2] = bi.H[1] + A * A;
+    bi.H[3] = bi.H[2] + D * D;
+    memset(P->H, 0, (size_t)(2 * D * D + A * A + F * F) * sizeof(float));
+    lp_block_hooks hooks = {.capture = capture_h, .ud = &bi};
+    lp_status s = LP_OK;
+    double t0 = lp_now_s();
+    for (int64_t i = 0; s == LP_OK && i < N; i++) {
+        memcpy(T, X + i * L * D, (size_t)(L * D) * sizeof(float));
+        s = lp_block_forward(ctx, b, T, L, &hooks);
+    }
+    P->st.forward += lp_now_s() - t0;
+    LP_TRY(s);
+    const int *stages[4] = {QKV, O, GU, DOWN};
+    for (int g = 0; g < 4; g++) LP_TRY(compress_stage_h(P, bi.H[g], N * L, b, bi.cols[g], stages[g]));
+    t0 = lp_now_s();
+    for (int64_t i = 0; s == LP_OK && i < N; i++) s = lp_block_forward(ctx, b, X + i * L * D, L, NULL);
+    P->st.forward += lp_now_s() - t0;
+    return s;
+}
+
 /* The four stages of block b: X (N x L x D) in, the compressed block's
  * output out (in X); Y (N x L x max(D, A)) and Z (N x L x F, or NULL: then
  * one L x F slab) are scratch; T is L x max(D, A, F) scratch. */
 static lp_status run_block(pipe *P, lp_ctx *ctx, int64_t b, float *X, float *Y, float *Z, bool keep_z, float *T,
                            int64_t N, int64_t L) {
-    static const int QKV[] = {LP_K, LP_V, LP_Q, -1}, O[] = {LP_O, -1}, GU[] = {LP_UP, LP_GATE, -1},
-                     DOWN[] = {LP_DOWN, -1};
     const lp_config *c = &P->m->cfg;
     const int64_t D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn, S = D > A ? D : A;
     lp_status s = LP_OK;
@@ -286,7 +347,9 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
                 s = lp_settings_method(p->prescale)->block(m, ctx, b, Y, N, L, lp_settings_data(p->prescale), false,
                                                            p, &P.st);
             }
-            if (s == LP_OK) s = run_block(&P, ctx, b, X, Y, Z, keep_z, T, N, L);
+            if (s == LP_OK)
+                s = z.block_input ? run_block_input(&P, ctx, b, X, T, N, L)
+                                  : run_block(&P, ctx, b, X, Y, Z, keep_z, T, N, L);
         }
         for (int64_t i = 0; s == LP_OK && i < N * L * D; i++)
             if (!isfinite(X[i]))
