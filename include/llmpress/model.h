@@ -82,7 +82,7 @@ typedef struct {
     int64_t total_params;   /* every parameter, embeddings and norms included */
     int64_t total_bytes;    /* as stored in the checkpoint */
     int n_compressed;       /* linears in a compressed format */
-    char formats[128];      /* e.g. "dense bf16" or "qgroup w4 g128 asym" */
+    char formats[160];      /* e.g. "dense bf16" or "qgroup w4 g128 asym" */
 } lp_model_size;
 void lp_model_size_get(const lp_model *m, lp_model_size *sz);
 

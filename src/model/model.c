@@ -333,7 +333,7 @@ static bool linear_tensor(const char *name) {
 void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
     memset(sz, 0, sizeof *sz);
     const lp_config *c = &m->cfg;
-    char first[64] = "", d[64];
+    char first[128] = "", d[128];
     bool mixed = false;
     for (int64_t l = 0; l < c->n_layers; l++) {
         for (int k = 0; k < LP_NLIN; k++) {

@@ -216,13 +216,24 @@ static lp_status finish(bin_job *J, lp_binary *out) {
     return LP_OK;
 }
 
+static lp_status shape_check(const char *name, const bin_settings *s, int64_t rows, int64_t cols) {
+    (void)rows;
+    if (cols % s->block || s->block % 32)
+        return lp_fail(LP_ERR_ARG, "%s: a linear with %lld input columns does not fit --bin-block %d: use a block "
+                       "that divides the width and is a multiple of 32", name, (long long)cols, s->block);
+    return LP_OK;
+}
+
+static lp_status check_billm(const void *s, int64_t r, int64_t c) { return shape_check("billm", s, r, c); }
+static lp_status check_arb(const void *s, int64_t r, int64_t c) { return shape_check("arb", s, r, c); }
+static lp_status check_arbx(const void *s, int64_t r, int64_t c) { return shape_check("arb-x", s, r, c); }
+static lp_status check_arbrc(const void *s, int64_t r, int64_t c) { return shape_check("arb-rc", s, r, c); }
+
 static lp_status compress_variant(const variant *v, const lp_compress_args *a, lp_linear *out) {
     const bin_settings *s = a->settings;
     const int64_t R = a->rows, C = a->cols, n = s->block;
     if (v->calibrated && !a->H) return lp_fail(LP_ERR_ARG, "%s needs calibration data (--calib)", v->name);
-    if (C % n || n % 32)
-        return lp_fail(LP_ERR_ARG, "%s: a linear with %lld input columns does not fit --bin-block %lld: use a block "
-                       "that divides the width and is a multiple of 32", v->name, (long long)C, (long long)n);
+    LP_TRY(shape_check(v->name, s, R, C));
     bin_job J = {.v = v, .s = s, .R = R, .C = C, .n = n, .nb = C / n};
     const int ngs = ngs_of(v);
     lp_binary_shape sh = {.block = n, .ngs = ngs, .ngn = 2, .rc = v->kind == LP_BIN_RC, .held = false};
@@ -238,15 +249,15 @@ static lp_status compress_variant(const variant *v, const lp_compress_args *a, l
     J.s0 = malloc((size_t)(R * n));
     J.s1 = malloc((size_t)(R * n));
     J.fit_buf = malloc((size_t)(3 * R + 2 * n) * sizeof(float));
-    float *Hc = a->H ? malloc((size_t)(C * C) * sizeof(float)) : NULL;
+    float *Hc = v->calibrated ? malloc((size_t)(C * C) * sizeof(float)) : NULL;
     if (v->kind == LP_BIN_ARBX) J.S = malloc((size_t)(C * n) * sizeof(float));
-    if (!J.G || !J.Q || !J.Qall || !J.B0 || !J.T || !J.s0 || !J.s1 || !J.fit_buf || (a->H && !Hc) ||
+    if (!J.G || !J.Q || !J.Qall || !J.B0 || !J.T || !J.s0 || !J.s1 || !J.fit_buf || (v->calibrated && !Hc) ||
         (v->kind == LP_BIN_ARBX && !J.S)) {
         st = lp_fail(LP_ERR_NOMEM, "%s: out of memory for a %lld x %lld linear", v->name, (long long)R, (long long)C);
         goto done;
     }
     const double t0 = lp_now_s();
-    if (a->H) {
+    if (v->calibrated) { /* a Hessian offered to plain arb (e.g. with --awq-prescale) is not used */
         memcpy(Hc, a->H, (size_t)(C * C) * sizeof(float));
         if (J.S) /* ARB-X's S: the diagonal blocks of H, before damping */
             for (int64_t j = 0; j < J.nb; j++)
@@ -318,6 +329,7 @@ const lp_method lp_method_billm = {
     .block_input = true,
     .settings_size = sizeof(bin_settings),
     .options = OPTIONS_BILLM,
+    .check_shape = check_billm,
     .compress = compress_billm,
 };
 
@@ -328,6 +340,7 @@ const lp_method lp_method_arb = {
     .calibrated = false,
     .settings_size = sizeof(bin_settings),
     .options = OPTIONS_ARB,
+    .check_shape = check_arb,
     .compress = compress_arb,
 };
 
@@ -339,6 +352,7 @@ const lp_method lp_method_arb_x = {
     .block_input = true,
     .settings_size = sizeof(bin_settings),
     .options = OPTIONS_ARBC,
+    .check_shape = check_arbx,
     .compress = compress_arbx,
 };
 
@@ -350,5 +364,6 @@ const lp_method lp_method_arb_rc = {
     .block_input = true,
     .settings_size = sizeof(bin_settings),
     .options = OPTIONS_ARBC,
+    .check_shape = check_arbrc,
     .compress = compress_arbrc,
 };

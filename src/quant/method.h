@@ -55,6 +55,9 @@ struct lp_method {
     size_t settings_size;
     const lp_option *options;            /* terminated by a {0} row */
     lp_status (*check)(const void *s);   /* rules spanning options; may be NULL */
+    /* whether a rows x cols linear can be compressed with these settings
+     * (checked for every linear before any work); may be NULL */
+    lp_status (*check_shape)(const void *s, int64_t rows, int64_t cols);
     lp_compress_fn compress;             /* LP_SCOPE_LINEAR */
     /* LP_SCOPE_BLOCK: block b of m, X = its calibration inputs (N x L x D),
      * ctx a context of m for L tokens; quantize = 0 only folds what the

@@ -271,8 +271,9 @@ done:
 
 static lp_status check(const void *p) {
     const pb_settings *s = p;
-    if (s->salient_bits != 8)
-        return lp_fail(LP_ERR_ARG, "pbllm --salient-bits %d: only 8 is supported", s->salient_bits);
+    if (s->salient_bits != 8 && s->salient_bits != 16)
+        return lp_fail(LP_ERR_ARG, "pbllm --salient-bits %d: expected 8 (codes on a per-row grid) or 16 (f16)",
+                       s->salient_bits);
     return LP_OK;
 }
 

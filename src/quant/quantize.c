@@ -83,9 +83,28 @@ static void human(double bytes, char *buf, size_t n) {
     else snprintf(buf, n, "%.0f kB", bytes / 1e3);
 }
 
+/* Every linear's shape against the method's settings, before any work. */
+static lp_status check_shapes(const lp_model *m, const lp_quant_params *p) {
+    const lp_method *meth = lp_settings_method(p->method);
+    if (!meth->check_shape) return LP_OK;
+    char name[256];
+    for (int64_t l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < LP_NLIN; k++) {
+            const lp_linear *lin = &m->layers[l].lin[k];
+            lp_status s = meth->check_shape(lp_settings_data(p->method), lin->rows, lin->cols);
+            if (s != LP_OK) {
+                lp_linear_name(l, k, name, sizeof name);
+                return lp_fail_ctx(s, "%s (%lld x %lld); nothing was done", name, (long long)lin->rows,
+                                   (long long)lin->cols);
+            }
+        }
+    return LP_OK;
+}
+
 lp_status lp_quant_memory_check(const lp_model *m, const lp_quant_params *p, size_t *bytes) {
     *bytes = 0;
     LP_TRY(lp_quant_params_check(p));
+    LP_TRY(check_shapes(m, p));
     if (!lp_quant_needs_calib(p)) return LP_OK;
     if (!p->calib || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
         return lp_fail(LP_ERR_ARG, "%s needs calibration data: nsamples and seqlen must be positive",
@@ -114,6 +133,7 @@ lp_status lp_quant_memory_check(const lp_model *m, const lp_quant_params *p, siz
 
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p) {
     LP_TRY(lp_quant_params_check(p));
+    LP_TRY(check_shapes(m, p));
     const char *name = lp_method_name(lp_settings_method(p->method));
     if (lp_quant_needs_calib(p)) {
         if (!p->calib || !p->calib->tokens || p->calib->nsamples <= 0 || p->calib->seqlen <= 0)
