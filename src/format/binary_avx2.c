@@ -184,10 +184,10 @@ static inline __attribute__((always_inline)) __m256 values8(const lp_binary *w, 
     if (w->ngn == 2)
         pn = _mm256_blendv_ps(pn, _mm256_mul_ps(B->rn[1], colscale(w, 2 * NGS + 1, c)), _mm256_castsi256_ps(m1));
     __m256 v = _mm256_xor_ps(pn, f0);
-    if (NGS && ((b->sal >> sh) & 0xffu)) { /* salient: s0 (r0 c0) + s1 (r1 c1) of group gs */
+    if (NGS) { /* salient: s0 (r0 c0) + s1 (r1 c1) of group gs; no branch on the bits (they are random) */
         __m256 p0 = _mm256_mul_ps(B->rs[0][0], colscale(w, 0, c));
         __m256 p1 = _mm256_mul_ps(B->rs[0][1], colscale(w, 1, c));
-        if (NGS == 2 && ((b->b2 >> sh) & 0xffu)) {
+        if (NGS == 2) {
             const __m256 m2 = _mm256_castsi256_ps(_mm256_sllv_epi32(_mm256_set1_epi32((int)b->b2), shifts));
             p0 = _mm256_blendv_ps(p0, _mm256_mul_ps(B->rs[1][0], colscale(w, 2, c)), m2);
             p1 = _mm256_blendv_ps(p1, _mm256_mul_ps(B->rs[1][1], colscale(w, 3, c)), m2);

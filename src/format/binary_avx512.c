@@ -127,10 +127,10 @@ static inline __attribute__((always_inline)) __m512 rc_values16(const lp_binary 
     __m512 pn = _mm512_mul_ps(B->rn[0], colscale(w, 2 * NGS, c));
     if (w->ngn == 2) pn = _mm512_mask_blend_ps(b1, pn, _mm512_mul_ps(B->rn[1], colscale(w, 2 * NGS + 1, c)));
     __m512 v = neg(pn, (__mmask16)~s0);
-    if (NGS && sal) { /* salient: s0 (r0 c0) + s1 (r1 c1) of group gs */
+    if (NGS) { /* salient: s0 (r0 c0) + s1 (r1 c1) of group gs; no branch on the bits (they are random) */
         __m512 p0 = _mm512_mul_ps(B->rs[0][0], colscale(w, 0, c));
         __m512 p1 = _mm512_mul_ps(B->rs[0][1], colscale(w, 1, c));
-        if (NGS == 2 && (b2 & sal)) {
+        if (NGS == 2) {
             p0 = _mm512_mask_blend_ps(b2, p0, _mm512_mul_ps(B->rs[1][0], colscale(w, 2, c)));
             p1 = _mm512_mask_blend_ps(b2, p1, _mm512_mul_ps(B->rs[1][1], colscale(w, 3, c)));
         }

@@ -12,6 +12,7 @@
 #include "core/status_impl.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -387,42 +388,61 @@ static int cmp_score_desc(const void *a, const void *b) {
     return x->col < y->col ? -1 : x->col > y->col;
 }
 
+/* Squared error of BRAQ at order 2 over the contiguous values x[0..len),
+ * the fit computed as braq_row does (f32 values, double sums). */
+static double braq2_err(const float *x, int64_t len, float *q) {
+    if (len <= 0) return 0.0;
+    for (int64_t j = 0; j < len; j++) q[j] = 0.0f;
+    for (int o = 0; o < 2; o++) {
+        double s = 0.0;
+        for (int64_t j = 0; j < len; j++) s += (double)(x[j] - q[j]);
+        const float mu = (float)(s / (double)len);
+        double sa = 0.0;
+        for (int64_t j = 0; j < len; j++) sa += fabs((double)(x[j] - q[j] - mu));
+        const float a = (float)(sa / (double)len);
+        for (int64_t j = 0; j < len; j++) q[j] += sgnf(x[j] - q[j] - mu) * a + mu;
+    }
+    double e = 0.0;
+    for (int64_t j = 0; j < len; j++) {
+        const double d = (double)x[j] - (double)q[j];
+        e += d * d;
+    }
+    return e;
+}
+
 int64_t lp_braq_salient(const float *T, int64_t R, int64_t n, uint8_t *G) {
     const int64_t N = R * n;
     col_score *cs = malloc((size_t)n * sizeof *cs);
+    float *Tp = malloc((size_t)N * sizeof *Tp);
+    double *err = malloc((size_t)(UP_LIM + 1) * sizeof *err);
     int64_t up = n - 1 < UP_LIM ? n - 1 : UP_LIM;
-    if (!cs || up < 2) { /* a block of 1-2 columns: its first column */
+    if (!cs || !Tp || !err || up < 2) { /* a block of 1-2 columns (or no memory): its first column */
         free(cs);
+        free(Tp);
+        free(err);
         for (int64_t i = 0; i < N; i++) G[i] = i % n == 0 ? LP_G_SAL_HI : LP_G_HI;
         return 1;
     }
     for (int64_t j = 0; j < n; j++) {
-        double s = 0.0;
-        for (int64_t i = 0; i < R; i++) s += fabs((double)T[i * n + j]);
-        cs[j] = (col_score){j, s};
+        double sc = 0.0;
+        for (int64_t i = 0; i < R; i++) sc += fabs((double)T[i * n + j]);
+        cs[j] = (col_score){j, sc};
     }
     qsort(cs, (size_t)n, sizeof *cs, cmp_score_desc);
-    double *err = malloc((size_t)up * sizeof *err);
-    const lp_bin_opts bo = {.kind = LP_BIN_BRAQ};
+    /* columns in rank order: candidate k's salient set is ranks [0, k) */
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t t = 0; t < n; t++) Tp[i * n + t] = T[i * n + cs[t].col];
 #pragma omp parallel
     {
-        uint8_t *g = malloc((size_t)N);
-        float *Q = malloc((size_t)N * sizeof *Q);
+        float *q = malloc((size_t)n * sizeof *q);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t k = 1; k < up; k++) {
-            if (!g || !Q) {
-                err[k] = INFINITY;
-                continue;
-            }
-            for (int64_t i = 0; i < N; i++) g[i] = LP_G_HI;
-            for (int64_t t = 0; t < k; t++)
-                for (int64_t i = 0; i < R; i++) g[i * n + cs[t].col] = LP_G_SAL_HI;
-            lp_bin_fit_set(T, R, n, n, g, LP_SET(LP_G_SAL_HI), 2, &bo, Q, NULL, NULL, NULL, 0);
-            lp_bin_fit_set(T, R, n, n, g, LP_SET(LP_G_HI), 2, &bo, Q, NULL, NULL, NULL, 0);
-            err[k] = sq_err(T, Q, g, 0xFu, N);
+            double e = 0.0;
+            for (int64_t i = 0; q && i < R; i++)
+                e += braq2_err(Tp + i * n, k, q) + braq2_err(Tp + i * n + k, n - k, q);
+            err[k] = q ? e : INFINITY;
         }
-        free(g);
-        free(Q);
+        free(q);
     }
     int64_t best = 1;
     for (int64_t k = 2; k < up; k++)
@@ -431,6 +451,7 @@ int64_t lp_braq_salient(const float *T, int64_t R, int64_t n, uint8_t *G) {
     for (int64_t t = 0; t < best; t++)
         for (int64_t i = 0; i < R; i++) G[i * n + cs[t].col] = LP_G_SAL_HI;
     free(err);
+    free(Tp);
     free(cs);
     return best;
 }
@@ -495,6 +516,94 @@ static lp_status best_split(const float *T, int64_t R, int64_t n, uint8_t *G, un
     return LP_OK;
 }
 
+/* Index of the first of v[lo, hi) (ascending) that is >= x. */
+static int64_t lower_bound(const float *v, int64_t lo, int64_t hi, double x) {
+    while (lo < hi) {
+        const int64_t mid = lo + (hi - lo) / 2;
+        if ((double)v[mid] < x) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* BRAQ order 1's squared error over the ascending values v[lo, hi) with
+ * prefix sums S1, S2 (S[i] = sum of v[0, i)): with mu the mean and a the
+ * mean |v - mu|, sum (v - mu - a sgn)^2 = sum (v - mu)^2 - cnt a^2. */
+static double braq1_err_sorted(const float *v, const double *S1, const double *S2, int64_t lo, int64_t hi) {
+    const int64_t cnt = hi - lo;
+    if (cnt <= 0) return 0.0;
+    const double s1 = S1[hi] - S1[lo], s2 = S2[hi] - S2[lo], mu = s1 / (double)cnt;
+    const int64_t k = lower_bound(v, lo, hi, mu); /* v[lo, k) < mu <= v[k, hi) */
+    const double below = S1[k] - S1[lo];
+    const double dev = (mu * (double)(k - lo) - below) + ((s1 - below) - mu * (double)(hi - k));
+    const double a = dev / (double)cnt, var = s2 - (double)cnt * mu * mu;
+    const double e = var - (double)cnt * a * a;
+    return e > 0.0 ? e : 0.0;
+}
+
+/* The break point when T >= 0 and the error is plain squared error: per row
+ * the non-salient values sorted once, every candidate's error of the two
+ * order-1 fits in closed form (O(log n) per row and candidate). The salient
+ * part's error is the same for every candidate and left out. Returns false
+ * when it does not apply (negative T) or memory is short. */
+static bool split_sorted(const float *T, int64_t R, int64_t n, uint8_t *G, const double *p) {
+    for (int64_t i = 0; i < R * n; i++)
+        if (!(T[i] >= 0.0f)) return false;
+    float *v = malloc((size_t)(R * n) * sizeof *v);
+    double *S1 = malloc((size_t)(R * (n + 1)) * sizeof *S1), *S2 = malloc((size_t)(R * (n + 1)) * sizeof *S2);
+    int64_t *cnt = malloc((size_t)R * sizeof *cnt);
+    double err[N_QUANTILES];
+    if (!v || !S1 || !S2 || !cnt) {
+        free(v);
+        free(S1);
+        free(S2);
+        free(cnt);
+        return false;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < R; i++) {
+        float *vr = v + i * n;
+        int64_t m = 0;
+        for (int64_t j = 0; j < n; j++)
+            if (!in_set(G, i * n + j, LP_SET_SAL)) vr[m++] = T[i * n + j];
+        qsort(vr, (size_t)m, sizeof *vr, cmp_float);
+        double *s1 = S1 + i * (n + 1), *s2 = S2 + i * (n + 1);
+        s1[0] = s2[0] = 0.0;
+        for (int64_t j = 0; j < m; j++) {
+            s1[j + 1] = s1[j] + (double)vr[j];
+            s2[j + 1] = s2[j] + (double)vr[j] * (double)vr[j];
+        }
+        cnt[i] = m;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int c = 0; c < N_QUANTILES; c++) {
+        double e = 0.0;
+        for (int64_t i = 0; i < R; i++) {
+            const float *vr = v + i * n;
+            const double *s1 = S1 + i * (n + 1), *s2 = S2 + i * (n + 1);
+            /* |T| < p (compared in f32, as the masks are) goes low */
+            int64_t lo = 0, hi = cnt[i];
+            while (lo < hi) {
+                const int64_t mid = lo + (hi - lo) / 2;
+                if (vr[mid] < (float)p[c]) lo = mid + 1;
+                else hi = mid;
+            }
+            e += braq1_err_sorted(vr, s1, s2, 0, lo) + braq1_err_sorted(vr, s1, s2, lo, cnt[i]);
+        }
+        err[c] = e;
+    }
+    int best = 0;
+    for (int c = 1; c < N_QUANTILES; c++)
+        if (err[c] < err[best]) best = c;
+    for (int64_t i = 0; i < R * n; i++)
+        if (!in_set(G, i, LP_SET_SAL)) G[i] = (uint8_t)(fabsf(T[i]) >= (float)p[best] ? LP_G_HI : LP_G_LO);
+    free(v);
+    free(S1);
+    free(S2);
+    free(cnt);
+    return true;
+}
+
 lp_status lp_braq_split(const float *T, int64_t R, int64_t n, uint8_t *G, const lp_bin_opts *o) {
     const int64_t N = R * n;
     float *v = malloc((size_t)N * sizeof *v), *base = calloc((size_t)N, sizeof *base);
@@ -503,13 +612,20 @@ lp_status lp_braq_split(const float *T, int64_t R, int64_t n, uint8_t *G, const 
         free(base);
         return lp_fail(LP_ERR_NOMEM, "out of memory for the break-point search");
     }
+    for (int64_t i = 0; i < N; i++) v[i] = in_set(G, i, LP_SET_SAL) ? 0.0f : fabsf(T[i]);
+    double p[N_QUANTILES], bp;
+    quantiles(v, N, p);
+    /* plain squared error: the salient part's fit is the same for every
+     * candidate, and the rest has a closed form on sorted values */
+    if (o->kind != LP_BIN_ARBX && split_sorted(T, R, n, G, p)) {
+        free(v);
+        free(base);
+        return LP_OK;
+    }
     /* the salient part's fit, the same for every candidate */
     lp_bin_opts so = *o;
     if (so.kind == LP_BIN_ARBX) so.kind = LP_BIN_ARB; /* ARB-X searches with ARB's fit of the salient part */
     lp_bin_fit_set(T, R, n, n, G, LP_SET_SAL, 2, &so, base, NULL, NULL, NULL, 1);
-    for (int64_t i = 0; i < N; i++) v[i] = in_set(G, i, LP_SET_SAL) ? 0.0f : fabsf(T[i]);
-    double p[N_QUANTILES], bp;
-    quantiles(v, N, p);
     lp_status st = best_split(T, R, n, G, LP_SET_OTHER, LP_G_HI, LP_G_LO, 1, p, base, o, &bp);
     free(v);
     free(base);

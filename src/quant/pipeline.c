@@ -40,6 +40,7 @@
 #include "quant/pipeline.h"
 
 #include "core/status_impl.h"
+#include "format/dense.h"
 #include "model/model_impl.h"
 #include "quant/method.h"
 #include "quant/resume.h"
@@ -224,8 +225,23 @@ static lp_status run_block_input(pipe *P, lp_ctx *ctx, int64_t b, float *X, floa
     LP_TRY(s);
     const int *stages[4] = {QKV, O, GU, DOWN};
     for (int g = 0; g < 4; g++) LP_TRY(compress_stage_h(P, bi.H[g], N * L, b, bi.cols[g], stages[g]));
+    /* The block's output with its compressed weights, each expanded to f32
+     * once for all windows (a packed product would unpack it per window). */
     t0 = lp_now_s();
-    for (int64_t i = 0; s == LP_OK && i < N; i++) s = lp_block_forward(ctx, b, X + i * L * D, L, NULL);
+    lp_linear dense[LP_NLIN] = {{0}};
+    lp_block_hooks stand = {0};
+    for (int k = 0; s == LP_OK && k < LP_NLIN; k++) {
+        const lp_linear *l = &P->m->layers[b].lin[k];
+        float *W = lp_linear_to_f32(l);
+        lp_dense *d = NULL;
+        s = W ? lp_dense_own(l->rows, l->cols, W, &d) : lp_fail(LP_ERR_NOMEM, "out of memory");
+        if (s != LP_OK) break; /* lp_dense_own took W */
+        dense[k] = (lp_linear){.rows = l->rows, .cols = l->cols, .bias = l->bias};
+        lp_linear_set(&dense[k], &lp_format_dense, d);
+        stand.lin[k] = &dense[k];
+    }
+    for (int64_t i = 0; s == LP_OK && i < N; i++) s = lp_block_forward(ctx, b, X + i * L * D, L, &stand);
+    for (int k = 0; k < LP_NLIN; k++) lp_linear_free(&dense[k]);
     P->st.forward += lp_now_s() - t0;
     return s;
 }
