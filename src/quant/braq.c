@@ -12,6 +12,7 @@
 #include "core/status_impl.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,43 @@ done:
 
 /* ---- the fit of a set ---- */
 
+/* Rows [r0, r1) of lp_bin_fit_set, serially. */
+static void fit_rows(const float *X, int64_t n, int64_t ld, const uint8_t *G, unsigned set, int order,
+                     const lp_bin_opts *o, float *Q, lp_bin_fit *fit, int8_t *s0, int8_t *s1, int64_t r0, int64_t r1) {
+    uint8_t *m = malloc((size_t)n);
+    float *q = malloc((size_t)n * sizeof *q);
+    int8_t *t0 = malloc((size_t)n), *t1 = malloc((size_t)n);
+    float *scratch = malloc((size_t)(7 * n) * sizeof *scratch);
+    for (int64_t i = r0; m && q && t0 && t1 && scratch && i < r1; i++) {
+        const float *x = X + i * ld;
+        for (int64_t j = 0; j < n; j++) m[j] = (uint8_t)in_set(G, i * n + j, set);
+        memset(t0, 1, (size_t)n);
+        memset(t1, 1, (size_t)n);
+        row_fit f;
+        switch (o->kind) {
+        case LP_BIN_ARB: f = order == 1 ? arb1_row(x, m, n, o->iters, q, t0) : arb2_row(x, m, n, o->iters, q, t0, t1); break;
+        case LP_BIN_ARBX: f = arbx_row(x, m, n, order, o, q, t0, t1, scratch); break;
+        default: f = braq_row(x, m, n, order, q, t0, t1); break;
+        }
+        for (int64_t j = 0; j < n; j++)
+            if (m[j]) {
+                Q[i * n + j] = q[j];
+                if (s0) s0[i * n + j] = t0[j];
+                if (s1) s1[i * n + j] = t1[j];
+            }
+        if (fit) {
+            fit->mu[i] = f.mu;
+            fit->a0[i] = f.a0;
+            fit->a1[i] = f.a1;
+        }
+    }
+    free(m);
+    free(q);
+    free(t0);
+    free(t1);
+    free(scratch);
+}
+
 void lp_bin_fit_set(const float *X, int64_t R, int64_t n, int64_t ld, const uint8_t *G, unsigned set, int order,
                     const lp_bin_opts *o, float *Q, lp_bin_fit *fit, int8_t *s0, int8_t *s1, int par) {
     if (o->kind == LP_BIN_RC) {
@@ -313,43 +351,14 @@ void lp_bin_fit_set(const float *X, int64_t R, int64_t n, int64_t ld, const uint
         free(m);
         return;
     }
-#pragma omp parallel if (par)
+if (!par) {
+        fit_rows(X, n, ld, G, set, order, o, Q, fit, s0, s1, 0, R);
+        return;
+    }
+#pragma omp parallel
     {
-        uint8_t *m = malloc((size_t)n);
-        float *q = malloc((size_t)n * sizeof *q);
-        int8_t *t0 = malloc((size_t)n), *t1 = malloc((size_t)n);
-        float *scratch = malloc((size_t)(7 * n) * sizeof *scratch);
-        if (m && q && t0 && t1 && scratch) {
-#pragma omp for schedule(static)
-            for (int64_t i = 0; i < R; i++) {
-                const float *x = X + i * ld;
-                for (int64_t j = 0; j < n; j++) m[j] = (uint8_t)in_set(G, i * n + j, set);
-                memset(t0, 1, (size_t)n);
-                memset(t1, 1, (size_t)n);
-                row_fit f;
-                switch (o->kind) {
-                case LP_BIN_ARB: f = order == 1 ? arb1_row(x, m, n, o->iters, q, t0) : arb2_row(x, m, n, o->iters, q, t0, t1); break;
-                case LP_BIN_ARBX: f = arbx_row(x, m, n, order, o, q, t0, t1, scratch); break;
-                default: f = braq_row(x, m, n, order, q, t0, t1); break;
-                }
-                for (int64_t j = 0; j < n; j++)
-                    if (m[j]) {
-                        Q[i * n + j] = q[j];
-                        if (s0) s0[i * n + j] = t0[j];
-                        if (s1) s1[i * n + j] = t1[j];
-                    }
-                if (fit) {
-                    fit->mu[i] = f.mu;
-                    fit->a0[i] = f.a0;
-                    fit->a1[i] = f.a1;
-                }
-            }
-        }
-        free(m);
-        free(q);
-        free(t0);
-        free(t1);
-        free(scratch);
+        const int64_t nt = omp_get_num_threads(), t = omp_get_thread_num();
+        fit_rows(X, n, ld, G, set, order, o, Q, fit, s0, s1, R * t / nt, R * (t + 1) / nt);
     }
 }
 
@@ -526,29 +535,33 @@ static int64_t lower_bound(const float *v, int64_t lo, int64_t hi, double x) {
     return lo;
 }
 
-/* BRAQ order 1's squared error over the ascending values v[lo, hi) with
- * prefix sums S1, S2 (S[i] = sum of v[0, i)): with mu the mean and a the
- * mean |v - mu|, sum (v - mu - a sgn)^2 = sum (v - mu)^2 - cnt a^2. */
-static double braq1_err_sorted(const float *v, const double *S1, const double *S2, int64_t lo, int64_t hi) {
-    const int64_t cnt = hi - lo;
+/* BRAQ order 1's squared error over the ascending values v[a0, a1) and
+ * v[b0, b1) together (a1 <= b0) with prefix sums S1, S2 (S[i] = sum of
+ * v[0, i)): with mu the mean and a the mean |v - mu|,
+ * sum (v - mu - a sgn)^2 = sum (v - mu)^2 - cnt a^2. */
+static double braq1_err_sorted(const float *v, const double *S1, const double *S2, int64_t a0, int64_t a1,
+                               int64_t b0, int64_t b1) {
+    const int64_t cnt = (a1 - a0) + (b1 - b0);
     if (cnt <= 0) return 0.0;
-    const double s1 = S1[hi] - S1[lo], s2 = S2[hi] - S2[lo], mu = s1 / (double)cnt;
-    const int64_t k = lower_bound(v, lo, hi, mu); /* v[lo, k) < mu <= v[k, hi) */
-    const double below = S1[k] - S1[lo];
-    const double dev = (mu * (double)(k - lo) - below) + ((s1 - below) - mu * (double)(hi - k));
+    const double s1 = (S1[a1] - S1[a0]) + (S1[b1] - S1[b0]), s2 = (S2[a1] - S2[a0]) + (S2[b1] - S2[b0]);
+    const double mu = s1 / (double)cnt;
+    /* the values below mu: a prefix of each range */
+    const int64_t ka = lower_bound(v, a0, a1, mu), kb = lower_bound(v, b0, b1, mu);
+    const double below = (S1[ka] - S1[a0]) + (S1[kb] - S1[b0]);
+    const int64_t nbelow = (ka - a0) + (kb - b0);
+    const double dev = (mu * (double)nbelow - below) + ((s1 - below) - mu * (double)(cnt - nbelow));
     const double a = dev / (double)cnt, var = s2 - (double)cnt * mu * mu;
     const double e = var - (double)cnt * a * a;
     return e > 0.0 ? e : 0.0;
 }
 
-/* The break point when T >= 0 and the error is plain squared error: per row
- * the non-salient values sorted once, every candidate's error of the two
- * order-1 fits in closed form (O(log n) per row and candidate). The salient
- * part's error is the same for every candidate and left out. Returns false
- * when it does not apply (negative T) or memory is short. */
+/* The break point when the error is plain squared error: per row the
+ * non-salient values sorted once; a candidate p puts (-p, p) low, the rest
+ * high (|T| < p, compared in f32 as the masks are); each group's order-1 fit
+ * error in closed form (O(log n) per row and candidate). The salient part's
+ * error is the same for every candidate and left out. Returns false when
+ * memory is short (the caller then runs the general search). */
 static bool split_sorted(const float *T, int64_t R, int64_t n, uint8_t *G, const double *p) {
-    for (int64_t i = 0; i < R * n; i++)
-        if (!(T[i] >= 0.0f)) return false;
     float *v = malloc((size_t)(R * n) * sizeof *v);
     double *S1 = malloc((size_t)(R * (n + 1)) * sizeof *S1), *S2 = malloc((size_t)(R * (n + 1)) * sizeof *S2);
     int64_t *cnt = malloc((size_t)R * sizeof *cnt);
@@ -577,18 +590,26 @@ static bool split_sorted(const float *T, int64_t R, int64_t n, uint8_t *G, const
     }
 #pragma omp parallel for schedule(dynamic, 1)
     for (int c = 0; c < N_QUANTILES; c++) {
+        const float pc = (float)p[c];
         double e = 0.0;
         for (int64_t i = 0; i < R; i++) {
             const float *vr = v + i * n;
             const double *s1 = S1 + i * (n + 1), *s2 = S2 + i * (n + 1);
-            /* |T| < p (compared in f32, as the masks are) goes low */
-            int64_t lo = 0, hi = cnt[i];
+            int64_t lo = 0, hi = cnt[i]; /* i1: the first v > -p */
             while (lo < hi) {
                 const int64_t mid = lo + (hi - lo) / 2;
-                if (vr[mid] < (float)p[c]) lo = mid + 1;
+                if (vr[mid] <= -pc) lo = mid + 1;
                 else hi = mid;
             }
-            e += braq1_err_sorted(vr, s1, s2, 0, lo) + braq1_err_sorted(vr, s1, s2, lo, cnt[i]);
+            const int64_t i1 = lo;
+            hi = cnt[i]; /* i2: the first v >= p */
+            while (lo < hi) {
+                const int64_t mid = lo + (hi - lo) / 2;
+                if (vr[mid] < pc) lo = mid + 1;
+                else hi = mid;
+            }
+            const int64_t i2 = lo;
+            e += braq1_err_sorted(vr, s1, s2, i1, i2, i2, i2) + braq1_err_sorted(vr, s1, s2, 0, i1, i2, cnt[i]);
         }
         err[c] = e;
     }
@@ -633,24 +654,43 @@ lp_status lp_braq_split(const float *T, int64_t R, int64_t n, uint8_t *G, const 
 }
 
 lp_status lp_braq_cgb(const float *T, int64_t R, int64_t n, uint8_t *G) {
-    const int64_t N = R * n;
-    float *v = malloc((size_t)N * sizeof *v), *base = calloc((size_t)N, sizeof *base);
-    if (!v || !base) {
+    /* the salient columns (the same for every row) gathered: the split sees
+     * only them; the other columns contribute T^2 whatever the split */
+    int64_t k = 0;
+    for (int64_t j = 0; j < n; j++) k += in_set(G, j, LP_SET_SAL);
+    if (k == 0) return LP_OK;
+    const int64_t N = R * k;
+    float *Ts = malloc((size_t)N * sizeof *Ts), *v = malloc((size_t)N * sizeof *v);
+    float *base = calloc((size_t)N, sizeof *base);
+    uint8_t *Gs = malloc((size_t)N);
+    if (!Ts || !v || !base || !Gs) {
+        free(Ts);
         free(v);
         free(base);
+        free(Gs);
         return lp_fail(LP_ERR_NOMEM, "out of memory for the column-group search");
     }
+    for (int64_t i = 0; i < R; i++)
+        for (int64_t j = 0, t = 0; j < n; j++)
+            if (in_set(G, j, LP_SET_SAL)) {
+                Ts[i * k + t] = T[i * n + j];
+                Gs[i * k + t++] = LP_G_SAL_HI;
+            }
     int64_t nv = 0;
     for (int64_t i = 0; i < N; i++)
-        if (in_set(G, i, LP_SET_SAL) && T[i] != 0.0f) v[nv++] = fabsf(T[i]);
+        if (Ts[i] != 0.0f) v[nv++] = fabsf(Ts[i]);
     lp_status st = LP_OK;
     if (nv > 0) {
         double p[N_QUANTILES], bp;
         quantiles(v, nv, p);
-        /* the other columns contribute T^2 whatever the split: base = 0 there */
-        st = best_split(T, R, n, G, LP_SET_SAL, LP_G_SAL_HI, LP_G_SAL_LO, 2, p, base, NULL, &bp);
+        st = best_split(Ts, R, k, Gs, LP_SET_SAL, LP_G_SAL_HI, LP_G_SAL_LO, 2, p, base, NULL, &bp);
+        for (int64_t i = 0; st == LP_OK && i < R; i++)
+            for (int64_t j = 0, t = 0; j < n; j++)
+                if (in_set(G, j, LP_SET_SAL)) G[i * n + j] = Gs[i * k + t++];
     }
+    free(Ts);
     free(v);
     free(base);
+    free(Gs);
     return st;
 }
