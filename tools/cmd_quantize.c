@@ -297,9 +297,14 @@ static bool escape_word(const char *w, char *buf, size_t n) {
     size_t k = 0;
     bool clean = true;
     for (size_t i = 0; i < len;) {
-        if (k + 8 >= n || k > 60) {
+        if (k + 8 >= n || k > 60) { /* shortened for the message; only bytes make it unclean */
             snprintf(buf + k, n - k, "...");
-            return clean && i == len;
+            while (clean && i < len) {
+                const size_t c = printable_len(s + i, len - i);
+                clean = c > 0;
+                i += c;
+            }
+            return clean;
         }
         const size_t c = printable_len(s + i, len - i);
         if (c) {

@@ -11,13 +11,17 @@
  * A loaded weight is a view: its planes and parameters point into the
  * checkpoint's mapping; only the derived arrays (sal_before, hoff) are
  * malloc'd.
- * Where the paths cross (BY_ISA below): single-threaded, 4096 x 4096 (out x
- * in), block 128, BiLLM-like (ngs 1, ngn 2, 10% salient columns) and ARB-RC-
- * like (ngs 2, rc) weights, 2-core AMD EPYC (Zen 4) VM, microseconds per
- * token of the packed kernel against dequantized tiles + sgemm
- * (bench_binary's crossover table, docs/benchmarks.md): AVX-512 and AVX2 meet
- * sgemm between T = 8 and 16. The reference is the specification, not a fast
- * path: it keeps the default of 16 that sign and ternary use.
+ * Where the paths cross (BY_ISA below): bench_binary's crossover table
+ * (docs/benchmarks.md), single-threaded, 4096 x 4096 (out x in), block 128,
+ * 2-core AMD EPYC VM (family 26, Zen 5), microseconds per token of the
+ * packed kernel (flat from T = 4 on) against dequantized tiles + sgemm
+ * (falling with T):
+ *   AVX-512: means only (BiLLM-like, 476 us) meets sgemm near T = 28, held
+ *     weights (PB-LLM-like, 790 us) near 14, row x column scales (ARB-RC-
+ *     like, 1265 us) near 8;
+ *   AVX2: 862 us near 11, 1135 us near 8, 2280 us near 5.
+ * The reference is the specification, not a fast path: it keeps the default
+ * of 16 that sign and ternary use.
  */
 #include "format/binary.h"
 
@@ -33,12 +37,19 @@
 static const struct {
     lp_rows_fn rows;
     lp_rows_dequant_fn dequant;
-    int64_t blas_min_tokens; /* from this many tokens on: dequantized tiles + sgemm */
+    /* from this many tokens on: dequantized tiles + sgemm; per mode, as the
+     * packed kernels' cost per weight differs (means only / held weights /
+     * row x column scales) */
+    int64_t blas_min_mean, blas_min_held, blas_min_rc;
 } BY_ISA[LP_ISA_N] = {
-    {lp_binary_rows_ref, lp_binary_dequant_ref, 16},
-    {lp_binary_rows_avx2, lp_binary_dequant_avx2, 12},
-    {lp_binary_rows_avx512, lp_binary_dequant_avx512, 12},
+    {lp_binary_rows_ref, lp_binary_dequant_ref, 16, 16, 16},
+    {lp_binary_rows_avx2, lp_binary_dequant_avx2, 10, 8, 6},
+    {lp_binary_rows_avx512, lp_binary_dequant_avx512, 32, 14, 8},
 };
+
+static int64_t blas_min(const lp_binary *w, lp_isa isa) {
+    return w->rc ? BY_ISA[isa].blas_min_rc : w->held ? BY_ISA[isa].blas_min_held : BY_ISA[isa].blas_min_mean;
+}
 
 static int64_t popcount32(uint32_t v) {
     int64_t n = 0;
@@ -225,7 +236,7 @@ lp_status lp_binary_gemm_ex(const lp_binary *w, const float *X, int64_t T, float
         return lp_fail(LP_ERR_UNSUPPORTED, "binary gemm: kernel level '%s' is not supported by this CPU",
                        lp_isa_name(isa));
     const lp_rowgemm g = driver(w, isa);
-    return lp_rowgemm_run(&g, X, T, Y, blas_min_tokens > 0 ? blas_min_tokens : BY_ISA[isa].blas_min_tokens);
+    return lp_rowgemm_run(&g, X, T, Y, blas_min_tokens > 0 ? blas_min_tokens : blas_min(w, isa));
 }
 
 /* ---- checkpoint I/O and the traits row ---- */

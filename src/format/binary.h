@@ -194,8 +194,8 @@ void lp_binary_dequant(const lp_binary *w, int64_t r0, int64_t r1, float *out);
 
 /* Y (T x rows) = X (T x cols) W^T with the kernels of level isa (which this
  * CPU must support: LP_ERR_UNSUPPORTED otherwise): packed kernels for
- * T < blas_min_tokens (<= 0: the level's own threshold), dequantized tiles
- * + sgemm from there on. LP_ERR_NOMEM. */
+ * T < blas_min_tokens (<= 0: the level's own threshold for w's mode, measured:
+ * binary.c), dequantized tiles + sgemm from there on. LP_ERR_NOMEM. */
 lp_status lp_binary_gemm_ex(const lp_binary *w, const float *X, int64_t T, float *Y, lp_isa isa,
                             int64_t blas_min_tokens);
 

@@ -94,10 +94,13 @@ lp_status lp_qlut_view(lp_qlut *w, int64_t rows, int64_t cols, int bits, int64_t
     if (rp[0] != 0 || rp[rows] != nnz)
         return lp_fail(LP_ERR_FORMAT, "qlut: row_ptr runs from %d to %d, expected 0 to %lld", rp[0], rp[rows],
                        (long long)nnz);
+    /* the whole of row_ptr first: non-decreasing and inside [0, nnz], so no
+     * row's range reads past col_idx or vals */
+    for (int64_t r = 0; r < rows; r++)
+        if (rp[r + 1] < rp[r] || rp[r + 1] > nnz)
+            return lp_fail(LP_ERR_FORMAT, "qlut: row_ptr at row %lld goes from %d to %d; expected non-decreasing "
+                           "offsets in 0..%lld", (long long)r, rp[r], rp[r + 1], (long long)nnz);
     for (int64_t r = 0; r < rows; r++) {
-        if (rp[r + 1] < rp[r])
-            return lp_fail(LP_ERR_FORMAT, "qlut: row_ptr decreases at row %lld (%d then %d)", (long long)r, rp[r],
-                           rp[r + 1]);
         for (int32_t k = rp[r]; k < rp[r + 1]; k++) {
             if (ci[k] < 0 || ci[k] >= cols || (k > rp[r] && ci[k] <= ci[k - 1]))
                 return lp_fail(LP_ERR_FORMAT, "qlut: outlier %d of row %lld has column %d; expected increasing "
