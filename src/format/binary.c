@@ -247,12 +247,14 @@ static double binary_paper_bits(const void *d) { return lp_binary_paper_bits(d);
 
 static void binary_describe(const void *d, char *buf, size_t n) {
     const lp_binary *w = d;
-    char held[48] = "";
-    if (w->held)
-        snprintf(held, sizeof held, ", %.2f%% held at 8 bits",
-                 100.0 * (double)w->nheld / ((double)w->rows * (double)w->cols));
-    snprintf(buf, n, "binary b%lld %d+%d groups, %.1f%% salient columns%s%s", (long long)w->block, w->ngs, w->ngn,
-             100.0 * (double)w->nsal / (double)w->cols, w->rc ? ", row x column scales" : "", held);
+    /* the layout only (the same for every linear of a model; the salient
+     * and held fractions differ per linear and are in the exact bytes) */
+    if (w->block == w->cols)
+        snprintf(buf, n, "binary per row, %d+%d groups%s%s", w->ngs, w->ngn, w->rc ? ", row x column scales" : "",
+                 w->held ? ", held 8-bit weights" : "");
+    else
+        snprintf(buf, n, "binary b%lld, %d+%d groups%s%s", (long long)w->block, w->ngs, w->ngn,
+                 w->rc ? ", row x column scales" : "", w->held ? ", held 8-bit weights" : "");
 }
 
 static lp_status binary_dequant(const void *d, int64_t r0, int64_t r1, float *out) {

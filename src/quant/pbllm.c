@@ -216,10 +216,20 @@ static void kept_values(const pb_job *J, float *Wq) {
         }
 }
 
+static lp_status check_shape(const void *s, int64_t rows, int64_t cols) {
+    (void)s;
+    (void)rows;
+    if (cols % 32)
+        return lp_fail(LP_ERR_ARG, "pbllm: a linear with %lld input columns cannot be stored: the binary format "
+                       "packs whole 32-bit words per row (widths a multiple of 32)", (long long)cols);
+    return LP_OK;
+}
+
 static lp_status compress(const lp_compress_args *a, lp_linear *out) {
     const pb_settings *s = a->settings;
     const int64_t R = a->rows, C = a->cols;
     if (!a->H) return lp_fail(LP_ERR_ARG, "pbllm needs calibration data (--calib)");
+    LP_TRY(check_shape(s, R, C));
     pb_job J = {.s = s, .W0 = a->W, .R = R, .C = C};
     J.held = calloc((size_t)(R * C), 1);
     J.codes = calloc((size_t)(R * C), 1);
@@ -297,5 +307,6 @@ const lp_method lp_method_pbllm = {
     .settings_size = sizeof(pb_settings),
     .options = OPTIONS,
     .check = check,
+    .check_shape = check_shape,
     .compress = compress,
 };
