@@ -61,24 +61,31 @@ static row_fit braq_row(const float *x, const uint8_t *m, int64_t n, int order, 
     return f;
 }
 
+static int64_t count(const uint8_t *m, int64_t n) {
+    int64_t k = 0;
+    for (int64_t j = 0; j < n; j++) k += m[j];
+    return k;
+}
+
+/* The mean of x - q over the cnt weights of m: ARB's mean correction. */
+static float resid_mean(const float *x, const float *q, const uint8_t *m, int64_t n, int64_t cnt) {
+    double d = 0.0;
+    for (int64_t j = 0; j < n; j++)
+        if (m[j]) d += (double)(x[j] - q[j]);
+    return (float)(d / (double)cnt);
+}
+
 /* ARB (order 1): BRAQ's fit, then iters rounds of mean, scale, signs. */
 static row_fit arb1_row(const float *x, const uint8_t *m, int64_t n, int iters, float *q, int8_t *s0) {
     row_fit f = braq_row(x, m, n, 1, q, s0, NULL);
-    int64_t cnt = 0;
-    for (int64_t j = 0; j < n; j++) cnt += m[j];
+    const int64_t cnt = count(m, n);
     if (!cnt) return f;
     for (int it = 0; it < iters; it++) {
-        double d = 0.0;
+        f.mu += resid_mean(x, q, m, n, cnt);
+        double num = 0.0;
         for (int64_t j = 0; j < n; j++)
-            if (m[j]) d += (double)(x[j] - q[j]);
-        f.mu += (float)(d / (double)cnt);
-        double num = 0.0, den = 0.0;
-        for (int64_t j = 0; j < n; j++)
-            if (m[j]) {
-                num += (double)s0[j] * (double)(x[j] - f.mu);
-                den += 1.0;
-            }
-        f.a0 = (float)(num / (den + 1e-8));
+            if (m[j]) num += (double)s0[j] * (double)(x[j] - f.mu);
+        f.a0 = (float)(num / ((double)cnt + 1e-8));
         for (int64_t j = 0; j < n; j++)
             if (m[j]) {
                 s0[j] = (int8_t)sgnf(x[j] - f.mu);
@@ -107,14 +114,10 @@ static inline void nearest2(float t, float a0, float a1, int8_t *b0, int8_t *b1)
 /* ARB (order 2): BRAQ order 2 (one mean), then iters rounds. */
 static row_fit arb2_row(const float *x, const uint8_t *m, int64_t n, int iters, float *q, int8_t *s0, int8_t *s1) {
     row_fit f = braq_row(x, m, n, 2, q, s0, s1);
-    int64_t cnt = 0;
-    for (int64_t j = 0; j < n; j++) cnt += m[j];
+    const int64_t cnt = count(m, n);
     if (!cnt) return f;
     for (int it = 0; it < iters; it++) {
-        double d = 0.0;
-        for (int64_t j = 0; j < n; j++)
-            if (m[j]) d += (double)(x[j] - q[j]);
-        f.mu += (float)(d / (double)cnt);
+        f.mu += resid_mean(x, q, m, n, cnt);
         double num = 0.0;
         for (int64_t j = 0; j < n; j++)
             if (m[j]) num += (double)s0[j] * (double)((x[j] - f.mu) - f.a1 * (float)s1[j]);
