@@ -76,6 +76,24 @@ printf 'method gptq\nbits 3 4\n' >"$TMP/bad3.recipe"
 expect "recipe extra value" 2 "bad3.recipe, line 2" "no more than one value" -- "$CLI" quantize "$MODEL" --recipe "$TMP/bad3.recipe" -o "$TMP/q"
 printf 'method gptq\nbits 3\n' >"$TMP/ok.recipe"
 expect "recipe gptq without --calib" 2 "--calib" -- "$CLI" quantize "$MODEL" --recipe "$TMP/ok.recipe" -o "$TMP/q"
+# Regression (fuzz_recipe's recipe-long-word finding, docs/fuzzing.md): a
+# recipe word over 60 printable characters was refused as "holds bytes that
+# are not printable text". A calib path of 100+ characters (a real file) is
+# read past: rtn takes no calibration, so the CLI's own check answers; with a
+# tokenizer (below) the path reaches the calibration reader whole.
+LONGDIR=$TMP/calibration-texts-for-a-recipe-whose-path/runs-past-sixty-characters
+mkdir -p "$LONGDIR"
+LONGCAL=$LONGDIR/calib.txt
+printf 'A short text.\n' >"$LONGCAL"
+[ ${#LONGCAL} -gt 60 ] || fail "the long calib path has only ${#LONGCAL} characters"
+printf 'method rtn\ncalib %s\n' "$LONGCAL" >"$TMP/longcal.recipe"
+expect "recipe calib path over 60 characters" 2 "--calib is for calibrated methods" -- \
+    "$CLI" quantize "$MODEL" --recipe "$TMP/longcal.recipe" -o "$TMP/q"
+grep -qF "not printable" "$TMP/err" && fail "recipe calib path over 60 characters: refused as unprintable"
+# the finding's own input: a 62-digit bits value (3) is a number, not binary
+printf 'method gptq\nbits %s3\n' "$(printf '0%.0s' $(seq 61))" >"$TMP/longbits.recipe"
+expect "recipe number over 60 characters" 2 "needs calibration text" -- \
+    "$CLI" quantize "$MODEL" --recipe "$TMP/longbits.recipe" -o "$TMP/q"
 expect "missing -o" 2 "-o OUT" -- "$CLI" quantize "$MODEL" --bits 4
 expect "eval without --ppl" 2 "--ppl" -- "$CLI" eval "$MODEL"
 expect "eval --ctx 1" 2 "--ctx" "'1'" -- "$CLI" eval "$MODEL" --ppl "$TMP/none.txt" --ctx 1
@@ -146,6 +164,10 @@ expect "gptq calibration invalid UTF-8" 1 "$TMP/bad-utf8.txt" "UTF-8" -- "$CLI" 
 : >"$TMP/empty.txt"
 expect "calibration text empty" 1 "$TMP/empty.txt" -- "$CLI" quantize "$BIG" --method gptq --calib "$TMP/empty.txt" -o "$TMP/gq"
 expect "rtn --clip calibration too short" 1 "$TMP/short.txt" "too short" -- "$CLI" quantize "$BIG" --method rtn --clip --calib "$TMP/short.txt" -o "$TMP/gq"
+printf 'method rtn\nclip\ncalib %s\n' "$LONGCAL" >"$TMP/longclip.recipe"
+expect "recipe calib path over 60 characters, read" 1 "$LONGCAL" "too short" -- \
+    "$CLI" quantize "$BIG" --recipe "$TMP/longclip.recipe" -o "$TMP/gq"
+grep -qF "not printable" "$TMP/err" && fail "recipe calib path over 60 characters, read: refused as unprintable"
 CAL=$(dirname "$(dirname "$BIG")")/text/corpus/calib.txt
 if [ -f "$CAL" ]; then
     expect "--resume under a missing directory" 1 "$TMP/no/such/state" "resume directory" -- \

@@ -248,39 +248,6 @@ static void check_linear(const lp_linear *l, int64_t rows, int64_t cols, int big
     free(D);
 }
 
-/* Known library bug, not fixed yet (tests/fuzz/findings/README.md, qlut-row-ptr):
- * lp_qlut_view walks row r's outliers col_idx[row_ptr[r] .. row_ptr[r+1])
- * before it has seen that a later row_ptr entry decreases, so a row_ptr that
- * rises past nnz and then falls back reads past col_idx. Such inputs are
- * skipped so the fuzzer keeps looking for other bugs; build with
- * -DLP_FUZZ_KNOWN_BUGS to let it find this one again (and delete this once
- * qlut.c checks the whole of row_ptr first). */
-static int known_bug(const lp_weights *w) {
-#ifdef LP_FUZZ_KNOWN_BUGS
-    (void)w;
-    return 0;
-#else
-    for (int64_t i = 0; i < lp_weights_count(w); i++) {
-        const lp_tensor_view *t = lp_weights_at(w, i);
-        const size_t len = strlen(t->name);
-        if (t->dtype != LP_DT_I32 || len < 8 || strcmp(t->name + len - 8, ".row_ptr") || len > 300) continue;
-        char ci[320];
-        snprintf(ci, sizeof ci, "%.*s.col_idx", (int)(len - 8), t->name);
-        const lp_tensor_view *c = lp_weights_find(w, ci);
-        const int64_t nnz = c ? c->numel : 0;
-        int32_t prev = 0, v;
-        for (int64_t k = 0; k < t->numel; k++) {
-            memcpy(&v, (const char *)t->data + 4 * k, 4);
-            if (k == 0 && v != 0) break;
-            if (v < prev) break;
-            if (v > nnz) return 1;
-            prev = v;
-        }
-    }
-    return 0;
-#endif
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 4) return 0;
     const int64_t rows = 1 + data[0], cols = 1 + ((data[1] | data[2] << 8) & 0xfff);
@@ -301,11 +268,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (st != LP_OK) { /* the safetensors reader's own fuzzer covers this */
         FUZZ_CHECK(!w && strstr(lp_last_error(), PATH));
         if (g_verbose) fprintf(stderr, "[fuzz_checkpoint] file rejected: %s\n", lp_last_error());
-        free(copy);
-        return 0;
-    }
-    if (known_bug(w)) {
-        lp_weights_close(w);
         free(copy);
         return 0;
     }

@@ -223,22 +223,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(err);
     free(copy);
 
-    /* 3. an accepted spec of plain text, written as a recipe, means the same */
+    /* 3. an accepted spec of plain text, written as a recipe, means the same
+     * (words of any length: recipe-long-word, fixed, docs/fuzzing.md) */
     int plain = s != NULL;
-    size_t word = 0, longest = 0;
     for (size_t i = 0; plain && text[i]; i++) {
         const unsigned char c = (unsigned char)text[i];
         plain = c != '#' && ((c >= 0x20 && c < 0x7f) || c == ' ' || c == '\t' || c == '\n');
-        word = c == ' ' || c == '\t' || c == '\n' ? 0 : word + 1;
-        longest = word > longest ? word : longest;
     }
-#ifndef LP_FUZZ_KNOWN_BUGS
-    /* Known bug, not fixed yet (tests/fuzz/findings/README.md, recipe-long-word):
-     * the recipe reader refuses any word over 60 characters as "not printable"
-     * (escape_word in tools/cmd_quantize.c). Skipped here so the fuzzer looks
-     * for other differences; -DLP_FUZZ_KNOWN_BUGS finds it again. */
-    if (longest > 60) plain = 0;
-#endif
     if (plain) {
         const size_t cap = strlen(text) * 2 + 64;
         char *recipe = malloc(cap), *save = NULL;

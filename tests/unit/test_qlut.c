@@ -6,7 +6,9 @@
  *  - the reference kernel matches a double-precision product, the AVX-512
  *    kernel matches the reference, each token of a multi-token call is
  *    bit-identical to a one-token call, and the tile + sgemm path agrees;
- *  - views reject every kind of corrupt buffer with LP_ERR_FORMAT;
+ *  - views reject every kind of corrupt buffer with LP_ERR_FORMAT, and a
+ *    row_ptr that runs past nnz before any outlier is read (the fuzzer's
+ *    qlut-row-ptr finding, docs/fuzzing.md);
  *  - 1-D weighted k-means finds separated clusters and follows the weights;
  *  - SqueezeLLM keeps exactly the requested outliers (the largest |w| among
  *    them), reproduces them to f16 rounding, beats per-row uniform RTN on the
@@ -166,6 +168,53 @@ static void check_kernels(int bits, unsigned long long *seed) {
     lp_qlut_free(&w);
 }
 
+/* Regression (fuzz_checkpoint's qlut-row-ptr finding, docs/fuzzing.md):
+ * lp_qlut_view walked row r's outliers col_idx[row_ptr[r] .. row_ptr[r+1])
+ * before it had bounded row_ptr by nnz, so a row_ptr rising past nnz and
+ * falling back to it read past col_idx and vals. Both inputs must now be
+ * refused with LP_ERR_FORMAT naming row_ptr. col_idx and vals lie in larger
+ * buffers (the view is told nnz entries): the unfixed loop's reads past nnz
+ * then stay in memory the test owns, and find a column that does not
+ * increase (0 after 0, 0 after 999), so it failed with "outlier k of row r
+ * has column 0", which does not name row_ptr. */
+static void check_row_ptr_bounds(void) {
+    struct {
+        const char *what;
+        int64_t rows, cols;
+        int bits;
+        int64_t nnz;
+        int32_t row_ptr[5];
+    } cases[] = {
+        {"[0, 0, 0, 65, 1], nnz 1 (the fuzzer's input)", 4, 33, 4, 1, {0, 0, 0, 65, 1}},
+        {"[0, 2147483647, 1000], nnz 1000 (a checkpoint that read past its mapping)", 2, 4096, 1, 1000,
+         {0, 2147483647, 1000}},
+    };
+    enum { PAD = 128 }; /* entries past nnz the unfixed loop reads (65 - 1 or 1001 - 1000) */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int64_t rows = cases[i].rows, cols = cases[i].cols, nnz = cases[i].nnz;
+        const int bits = cases[i].bits;
+        const size_t qb = lp_qlut_q_bytes(rows, cols, bits), lb = ((size_t)rows << bits) * 2;
+        uint32_t *q = calloc(1, qb);
+        uint16_t *lut = calloc(1, lb), *vals = calloc((size_t)nnz + PAD, sizeof *vals); /* f16 zeros: finite */
+        int32_t *ci = calloc((size_t)nnz + PAD, sizeof *ci), rp[5];
+        for (int64_t k = 0; k < nnz; k++) ci[k] = (int32_t)k; /* increasing within any one row */
+        const size_t pb = (size_t)(rows + 1) * 4, cb = (size_t)nnz * 4, vb = (size_t)nnz * 2;
+        lp_qlut v;
+        /* the same buffers with all the outliers in the last row are a valid view */
+        for (int64_t r = 0; r < rows; r++) rp[r] = 0;
+        rp[rows] = (int32_t)nnz;
+        CHECK_OK(lp_qlut_view(&v, rows, cols, bits, nnz, q, qb, lut, lb, rp, pb, ci, cb, vals, vb));
+        memcpy(rp, cases[i].row_ptr, pb);
+        memset(&v, 0xa5, sizeof v);
+        const lp_status st = lp_qlut_view(&v, rows, cols, bits, nnz, q, qb, lut, lb, rp, pb, ci, cb, vals, vb);
+        CHECKF(st == LP_ERR_FORMAT && strstr(lp_last_error(), "row_ptr"),
+               "row_ptr %s: status %d, message '%s'; expected LP_ERR_FORMAT naming row_ptr", cases[i].what, (int)st,
+               st == LP_OK ? "" : lp_last_error());
+        CHECKF(!v.q && !v.col_idx && v.nnz == 0, "row_ptr %s: a refused view is not left empty", cases[i].what);
+        free(q), free(lut), free(vals), free(ci);
+    }
+}
+
 /* sum_j s_j (w - w_hat)^2 over the whole matrix. */
 static double weighted_err(const float *W, const float *Wq, const float *s, int64_t rows, int64_t cols) {
     double e = 0;
@@ -270,6 +319,7 @@ static void check_squeezellm(unsigned long long *seed) {
 int main(void) {
     unsigned long long seed = 99;
     for (int bits = 1; bits <= 4; bits++) check_kernels(bits, &seed);
+    check_row_ptr_bounds();
     check_kmeans(&seed);
     check_squeezellm(&seed);
     TEST_DONE();
