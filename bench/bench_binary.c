@@ -101,9 +101,9 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) static double read_
 enum { BILLM, ARBRC, PBLLM, NKIND };
 static const char *const KIND[NKIND] = {"BiLLM-like", "ARB-RC-like", "PB-LLM-like"};
 static const lp_binary_shape SHAPE[NKIND] = {
-    {128, 1, 2, false, false}, /* BiLLM: salient columns (2 planes), break point splits the rest */
-    {128, 2, 2, true, false},  /* ARB-RC: two salient column groups, row x column scales */
-    {128, 0, 1, false, true},  /* PB-LLM: 1 bit + held 8-bit weights */
+    {128, 1, 2, false, false, 8}, /* BiLLM: salient columns (2 planes), break point splits the rest */
+    {128, 2, 2, true, false, 8},  /* ARB-RC: two salient column groups, row x column scales */
+    {128, 0, 1, false, true, 8},  /* PB-LLM: 1 bit + held 8-bit weights */
 };
 
 /* A random binary weight of kind k (10% salient columns or held weights). */
@@ -142,7 +142,7 @@ static void make_binary(lp_binary *w, int kind, int64_t rows, int64_t cols) {
 
 /* dst = a copy of src at other addresses. */
 static void copy_binary(const lp_binary *src, lp_binary *dst) {
-    const lp_binary_shape sh = {src->block, src->ngs, src->ngn, src->rc, src->held};
+    const lp_binary_shape sh = {src->block, src->ngs, src->ngn, src->rc, src->held, src->hbits};
     if (lp_binary_init(dst, src->rows, src->cols, &sh, src->colmask, src->nheld) != LP_OK) die("binary init");
     const size_t plane = (size_t)(src->rows * src->words) * 4;
     memcpy(dst->s0, src->s0, plane);
@@ -152,8 +152,12 @@ static void copy_binary(const lp_binary *src, lp_binary *dst) {
     if (src->cp) memcpy(dst->cp, src->cp, (size_t)(src->ncp * src->cols) * 2);
     if (src->held) {
         memcpy(dst->hmask, src->hmask, plane);
-        memcpy(dst->codes, src->codes, (size_t)src->nheld);
-        memcpy(dst->hq, src->hq, (size_t)src->rows * 8);
+        if (src->hbits == 16) {
+            memcpy(dst->codes16, src->codes16, (size_t)src->nheld * 2);
+        } else {
+            memcpy(dst->codes, src->codes, (size_t)src->nheld);
+            memcpy(dst->hq, src->hq, (size_t)src->rows * 8);
+        }
     }
     if (lp_binary_finish(dst) != LP_OK) die("binary finish");
 }

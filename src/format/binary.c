@@ -78,6 +78,9 @@ static lp_status check_shape(lp_status st, lp_binary *w, int64_t rows, int64_t c
         return lp_fail(st, "binary: ngs = %d salient-column groups, expected 0, 1 or 2", sh->ngs);
     if (sh->ngn < 1 || sh->ngn > 2)
         return lp_fail(st, "binary: ngn = %d groups of the other columns, expected 1 or 2", sh->ngn);
+    if (sh->hbits != 0 && sh->hbits != 8 && sh->hbits != 16)
+        return lp_fail(st, "binary: hbits = %d bits per held weight, expected 8 (codes on a per-row grid) or 16 "
+                       "(f16 values)", sh->hbits);
     w->rows = rows;
     w->cols = cols;
     w->block = sh->block;
@@ -87,6 +90,7 @@ static lp_status check_shape(lp_status st, lp_binary *w, int64_t rows, int64_t c
     w->ngn = sh->ngn;
     w->rc = sh->rc;
     w->held = sh->held;
+    w->hbits = sh->held && sh->hbits == 16 ? 16 : 8;
     w->npr = w->rc ? 2 * w->ngs + w->ngn : 3 * w->ngs + 2 * w->ngn;
     w->ncp = w->rc ? 2 * w->ngs + w->ngn : 0;
     return LP_OK;
@@ -118,7 +122,7 @@ static lp_status derive(lp_binary *w) {
 }
 
 /* calloc that never returns NULL for an empty array (b2 with no salient
- * column, codes with no held weight). */
+ * column, codes or codes16 with no held weight). */
 static void *zalloc(int64_t n, size_t size) { return calloc(n > 0 ? (size_t)n : 1, size); }
 
 lp_status lp_binary_init(lp_binary *w, int64_t rows, int64_t cols, const lp_binary_shape *sh, const uint32_t *colmask,
@@ -149,8 +153,12 @@ lp_status lp_binary_init(lp_binary *w, int64_t rows, int64_t cols, const lp_bina
     if (w->held) {
         w->nheld = nheld;
         ok &= (w->hmask = zalloc(rw, sizeof(uint32_t))) != NULL;
-        ok &= (w->codes = zalloc(nheld, 1)) != NULL;
-        ok &= (w->hq = zalloc(2 * rows, sizeof(float))) != NULL;
+        if (w->hbits == 16) {
+            ok &= (w->codes16 = zalloc(nheld, sizeof(uint16_t))) != NULL;
+        } else {
+            ok &= (w->codes = zalloc(nheld, 1)) != NULL;
+            ok &= (w->hq = zalloc(2 * rows, sizeof(float))) != NULL;
+        }
     }
     if (!ok) {
         lp_binary_free(w);
@@ -196,6 +204,7 @@ void lp_binary_free(lp_binary *w) {
         free(w->rp);
         free(w->cp);
         free(w->codes);
+        free(w->codes16);
         free(w->hq);
     }
     free(w->sal_before);
@@ -210,12 +219,16 @@ size_t lp_binary_nbytes(const lp_binary *w) {
     if (w->ngs) n += (size_t)w->words * 4;
     if (w->ngs == 2) n += (size_t)(w->rows * w->words2) * 4;
     if (w->rc) n += (size_t)((int64_t)w->ncp * w->cols) * 2;
-    if (w->held) n += plane + (size_t)w->nheld + (size_t)w->rows * 8; /* hmask, codes, hq */
+    if (w->held) {
+        if (w->hbits == 16) n += plane + (size_t)w->nheld * 2;                /* hmask, codes16 */
+        else n += plane + (size_t)w->nheld + (size_t)w->rows * 8;            /* hmask, codes, hq */
+    }
     return n;
 }
 
 double lp_binary_paper_bits(const lp_binary *w) {
-    return (double)w->rows * (double)w->cols + (double)w->rows * (double)w->nsal + 7.0 * (double)w->nheld;
+    return (double)w->rows * (double)w->cols + (double)w->rows * (double)w->nsal +
+           (double)(w->hbits - 1) * (double)w->nheld;
 }
 
 /* The row-kernel driver for w at level isa (cols is a multiple of 32: x
@@ -249,12 +262,13 @@ static void binary_describe(const void *d, char *buf, size_t n) {
     const lp_binary *w = d;
     /* the layout only (the same for every linear of a model; the salient
      * and held fractions differ per linear and are in the exact bytes) */
+    const char *held = !w->held ? "" : w->hbits == 16 ? ", held f16 weights" : ", held 8-bit weights";
     if (w->block == w->cols)
         snprintf(buf, n, "binary per row, %d+%d groups%s%s", w->ngs, w->ngn, w->rc ? ", row x column scales" : "",
-                 w->held ? ", held 8-bit weights" : "");
+                 held);
     else
         snprintf(buf, n, "binary b%lld, %d+%d groups%s%s", (long long)w->block, w->ngs, w->ngn,
-                 w->rc ? ", row x column scales" : "", w->held ? ", held 8-bit weights" : "");
+                 w->rc ? ", row x column scales" : "", held);
 }
 
 static lp_status binary_dequant(const void *d, int64_t r0, int64_t r1, float *out) {
@@ -282,11 +296,17 @@ static lp_status binary_save(const void *d, lp_st_writer *wr, const char *base, 
     if (w->rc) LP_TRY(lp_fmt_add(wr, base, ".cp", LP_DT_F16, w->ncp, w->cols, w->cp));
     if (w->held) {
         LP_TRY(lp_fmt_add(wr, base, ".hmask", LP_DT_U32, w->rows, w->words, w->hmask));
-        LP_TRY(lp_fmt_add(wr, base, ".codes", LP_DT_U8, 1, w->nheld, w->codes));
-        LP_TRY(lp_fmt_add(wr, base, ".hq", LP_DT_F32, w->rows, 2, w->hq));
+        if (w->hbits == 16) {
+            LP_TRY(lp_fmt_add(wr, base, ".codes", LP_DT_F16, 1, w->nheld, w->codes16));
+        } else {
+            LP_TRY(lp_fmt_add(wr, base, ".codes", LP_DT_U8, 1, w->nheld, w->codes));
+            LP_TRY(lp_fmt_add(wr, base, ".hq", LP_DT_F32, w->rows, 2, w->hq));
+        }
     }
-    snprintf(meta, n, "{\"format\":\"binary\",\"block\":%lld,\"ngs\":%d,\"ngn\":%d,\"rc\":%s,\"held\":%s}",
-             (long long)w->block, w->ngs, w->ngn, w->rc ? "true" : "false", w->held ? "true" : "false");
+    /* "hbits" only for f16 held weights: 8-bit files stay as they were */
+    snprintf(meta, n, "{\"format\":\"binary\",\"block\":%lld,\"ngs\":%d,\"ngn\":%d,\"rc\":%s,\"held\":%s%s}",
+             (long long)w->block, w->ngs, w->ngn, w->rc ? "true" : "false", w->held ? "true" : "false",
+             w->held && w->hbits == 16 ? ",\"hbits\":16" : "");
     return LP_OK;
 }
 
@@ -354,12 +374,19 @@ static lp_status load_tensors(const lp_fmt_src *in, const char *base, lp_binary 
         w->nheld = popcount_words(w->hmask, R * W);
         char name[320];
         snprintf(name, sizeof name, "%s.codes", base);
+        const lp_dtype cdt = w->hbits == 16 ? LP_DT_F16 : LP_DT_U8;
         const lp_tensor_view *c = lp_weights_find(in->w, name);
-        if (c && c->dtype == LP_DT_U8 && c->ndim == 2 && c->shape[0] == 1 && c->shape[1] != w->nheld)
-            return lp_fail(LP_ERR_FORMAT, "%s: holds %lld codes, but .hmask marks %lld held weights; expected one "
-                           "code per held weight", where(in, base, ".codes", buf, sizeof buf),
-                           (long long)c->shape[1], (long long)w->nheld);
-        LP_TRY(lp_fmt_tensor(in, base, ".codes", LP_DT_U8, 1, w->nheld, &t));
+        if (c && c->dtype == cdt && c->ndim == 2 && c->shape[0] == 1 && c->shape[1] != w->nheld)
+            return lp_fail(LP_ERR_FORMAT, "%s: holds %lld %s, but .hmask marks %lld held weights; expected one "
+                           "per held weight", where(in, base, ".codes", buf, sizeof buf), (long long)c->shape[1],
+                           w->hbits == 16 ? "f16 values" : "codes", (long long)w->nheld);
+        LP_TRY(lp_fmt_tensor(in, base, ".codes", cdt, 1, w->nheld, &t));
+        if (w->hbits == 16) {
+            w->codes16 = (uint16_t *)t->data;
+            LP_TRY(check_f16(in, base, ".codes", w->codes16, w->nheld, w->nheld > 0 ? w->nheld : 1,
+                             "held value [0, k]"));
+            return derive(w);
+        }
         w->codes = (uint8_t *)t->data;
         LP_TRY(lp_fmt_tensor(in, base, ".hq", LP_DT_F32, R, 2, &t));
         w->hq = (float *)t->data;
@@ -378,14 +405,21 @@ static lp_status load_tensors(const lp_fmt_src *in, const char *base, lp_binary 
 
 static lp_status binary_load(const lp_fmt_src *in, const char *base, const lp_json *desc, int64_t rows,
                              int64_t cols, void **data) {
-    int64_t block, ngs, ngn;
+    int64_t block, ngs, ngn, hbits = 8;
     bool rc, held;
     LP_TRY(lp_fmt_int(in, base, desc, "block", 1, INT32_MAX, &block));
     LP_TRY(lp_fmt_int(in, base, desc, "ngs", 0, 2, &ngs));
     LP_TRY(lp_fmt_int(in, base, desc, "ngn", 1, 2, &ngn));
     LP_TRY(lp_fmt_bool(in, base, desc, "rc", &rc));
     LP_TRY(lp_fmt_bool(in, base, desc, "held", &held));
-    const lp_binary_shape sh = {.block = block, .ngs = (int)ngs, .ngn = (int)ngn, .rc = rc, .held = held};
+    if (lp_json_get(desc, "hbits")) { /* absent: 8 (files written before hbits existed) */
+        LP_TRY(lp_fmt_int(in, base, desc, "hbits", 8, 16, &hbits));
+        if (hbits != 8 && hbits != 16)
+            return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": hbits=%lld; expected 8 (codes on a per-row grid) or "
+                           "16 (f16 values)", in->name, base, (long long)hbits);
+    }
+    const lp_binary_shape sh = {.block = block, .ngs = (int)ngs, .ngn = (int)ngn, .rc = rc, .held = held,
+                                .hbits = (int)hbits};
     lp_binary *w = calloc(1, sizeof *w);
     if (!w) return lp_fail(LP_ERR_NOMEM, "out of memory");
     lp_status st = check_shape(LP_ERR_FORMAT, w, rows, cols, &sh);

@@ -2,7 +2,7 @@
  * binary.h - the "binary" format: about one bit per weight, as BiLLM,
  * ARB-LLM and PB-LLM leave a linear: sign planes, per-(row, block) means and
  * scales for a few groups of weights, a salient-column bitmap, optional
- * column scales, and optionally a few weights held at 8 bits.
+ * column scales, and optionally a few weights held at 8 or 16 bits.
  *
  * What: W (rows x cols, out x in, row-major; y = x W^T; cols a multiple of
  *   32, so no plane has padding bits past cols) is cut into column blocks of
@@ -24,11 +24,14 @@
  *       2 ngs + gn for the others (ncp = 2 ngs + ngn vectors):
  *       salient:  v = s0 (r0 c0[c]) + s1 (r1 c1[c])
  *       other:    v = s0 (r c[c])
- *     held weights (held == true, PB-LLM's salient weights at 8 bits): where
- *       hmask's bit is set the value is instead
- *       v = S_r (code - Z_r)   (f32: hq[2 r] = S_r, hq[2 r + 1] = Z_r)
- *       with the weight's 8-bit code taken in row-major order of the set
- *       hmask bits from `codes`.
+ *     held weights (held == true, PB-LLM's salient weights): where hmask's
+ *       bit is set the value is instead, taking the weight's entry k in
+ *       row-major order of the set hmask bits,
+ *       hbits == 8:  v = S_r (codes[k] - Z_r)   (f32: hq[2 r] = S_r,
+ *                    hq[2 r + 1] = Z_r; codes[k] an 8-bit code on the row's
+ *                    min-max grid)
+ *       hbits == 16: v = f16_to_f32(codes16[k])  (the value itself, f16;
+ *                    no grid, no hq)
  *   lp_binary_value below is that definition in code; every kernel's
  *   dequantization is bit-identical to it.
  * Storage (little-endian; words = cols / 32 per row):
@@ -43,19 +46,24 @@
  *   rp       f16    (rows, nblocks npr) per (row, block) parameters
  *   cp       f16    (ncp, cols)         when rc
  *   hmask    uint32 (rows, words)       when held
- *   codes    uint8  (1, nheld)          when held; nheld = popcount(hmask)
- *   hq       f32    (rows, 2)           when held: S_r, Z_r
+ *   codes    uint8  (1, nheld)          when held, hbits 8; nheld =
+ *                                       popcount(hmask)
+ *   codes16  f16    (1, nheld)          when held, hbits 16 (instead of codes)
+ *   hq       f32    (rows, 2)           when held, hbits 8: S_r, Z_r
  *   Exact bytes: the sum of the arrays present (lp_binary_nbytes). Derived
  *   at init/load, not stored: sal_before (nblocks + 1, salient columns before
  *   block j) and hoff (rows + 1, held weights before row r).
  * Checkpoint: tensors <base>.s0, .b1, .colmask, .b2, .rp, .cp, .hmask, .codes,
  *   .hq as present (.b2 is [rows, 0] when nsal = 0, .codes [1, 0] when no
- *   weight is held); description {"format":"binary","block":B,"ngs":G,"ngn":N,
- *   "rc":bool,"held":bool}. Load checks everything as untrusted input
- *   (shapes, cols a multiple of 32, finite parameters and column scales, b2
- *   padding zero, b1 present as required, codes count equal to
- *   popcount(hmask), S_r finite and >= 0 with 255 S_r finite, Z_r an integer
- *   in [0, 255]).
+ *   weight is held); with hbits 16, .codes is codes16 (F16 [1, nheld]) and
+ *   there is no .hq. Description {"format":"binary","block":B,"ngs":G,
+ *   "ngn":N,"rc":bool,"held":bool}, plus "hbits":16 for held f16 weights (no
+ *   "hbits": 8, as in files written before hbits existed). Load checks
+ *   everything as untrusted input (shapes, cols a multiple of 32, finite
+ *   parameters and column scales, b2 padding zero, b1 present as required,
+ *   hbits 8 or 16, codes count equal to popcount(hmask); hbits 8: S_r finite
+ *   and >= 0 with 255 S_r finite, Z_r an integer in [0, 255]; hbits 16:
+ *   every held value finite).
  * Products, Y (T x rows) = X (T x cols) W^T, on the shared row-kernel driver
  *   (rowgemm.h): the reference kernel (binary_ref.c) computes per row r and
  *   token t, in f32, y = sum over c in order of lp_binary_value(r, c) x_c;
@@ -64,8 +72,9 @@
  *   mode) and sum in per-lane partial sums: they match the reference to
  *   rounding. Dequantization is bit-identical at every level.
  * Papers' bit count (lp_binary_paper_bits): 1 bit per weight, +1 per weight
- *   of a salient column (the second plane), +7 per held weight; scales,
- *   means, bitmaps and indices not counted, as BiLLM / PB-LLM count.
+ *   of a salient column (the second plane), +(hbits - 1) per held weight (+7
+ *   for 8-bit codes, +15 for f16 values: hbits bits in all); scales, means,
+ *   bitmaps and indices not counted, as BiLLM / PB-LLM count.
  */
 #ifndef LP_BINARY_H
 #define LP_BINARY_H
@@ -85,15 +94,17 @@ typedef struct {
     int ngs;   /* salient-column groups: 0 (no salient columns), 1, or 2 (ARB-LLM's column-group bitmap) */
     int ngn;   /* groups of the other columns: 1 or 2 (BiLLM's break point) */
     bool rc;   /* row x column scales, no means (ARB-RC) */
-    bool held; /* some weights held at 8 bits (PB-LLM) */
+    bool held; /* some weights held at 8 or 16 bits (PB-LLM) */
+    int hbits; /* bits of a held weight: 8 (codes on a per-row grid) or 16 (f16 values); 8 when !held */
     int npr, ncp;       /* f16 parameters per (row, block); column-scale vectors */
     int64_t nsal;       /* salient columns (popcount of colmask) */
     int64_t words2;     /* ceil(nsal / 32): b2 words per row */
     int64_t nheld;      /* held weights */
     uint32_t *s0, *b1, *colmask, *b2, *hmask;
     uint16_t *rp, *cp;
-    uint8_t *codes;
-    float *hq;
+    uint8_t *codes;    /* hbits 8 */
+    uint16_t *codes16; /* hbits 16: f16 values */
+    float *hq;         /* hbits 8 */
     int64_t *sal_before; /* nblocks + 1 (derived) */
     int64_t *hoff;       /* rows + 1 (derived) */
     int owns;            /* 1: the stored arrays are malloc'd (the derived ones always are) */
@@ -104,15 +115,17 @@ typedef struct {
     int64_t block;
     int ngs, ngn;
     bool rc, held;
+    int hbits; /* with held: 8 or 16; 0 means 8 */
 } lp_binary_shape;
 
 /* Zero-filled storage for rows x cols with shape sh; colmask (words uint32,
  * copied; ignored when sh->ngs == 0) fixes the salient columns, nheld the
- * number of held weights (codes allocated, hmask zero: the caller sets hmask,
- * codes in order, and then calls lp_binary_finish). LP_ERR_ARG for a bad
- * shape (cols not a multiple of 32, block not a multiple of 32 dividing cols,
- * ngs > 2, ngn not 1 or 2, colmask NULL with ngs > 0, nheld < 0 or > 0
- * without held), LP_ERR_NOMEM. */
+ * number of held weights (codes, or codes16 with hbits 16, allocated, hmask
+ * zero: the caller sets hmask, the codes in order, and then calls
+ * lp_binary_finish). LP_ERR_ARG for a bad shape (cols not a multiple of 32,
+ * block not a multiple of 32 dividing cols, ngs > 2, ngn not 1 or 2, hbits
+ * not 0, 8 or 16, colmask NULL with ngs > 0, nheld < 0 or > 0 without held),
+ * LP_ERR_NOMEM. */
 lp_status lp_binary_init(lp_binary *w, int64_t rows, int64_t cols, const lp_binary_shape *sh,
                          const uint32_t *colmask, int64_t nheld);
 
@@ -127,7 +140,7 @@ void lp_binary_free(lp_binary *w); /* NULL is a no-op */
 size_t lp_binary_nbytes(const lp_binary *w);
 
 /* The papers' weight bits (see above) of the whole weight, in bits:
- * rows cols + rows nsal + 7 nheld (divide by rows cols for bits per weight;
+ * rows cols + rows nsal + (hbits - 1) nheld (divide by rows cols for bits per weight;
  * the traits row's paper_bits returns the same total). */
 double lp_binary_paper_bits(const lp_binary *w);
 
@@ -144,11 +157,13 @@ static inline void lp_binary_set(uint32_t *plane, int64_t i, int v) {
 
 /* The weight's value (the format's definition) when its salient group is
  * gs (ignored unless ngs == 2 and column c is salient) and, when it is held,
- * held_index is its index into codes: what callers that walk a row (and so
- * keep both as running counts) use. */
+ * held_index is its index into codes (codes16): what callers that walk a row
+ * (and so keep both as running counts) use. */
 static inline float lp_binary_value_at(const lp_binary *w, int64_t r, int64_t c, int gs, int64_t held_index) {
-    if (w->held && lp_binary_bit(w->hmask + r * w->words, c))
+    if (w->held && lp_binary_bit(w->hmask + r * w->words, c)) {
+        if (w->hbits == 16) return lp_f16_to_f32(w->codes16[held_index]);
         return w->hq[2 * r] * ((float)w->codes[held_index] - w->hq[2 * r + 1]);
+    }
     const uint16_t *P = lp_binary_rp(w, r, c / w->block);
     const float s0 = lp_binary_bit(w->s0 + r * w->words, c) ? 1.0f : -1.0f;
     const int b1 = w->b1 ? lp_binary_bit(w->b1 + r * w->words, c) : 0;

@@ -28,10 +28,12 @@
  *     positions by a loop over the colmask word's set bits (no pdep: the
  *     dispatcher does not check BMI2, and it is slow on Zen 1/2).
  *   Held weights (PB-LLM): a chunk's held codes are the row's next ones:
- *     8 bytes loaded, widened, moved to their lanes by vpermd with each
- *     lane's rank among the chunk's held bits (a 256-entry table of nibbles),
- *     converted and computed as S (code - Z) in lp_binary_value_at's order,
- *     and blended in where the hmask bit is set.
+ *     hbits 8: 8 bytes loaded, widened, moved to their lanes by vpermd with
+ *     each lane's rank among the chunk's held bits (a 256-entry table of
+ *     nibbles), converted and computed as S (code - Z) in
+ *     lp_binary_value_at's order; hbits 16: 8 f16 values loaded, converted
+ *     by vcvtph2ps (exact, as lp_f16_to_f32) and moved to their lanes by
+ *     the same rank permute; either blended in where the hmask bit is set.
  * Product: order of the sum, per row and token: lane L of A0 adds columns
  *   32k + L, then 32k + 16 + L, and lane L of A1 columns 32k + 8 + L, then
  *   32k + 24 + L, each term v * x by FMA, for words k = 0, 1, ... in order;
@@ -204,7 +206,7 @@ typedef struct {
     const uint32_t *s0, *b1, *b2, *hm;
     int64_t o; /* salient columns walked: the next bit of b2 */
     int64_t h; /* held weights walked: the next code */
-    __m256 S, Z;
+    __m256 S, Z; /* the row's grid (hbits 8) */
 } rowp;
 
 static inline void row_start(const lp_binary *w, int64_t r, rowp *R) {
@@ -214,26 +216,39 @@ static inline void row_start(const lp_binary *w, int64_t r, rowp *R) {
     R->hm = w->held ? w->hmask + r * w->words : NULL;
     R->o = 0;
     R->h = w->held ? w->hoff[r] : 0;
-    R->S = _mm256_set1_ps(w->held ? w->hq[2 * r] : 0.0f);
-    R->Z = _mm256_set1_ps(w->held ? w->hq[2 * r + 1] : 0.0f);
+    R->S = _mm256_set1_ps(w->hq ? w->hq[2 * r] : 0.0f); /* hq: held, hbits 8 */
+    R->Z = _mm256_set1_ps(w->hq ? w->hq[2 * r + 1] : 0.0f);
 }
 
 /* v with chunk h's held weights (the word's held bits hm) put in: their
  * codes, the next ones of the row, spread over the held lanes by a rank
- * permute and computed as S (code - Z), as lp_binary_value_at does. */
+ * permute and computed as S (code - Z), or (hbits 16) their f16 values
+ * converted, as lp_binary_value_at does. */
 static inline __m256 put_held(const lp_binary *w, rowp *R, __m256 v, uint32_t hm, int h) {
     const int sh = 8 * h;
     const uint32_t hb = (hm >> sh) & 0xffu;
-    __m128i q;
-    if (R->h + 8 <= w->nheld) q = _mm_loadl_epi64((const __m128i *)(w->codes + R->h));
-    else { /* the row's last codes: no reading past the array */
-        uint8_t tmp[8] = {0};
-        for (int i = 0; i < POP8[hb]; i++) tmp[i] = w->codes[R->h + i];
-        q = _mm_loadl_epi64((const __m128i *)tmp);
-    }
     const __m256i rank = _mm256_srlv_epi32(_mm256_set1_epi32((int)RANK4[hb]), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28));
-    const __m256i code = _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(q), rank);
-    const __m256 hv = _mm256_mul_ps(R->S, _mm256_sub_ps(_mm256_cvtepi32_ps(code), R->Z));
+    __m256 hv;
+    if (w->hbits == 16) {
+        __m128i q;
+        if (R->h + 8 <= w->nheld) q = _mm_loadu_si128((const __m128i *)(w->codes16 + R->h));
+        else { /* the row's last values: no reading past the array */
+            uint16_t tmp[8] = {0};
+            for (int i = 0; i < POP8[hb]; i++) tmp[i] = w->codes16[R->h + i];
+            q = _mm_loadu_si128((const __m128i *)tmp);
+        }
+        hv = _mm256_permutevar8x32_ps(_mm256_cvtph_ps(q), rank);
+    } else {
+        __m128i q;
+        if (R->h + 8 <= w->nheld) q = _mm_loadl_epi64((const __m128i *)(w->codes + R->h));
+        else { /* the row's last codes: no reading past the array */
+            uint8_t tmp[8] = {0};
+            for (int i = 0; i < POP8[hb]; i++) tmp[i] = w->codes[R->h + i];
+            q = _mm_loadl_epi64((const __m128i *)tmp);
+        }
+        const __m256i code = _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(q), rank);
+        hv = _mm256_mul_ps(R->S, _mm256_sub_ps(_mm256_cvtepi32_ps(code), R->Z));
+    }
     const __m256i shifts = _mm256_setr_epi32(31 - sh, 30 - sh, 29 - sh, 28 - sh, 27 - sh, 26 - sh, 25 - sh, 24 - sh);
     R->h += POP8[hb];
     return _mm256_blendv_ps(v, hv, _mm256_castsi256_ps(_mm256_sllv_epi32(_mm256_set1_epi32((int)hm), shifts)));

@@ -25,10 +25,12 @@
  *     them over the word's salient lanes (no pdep: the dispatcher does not
  *     check BMI2); a 256-entry table counts the salient columns of each half
  *     (no popcnt either).
- *   Held weights (PB-LLM): the codes of a half are consecutive in `codes`: a
- *     masked byte load, widened and spread over the held lanes by vpexpandd,
- *     converted and computed as S (code - Z) in lp_binary_value_at's order,
- *     then blended into the half's values.
+ *   Held weights (PB-LLM): the codes of a half are consecutive in `codes`
+ *     (`codes16`): hbits 8: a masked byte load, widened and spread over the
+ *     held lanes by vpexpandd, converted and computed as S (code - Z) in
+ *     lp_binary_value_at's order; hbits 16: a masked load of f16 values,
+ *     converted by vcvtph2ps (exact, as lp_f16_to_f32) and spread by
+ *     vexpandps; either then blended into the half's values.
  * Product: order of the sum, per row and token: lane L of A0 adds columns
  *   32k + L and lane L of A1 columns 32k + 16 + L, each term v * x by FMA,
  *   for words k = 0, 1, ... in order; then y = _mm512_reduce_add_ps(A0 + A1)
@@ -145,7 +147,7 @@ typedef struct {
     const uint32_t *s0, *b1, *b2, *hm;
     int64_t o; /* salient columns walked: the next bit of b2 */
     int64_t h; /* held weights walked: the next code */
-    __m512 S, Z;
+    __m512 S, Z; /* the row's grid (hbits 8) */
 } rowp;
 
 static inline void row_start(const lp_binary *w, int64_t r, rowp *R) {
@@ -155,8 +157,8 @@ static inline void row_start(const lp_binary *w, int64_t r, rowp *R) {
     R->hm = w->held ? w->hmask + r * w->words : NULL;
     R->o = 0;
     R->h = w->held ? w->hoff[r] : 0;
-    R->S = _mm512_set1_ps(w->held ? w->hq[2 * r] : 0.0f);
-    R->Z = _mm512_set1_ps(w->held ? w->hq[2 * r + 1] : 0.0f);
+    R->S = _mm512_set1_ps(w->hq ? w->hq[2 * r] : 0.0f); /* hq: held, hbits 8 */
+    R->Z = _mm512_set1_ps(w->hq ? w->hq[2 * r + 1] : 0.0f);
 }
 
 /* The held values of n consecutive codes from p spread over the lanes of m:
@@ -165,6 +167,13 @@ static inline __m512 held16(const rowp *R, const uint8_t *p, int n, __mmask16 m)
     const __m128i q = _mm_maskz_loadu_epi8((__mmask16)((1u << n) - 1u), p);
     const __m512 f = _mm512_cvtepi32_ps(_mm512_maskz_expand_epi32(m, _mm512_cvtepu8_epi32(q)));
     return _mm512_mul_ps(R->S, _mm512_sub_ps(f, R->Z));
+}
+
+/* The held values of n consecutive f16 values from p spread over the lanes
+ * of m (hbits 16): converted, as lp_binary_value_at does. */
+static inline __m512 held16_f16(const uint16_t *p, int n, __mmask16 m) {
+    const __m256i q = _mm256_maskz_loadu_epi16((__mmask16)((1u << n) - 1u), p);
+    return _mm512_maskz_expand_ps(m, _mm512_cvtph_ps(q));
 }
 
 /* Word k's 32 values as two halves. */
@@ -196,11 +205,17 @@ static inline __attribute__((always_inline)) void word_values(const lp_binary *w
                           (__mmask16)(sal >> 16), NGS);
     }
     const uint32_t hw = R->hm ? R->hm[k] : 0u;
-    if (hw) { /* held weights: their codes are the next ones */
+    if (hw) { /* held weights: their codes (values) are the next ones */
         const int n0 = pop16(hw), n1 = pop16(hw >> 16);
-        const uint8_t *p = w->codes + R->h;
-        *v0 = _mm512_mask_mov_ps(*v0, (__mmask16)hw, held16(R, p, n0, (__mmask16)hw));
-        *v1 = _mm512_mask_mov_ps(*v1, (__mmask16)(hw >> 16), held16(R, p + n0, n1, (__mmask16)(hw >> 16)));
+        if (w->hbits == 16) {
+            const uint16_t *p = w->codes16 + R->h;
+            *v0 = _mm512_mask_mov_ps(*v0, (__mmask16)hw, held16_f16(p, n0, (__mmask16)hw));
+            *v1 = _mm512_mask_mov_ps(*v1, (__mmask16)(hw >> 16), held16_f16(p + n0, n1, (__mmask16)(hw >> 16)));
+        } else {
+            const uint8_t *p = w->codes + R->h;
+            *v0 = _mm512_mask_mov_ps(*v0, (__mmask16)hw, held16(R, p, n0, (__mmask16)hw));
+            *v1 = _mm512_mask_mov_ps(*v1, (__mmask16)(hw >> 16), held16(R, p + n0, n1, (__mmask16)(hw >> 16)));
+        }
         R->h += n0 + n1;
     }
 }

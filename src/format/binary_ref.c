@@ -5,8 +5,9 @@
  *
  * Both walk a row in column order keeping two running counts: k, the salient
  * columns before c (so column c's salient group is bit k of the row's compact
- * b2 plane), and h, the held weights before c (its index into codes, starting
- * at hoff[r]); each weight's value is lp_binary_value_at, the definition.
+ * b2 plane), and h, the held weights before c (its index into codes or
+ * codes16, starting at hoff[r]); each weight's value is lp_binary_value_at,
+ * the definition.
  * Product, per row r and token t, in f32:
  *     s = 0; for c = 0 .. cols - 1: s += v(r, c) * x[c];   y = s
  * (columns in order, one accumulator, no fused multiply-add: this file is

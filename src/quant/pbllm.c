@@ -1,12 +1,15 @@
 /*
  * pbllm.c - the "pbllm" method: partially binarized weights (PB-LLM, Shang
  * et al. 2023, arXiv:2310.00034): a fraction of salient weights held at 8
- * bits, the rest binarized, with GPTQ's error feedback over both.
+ * bits (or 16: --salient-bits), the rest binarized, with GPTQ's error
+ * feedback over both.
  *
  * What, per linear W (R x C) with H = 2 X^T X / n:
- *   1. the 8-bit grid, per row, from the original W (every weight of the
- *      row, 0 inside the range): S_r = (max - min) / 255, Z_r = round(-min / S_r)
- *      (asymmetric min-max, as GPTQ's quantizer);
+ *   1. with --salient-bits 8 (the default), the 8-bit grid, per row, from
+ *      the original W (every weight of the row, 0 inside the range):
+ *      S_r = (max - min) / 255, Z_r = round(-min / S_r) (asymmetric min-max,
+ *      as GPTQ's quantizer); with 16, no grid: a held weight is its f16
+ *      value;
  *   2. after the error-feedback loop's dead-input and Cholesky steps
  *      (obs.h), the salient set, once for the whole matrix: the weights
  *      whose saliency w^2 / d^2 (d = U[j][j], U the upper Cholesky factor of
@@ -16,14 +19,17 @@
  *      weights zeroed, over all C columns ("xnor", mean-centred):
  *      m_r = mean w,  s_r = mean |w - m_r|;  value m_r + s_r sign(w - m_r);
  *   4. columns in order with GPTQ's lazy-block error feedback (--gptq-block),
- *      each weight quantized with its row's binary pair or 8-bit grid.
+ *      each weight quantized with its row's binary pair, or, held, on its
+ *      row's 8-bit grid (8) or rounded to f16 (16: q = f16(w), the updated w).
  *   Stored in the binary format (format/binary.h: one block per row, one
- *   sign plane, the held mask and 8-bit codes); parameters m_r, s_r in f16,
- *   S_r, Z_r in f32; the loop sees the stored values.
+ *   sign plane, the held mask and the held weights as 8-bit codes, hbits 8,
+ *   or f16 values, hbits 16); parameters m_r, s_r in f16, S_r, Z_r in f32;
+ *   the loop sees the stored values (verify checks every one).
  * The authors' code (hahnyuan/PB-LLM @fe85da9, gptq_pb/, read not copied)
  *   does the same with low_frac = 1 - F; differences: sums in double, a
  *   zero deviation binarizes to m_r + s_r (theirs: m_r), the threshold is
- *   found by selection rather than a full sort (the same element).
+ *   found by selection rather than a full sort (the same element); their
+ *   16-bit salient weights stay in the model's fp16 weights, as here.
  * Calibration: every linear of a block on the block's input (block_input).
  */
 #include "core/half.h"
@@ -50,8 +56,9 @@ typedef struct {
     const pb_settings *s;
     const float *W0; /* the original W (the 8-bit grid's range) */
     int64_t R, C;
-    uint8_t *held;   /* R x C: 1 = salient, held at 8 bits */
-    uint8_t *codes;  /* R x C: the 8-bit code of a held weight */
+    uint8_t *held;   /* R x C: 1 = salient, held at salient_bits */
+    uint8_t *codes;  /* R x C: the 8-bit code of a held weight (salient_bits 8) */
+    uint16_t *h16;   /* R x C: the f16 value of a held weight (salient_bits 16) */
     uint8_t *sign;   /* R x C: 1 where a binarized weight took m + s */
     float *S, *Z;    /* R: the 8-bit grid */
     float *m, *sc;   /* R: the binary pair m +- s (f16-rounded) */
@@ -148,7 +155,11 @@ static lp_status choose(void *ud, int64_t i1, int64_t i2, const float *Wp, const
 static int column(void *ud, int64_t r, int64_t c, float w, const float *outer, float *q) {
     (void)outer;
     pb_job *J = ud;
-    if (J->held[r * J->C + c]) {
+    if (J->held[r * J->C + c] && J->s->salient_bits == 16) {
+        const uint16_t h = lp_f32_to_f16(w);
+        J->h16[r * J->C + c] = h;
+        *q = lp_f16_to_f32(h); /* infinite when |w| overflows f16: the row fails below */
+    } else if (J->held[r * J->C + c]) {
         float code = rintf(w / J->S[r]) + J->Z[r];
         code = code < 0.0f ? 0.0f : code > 255.0f ? 255.0f : code;
         if (!(code == code)) return 1;
@@ -162,25 +173,30 @@ static int column(void *ud, int64_t r, int64_t c, float w, const float *outer, f
     return !isfinite(*q);
 }
 
-/* The binary format from the loop's choices; the codes in row-major order. */
+/* The binary format from the loop's choices; the held codes (f16 values) in
+ * row-major order. */
 static lp_status pack(const pb_job *J, lp_binary *b) {
     const int64_t R = J->R, C = J->C;
+    const bool f16 = J->s->salient_bits == 16;
     int64_t nheld = 0;
     for (int64_t i = 0; i < R * C; i++) nheld += J->held[i];
-    lp_binary_shape sh = {.block = C, .ngs = 0, .ngn = 1, .rc = false, .held = true};
+    lp_binary_shape sh = {.block = C, .ngs = 0, .ngn = 1, .rc = false, .held = true, .hbits = f16 ? 16 : 8};
     LP_TRY(lp_binary_init(b, R, C, &sh, NULL, nheld));
     int64_t k = 0;
     for (int64_t r = 0; r < R; r++) {
         uint16_t *P = lp_binary_rp(b, r, 0);
         P[0] = lp_f32_to_f16(J->m[r]);
         P[1] = lp_f32_to_f16(J->sc[r]);
-        b->hq[2 * r] = J->S[r];
-        b->hq[2 * r + 1] = J->Z[r];
+        if (!f16) {
+            b->hq[2 * r] = J->S[r];
+            b->hq[2 * r + 1] = J->Z[r];
+        }
         for (int64_t c = 0; c < C; c++) {
             const int64_t i = r * C + c;
             if (J->held[i]) {
                 lp_binary_set(b->hmask + r * b->words, c, 1);
-                b->codes[k++] = J->codes[i];
+                if (f16) b->codes16[k++] = J->h16[i];
+                else b->codes[k++] = J->codes[i];
             } else {
                 lp_binary_set(b->s0 + r * b->words, c, J->sign[i]);
             }
@@ -189,8 +205,8 @@ static lp_status pack(const pb_job *J, lp_binary *b) {
     return lp_binary_finish(b);
 }
 
-/* The values the loop kept, recovered from the format: every held code and
- * sign must give back exactly what the loop used. */
+/* The values the loop kept, recovered from the format: every held code (f16
+ * value) and sign must give back exactly what the loop used. */
 static lp_status verify(const lp_binary *b, const float *Wq, const pb_job *J) {
     for (int64_t r = 0; r < J->R; r++) {
         int64_t h = b->hoff[r];
@@ -211,8 +227,9 @@ static void kept_values(const pb_job *J, float *Wq) {
     for (int64_t r = 0; r < J->R; r++)
         for (int64_t c = 0; c < J->C; c++) {
             const int64_t i = r * J->C + c;
-            Wq[i] = J->held[i] ? J->S[r] * ((float)J->codes[i] - J->Z[r])
-                               : (J->sign[i] ? 1.0f : -1.0f) * J->sc[r] + J->m[r];
+            if (J->held[i] && J->s->salient_bits == 16) Wq[i] = lp_f16_to_f32(J->h16[i]);
+            else if (J->held[i]) Wq[i] = J->S[r] * ((float)J->codes[i] - J->Z[r]);
+            else Wq[i] = (J->sign[i] ? 1.0f : -1.0f) * J->sc[r] + J->m[r];
         }
 }
 
@@ -232,7 +249,8 @@ static lp_status compress(const lp_compress_args *a, lp_linear *out) {
     LP_TRY(check_shape(s, R, C));
     pb_job J = {.s = s, .W0 = a->W, .R = R, .C = C};
     J.held = calloc((size_t)(R * C), 1);
-    J.codes = calloc((size_t)(R * C), 1);
+    if (s->salient_bits == 16) J.h16 = calloc((size_t)(R * C), sizeof(uint16_t));
+    else J.codes = calloc((size_t)(R * C), 1);
     J.sign = calloc((size_t)(R * C), 1);
     J.S = malloc((size_t)R * sizeof(float));
     J.Z = malloc((size_t)R * sizeof(float));
@@ -241,11 +259,11 @@ static lp_status compress(const lp_compress_args *a, lp_linear *out) {
     float *Hc = malloc((size_t)(C * C) * sizeof(float)), *Wq = malloc((size_t)(R * C) * sizeof(float));
     lp_binary *b = calloc(1, sizeof *b);
     lp_status st = LP_OK;
-    if (!J.held || !J.codes || !J.sign || !J.S || !J.Z || !J.m || !J.sc || !Hc || !Wq || !b) {
+    if (!J.held || !(J.codes || J.h16) || !J.sign || !J.S || !J.Z || !J.m || !J.sc || !Hc || !Wq || !b) {
         st = lp_fail(LP_ERR_NOMEM, "pbllm: out of memory for a %lld x %lld linear", (long long)R, (long long)C);
         goto done;
     }
-    grid_8bit(&J);
+    if (s->salient_bits == 8) grid_8bit(&J);
     memcpy(Hc, a->H, (size_t)(C * C) * sizeof(float));
     lp_obs_params op = lp_obs_default_params("pbllm");
     op.damp = s->damp;
@@ -267,6 +285,7 @@ static lp_status compress(const lp_compress_args *a, lp_linear *out) {
 done:
     free(J.held);
     free(J.codes);
+    free(J.h16);
     free(J.sign);
     free(J.S);
     free(J.Z);
@@ -282,15 +301,18 @@ done:
 static lp_status check(const void *p) {
     const pb_settings *s = p;
     if (s->salient_bits != 8 && s->salient_bits != 16)
-        return lp_fail(LP_ERR_ARG, "pbllm --salient-bits %d: expected 8 (codes on a per-row grid) or 16 (f16)",
+        return lp_fail(LP_ERR_ARG, "pbllm --salient-bits %d: expected 8 (codes on a per-row min-max grid) or 16 "
+                       "(f16 values)",
                        s->salient_bits);
     return LP_OK;
 }
 
 static const lp_option OPTIONS[] = {
-    {"salient", LP_OPT_FLOAT, 1e-9, 0.5, 0.1, "F", "fraction of weights held at 8 bits, in (0, 0.5]",
+    {"salient", LP_OPT_FLOAT, 1e-9, 0.5, 0.1, "F", "fraction of weights held (at --salient-bits), in (0, 0.5]",
      offsetof(pb_settings, salient)},
-    {"salient-bits", LP_OPT_INT, 8, 16, 8, "B", "bits of the held weights: 8 (16: f16)", offsetof(pb_settings, salient_bits)},
+    {"salient-bits", LP_OPT_INT, 8, 16, 8, "B",
+     "bits of the held weights: 8 (codes on a per-row min-max grid) or 16 (f16 values)",
+     offsetof(pb_settings, salient_bits)},
     {"salient-by", LP_OPT_CHOICE, 0, 1, BY_HESSIAN, "hessian|magnitude", "how salient weights are chosen: w^2/d^2 "
      "(Hessian) or |w|", offsetof(pb_settings, salient_by)},
     LP_OPTION_DAMP(pb_settings),
@@ -300,7 +322,7 @@ static const lp_option OPTIONS[] = {
 
 const lp_method lp_method_pbllm = {
     .name = "pbllm",
-    .help = "PB-LLM: salient weights held at 8 bits, the rest binarized, GPTQ error feedback",
+    .help = "PB-LLM: salient weights held at 8 (or 16) bits, the rest binarized, GPTQ error feedback",
     .scope = LP_SCOPE_LINEAR,
     .calibrated = true,
     .block_input = true,

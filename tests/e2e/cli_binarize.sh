@@ -5,8 +5,9 @@
 #   - quantize --json: exit 0, one valid JSON object naming the method and
 #     its settings, with linear_bits_per_weight and
 #     linear_paper_bits_per_weight (the papers' count: 1 bit per weight, +1 on
-#     salient columns, +7 per held weight: between 1 and 2 for the BiLLM /
-#     ARB family, 1 + 7 x 0.1 for PB-LLM holding 10%; below the stored bits);
+#     salient columns, +7 per held 8-bit weight, +15 per f16 one: between 1
+#     and 2 for the BiLLM / ARB family, 1 + 7 x 0.1 for PB-LLM holding 10%,
+#     1 + 15 x 0.1 with --salient-bits 16; below the stored bits);
 #   - info OUT --json reports the same two figures;
 #   - run OUT generates;
 #   - bad settings fail with the cause on stderr and leave no OUT:
@@ -145,6 +146,9 @@ good pbllm 1.695 1.7 'o["method"] == "pbllm" and o["salient"] == 0.1 and o["sali
     --method pbllm --salient 0.1 "${CAL[@]}"
 good pbllm-magnitude 1.695 1.7 'o["method"] == "pbllm" and o["salient_by"] == "magnitude"' \
     --method pbllm --salient-by magnitude "${CAL[@]}"
+# held as f16 values: 16 paper bits each
+good pbllm-f16 2.49 2.5 'o["method"] == "pbllm" and o["salient_bits"] == 16' \
+    --method pbllm --salient-bits 16 "${CAL[@]}"
 
 # ---- bad settings: the cause on stderr, no OUT ----
 BAD=$TMP/bad

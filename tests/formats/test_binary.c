@@ -1,9 +1,11 @@
 /*
  * test_binary.c - the binary format (format/binary.h): sign planes, salient
- * columns, per-(row, block) means or row x column scales, held 8-bit weights.
- *  - every shape combination (ngs 0/1/2 x ngn 1/2 x rc x held, block 32, 64,
- *    128 and cols), with a block that has no salient column, a row with no
- *    held weight, signed zeros and subnormal f16 parameters, plus ngs = 2
+ * columns, per-(row, block) means or row x column scales, held weights as
+ * 8-bit codes (hbits 8) or f16 values (hbits 16).
+ *  - every shape combination (ngs 0/1/2 x ngn 1/2 x rc x held none / 8-bit
+ *    / f16, block 32, 64, 128 and cols), with a block that has no salient
+ *    column, a row with no held weight, signed zeros and subnormal f16
+ *    parameters and held values (and the largest finite f16), plus ngs = 2
  *    with no salient column at all and held with no held weight:
  *    dequantization at every level this CPU supports equals lp_binary_value
  *    (the definition) bit for bit;
@@ -11,12 +13,15 @@
  *    match a double-precision product of the dequantized matrix for
  *    T = 1, 3, 4, 5, 17; each token of a multi-token call is bit-identical to
  *    a one-token call; one or two threads give the same bits;
- *  - nbytes and paper_bits are the exact formulas;
+ *  - nbytes and paper_bits are the exact formulas (2 bytes and 16 paper bits
+ *    per f16 held weight, no grid);
  *  - save -> load through a safetensors file gives the same bytes,
  *    description and bit-identical dequantization and products;
  *  - corrupt files (wrong shape, missing plane, NaN or infinite parameter or
- *    column scale, b2 padding bit, codes count mismatch, bad S or Z, block not
- *    dividing cols, unknown ngs, cols not a multiple of 32) fail with
+ *    column scale, b2 padding bit, codes count mismatch, bad S or Z, NaN or
+ *    infinite f16 held value, codes of the wrong dtype for hbits, hbits not
+ *    8 or 16, block not dividing cols, unknown ngs, cols not a multiple of
+ *    32) fail with
  *    LP_ERR_FORMAT naming the tensor or setting; bad init arguments with
  *    LP_ERR_ARG.
  * Shapes: W is rows x cols (out x in), X is T x cols, Y is T x rows.
@@ -46,6 +51,14 @@ static uint16_t rand_param(unsigned long long *s, double scale, bool positive) {
     if (u == 2) return (uint16_t)(0x0001 + test_rand_u64(s) % 0x3ff); /* subnormal */
     float v = (float)(scale * test_randn(s));
     return lp_f32_to_f16(positive ? fabsf(v) : v);
+}
+
+/* A random f16 held value: as rand_param, sometimes the largest finite f16. */
+static uint16_t rand_held16(unsigned long long *s) {
+    const unsigned u = (unsigned)(test_rand_u64(s) % 60);
+    if (u == 0) return 0x7bff;
+    if (u == 1) return 0xfbff;
+    return rand_param(s, 0.1, false);
 }
 
 static int64_t popcount_words(const uint32_t *p, int64_t n) {
@@ -84,7 +97,10 @@ static lp_status make_binary(lp_binary *w, int64_t R, int64_t C, lp_binary_shape
                 for (int k = 0; k < w->npr; k++) P[k] = rand_param(s, w->rc ? 0.05 : 0.03, false);
             }
         for (int64_t i = 0; w->cp && i < w->ncp * C; i++) w->cp[i] = rand_param(s, 1.0, true);
-        if (sh.held) {
+        if (sh.held && w->hbits == 16) {
+            memcpy(w->hmask, hm, (size_t)(R * W) * 4);
+            for (int64_t i = 0; i < nheld; i++) w->codes16[i] = rand_held16(s);
+        } else if (sh.held) {
             memcpy(w->hmask, hm, (size_t)(R * W) * 4);
             for (int64_t i = 0; i < nheld; i++) w->codes[i] = (uint8_t)test_rand_u64(s);
             for (int64_t r = 0; r < R; r++) {
@@ -108,14 +124,16 @@ static size_t nbytes_formula(const lp_binary *w) {
     if (ngs > 0) n += (size_t)(W * 4);
     if (ngs == 2) n += (size_t)(R * ((nsal + 31) / 32) * 4);
     if (w->rc) n += (size_t)((2 * ngs + ngn) * C * 2);
-    if (w->held) n += (size_t)(R * W * 4) + (size_t)popcount_words(w->hmask, R * W) + (size_t)(R * 8);
+    const size_t nheld = w->held ? (size_t)popcount_words(w->hmask, R * W) : 0;
+    if (w->held && w->hbits == 16) n += (size_t)(R * W * 4) + 2 * nheld; /* hmask, codes16 */
+    else if (w->held) n += (size_t)(R * W * 4) + nheld + (size_t)(R * 8); /* hmask, codes, hq */
     return n;
 }
 
 static void describe_case(const lp_binary *w, char *buf, size_t n) {
-    snprintf(buf, n, "binary %lldx%lld b%lld ngs=%d ngn=%d rc=%d held=%d nsal=%lld nheld=%lld", (long long)w->rows,
-             (long long)w->cols, (long long)w->block, w->ngs, w->ngn, w->rc, w->held, (long long)w->nsal,
-             (long long)w->nheld);
+    snprintf(buf, n, "binary %lldx%lld b%lld ngs=%d ngn=%d rc=%d held=%d hbits=%d nsal=%lld nheld=%lld",
+             (long long)w->rows, (long long)w->cols, (long long)w->block, w->ngs, w->ngn, w->rc, w->held, w->hbits,
+             (long long)w->nsal, (long long)w->nheld);
 }
 
 /* Dequantization, products, threads, bytes and bits of one weight. */
@@ -204,8 +222,9 @@ static void check_kernels(const lp_binary *w, unsigned long long *seed, double *
     /* exact sizes */
     CHECKF(lp_binary_nbytes(w) == nbytes_formula(w) && lp_format_binary.nbytes(w) == nbytes_formula(w),
            "%s: nbytes %zu, formula %zu", name, lp_binary_nbytes(w), nbytes_formula(w));
+    /* +7 per 8-bit held weight, +15 per f16 one */
     const double bits = (double)(R * C) + (double)(R * popcount_words(w->colmask, w->ngs ? C / 32 : 0)) +
-                        7.0 * (double)popcount_words(w->hmask, w->held ? R * C / 32 : 0);
+                        (w->hbits == 16 ? 15.0 : 7.0) * (double)popcount_words(w->hmask, w->held ? R * C / 32 : 0);
     CHECKF(lp_binary_paper_bits(w) == bits && lp_format_binary.paper_bits(w) == bits, "%s: paper bits %.0f, "
            "formula %.0f", name, lp_binary_paper_bits(w), bits);
     free(D), free(E), free(X), free(Y), free(Y2), free(want), free(mag);
@@ -254,7 +273,8 @@ static void check_round_trip(lp_binary *w, unsigned long long *seed) {
     if (v) {
         const size_t plane = (size_t)(R * w->words) * 4;
         CHECKF(v->block == w->block && v->ngs == w->ngs && v->ngn == w->ngn && v->rc == w->rc &&
-                   v->held == w->held && v->nsal == w->nsal && v->nheld == w->nheld && v->owns == 0,
+                   v->held == w->held && v->hbits == w->hbits && v->nsal == w->nsal && v->nheld == w->nheld &&
+                   v->owns == 0,
                "%s: loaded shape differs", name);
         CHECKF(same_array(w->s0, v->s0, plane) && (!w->b1 || same_array(w->b1, v->b1, plane)) &&
                    (!w->ngs || same_array(w->colmask, v->colmask, (size_t)w->words * 4)) &&
@@ -262,8 +282,10 @@ static void check_round_trip(lp_binary *w, unsigned long long *seed) {
                    same_array(w->rp, v->rp, (size_t)(R * w->nblocks * w->npr) * 2) &&
                    (!w->rc || same_array(w->cp, v->cp, (size_t)(w->ncp * C) * 2)) &&
                    (!w->held || (same_array(w->hmask, v->hmask, plane) &&
-                                 same_array(w->codes, v->codes, (size_t)w->nheld) &&
-                                 same_array(w->hq, v->hq, (size_t)R * 8))) &&
+                                 (w->hbits == 16 ? same_array(w->codes16, v->codes16, (size_t)w->nheld * 2) &&
+                                                       !v->codes && !v->hq
+                                                 : same_array(w->codes, v->codes, (size_t)w->nheld) &&
+                                                       same_array(w->hq, v->hq, (size_t)R * 8) && !v->codes16))) &&
                    !memcmp(w->sal_before, v->sal_before, (size_t)(w->nblocks + 1) * 8) &&
                    !memcmp(w->hoff, v->hoff, (size_t)(R + 1) * 8),
                "%s: loaded arrays differ", name);
@@ -282,6 +304,9 @@ static void check_round_trip(lp_binary *w, unsigned long long *seed) {
         lp_linear_describe(&l, d0, sizeof d0);
         lp_linear_describe(&m, d1, sizeof d1);
         CHECKF(!strcmp(d0, d1) && strstr(d0, "binary"), "%s: described as \"%s\" then \"%s\"", name, d0, d1);
+        if (w->held)
+            CHECKF(strstr(d0, w->hbits == 16 ? "held f16 weights" : "held 8-bit weights") != NULL,
+                   "%s: described as \"%s\"", name, d0);
         free(D0), free(D1), free(X), free(Y0), free(Y1);
     }
     l.nparts = 0; /* give the part back to the caller */
@@ -298,11 +323,14 @@ static void check_all_shapes(unsigned long long *seed, double *worst) {
     for (int ngs = 0; ngs <= 2; ngs++)
         for (int ngn = 1; ngn <= 2; ngn++)
             for (int rc = 0; rc <= 1; rc++)
-                for (int held = 0; held <= 1; held++)
+                for (int held = 0; held <= 2; held++) /* none, 8-bit codes (hbits 0 or 8), f16 values */
                     for (size_t b = 0; b < sizeof blocks / sizeof *blocks; b++) {
                         lp_binary w;
-                        const lp_binary_shape sh = {blocks[b], ngs, ngn, rc, held};
+                        const int hbits = held == 2 ? 16 : held == 1 && (b & 1) ? 8 : 0;
+                        const lp_binary_shape sh = {blocks[b], ngs, ngn, rc, held > 0, hbits};
                         CHECK_OK(make_binary(&w, R, C, sh, 0, seed));
+                        CHECK(w.hbits == (held == 2 ? 16 : 8) && !!w.codes16 == (held == 2) &&
+                              !!w.codes == (held == 1) && !!w.hq == (held == 1));
                         if (ngs && blocks[b] < C)
                             CHECKF(w.sal_before[2] == w.sal_before[1], "block 1 should have no salient column");
                         if (held) CHECKF(w.hoff[3] == w.hoff[2], "row 2 should have no held weight");
@@ -311,17 +339,21 @@ static void check_all_shapes(unsigned long long *seed, double *worst) {
                         lp_binary_free(&w);
                         n++;
                     }
-    CHECK(n == 96);
+    CHECK(n == 144);
     /* special cases: bigger rows; one row; ngs = 2 without salient columns; held without held weights */
     static const struct {
         int64_t R, C;
         lp_binary_shape sh;
         unsigned flags;
     } more[] = {
-        {40, 1024, {128, 1, 2, false, false}, 0},  {40, 1024, {128, 2, 2, true, true}, 0},
-        {1, 96, {32, 2, 1, false, true}, 0},       {5, 64, {64, 2, 2, false, false}, NO_SALIENT},
-        {5, 64, {32, 2, 1, true, true}, NO_SALIENT | NO_HELD}, {9, 128, {64, 0, 1, false, true}, NO_HELD},
-        {9, 4096, {4096, 1, 1, true, true}, 0},
+        {40, 1024, {128, 1, 2, false, false, 0}, 0},  {40, 1024, {128, 2, 2, true, true, 0}, 0},
+        {1, 96, {32, 2, 1, false, true, 0}, 0},       {5, 64, {64, 2, 2, false, false, 0}, NO_SALIENT},
+        {5, 64, {32, 2, 1, true, true, 0}, NO_SALIENT | NO_HELD}, {9, 128, {64, 0, 1, false, true, 0}, NO_HELD},
+        {9, 4096, {4096, 1, 1, true, true, 0}, 0},
+        /* f16 held values */
+        {40, 1024, {128, 2, 2, true, true, 16}, 0}, {1, 96, {32, 2, 1, false, true, 16}, 0},
+        {9, 128, {64, 0, 1, false, true, 16}, NO_HELD}, {9, 4096, {4096, 0, 1, false, true, 16}, 0},
+        {5, 64, {32, 2, 1, true, true, 16}, NO_SALIENT | NO_HELD},
     };
     for (size_t i = 0; i < sizeof more / sizeof *more; i++) {
         lp_binary w;
@@ -345,24 +377,26 @@ static void check_init_errors(void) {
         const uint32_t *col;
         int64_t nheld;
     } bad[] = {
-        {4, 200, {40, 0, 1, false, false}, NULL, 0},  /* cols not a multiple of 32 */
-        {4, 256, {48, 0, 1, false, false}, NULL, 0},  /* block not a multiple of 32 */
-        {4, 256, {96, 0, 1, false, false}, NULL, 0},  /* block not dividing cols */
-        {4, 256, {512, 0, 1, false, false}, NULL, 0}, /* block > cols */
-        {4, 256, {128, 3, 1, false, false}, col, 0},  /* ngs 3 */
-        {4, 256, {128, 0, 0, false, false}, NULL, 0}, /* ngn 0 */
-        {4, 256, {128, 0, 3, false, false}, NULL, 0}, /* ngn 3 */
-        {4, 256, {128, 1, 1, false, false}, NULL, 0}, /* salient groups without colmask */
-        {4, 256, {128, 0, 1, false, false}, NULL, 5}, /* held weights without held */
-        {4, 256, {128, 0, 1, false, true}, NULL, -1}, /* negative nheld */
-        {0, 256, {128, 0, 1, false, false}, NULL, 0}, /* no rows */
+        {4, 200, {40, 0, 1, false, false, 0}, NULL, 0},  /* cols not a multiple of 32 */
+        {4, 256, {48, 0, 1, false, false, 0}, NULL, 0},  /* block not a multiple of 32 */
+        {4, 256, {96, 0, 1, false, false, 0}, NULL, 0},  /* block not dividing cols */
+        {4, 256, {512, 0, 1, false, false, 0}, NULL, 0}, /* block > cols */
+        {4, 256, {128, 3, 1, false, false, 0}, col, 0},  /* ngs 3 */
+        {4, 256, {128, 0, 0, false, false, 0}, NULL, 0}, /* ngn 0 */
+        {4, 256, {128, 0, 3, false, false, 0}, NULL, 0}, /* ngn 3 */
+        {4, 256, {128, 1, 1, false, false, 0}, NULL, 0}, /* salient groups without colmask */
+        {4, 256, {128, 0, 1, false, false, 0}, NULL, 5}, /* held weights without held */
+        {4, 256, {128, 0, 1, false, true, 0}, NULL, -1}, /* negative nheld */
+        {4, 256, {128, 0, 1, false, true, 12}, NULL, 3}, /* hbits 12 */
+        {4, 256, {128, 0, 1, false, true, -16}, NULL, 3}, /* hbits -16 */
+        {0, 256, {128, 0, 1, false, false, 0}, NULL, 0}, /* no rows */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         lp_status st = lp_binary_init(&w, bad[i].R, bad[i].C, &bad[i].sh, bad[i].col, bad[i].nheld);
         CHECKF(st == LP_ERR_ARG, "bad init argument %zu: got %s", i, lp_status_name(st));
     }
     /* finish: hmask count not nheld, b2 padding */
-    const lp_binary_shape sh = {64, 2, 1, false, true};
+    const lp_binary_shape sh = {64, 2, 1, false, true, 0};
     CHECK_OK(lp_binary_init(&w, 3, 256, &sh, col, 2));
     CHECK(w.nsal == 1 && w.words2 == 1);
     lp_binary_set(w.hmask, 5, 1);
@@ -372,6 +406,24 @@ static void check_init_errors(void) {
     CHECK(w.hoff[0] == 0 && w.hoff[1] == 1 && w.hoff[2] == 2 && w.hoff[3] == 2);
     w.b2[1] = 2u; /* salient bit 1 of row 1: only 1 salient column */
     CHECK(lp_binary_finish(&w) == LP_ERR_ARG);
+    lp_binary_free(&w);
+    /* hbits 16: codes16 and no grid; without held, hbits means nothing (8) */
+    const lp_binary_shape sh16 = {64, 0, 1, false, true, 16}, nh16 = {64, 0, 1, false, false, 16};
+    CHECK_OK(lp_binary_init(&w, 3, 256, &sh16, NULL, 2));
+    CHECK(w.hbits == 16 && w.codes16 && !w.codes && !w.hq);
+    lp_binary_set(w.hmask, 5, 1);
+    CHECK(lp_binary_finish(&w) == LP_ERR_ARG);
+    lp_binary_set(w.hmask, 300, 1);
+    CHECK_OK(lp_binary_finish(&w));
+    w.codes16[0] = 0x3c00; /* 1.0 */
+    w.codes16[1] = 0x8001; /* the smallest negative subnormal */
+    CHECK(lp_binary_value(&w, 0, 5) == 1.0f && lp_binary_value(&w, 1, 44) == -0x1p-24f);
+    /* s0, rp (4 blocks x 2 f16 per row), hmask, 2 f16 held values */
+    CHECK(lp_binary_nbytes(&w) == (size_t)(3 * 8 * 4) + (size_t)(3 * 4 * 2 * 2) + (size_t)(3 * 8 * 4) + 2 * 2);
+    CHECK(lp_binary_paper_bits(&w) == 3.0 * 256 + 15.0 * 2);
+    lp_binary_free(&w);
+    CHECK_OK(lp_binary_init(&w, 3, 256, &nh16, NULL, 0));
+    CHECK(w.hbits == 8 && !w.codes16 && !w.codes && !w.hmask);
     lp_binary_free(&w);
     lp_binary_free(NULL);
 }
@@ -412,7 +464,7 @@ static void check_corrupt(unsigned long long *seed) {
     /* 6 x 64, block 32, ngs 2, ngn 2, rc, held: every tensor present */
     enum { R = 6, C = 64, W = 2, NB = 2, NPR = 6, NCP = 6 };
     lp_binary w;
-    const lp_binary_shape sh = {32, 2, 2, true, true};
+    const lp_binary_shape sh = {32, 2, 2, true, true, 0};
     CHECK_OK(make_binary(&w, R, C, sh, 0, seed));
     if (w.nsal % 32 == 0 || w.nheld < 2) { /* the seed gives a ragged b2 and some held weights */
         CHECKF(0, "corrupt-file fixture: nsal %lld nheld %lld", (long long)w.nsal, (long long)w.nheld);
@@ -514,6 +566,72 @@ static void check_corrupt(unsigned long long *seed) {
     expect_corrupt("held not a boolean", ok, N,
                    "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":1}", R, C, "held");
     expect_corrupt("cols not a multiple of 32", ok, N, meta, R, 60, "multiple of 32");
+    /* hbits: 8 written out loads as absent; anything but 8 or 16 is refused */
+    write_file(file_path("ok8.safetensors"), ok, N,
+               "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":true,\"hbits\":8}");
+    CHECK_OK(load_file(file_path("ok8.safetensors"), R, C, &l, &wts));
+    CHECK(lp_linear_data(&l, &lp_format_binary) && ((const lp_binary *)lp_linear_data(&l, &lp_format_binary))->hbits == 8);
+    lp_linear_free(&l);
+    lp_weights_close(wts);
+    unlink(file_path("ok8.safetensors"));
+    expect_corrupt("hbits 12", ok, N,
+                   "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":true,\"hbits\":12}",
+                   R, C, "hbits=12");
+    expect_corrupt("hbits 32", ok, N,
+                   "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":true,\"hbits\":32}",
+                   R, C, "hbits=32");
+    expect_corrupt("hbits not a number", ok, N,
+                   "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":true,\"hbits\":\"16\"}",
+                   R, C, "hbits");
+    expect_corrupt("hbits 16 with 8-bit codes", ok, N,
+                   "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":true,\"hbits\":16}",
+                   R, C, "blk.lin.codes");
+    lp_binary_free(&w);
+
+    /* the same with f16 held values: no .hq, .codes F16 */
+    const lp_binary_shape sh16 = {32, 2, 2, true, true, 16};
+    CHECK_OK(make_binary(&w, R, C, sh16, 0, seed));
+    if (w.nheld < 3) {
+        CHECKF(0, "corrupt-file fixture (f16): nheld %lld", (long long)w.nheld);
+        lp_binary_free(&w);
+        return;
+    }
+    const int64_t NH16 = w.nheld;
+    const char *meta16 =
+        "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":true,\"hbits\":16}";
+    const tensor ok16[N] = {{".s0", LP_DT_U32, R, W, w.s0},         {".b1", LP_DT_U32, R, W, w.b1},
+                            {".colmask", LP_DT_U32, 1, W, w.colmask}, {".b2", LP_DT_U32, R, w.words2, w.b2},
+                            {".rp", LP_DT_F16, R, NB * NPR, w.rp},   {".cp", LP_DT_F16, NCP, C, w.cp},
+                            {".hmask", LP_DT_U32, R, W, w.hmask},    {".codes", LP_DT_F16, 1, NH16, w.codes16},
+                            {NULL, LP_DT_F32, R, 2, NULL}};
+    write_file(file_path("ok16.safetensors"), ok16, N, meta16);
+    CHECK_OK(load_file(file_path("ok16.safetensors"), R, C, &l, &wts));
+    const lp_binary *v16 = lp_linear_data(&l, &lp_format_binary);
+    CHECK(v16 && v16->hbits == 16 && v16->nheld == NH16 && !v16->hq &&
+          !memcmp(v16->codes16, w.codes16, (size_t)NH16 * 2));
+    lp_linear_free(&l);
+    lp_weights_close(wts);
+    unlink(file_path("ok16.safetensors"));
+    uint16_t *vals = malloc((size_t)NH16 * 2);
+    memcpy(vals, w.codes16, (size_t)NH16 * 2);
+    memcpy(t, ok16, sizeof t);
+    t[CODES].data = vals;
+    vals[2] = 0x7e00;
+    expect_corrupt("NaN f16 held value", t, N, meta16, R, C, "blk.lin.codes\": held value [0, k] [0, 2] is NaN");
+    vals[2] = 0xfd01; /* a negative signalling NaN */
+    expect_corrupt("NaN f16 held value (negative)", t, N, meta16, R, C, "is NaN");
+    vals[2] = 0xfc00;
+    expect_corrupt("infinite f16 held value", t, N, meta16, R, C, "blk.lin.codes\": held value [0, k] [0, 2] is infinite");
+    free(vals);
+    memcpy(t, ok16, sizeof t);
+    t[CODES].d1 = NH16 - 1;
+    expect_corrupt("f16 held values below popcount(hmask)", t, N, meta16, R, C, "blk.lin.codes\": holds");
+    memcpy(t, ok16, sizeof t);
+    t[CODES].dt = LP_DT_U16;
+    expect_corrupt("f16 held values as U16", t, N, meta16, R, C, "blk.lin.codes");
+    expect_corrupt("f16 held values without hbits (read as 8-bit codes)", ok16, N,
+                   "{\"format\":\"binary\",\"block\":32,\"ngs\":2,\"ngn\":2,\"rc\":true,\"held\":true}", R, C,
+                   "blk.lin.codes");
     lp_binary_free(&w);
 }
 
