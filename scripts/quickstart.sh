@@ -23,9 +23,9 @@ if [ -n "${RECIPE:-}" ]; then
 else
   args=(--method "$METHOD")
   # each method takes only its own settings (llmpress quantize --help lists them)
-  case "$METHOD" in sign) ;; ternary) args+=(--group "$GROUP") ;; squeezellm) args+=(--bits "$BITS") ;;
-    *) args+=(--bits "$BITS" --group "$GROUP") ;; esac
-  case "$METHOD" in rtn|sign|ternary) ;; *) args+=(--calib "$CALIB") ;; esac
+  case "$METHOD" in sign|arb|pbllm|billm|arb-x|arb-rc) ;; ternary) args+=(--group "$GROUP") ;;
+    squeezellm) args+=(--bits "$BITS") ;; *) args+=(--bits "$BITS" --group "$GROUP") ;; esac
+  case "$METHOD" in rtn|sign|ternary|arb) ;; *) args+=(--calib "$CALIB") ;; esac
   [ "$METHOD" = gptq ] && args+=(--clip)
 fi
 scripts/deps.sh
