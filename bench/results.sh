@@ -97,7 +97,7 @@ write_table() {
       [ -s "$RESULTS/$id.json" ] || continue
       local line; line=$(rowline "$id")
       local js; js=$(cat "$RESULTS/$id.json")
-      local pb; pb=$(jnum "$js" pbpw); pb=${pb:--}
+      local pb; pb=$(jnum "$js" pbpw || true); pb=${pb:--}
       printf '| %s | %s | %.4f | %.4f | %s | %s | %s | %s | %.1f | %s |\n' "$(field "$line" 2)" "$(field "$line" 3)" \
         "$(jnum "$js" wiki)" "$(jnum "$js" heldout)" "$(field "$line" 5)" "$(jnum "$js" bpw)" "$pb" \
         "$(jnum "$js" mb)" "$(jnum "$js" seconds)" "$(jnum "$js" load)"

@@ -243,7 +243,7 @@ static void rc_init(const float *A, const uint8_t *m, int64_t R, int64_t n, floa
 /* RC at order 1 or 2 over the block's group m (R x n, contiguous copies). */
 static lp_status rc_fit(const float *X, const uint8_t *m, int64_t R, int64_t n, int order, int iters, float *Q,
                         lp_bin_fit *fit, int8_t *s0, int8_t *s1) {
-    float *A = malloc((size_t)(R * n) * sizeof *A), *Wt = malloc((size_t)(R * n) * sizeof *Wt);
+    float *A = calloc((size_t)(R * n), sizeof *A), *Wt = calloc((size_t)(R * n), sizeof *Wt);
     float *r0 = calloc((size_t)R, sizeof *r0), *r1 = calloc((size_t)R, sizeof *r1);
     float *c0 = calloc((size_t)n, sizeof *c0), *c1 = calloc((size_t)n, sizeof *c1);
     int8_t *B0 = calloc((size_t)(R * n), 1), *B1 = calloc((size_t)(R * n), 1);
@@ -299,6 +299,7 @@ done:
 /* Rows [r0, r1) of lp_bin_fit_set, serially. */
 static void fit_rows(const float *X, int64_t n, int64_t ld, const uint8_t *G, unsigned set, int order,
                      const lp_bin_opts *o, float *Q, lp_bin_fit *fit, int8_t *s0, int8_t *s1, int64_t r0, int64_t r1) {
+    if (n <= 0) return;
     uint8_t *m = malloc((size_t)n);
     float *q = malloc((size_t)n * sizeof *q);
     int8_t *t0 = malloc((size_t)n), *t1 = malloc((size_t)n);
