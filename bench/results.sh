@@ -63,6 +63,30 @@ pbllm-20|PB-LLM|20% salient at 8 bits|--method pbllm --salient 0.2 CAL|128.4549 
 billm|BiLLM|block 128|--method billm CAL|219.9557 / 77.2631
 arb-x|ARB-LLM_X|CGB, block 128|--method arb-x CAL|157.5498 / 53.6697
 arb-rc|ARB-LLM_RC|CGB, block 128|--method arb-rc CAL|157.6921 / 52.7665
+magnitude-50|magnitude|50% unstructured|--method magnitude --sparsity 0.5|130.1260 / 46.4874
+magnitude-24|magnitude|2:4|--method magnitude --nm 2:4|232.0059 / 76.7132
+magnitude-48|magnitude|4:8|--method magnitude --nm 4:8|163.4866 / 57.5437
+wanda-50|Wanda|50% unstructured|--method wanda --sparsity 0.5 CAL|115.6251 / 42.6035
+wanda-24|Wanda|2:4|--method wanda --nm 2:4 CAL|179.0232 / 63.0584
+wanda-48|Wanda|4:8|--method wanda --nm 4:8 CAL|139.1389 / 50.8773
+sparsegpt-50|SparseGPT|50% unstructured|--method sparsegpt --sparsity 0.5 CAL|109.1808 / 38.5920
+sparsegpt-24|SparseGPT|2:4|--method sparsegpt --nm 2:4 CAL|135.5696 / 46.3826
+sparsegpt-48|SparseGPT|4:8|--method sparsegpt --nm 4:8 CAL|120.1827 / 42.1957
+sparsegpt-24-w4|SparseGPT joint|2:4 + W4 per-channel|--method sparsegpt --nm 2:4 --bits 4 --group -1 CAL|138.7932 / 47.8009
+wanda-50-alloc|Wanda + --allocate|50% over each block|--method wanda --sparsity 0.5 --allocate CAL|-
+sparsegpt-50-alloc|SparseGPT + --allocate|50% over each block|--method sparsegpt --sparsity 0.5 --allocate CAL|-
+svd-95|plain SVD (exact)|kept 0.95|--method svd --keep 0.95|115.4457 / 39.8308
+svd-90|plain SVD (exact)|kept 0.90|--method svd --keep 0.9|121.3534 / 41.6316
+svd-80|plain SVD (exact)|kept 0.80|--method svd --keep 0.8|134.6211 / 48.1076
+asvd-95|ASVD|kept 0.95|--method asvd --keep 0.95 CAL|100.7391 / 34.2446
+asvd-90|ASVD|kept 0.90|--method asvd --keep 0.9 CAL|101.4327 / 35.1311
+asvd-80|ASVD|kept 0.80|--method asvd --keep 0.8 CAL|118.2125 / 39.9814
+svdllm-95|SVD-LLM (whitening)|kept 0.95|--method svdllm --keep 0.95 CAL|107.9289 / 36.9168
+svdllm-90|SVD-LLM (whitening)|kept 0.90|--method svdllm --keep 0.9 CAL|110.9127 / 37.8685
+svdllm-80|SVD-LLM (whitening)|kept 0.80|--method svdllm --keep 0.8 CAL|118.1844 / 40.4592
+svdllmu-95|SVD-LLM (whitening + update)|kept 0.95|--method svdllm --keep 0.95 --svdllm-update CAL|107.7210 / 37.2256
+svdllmu-90|SVD-LLM (whitening + update)|kept 0.90|--method svdllm --keep 0.9 --svdllm-update CAL|111.0474 / 38.2543
+svdllmu-80|SVD-LLM (whitening + update)|kept 0.80|--method svdllm --keep 0.8 --svdllm-update CAL|119.4424 / 41.0838
 '
 
 field() { echo "$1" | cut -d'|' -f"$2"; }
@@ -91,15 +115,19 @@ write_table() {
     echo "machine named below; load is the 1-minute load average when the row's compression started"
     echo "(above 2 the 2 cores were shared with other work and the time is inflated)."
     echo
-    echo "| method | setting | WikiText-2 | heldout | reference | bits/weight | papers' bits | size MB | compress s | load |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    echo "Kept: the fraction of the decoder linears' weights whose values are stored (pruned weights and"
+    echo "the entries low-rank factors replace are not)."
+    echo
+    echo "| method | setting | WikiText-2 | heldout | reference | bits/weight | papers' bits | kept | size MB | compress s | load |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
     for id in $(echo "$ROWS" | grep . | cut -d'|' -f1); do
       [ -s "$RESULTS/$id.json" ] || continue
       local line; line=$(rowline "$id")
       local js; js=$(cat "$RESULTS/$id.json")
       local pb; pb=$(jnum "$js" pbpw || true); pb=${pb:--}
-      printf '| %s | %s | %.4f | %.4f | %s | %s | %s | %s | %.1f | %s |\n' "$(field "$line" 2)" "$(field "$line" 3)" \
-        "$(jnum "$js" wiki)" "$(jnum "$js" heldout)" "$(field "$line" 5)" "$(jnum "$js" bpw)" "$pb" \
+      local kp; kp=$(jnum "$js" kept || true); kp=${kp:--}
+      printf '| %s | %s | %.4f | %.4f | %s | %s | %s | %s | %s | %.1f | %s |\n' "$(field "$line" 2)" "$(field "$line" 3)" \
+        "$(jnum "$js" wiki)" "$(jnum "$js" heldout)" "$(field "$line" 5)" "$(jnum "$js" bpw)" "$pb" "$kp" \
         "$(jnum "$js" mb)" "$(jnum "$js" seconds)" "$(jnum "$js" load)"
     done
     echo
@@ -118,6 +146,7 @@ for id in $ids; do
     model=$M
     info=$($CLI info "$M" --json)
     bpw=$(jnum "$info" linear_bits_per_weight); bytes=$(jnum "$info" total_bytes); secs=0; pbpw=$bpw
+    kept=$(jnum "$info" linear_kept_fraction)
   else
     model=$dir/q
     echo "$id: llmpress quantize $flags" >&2
@@ -125,6 +154,7 @@ for id in $ids; do
     qjs=$($CLI quantize "$M" $flags -o "$model" --json --quiet)
     bpw=$(jnum "$qjs" linear_bits_per_weight); bytes=$(jnum "$qjs" total_bytes); secs=$(jnum "$qjs" seconds)
     pbpw=$(jnum "$qjs" linear_paper_bits_per_weight)
+    kept=$(jnum "$qjs" linear_kept_fraction)
   fi
   echo "$id: evaluating" >&2
   ejs=$($CLI eval "$model" --ppl "$WIKI" --ppl "$HELD" --ctx 512 --json --quiet)
@@ -132,7 +162,7 @@ for id in $ids; do
   mb=$(awk -v b="$bytes" 'BEGIN { printf "%.2f", b / 1e6 }')
   commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
   git diff --quiet HEAD -- src include tools 2>/dev/null || commit="$commit+dirty"
-  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"pbpw\": $pbpw, \"mb\": $mb, \"seconds\": $secs, \"load\": $load, \"commit\": \"$commit\"}" \
+  echo "{\"id\": \"$id\", \"wiki\": $wiki, \"heldout\": $held, \"bpw\": $bpw, \"pbpw\": $pbpw, \"kept\": $kept, \"mb\": $mb, \"seconds\": $secs, \"load\": $load, \"commit\": \"$commit\"}" \
     >"$RESULTS/$id.json"
   rm -rf "$dir"
   echo "$id: wiki $wiki heldout $held bpw $bpw ${secs}s" >&2

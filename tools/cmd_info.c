@@ -50,11 +50,13 @@ int cmd_info(int argc, char **argv) {
                (long long)c->n_kv_heads, (long long)c->head_dim, (long long)c->ffn,
                (long long)c->vocab, c->tied ? "true" : "false");
         cli_json_string(stdout, sz.formats);
-        printf(", \"linear_params\": %lld, \"linear_bytes\": %lld, \"linear_bits_per_weight\": %.4f, "
+        printf(", \"linear_params\": %lld, \"linear_stored_params\": %lld, \"linear_kept_fraction\": %.6f, "
+               "\"linear_bytes\": %lld, \"linear_bits_per_weight\": %.4f, "
                "\"linear_paper_bits_per_weight\": %.4f, \"total_params\": %lld, \"total_bytes\": %lld, "
                "\"total_bits_per_weight\": %.4f}\n",
-               (long long)sz.linear_params, (long long)sz.linear_bytes, lbpw, pbpw, (long long)sz.total_params,
-               (long long)sz.total_bytes, tbpw);
+               (long long)sz.linear_params, (long long)sz.linear_stored_params,
+               (double)sz.linear_stored_params / (double)sz.linear_params, (long long)sz.linear_bytes, lbpw, pbpw,
+               (long long)sz.total_params, (long long)sz.total_bytes, tbpw);
     } else {
         printf("model          %s\n", model_dir);
         printf("architecture   %s: %lld layers, hidden %lld, %lld heads / %lld kv heads of %lld, "
@@ -68,6 +70,10 @@ int cmd_info(int argc, char **argv) {
                (long long)sz.linear_bytes, lbpw);
         if (fabs(pbpw - lbpw) > 1e-9) printf(" (%.4f as the method's paper counts)", pbpw);
         printf("\n");
+        if (sz.linear_stored_params != sz.linear_params)
+            printf("stored values  %lld of the %lld weights' places (%.4f kept: pruned or factorized)\n",
+                   (long long)sz.linear_stored_params, (long long)sz.linear_params,
+                   (double)sz.linear_stored_params / (double)sz.linear_params);
         printf("whole model    %lld params, %lld bytes (%.2f MB), %.4f bits per weight\n",
                (long long)sz.total_params, (long long)sz.total_bytes, (double)sz.total_bytes / 1e6, tbpw);
     }

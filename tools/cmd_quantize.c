@@ -523,16 +523,23 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
                "\"statistics\": %.3f, \"factorization\": %.3f, \"quantization\": %.3f, \"scale_search\": %.3f, "
                "\"clip_search\": %.3f, \"method_specific\": %.3f}, \"peak_activation_bytes\": %zu, "
                "\"resumed_blocks\": %lld, \"linear_bits_per_weight\": %.4f, "
-               "\"linear_paper_bits_per_weight\": %.4f, \"linear_bytes\": %lld, \"total_bytes\": %lld}\n",
+               "\"linear_paper_bits_per_weight\": %.4f, \"linear_params\": %lld, \"linear_stored_params\": %lld, "
+               "\"linear_kept_fraction\": %.6f, \"linear_bytes\": %lld, \"total_bytes\": %lld}\n",
                ps ? "true" : "false", tq,
                stats.forward, stats.stats, stats.factorize, stats.quantize, stats.scale_search, stats.clip_search,
-               stats.method, stats.peak_activation_bytes, (long long)stats.resumed_blocks, bpw, pbpw, (long long)sz.linear_bytes,
+               stats.method, stats.peak_activation_bytes, (long long)stats.resumed_blocks, bpw, pbpw,
+               (long long)sz.linear_params, (long long)sz.linear_stored_params,
+               (double)sz.linear_stored_params / (double)sz.linear_params, (long long)sz.linear_bytes,
                (long long)sz.total_bytes);
     } else {
         char paper[64] = "";
         if (fabs(pbpw - bpw) > 1e-9) snprintf(paper, sizeof paper, " (%.4f as the method's paper counts)", pbpw);
-        printf("wrote %s: %s, %.4f bits per weight in the decoder linears%s, %.2f MB in all (%.1f s)\n",
-               out, sz.formats, bpw, paper, (double)sz.total_bytes / 1e6, tq);
+        char kept[64] = "";
+        if (sz.linear_stored_params != sz.linear_params)
+            snprintf(kept, sizeof kept, ", %.4f of their weights kept",
+                     (double)sz.linear_stored_params / (double)sz.linear_params);
+        printf("wrote %s: %s, %.4f bits per weight in the decoder linears%s%s, %.2f MB in all (%.1f s)\n",
+               out, sz.formats, bpw, paper, kept, (double)sz.total_bytes / 1e6, tq);
     }
     lp_model_free(m);
     return 0;

@@ -76,6 +76,8 @@ const char *lp_model_dir(const lp_model *m);
 /* Exact sizes, counted from the stored formats. */
 typedef struct {
     int64_t linear_params;  /* weights of the decoder linears (q,k,v,o,gate,up,down) */
+    int64_t linear_stored_params; /* weight values they store: fewer when pruned (kept weights)
+                                   * or factorized (the factors' entries) */
     int64_t linear_bytes;   /* their exact storage: packed ints, scales, zeros, ... */
     double linear_paper_bits; /* the bits the methods' papers count (BiLLM, PB-LLM leave scales,
                                * bitmaps and indices out); = 8 linear_bytes for other formats */

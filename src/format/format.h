@@ -59,6 +59,9 @@ typedef struct lp_format {
     /* the weight bits the method's paper would count (BiLLM / PB-LLM leave
      * scales, bitmaps and indices out); NULL: 8 x nbytes, every stored bit */
     double (*paper_bits)(const void *data);
+    /* weight values actually stored (kept weights of a sparse part, the
+     * entries of both low-rank factors); NULL: rows x cols, every weight */
+    int64_t (*nparams)(const void *data);
 } lp_format;
 
 /* The table (formats.c), NULL-terminated. */

@@ -72,6 +72,15 @@ double lp_linear_paper_bits(const lp_linear *l) {
     return b;
 }
 
+int64_t lp_linear_nparams(const lp_linear *l) {
+    int64_t n = 0;
+    for (int i = 0; i < l->nparts; i++) {
+        const lp_format *f = l->part[i].fmt;
+        n += f->nparams ? f->nparams(l->part[i].data) : l->rows * l->cols;
+    }
+    return n;
+}
+
 float *lp_linear_to_f32(const lp_linear *l) {
     const size_t n = (size_t)(l->rows * l->cols);
     float *w = malloc(n * sizeof(float)), *tmp = NULL;

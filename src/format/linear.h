@@ -67,6 +67,10 @@ size_t lp_linear_nbytes(const lp_linear *l);
  * for a format without one). */
 double lp_linear_paper_bits(const lp_linear *l);
 
+/* Weight values the parts store (format.h's nparams; rows x cols for a
+ * part without one): what pruning and low rank keep. */
+int64_t lp_linear_nparams(const lp_linear *l);
+
 /* A dense f32 copy of W (rows x cols), malloc'd; NULL when out of memory. */
 float *lp_linear_to_f32(const lp_linear *l);
 

@@ -331,6 +331,38 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
     return LP_OK;
 }
 
+#define NLL_ROWS 64 /* logits rows made at once by lp_hidden_nll */
+
+lp_status lp_hidden_nll(const lp_model *m, const float *x, int64_t T, const int32_t *next, double *nll) {
+    const int64_t D = m->cfg.dim, V = m->cfg.vocab;
+    *nll = 0.0;
+    lp_dense *head = lp_linear_data(&m->head, &lp_format_dense);
+    if (head) LP_TRY(lp_dense_materialize(head));
+    float *xn = malloc((size_t)(NLL_ROWS * D) * sizeof *xn), *lg = malloc((size_t)(NLL_ROWS * V) * sizeof *lg);
+    lp_status s = xn && lg ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory for %d x %lld logits", NLL_ROWS, (long long)V);
+    for (int64_t t0 = 0; s == LP_OK && t0 < T; t0 += NLL_ROWS) {
+        const int64_t n = T - t0 < NLL_ROWS ? T - t0 : NLL_ROWS;
+        rmsnorm(xn, x + t0 * D, m->norm, n, D, m->cfg.norm_eps);
+        s = lp_linear_forward(&m->head, xn, n, lg);
+        double part = 0.0;
+#pragma omp parallel for reduction(+ : part) schedule(static) if (s == LP_OK)
+        for (int64_t t = 0; t < n; t++) {
+            const int32_t y = next[t0 + t];
+            if (y < 0) continue;
+            const float *z = lg + t * V;
+            float mx = z[0];
+            for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
+            double se = 0.0;
+            for (int64_t v = 0; v < V; v++) se += exp((double)(z[v] - mx));
+            part += log(se) + (double)mx - (double)z[y];
+        }
+        *nll += part;
+    }
+    free(xn);
+    free(lg);
+    return s;
+}
+
 static lp_status block_args(const lp_ctx *c, int64_t l, int64_t T) {
     if (l < 0 || l >= c->m->cfg.n_layers) return lp_fail(LP_ERR_ARG, "block %lld does not exist", (long long)l);
     if (T <= 0 || T > c->max_batch || T > c->max_tokens)

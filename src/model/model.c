@@ -339,6 +339,7 @@ void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
         for (int k = 0; k < LP_NLIN; k++) {
             const lp_linear *L = &m->layers[l].lin[k];
             sz->linear_params += L->rows * L->cols;
+            sz->linear_stored_params += lp_linear_nparams(L);
             sz->linear_bytes += (int64_t)lp_linear_nbytes(L);
             sz->linear_paper_bits += lp_linear_paper_bits(L);
             if (!lp_linear_is(L, &lp_format_dense)) sz->n_compressed++;

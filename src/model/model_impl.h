@@ -100,6 +100,12 @@ typedef struct {
  * NULL. The context's cache is used as scratch (reset before and after). */
 lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, const lp_block_hooks *hooks);
 
+/* The summed negative log-likelihood of next[t] after hidden states x
+ * (T x D, a final block's output) for the t with next[t] >= 0: the final
+ * RMSNorm, the head, log-softmax (in double, per token). Logits are made a
+ * few rows at a time, never T x V at once. LP_ERR_NOMEM. */
+lp_status lp_hidden_nll(const lp_model *m, const float *x, int64_t T, const int32_t *next, double *nll);
+
 /* The pieces of block l, for pipelines that keep the intermediate states
  * (T <= the context's batch; the context's cache is scratch):
  *   att (T x H*hd) = the attention heads' output before o, for input x;

@@ -24,6 +24,7 @@
 #include "format/dense.h"
 #include "format/linear.h"
 #include "format/qgroup.h"
+#include "model/model_impl.h"
 
 #include <stddef.h>
 
@@ -36,7 +37,35 @@ typedef struct {
     const float *H;        /* cols x cols, full symmetric, read-only; NULL without calibration */
     const void *settings;  /* the method's own settings struct */
     lp_quant_stats *stats; /* add the method's time here (never NULL) */
+    lp_dtype dtype;        /* how W was stored (F32, BF16, F16): parts that keep 16-bit values use its
+                            * 16-bit type (F16 for an F32 checkpoint) */
+    const float *H0;       /* dual_inputs methods: H of the same input in the uncompressed model
+                            * (2 X0^T X0 / n), else NULL */
+    const float *absmean;  /* dual_inputs methods: cols, mean |x_j| of that input in the uncompressed
+                            * model (ASVD's scaling), else NULL */
+    double plan;           /* what a planning step chose for this linear (plan_model / plan_block:
+                            * a kept fraction, a sparsity); NAN when none ran */
 } lp_compress_args;
+
+/* What the pipeline hands a linear beyond W and H (lp_compress_linear_ex). */
+typedef struct {
+    const float *H0;      /* cols x cols, or NULL */
+    const float *absmean; /* cols, or NULL */
+    double plan;          /* NAN when none */
+} lp_linear_extra;
+
+/* What a block planner (plan_block) sees: block b of m calibrated on its
+ * input X (N x L x D) and the four Hessians H[g] (g: q/k/v, o, gate/up,
+ * down; cols[g] x cols[g], full symmetric, 2 X^T X / n). */
+typedef struct {
+    lp_model *m;
+    lp_ctx *ctx;
+    int64_t b, N, L;
+    const float *X;
+    const float *H[4];
+    int64_t cols[4];
+    const lp_quant_params *p;
+} lp_block_plan_in;
 
 /* Build the compressed weight of one linear as parts of out (rows and cols
  * set, no parts yet); on error out's parts are freed by the caller. */
@@ -52,6 +81,11 @@ struct lp_method {
      * order); true = the block's input (every linear of a block calibrated on
      * the uncompressed block, as the BiLLM / PB-LLM / ARB-LLM drivers do). */
     bool block_input;
+    /* With block_input: the pipeline also carries the uncompressed model's
+     * activations X0 beside the compressed model's X and gives each linear
+     * H0 and mean |x| of its input in the uncompressed model (ASVD and
+     * SVD-LLM profile the original model; SVD-LLM's update fits to X). */
+    bool dual_inputs;
     size_t settings_size;
     const lp_option *options;            /* terminated by a {0} row */
     lp_status (*check)(const void *s);   /* rules spanning options; may be NULL */
@@ -59,6 +93,16 @@ struct lp_method {
      * (checked for every linear before any work); may be NULL */
     lp_status (*check_shape)(const void *s, int64_t rows, int64_t cols);
     lp_compress_fn compress;             /* LP_SCOPE_LINEAR */
+    /* Optional, LP_SCOPE_LINEAR with calibration: before the pipeline, one
+     * value per decoder linear (plan[b * LP_NLIN + k], NAN = none) from the
+     * whole model (ASVD's sensitivity-based rank allocation); handed to
+     * compress as lp_compress_args.plan. */
+    lp_status (*plan_model)(lp_model *m, const lp_quant_params *p, const void *s, double *plan, lp_quant_stats *st);
+    /* Optional, block_input methods: before block b's linears are
+     * compressed, one value per linear of the block (plan[k], NAN = none;
+     * --allocate's per-linear sparsity); overrides plan_model's. May return
+     * early with every plan NAN when its settings ask for no planning. */
+    lp_status (*plan_block)(const lp_block_plan_in *in, const void *s, double plan[LP_NLIN], lp_quant_stats *st);
     /* LP_SCOPE_BLOCK: block b of m, X = its calibration inputs (N x L x D),
      * ctx a context of m for L tokens; quantize = 0 only folds what the
      * method searched into the block's dense weights (a prescale). X holds
@@ -82,9 +126,17 @@ static inline const void *lp_settings_data(const lp_settings *s) { return s->dat
 lp_status lp_compress_linear(lp_compress_fn fn, const void *settings, lp_linear *l, const float *H,
                              lp_quant_stats *st, double *rel_err);
 
+/* lp_compress_linear with the extra inputs x (NULL: none). */
+lp_status lp_compress_linear_ex(lp_compress_fn fn, const void *settings, lp_linear *l, const float *H,
+                                const lp_linear_extra *x, lp_quant_stats *st, double *rel_err);
+
 /* lp_compress_linear with s's method. */
 lp_status lp_method_compress_linear(const lp_settings *s, lp_linear *l, const float *H, lp_quant_stats *st,
                                     double *rel_err);
+
+/* lp_method_compress_linear with the extra inputs x (NULL: none). */
+lp_status lp_method_compress_linear_ex(const lp_settings *s, lp_linear *l, const float *H, const lp_linear_extra *x,
+                                       lp_quant_stats *st, double *rel_err);
 
 double lp_now_s(void); /* monotonic seconds, for the stats */
 

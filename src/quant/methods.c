@@ -21,12 +21,15 @@
 extern const lp_method lp_method_rtn, lp_method_gptq, lp_method_awq, lp_method_squeezellm, lp_method_slim;
 extern const lp_method lp_method_sign, lp_method_ternary, lp_method_pbllm, lp_method_billm, lp_method_arb;
 extern const lp_method lp_method_arb_x, lp_method_arb_rc;
+extern const lp_method lp_method_magnitude, lp_method_wanda, lp_method_sparsegpt;
+extern const lp_method lp_method_svd, lp_method_asvd, lp_method_svdllm;
 
 /* One row per method, in the order --help lists them. */
 static const lp_method *const METHODS[] = {
     &lp_method_rtn, &lp_method_gptq, &lp_method_awq, &lp_method_squeezellm, &lp_method_slim,
     &lp_method_sign, &lp_method_ternary, &lp_method_pbllm, &lp_method_billm, &lp_method_arb, &lp_method_arb_x,
-    &lp_method_arb_rc,
+    &lp_method_arb_rc, &lp_method_magnitude, &lp_method_wanda, &lp_method_sparsegpt, &lp_method_svd,
+    &lp_method_asvd, &lp_method_svdllm,
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof *METHODS))
 
@@ -219,10 +222,10 @@ lp_status lp_check_grouped(const char *method, int bits, int group, bool sym) {
 
 /* ---- the one path into a format ---- */
 
-lp_status lp_compress_linear(lp_compress_fn fn, const void *settings, lp_linear *l, const float *H,
-                             lp_quant_stats *st, double *rel_err) {
-    if (!lp_linear_is(l, &lp_format_dense))
-        return lp_fail(LP_ERR_ARG, "linear is already compressed; quantize the original checkpoint");
+lp_status lp_compress_linear_ex(lp_compress_fn fn, const void *settings, lp_linear *l, const float *H,
+                                const lp_linear_extra *x, lp_quant_stats *st, double *rel_err) {
+    const lp_dense *d = lp_linear_data(l, &lp_format_dense);
+    if (!d) return lp_fail(LP_ERR_ARG, "linear is already compressed; quantize the original checkpoint");
     float *W = lp_linear_to_f32(l);
     if (!W) return lp_fail(LP_ERR_NOMEM, "out of memory for a %lld x %lld weight", (long long)l->rows,
                            (long long)l->cols);
@@ -234,7 +237,9 @@ lp_status lp_compress_linear(lp_compress_fn fn, const void *settings, lp_linear 
                            (long long)(i % l->cols), what);
         }
     lp_quant_stats local = {0};
-    const lp_compress_args a = {W, l->rows, l->cols, H, settings, st ? st : &local};
+    const lp_compress_args a = {.W = W, .rows = l->rows, .cols = l->cols, .H = H, .settings = settings,
+                                .stats = st ? st : &local, .dtype = d->dtype,
+                                .H0 = x ? x->H0 : NULL, .absmean = x ? x->absmean : NULL, .plan = x ? x->plan : NAN};
     lp_linear out = {.rows = l->rows, .cols = l->cols};
     lp_status s = fn(&a, &out);
     if (s == LP_OK && out.nparts == 0) s = lp_fail(LP_ERR_ARG, "the method produced no weight");
@@ -247,8 +252,18 @@ lp_status lp_compress_linear(lp_compress_fn fn, const void *settings, lp_linear 
     return s;
 }
 
+lp_status lp_compress_linear(lp_compress_fn fn, const void *settings, lp_linear *l, const float *H,
+                             lp_quant_stats *st, double *rel_err) {
+    return lp_compress_linear_ex(fn, settings, l, H, NULL, st, rel_err);
+}
+
+lp_status lp_method_compress_linear_ex(const lp_settings *s, lp_linear *l, const float *H, const lp_linear_extra *x,
+                                       lp_quant_stats *st, double *rel_err) {
+    LP_ASSERT(s->m->scope == LP_SCOPE_LINEAR && s->m->compress);
+    return lp_compress_linear_ex(s->m->compress, s->data, l, H, x, st, rel_err);
+}
+
 lp_status lp_method_compress_linear(const lp_settings *s, lp_linear *l, const float *H, lp_quant_stats *st,
                                     double *rel_err) {
-    LP_ASSERT(s->m->scope == LP_SCOPE_LINEAR && s->m->compress);
-    return lp_compress_linear(s->m->compress, s->data, l, H, st, rel_err);
+    return lp_method_compress_linear_ex(s, l, H, NULL, st, rel_err);
 }

@@ -133,6 +133,7 @@ static int64_t row_block(const lp_obs_step *s, const float *outer, const float *
         const int64_t c = i1 + i;
         const float *h = Hinv + c * C + i1; /* h[j] = Hinv[c][i1 + j] */
         float d = h[i], w = E[i], q;
+        if (s->ahead && s->ahead(s->ud, r, c, E + i, n - i)) return c;
         if (s->column(s->ud, r, c, w, outer, &q)) return c;
         float e = (w - q) / d;
         double dl = (double)(w - q) / (double)d;

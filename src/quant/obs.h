@@ -74,6 +74,12 @@ typedef struct {
      * 0, or non-zero when the row cannot continue. Runs on several threads
      * (different rows) at once. */
     int (*column)(void *ud, int64_t r, int64_t c, float w, const float *outer, float *q);
+    /* Before column c of row r (may be NULL): cur[0 .. n) are the row's
+     * current values of processing positions c .. i2 - 1 of this block (with
+     * every earlier column's error already pushed in): what SparseGPT's N:M
+     * mask, chosen at each group's first column, needs. Returns 0, or
+     * non-zero when the row cannot continue. */
+    int (*ahead)(void *ud, int64_t r, int64_t c, const float *cur, int64_t n);
     /* After a failure at (r, c): set the error message (lp_fail) saying
      * why, serially (may be NULL). */
     lp_status (*explain)(void *ud, int64_t r, int64_t c, const float *outer);

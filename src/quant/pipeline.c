@@ -64,6 +64,7 @@ typedef struct {
     bool block_input; /* every linear calibrated on the block's input: four Hessians at once */
     bool keep_z;     /* Z holds every window's down input (else one window's) */
     double x, y, z, t, h; /* X (N L D), Y (N L S), Z (N L F or L F), T (L TW), H (TW^2) */
+    double x0, h0;        /* dual_inputs: X0 (N L D) and its four Hessians */
 } pipe_sizes;
 
 static pipe_sizes pipe_sizes_of(const lp_config *c, const lp_quant_params *p, int64_t N, int64_t L) {
@@ -81,6 +82,10 @@ static pipe_sizes pipe_sizes_of(const lp_config *c, const lp_quant_params *p, in
     if (z.block_input) z.z = 0; /* lp_block_forward keeps its own activations */
     z.h = z.block_input ? 2.0 * (double)D * (double)D + (double)A * (double)A + (double)F * (double)F
                         : (double)TW * (double)TW;
+    if (z.block_input && lp_settings_method(p->method)->dual_inputs) {
+        z.x0 = z.x;
+        z.h0 = z.h;
+    }
     return z;
 }
 
@@ -107,8 +112,8 @@ void lp_pipeline_memory(const lp_model *m, const lp_quant_params *p, lp_pipe_mem
     const double hd = (double)c->head_dim, A = (double)(c->n_heads * c->head_dim), KV = (double)c->n_kv_heads * hd;
     memset(e, 0, sizeof *e);
     e->windows = n * sizeof(int32_t);
-    e->activations = (z.x + z.y + z.z + z.t) * f;
-    e->hessian = z.h * f;
+    e->activations = (z.x + z.x0 + z.y + z.z + z.t) * f;
+    e->hessian = (z.h + z.h0) * f;
     if (z.block_only) e->awq = awq_block_bytes(c, p->method, n);
     else if (p->prescale) e->awq = awq_block_bytes(c, p->prescale, n);
     /* lp_ctx_init(m, L, L): the K/V cache of every layer, RoPE tables, one batch of L rows */
@@ -132,6 +137,7 @@ typedef struct {
     lp_quant_stats st;
     float *H; /* maxcols^2 */
     int64_t ntok;
+    double *plan; /* n_layers x LP_NLIN from the method's plan_model, or NULL */
 } pipe;
 
 /* H = 0 before a stage's accumulation. */
@@ -152,9 +158,8 @@ static void hess_add(pipe *P, const float *X, int64_t T, int64_t cols) {
     P->ntok += T;
 }
 
-/* H (n tokens) = 2 H / n, mirrored to a full symmetric matrix; then compress
- * the stage's linears (lin[], -1 terminated) of block b with it. */
-static lp_status compress_stage_h(pipe *P, float *H, int64_t ntok, int64_t b, int64_t cols, const int *lin) {
+/* H (n tokens) = 2 H / n, mirrored to a full symmetric matrix. */
+static void hess_finish(pipe *P, float *H, int64_t ntok, int64_t cols) {
     double t0 = lp_now_s();
     const float scale = 2.0f / (float)ntok;
     for (int64_t i = 0; i < cols; i++) {
@@ -162,13 +167,21 @@ static lp_status compress_stage_h(pipe *P, float *H, int64_t ntok, int64_t b, in
         for (int64_t j = 0; j < i; j++) H[i * cols + j] = H[j * cols + i];
     }
     P->st.stats += lp_now_s() - t0;
+}
+
+/* Compress the stage's linears (lin[], -1 terminated) of block b with the
+ * finished H; absmean (cols, or NULL) and plan (LP_NLIN, or NULL) are the
+ * extra inputs of method.h. */
+static lp_status compress_with(pipe *P, const float *H, const float *absmean, const double *plan, int64_t b,
+                               const int *lin) {
     char name[256];
     for (int k = 0; lin[k] >= 0; k++) {
         if (P->p->interrupt && *P->p->interrupt)
             return lp_fail(LP_ERR_INTERRUPTED, "interrupted in block %lld", (long long)b + 1);
         double err = NAN;
         lp_linear *l = &P->m->layers[b].lin[lin[k]];
-        lp_status s = lp_method_compress_linear(P->p->method, l, H, &P->st, &err);
+        const lp_linear_extra x = {.absmean = absmean, .plan = plan ? plan[lin[k]] : NAN};
+        lp_status s = lp_method_compress_linear_ex(P->p->method, l, H, &x, &P->st, &err);
         if (s != LP_OK) {
             lp_linear_name(b, lin[k], name, sizeof name);
             return lp_fail_ctx(s, "%s", name);
@@ -178,8 +191,12 @@ static lp_status compress_stage_h(pipe *P, float *H, int64_t ntok, int64_t b, in
     return LP_OK;
 }
 
+/* The model-level plan of block b's linears, or NULL. */
+static const double *plan_of(const pipe *P, int64_t b) { return P->plan ? P->plan + b * LP_NLIN : NULL; }
+
 static lp_status compress_stage(pipe *P, int64_t b, int64_t cols, const int *lin) {
-    return compress_stage_h(P, P->H, P->ntok, b, cols, lin);
+    hess_finish(P, P->H, P->ntok, cols);
+    return compress_with(P, P->H, NULL, plan_of(P, b), b, lin);
 }
 
 static const int QKV[] = {LP_K, LP_V, LP_Q, -1}, O[] = {LP_O, -1}, GU[] = {LP_UP, LP_GATE, -1}, DOWN[] = {LP_DOWN, -1};
@@ -188,7 +205,8 @@ static const int QKV[] = {LP_K, LP_V, LP_Q, -1}, O[] = {LP_O, -1}, GU[] = {LP_UP
 
 typedef struct {
     pipe *P;
-    float *H[4]; /* the inputs of q/k/v, o, gate/up, down */
+    float *H[4];       /* the inputs of q/k/v, o, gate/up, down */
+    float *absmean[4]; /* their sums of |x| per column, or NULL */
     int64_t cols[4];
 } block_input;
 
@@ -199,35 +217,106 @@ static int capture_h(void *ud, int k, const float *X, int64_t T, int64_t cols) {
     int g = group_of(k);
     LP_ASSERT(cols == bi->cols[g]);
     hess_add_to(bi->P, bi->H[g], X, T, cols);
+    if (bi->absmean[g])
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t j = 0; j < cols; j++) bi->absmean[g][j] += fabsf(X[t * cols + j]);
     return 0;
 }
 
-/* Block b calibrated on its input X (N x L x D): the four Hessians from one
- * run of the uncompressed block per window (on a copy in T), the seven
- * linears compressed, then X = the compressed block's output. */
-static lp_status run_block_input(pipe *P, lp_ctx *ctx, int64_t b, float *X, float *T, int64_t N, int64_t L) {
+/* The four Hessians (and, when am is set, the sums of |x| there) of block
+ * b's uncompressed linears on the windows X (N x L x D), finished (2 X^T X
+ * / n, mean |x|). in_place: X becomes the uncompressed block's output;
+ * else each window runs on a copy in T. */
+static lp_status capture_block(pipe *P, lp_ctx *ctx, int64_t b, float *X, float *T, int64_t N, int64_t L, float *H,
+                               float *am, bool in_place, block_input *bi) {
     const lp_config *c = &P->m->cfg;
     const int64_t D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn;
-    block_input bi = {.P = P, .cols = {D, A, D, F}};
-    bi.H[0] = P->H;
-    bi.H[1] = bi.H[0] + D * D;
-    bi.H[2] = bi.H[1] + A * A;
-    bi.H[3] = bi.H[2] + D * D;
-    memset(P->H, 0, (size_t)(2 * D * D + A * A + F * F) * sizeof(float));
-    lp_block_hooks hooks = {.capture = capture_h, .ud = &bi};
+    *bi = (block_input){.P = P, .cols = {D, A, D, F}};
+    bi->H[0] = H;
+    bi->H[1] = H + D * D;
+    bi->H[2] = bi->H[1] + A * A;
+    bi->H[3] = bi->H[2] + D * D;
+    memset(H, 0, (size_t)(2 * D * D + A * A + F * F) * sizeof(float));
+    if (am) {
+        memset(am, 0, (size_t)(2 * D + A + F) * sizeof(float));
+        bi->absmean[0] = am;
+        bi->absmean[1] = am + D;
+        bi->absmean[2] = am + D + A;
+        bi->absmean[3] = am + 2 * D + A;
+    }
+    lp_block_hooks hooks = {.capture = capture_h, .ud = bi};
     lp_status s = LP_OK;
     double t0 = lp_now_s();
     for (int64_t i = 0; s == LP_OK && i < N; i++) {
-        memcpy(T, X + i * L * D, (size_t)(L * D) * sizeof(float));
-        s = lp_block_forward(ctx, b, T, L, &hooks);
+        float *x = X + i * L * D;
+        if (!in_place) {
+            memcpy(T, x, (size_t)(L * D) * sizeof(float));
+            x = T;
+        }
+        s = lp_block_forward(ctx, b, x, L, &hooks);
     }
     P->st.forward += lp_now_s() - t0;
-    LP_TRY(s);
+    for (int g = 0; s == LP_OK && g < 4; g++) {
+        hess_finish(P, bi->H[g], N * L, bi->cols[g]);
+        for (int64_t j = 0; am && j < bi->cols[g]; j++) bi->absmean[g][j] /= (float)(N * L);
+    }
+    return s;
+}
+
+/* Block b calibrated on its input X (N x L x D): the four Hessians from one
+ * run of the uncompressed block per window, the method's block plan
+ * (plan_block), the seven linears compressed, then X = the compressed
+ * block's output. dual_inputs methods also get H0 and mean |x| from X0 (the
+ * uncompressed model's activations, advanced through the uncompressed
+ * block here; H0 is its Hessian scratch). */
+static lp_status run_block_input(pipe *P, lp_ctx *ctx, int64_t b, float *X, float *X0, float *H0, float *T, int64_t N,
+                                 int64_t L) {
+    const lp_config *c = &P->m->cfg;
+    const lp_method *meth = lp_settings_method(P->p->method);
+    const int64_t D = c->dim, A = c->n_heads * c->head_dim, F = c->ffn;
+    block_input bi, bi0 = {0};
+    float *am = NULL;
+    lp_status s = LP_OK;
+    if (X0) {
+        am = malloc((size_t)(2 * D + A + F) * sizeof *am);
+        s = am ? capture_block(P, ctx, b, X0, T, N, L, H0, am, true, &bi0) : lp_fail(LP_ERR_NOMEM, "out of memory");
+    }
+    if (s == LP_OK) s = capture_block(P, ctx, b, X, T, N, L, P->H, NULL, false, &bi);
+    double plan[LP_NLIN];
+    const double *pl = plan_of(P, b);
+    if (s == LP_OK && meth->plan_block) {
+        const lp_block_plan_in in = {.m = P->m, .ctx = ctx, .b = b, .N = N, .L = L, .X = X,
+                                     .H = {bi.H[0], bi.H[1], bi.H[2], bi.H[3]}, .cols = {D, A, D, F}, .p = P->p};
+        double got[LP_NLIN];
+        s = meth->plan_block(&in, lp_settings_data(P->p->method), got, &P->st);
+        for (int k = 0; k < LP_NLIN; k++) plan[k] = !isnan(got[k]) ? got[k] : pl ? pl[k] : NAN;
+        pl = plan;
+    }
     const int *stages[4] = {QKV, O, GU, DOWN};
-    for (int g = 0; g < 4; g++) LP_TRY(compress_stage_h(P, bi.H[g], N * L, b, bi.cols[g], stages[g]));
+    char name[256];
+    for (int g = 0; s == LP_OK && g < 4; g++)
+        for (int k = 0; s == LP_OK && stages[g][k] >= 0; k++) {
+            const int lin = stages[g][k];
+            if (P->p->interrupt && *P->p->interrupt) {
+                s = lp_fail(LP_ERR_INTERRUPTED, "interrupted in block %lld", (long long)b + 1);
+                break;
+            }
+            double err = NAN;
+            const lp_linear_extra x = {.H0 = X0 ? bi0.H[g] : NULL, .absmean = X0 ? bi0.absmean[g] : NULL,
+                                       .plan = pl ? pl[lin] : NAN};
+            s = lp_method_compress_linear_ex(P->p->method, &P->m->layers[b].lin[lin], bi.H[g], &x, &P->st, &err);
+            if (s != LP_OK) {
+                lp_linear_name(b, lin, name, sizeof name);
+                s = lp_fail_ctx(s, "%s", name);
+            } else if (P->p->progress) {
+                P->p->progress(P->p->progress_ud, b, c->n_layers, lp_linear_names[lin], err);
+            }
+        }
+    free(am);
+    if (s != LP_OK) return s;
     /* The block's output with its compressed weights, each expanded to f32
      * once for all windows (a packed product would unpack it per window). */
-    t0 = lp_now_s();
+    double t0 = lp_now_s();
     lp_linear dense[LP_NLIN] = {{0}};
     lp_block_hooks stand = {0};
     for (int k = 0; s == LP_OK && k < LP_NLIN; k++) {
@@ -327,6 +416,10 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
         return lp_fail(LP_ERR_ARG, "calibration --seqlen %lld exceeds the model's context %lld", (long long)L,
                        (long long)c->max_pos);
     const lp_method *meth = lp_settings_method(p->method);
+    if (p->resume_dir && meth->dual_inputs)
+        return lp_fail(LP_ERR_ARG, "%s cannot resume: it carries the uncompressed model's activations beside the "
+                       "compressed one's, and a resume state holds only the latter; run it without --resume",
+                       lp_method_name(meth));
     /* the sizes lp_pipeline_memory reported, which lp_model_quantize found to fit */
     const pipe_sizes z = pipe_sizes_of(c, p, N, L);
     const bool awq_only = z.block_only, keep_z = z.keep_z;
@@ -335,13 +428,22 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
     float *Z = z.z > 0 ? malloc((size_t)z.z * sizeof(float)) : NULL;
     float *T = z.t > 0 ? malloc((size_t)z.t * sizeof(float)) : NULL;
     P.H = z.h > 0 ? malloc((size_t)z.h * sizeof(float)) : NULL;
+    float *X0 = z.x0 > 0 ? malloc((size_t)z.x0 * sizeof(float)) : NULL;
+    float *H0 = z.h0 > 0 ? malloc((size_t)z.h0 * sizeof(float)) : NULL;
     lp_ctx *ctx = NULL;
-    lp_status s = X && (Y || !z.y) && (Z || !z.z) && (T || !z.t) && (P.H || !z.h)
+    lp_status s = X && (Y || !z.y) && (Z || !z.z) && (T || !z.t) && (P.H || !z.h) && (X0 || !z.x0) && (H0 || !z.h0)
                       ? lp_ctx_init(m, L, L, &ctx)
                       : lp_fail(LP_ERR_NOMEM, "out of memory for %lld x %lld calibration activations",
                                 (long long)N, (long long)L);
-    P.st.peak_activation_bytes = (size_t)(z.x + z.y + z.z + z.t + z.h) * sizeof(float);
+    P.st.peak_activation_bytes = (size_t)(z.x + z.x0 + z.y + z.z + z.t + z.h + z.h0) * sizeof(float);
     for (int64_t i = 0; s == LP_OK && i < N; i++) lp_embed_tokens(m, cal->tokens + i * L, L, X + i * L * D);
+    if (s == LP_OK && X0) memcpy(X0, X, (size_t)(N * L * D) * sizeof(float));
+    if (s == LP_OK && meth->plan_model) {
+        P.plan = malloc((size_t)(c->n_layers * LP_NLIN) * sizeof *P.plan);
+        if (!P.plan) s = lp_fail(LP_ERR_NOMEM, "out of memory");
+        for (int64_t i = 0; s == LP_OK && i < c->n_layers * LP_NLIN; i++) P.plan[i] = NAN;
+        if (s == LP_OK) s = meth->plan_model(m, p, lp_settings_data(p->method), P.plan, &P.st);
+    }
     char *key = NULL;
     int64_t b0 = 0;
     if (s == LP_OK && p->resume_dir) {
@@ -364,7 +466,7 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
                                                            p, &P.st);
             }
             if (s == LP_OK)
-                s = z.block_input ? run_block_input(&P, ctx, b, X, T, N, L)
+                s = z.block_input ? run_block_input(&P, ctx, b, X, X0, H0, T, N, L)
                                   : run_block(&P, ctx, b, X, Y, Z, keep_z, T, N, L);
         }
         for (int64_t i = 0; s == LP_OK && i < N * L * D; i++)
@@ -374,6 +476,9 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
         if (s == LP_OK && p->resume_dir) s = lp_resume_save(p->resume_dir, key, m, b, X, N * L * D);
     }
     free(key);
+    free(P.plan);
+    free(X0);
+    free(H0);
     P.st.total = lp_now_s() - t_start;
     if (p->stats) *p->stats = P.st;
     lp_ctx_free(ctx);

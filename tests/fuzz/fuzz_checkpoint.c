@@ -38,7 +38,12 @@
  *     asks) 520 tokens (the dequantize + sgemm path) of unit vectors e_j,
  *     gives column j of that part's dequantized weight (f16 scales times small
  *     integers are exact in f32, so only rows holding a non-finite weight
- *     are skipped); lp_linear_forward runs on random input.
+ *     are skipped); lp_linear_forward runs on random input;
+ *   - a lowrank part (W = B A) has its two factors checked as parts of
+ *     their own shapes (rank x cols, rows x rank), none of them lowrank; its
+ *     dequantized weight is B A within the rounding of an f32 sum
+ *     (check_lowrank_dequant) and its product is, bit for bit, B's product
+ *     of A's product (check_product).
  * Build and run: see docs/fuzzing.md and scripts/fuzz.sh.
  */
 #include "io/safetensors.c" /* struct lp_weights, weights_alloc, ix_insert: see above */
@@ -46,6 +51,7 @@
 #include "core/cpu.h"
 #include "core/status_impl.h"
 #include "format/linear.h"
+#include "format/lowrank.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -168,8 +174,13 @@ static int row_finite(const float *r, int64_t cols) {
 
 /* Part p's product at kernel level isa, for T tokens that are unit vectors
  * e_j (spread over the columns, first and last included), against its
- * dequantized weight D. */
-static void check_product(const lp_part *p, lp_isa isa, const float *D, int64_t rows, int64_t cols, int64_t T) {
+ * dequantized weight D; for a lowrank part (lr given), against its factors'
+ * own products instead, B's product of A's product, bit for bit: the
+ * factors are checked as parts of their own, and B's product of a z that is
+ * not a unit vector rounds in its format's own way (qgroup folds the zero
+ * point into a sum), which no bound from the traits row could cover. */
+static void check_product(const lp_part *p, lp_isa isa, const float *D, const lp_lowrank *lr, int64_t rows,
+                          int64_t cols, int64_t T) {
     const lp_gemm_fn gemm = lp_format_gemm(p->fmt, isa);
     int64_t *col = malloc((size_t)T * sizeof *col);
     float *X = calloc((size_t)(T * cols), sizeof(float)), *Y = malloc((size_t)(T * rows) * sizeof(float));
@@ -179,6 +190,19 @@ static void check_product(const lp_part *p, lp_isa isa, const float *D, int64_t 
         X[t * cols + col[t]] = 1.0f;
     }
     FUZZ_CHECK(gemm(p->data, X, T, Y) == LP_OK);
+    if (lr) {
+        float *Z = malloc((size_t)(T * lr->rank) * sizeof(float)), *E = malloc((size_t)(T * rows) * sizeof(float));
+        FUZZ_CHECK(Z && E);
+        FUZZ_CHECK(lr->a.gemm(lr->a.data, X, T, Z) == LP_OK && lr->b.gemm(lr->b.data, Z, T, E) == LP_OK);
+        if (memcmp(Y, E, (size_t)(T * rows) * sizeof(float))) {
+            fprintf(stderr, "fuzz_checkpoint: lowrank %s product, %lld token(s): not B's product of A's product\n",
+                    lp_isa_name(isa), (long long)T);
+            abort();
+        }
+        free(Z);
+        free(E);
+        T = 0; /* nothing to compare with D */
+    }
     for (int64_t r = 0; r < rows; r++) {
         if (!row_finite(D + r * cols, cols)) continue;
         for (int64_t t = 0; t < T; t++) {
@@ -196,6 +220,68 @@ static void check_product(const lp_part *p, lp_isa isa, const float *D, int64_t 
     free(Y);
 }
 
+/* A lowrank part's dequantized weight D against B A in double from its
+ * factors' f32 values (A: K x cols, B: rows x K), on up to 16 columns spread
+ * over the width: within (K + 1) 2u sum_k |B[r][k] A[k][j]| (+ K + 1
+ * subnormal units), twice the bound of an f32 sum of K + 1 terms; entries
+ * whose sum is not finite or nears the f32 range are skipped. */
+static void check_lowrank_dequant(const float *D, const float *A, const float *B, int64_t K, int64_t rows,
+                                  int64_t cols) {
+    const int64_t n = cols < 16 ? cols : 16;
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t j = n == 1 ? 0 : i * (cols - 1) / (n - 1);
+        for (int64_t r = 0; r < rows; r++) {
+            double want = 0, m = 0;
+            for (int64_t k = 0; k < K; k++) {
+                want += (double)B[r * K + k] * A[k * cols + j];
+                m += fabs((double)B[r * K + k] * A[k * cols + j]);
+            }
+            if (!(m < 1e37) || !isfinite(want)) continue;
+            const double tol = 1.2e-7 * (double)(K + 1) * m + 1.5e-45 * (double)(K + 1);
+            if (!(fabs(D[r * cols + j] - want) <= tol)) {
+                fprintf(stderr, "fuzz_checkpoint: lowrank dequant W[%lld][%lld] = %.9g, B A = %.9g (bound %.3g)\n",
+                        (long long)r, (long long)j, D[r * cols + j], want, tol);
+                abort();
+            }
+        }
+    }
+}
+
+/* One part (rows x cols): D receives its dequantized weight. A lowrank
+ * part's factors are checked first, as parts of their own shapes. */
+static void check_part(const lp_part *p, int64_t rows, int64_t cols, int big, float *D) {
+    int known = 0;
+    for (int i = 0; lp_formats[i]; i++) known |= p->fmt == lp_formats[i];
+    FUZZ_CHECK(known && p->data && p->gemm == lp_format_gemm(p->fmt, lp_cpu_isa()));
+    const lp_lowrank *lr = p->fmt == &lp_format_lowrank ? p->data : NULL;
+    FUZZ_CHECK(p->fmt->dequant(p->data, 0, rows, D) == LP_OK);
+    if (lr) {
+        const int64_t K = lr->rank;
+        FUZZ_CHECK(lr->rows == rows && lr->cols == cols && K >= 1 && K <= (rows < cols ? rows : cols));
+        FUZZ_CHECK(lr->a.fmt != &lp_format_lowrank && lr->b.fmt != &lp_format_lowrank);
+        float *A = malloc((size_t)(K * cols) * sizeof(float)), *B = malloc((size_t)(rows * K) * sizeof(float));
+        FUZZ_CHECK(A && B);
+        check_part(&lr->a, K, cols, big, A);
+        check_part(&lr->b, rows, K, big, B);
+        check_lowrank_dequant(D, A, B, K, rows, cols);
+        free(A);
+        free(B);
+    }
+    const int64_t r0 = rows / 2;
+    float *tail = malloc((size_t)((rows - r0) * cols) * sizeof(float));
+    FUZZ_CHECK(tail && p->fmt->dequant(p->data, r0, rows, tail) == LP_OK);
+    FUZZ_CHECK(!memcmp(tail, D + r0 * cols, (size_t)((rows - r0) * cols) * sizeof(float)));
+    free(tail);
+    /* one token (gemv), a few (the multi-token kernels), and, for small
+     * weights, enough that every level takes its dequantize + sgemm path */
+    for (int isa = LP_ISA_REF; isa <= (int)lp_cpu_isa(); isa++) {
+        if (!lp_cpu_supports((lp_isa)isa)) continue;
+        check_product(p, (lp_isa)isa, D, lr, rows, cols, 1);
+        check_product(p, (lp_isa)isa, D, lr, rows, cols, cols < NTOK ? cols : NTOK);
+        if (big && rows * cols <= 4096 && cols <= 512) check_product(p, (lp_isa)isa, D, lr, rows, cols, BIG_T);
+    }
+}
+
 static void check_linear(const lp_linear *l, int64_t rows, int64_t cols, int big) {
     FUZZ_CHECK(l->nparts >= 1 && l->nparts <= LP_LINEAR_MAX_PARTS && l->rows == rows && l->cols == cols &&
                !l->bias);
@@ -208,25 +294,8 @@ static void check_linear(const lp_linear *l, int64_t rows, int64_t cols, int big
     float *sum = malloc(n * sizeof(float)), *D = malloc(n * sizeof(float));
     FUZZ_CHECK(sum && D);
     for (int k = 0; k < l->nparts; k++) {
-        const lp_part *p = &l->part[k];
-        int known = 0;
-        for (int i = 0; lp_formats[i]; i++) known |= p->fmt == lp_formats[i];
-        FUZZ_CHECK(known && p->data && p->gemm == lp_format_gemm(p->fmt, lp_cpu_isa()));
-        FUZZ_CHECK(p->fmt->dequant(p->data, 0, rows, D) == LP_OK);
-        const int64_t r0 = rows / 2;
-        float *tail = malloc((size_t)((rows - r0) * cols) * sizeof(float));
-        FUZZ_CHECK(tail && p->fmt->dequant(p->data, r0, rows, tail) == LP_OK);
-        FUZZ_CHECK(!memcmp(tail, D + r0 * cols, (size_t)((rows - r0) * cols) * sizeof(float)));
-        free(tail);
+        check_part(&l->part[k], rows, cols, big, D);
         for (size_t i = 0; i < n; i++) sum[i] = k ? sum[i] + D[i] : D[i];
-        /* one token (gemv), a few (the multi-token kernels), and, for small
-         * weights, enough that every level takes its dequantize + sgemm path */
-        for (int isa = LP_ISA_REF; isa <= (int)lp_cpu_isa(); isa++) {
-            if (!lp_cpu_supports((lp_isa)isa)) continue;
-            check_product(p, (lp_isa)isa, D, rows, cols, 1);
-            check_product(p, (lp_isa)isa, D, rows, cols, cols < NTOK ? cols : NTOK);
-            if (big && rows * cols <= 4096 && cols <= 512) check_product(p, (lp_isa)isa, D, rows, cols, BIG_T);
-        }
     }
     float *W = lp_linear_to_f32(l);
     FUZZ_CHECK(W && !memcmp(W, sum, n * sizeof(float)));

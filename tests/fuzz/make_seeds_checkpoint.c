@@ -20,7 +20,10 @@
 #include "core/half.h"
 #include "core/status_impl.h"
 #include "format/dense.h"
+#include "format/dense16.h"
 #include "format/linear.h"
+#include "format/sparse.h"
+#include "format/lowrank.h"
 #include "io/safetensors.h"
 #include "quant/method.h"
 
@@ -167,6 +170,69 @@ static uint16_t *dense16(int64_t rows, int64_t cols, lp_dtype dt, lp_linear *l) 
     return raw;
 }
 
+/* A dense16 weight of random values in dtype dt. */
+static void *dense16_random(int64_t rows, int64_t cols, lp_dtype dt) {
+    float *w = malloc((size_t)(rows * cols) * sizeof(float));
+    if (!w) die("out of memory");
+    for (int64_t i = 0; i < rows * cols; i++) w[i] = 0.05f * randn();
+    void *d;
+    if (lp_dense16_from_f32(rows, cols, w, dt, &d) != LP_OK) die("dense16");
+    free(w);
+    return d;
+}
+
+/* The data of l's only part, taken out of l (its format in *f). */
+static void *take_part(lp_linear *l, const lp_format **f) {
+    *f = l->part[0].fmt;
+    void *d = l->part[0].data;
+    l->nparts = 0;
+    lp_linear_free(l);
+    return d;
+}
+
+/* l = the one lowrank part W = B A (a: K x cols in fa, b: rows x K in fb). */
+static void lowrank_linear(int64_t rows, int64_t cols, int64_t K, const lp_format *fa, void *a, const lp_format *fb,
+                           void *b, lp_linear *l) {
+    void *d;
+    *l = (lp_linear){.rows = rows, .cols = cols};
+    if (lp_lowrank_make(rows, cols, K, fa, a, fb, b, &d) != LP_OK ||
+        lp_linear_add_part(l, &lp_format_lowrank, d) != LP_OK)
+        die("lowrank");
+}
+
+/* A pruned weight made directly, as the pruning methods make it: n of every m
+ * columns kept (n = 0: each weight kept with probability 1/2), values in v's
+ * encoding (codes, f16-exact scales and zeros for bits < 16). */
+static void sparse_linear(int64_t rows, int64_t cols, int n, int m, lp_sparse_values v, lp_linear *l) {
+    static uint64_t s = 0x2545f4914f6cdd1dull;
+#define NEXT() (s ^= s << 13, s ^= s >> 7, s ^= s << 17, s)
+    const int64_t N = rows * cols;
+    uint8_t *keep = calloc((size_t)N, 1), *codes = malloc((size_t)N);
+    float *W = malloc((size_t)N * sizeof(float)), *sc = malloc((size_t)N * sizeof(float));
+    int *z = malloc((size_t)N * sizeof(int));
+    if (!keep || !codes || !W || !sc || !z) die("out of memory");
+    const unsigned maxq = v.bits < 16 ? (1u << v.bits) - 1u : 255u;
+    for (int64_t i = 0; i < N; i++) {
+        W[i] = 0.05f * randn();
+        codes[i] = (uint8_t)(NEXT() % (maxq + 1));
+        sc[i] = lp_f16_to_f32(lp_f32_to_f16(0.01f * randn()));
+        z[i] = (int)(NEXT() % (maxq + 1));
+        if (!n) keep[i] = NEXT() & 1;
+    }
+    for (int64_t b = 0; n && b < N / m; b++) /* n distinct positions of each block */
+        for (int k = 0; k < n;) {
+            const int64_t at = b * m + (int64_t)(NEXT() % (uint64_t)m);
+            if (!keep[at]) keep[at] = 1, k++;
+        }
+#undef NEXT
+    void *d;
+    lp_status st = n ? lp_nm_make(rows, cols, n, m, keep, &v, W, codes, sc, z, &d)
+                     : lp_bitmap_make(rows, cols, keep, &v, W, codes, sc, z, &d);
+    *l = (lp_linear){.rows = rows, .cols = cols};
+    if (st != LP_OK || lp_linear_add_part(l, n ? &lp_format_nm : &lp_format_bitmap, d) != LP_OK) die("sparse");
+    free(keep), free(codes), free(W), free(sc), free(z);
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: make_seeds_checkpoint DIR   (tests/fuzz/seeds/checkpoint)\n");
@@ -246,5 +312,66 @@ int main(int argc, char **argv) {
     write_seed(dir, "sum_4parts", &l);
     lp_linear_free(&l);
     free(raw);
+
+    /* dense16 (a 16-bit weight multiplied as such) and lowrank (W = B A), made
+     * directly so that every kind of factor is covered: dense16, W4 qgroup
+     * from RTN (per channel where the rank is the width), dense f32; a sum of
+     * lowrank + dense16 residual */
+    const lp_format *fa, *fb;
+    void *a, *b;
+    l = (lp_linear){.rows = 6, .cols = 40};
+    if (lp_linear_add_part(&l, &lp_format_dense16, dense16_random(6, 40, LP_DT_BF16)) != LP_OK) die("dense16");
+    write_seed(dir, "dense16_bf16_ragged", &l);
+    lp_linear_free(&l);
+    l = (lp_linear){.rows = 5, .cols = 64};
+    if (lp_linear_add_part(&l, &lp_format_dense16, dense16_random(5, 64, LP_DT_F16)) != LP_OK) die("dense16");
+    write_seed(dir, "dense16_f16", &l);
+    lp_linear_free(&l);
+    lowrank_linear(8, 72, 4, &lp_format_dense16, dense16_random(4, 72, LP_DT_BF16), &lp_format_dense16,
+                   dense16_random(8, 4, LP_DT_F16), &l);
+    write_seed(dir, "lowrank_dense16", &l);
+    lp_linear_free(&l);
+    compress("rtn bits=4 group=32", 5, 64, &m);
+    a = take_part(&m, &fa);
+    compress("rtn bits=4 group=-1", 8, 5, &m);
+    b = take_part(&m, &fb);
+    lowrank_linear(8, 64, 5, fa, a, fb, b, &l);
+    write_seed(dir, "lowrank_qgroup_w4", &l);
+    lp_linear_free(&l);
+    dense_random(3, 40, &m);
+    a = take_part(&m, &fa);
+    lowrank_linear(7, 40, 3, fa, a, &lp_format_dense16, dense16_random(7, 3, LP_DT_BF16), &l);
+    write_seed(dir, "lowrank_dense_f32", &l);
+    lp_linear_free(&l);
+    lowrank_linear(6, 48, 2, &lp_format_dense16, dense16_random(2, 48, LP_DT_F16), &lp_format_dense16,
+                   dense16_random(6, 2, LP_DT_F16), &l);
+    if (lp_linear_add_part(&l, &lp_format_dense16, dense16_random(6, 48, LP_DT_BF16)) != LP_OK) die("sum");
+    write_seed(dir, "sum_lowrank_dense16", &l);
+    lp_linear_free(&l);
+
+    /* nm (N:M) and bitmap (unstructured) pruned weights: 2:4 and 4:8 (the
+     * SIMD fast paths), 1:4 and 3:8 (generic), 16-bit values and codes with
+     * per-row and grouped grids, ragged widths */
+    sparse_linear(8, 64, 2, 4, (lp_sparse_values){16, LP_DT_BF16, -1}, &l);
+    write_seed(dir, "nm_2of4_bf16", &l);
+    lp_linear_free(&l);
+    sparse_linear(6, 96, 4, 8, (lp_sparse_values){4, LP_DT_U8, 32}, &l);
+    write_seed(dir, "nm_4of8_w4_g32", &l);
+    lp_linear_free(&l);
+    sparse_linear(5, 36, 1, 4, (lp_sparse_values){16, LP_DT_F16, -1}, &l);
+    write_seed(dir, "nm_1of4_f16_ragged", &l);
+    lp_linear_free(&l);
+    sparse_linear(4, 40, 3, 8, (lp_sparse_values){3, LP_DT_U8, -1}, &l);
+    write_seed(dir, "nm_3of8_w3", &l);
+    lp_linear_free(&l);
+    sparse_linear(8, 70, 0, 0, (lp_sparse_values){16, LP_DT_BF16, -1}, &l);
+    write_seed(dir, "bitmap_bf16_ragged", &l);
+    lp_linear_free(&l);
+    sparse_linear(6, 64, 0, 0, (lp_sparse_values){8, LP_DT_U8, 32}, &l);
+    write_seed(dir, "bitmap_w8_g32", &l);
+    lp_linear_free(&l);
+    sparse_linear(5, 33, 0, 0, (lp_sparse_values){2, LP_DT_U8, -1}, &l);
+    write_seed(dir, "bitmap_w2_ragged", &l);
+    lp_linear_free(&l);
     return 0;
 }
