@@ -88,6 +88,18 @@ typedef struct {
 } lp_model_size;
 void lp_model_size_get(const lp_model *m, lp_model_size *sz);
 
+/* One decoder linear as stored: linear i of lp_model_linear_count(m), in
+ * layer order, q k v o gate up down within a layer. */
+typedef struct {
+    char name[96];          /* "model.layers.3.mlp.down_proj" */
+    char format[128];       /* e.g. "nm 2:4 bf16" or "lowrank r96 (dense16 bf16 + dense16 bf16)" */
+    int64_t rows, cols;     /* the weight's shape */
+    int64_t stored_params;  /* weight values stored (kept weights, factor entries) */
+    int64_t bytes;          /* exact storage */
+} lp_linear_info;
+int64_t lp_model_linear_count(const lp_model *m);
+void lp_model_linear_info(const lp_model *m, int64_t i, lp_linear_info *out);
+
 /* Write m into out_dir: config.json and tokenizer files copied from the
  * source, model.safetensors with packed linears. The directory is whole or
  * absent: written under a temporary name beside it (".<name>.tmp.<pid>")

@@ -66,9 +66,13 @@ lp_status lp_ckpt_load_packed(const lp_weights *w, const char *name, const char 
 lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64_t cols, lp_linear *out) {
     memset(out, 0, sizeof *out);
     char key[256];
+    /* llmpress metadata describes every stored linear but a plain dense one,
+     * including formats whose tensor is "<base>.weight" too (dense16) */
+    snprintf(key, sizeof key, "llmpress.linear.%s", base);
+    const bool packed = lp_weights_meta(m->weights, key) != NULL;
     snprintf(key, sizeof key, "%s.weight", base);
     const lp_tensor_view *t = lp_weights_find(m->weights, key);
-    if (!t) return lp_ckpt_load_packed(m->weights, m->dir, base, rows, cols, out);
+    if (!t || packed) return lp_ckpt_load_packed(m->weights, m->dir, base, rows, cols, out);
     LP_TRY(check_version(m->weights, m->dir)); /* lp_ckpt_load_packed checks it otherwise */
     *out = (lp_linear){.rows = rows, .cols = cols};
     lp_dense *d;

@@ -330,6 +330,21 @@ static bool linear_tensor(const char *name) {
     return false;
 }
 
+int64_t lp_model_linear_count(const lp_model *m) { return m->cfg.n_layers * LP_NLIN; }
+
+void lp_model_linear_info(const lp_model *m, int64_t i, lp_linear_info *out) {
+    memset(out, 0, sizeof *out);
+    const int64_t l = i / LP_NLIN;
+    const int k = (int)(i % LP_NLIN);
+    const lp_linear *L = &m->layers[l].lin[k];
+    lp_linear_name(l, k, out->name, sizeof out->name);
+    lp_linear_describe(L, out->format, sizeof out->format);
+    out->rows = L->rows;
+    out->cols = L->cols;
+    out->stored_params = lp_linear_nparams(L);
+    out->bytes = (int64_t)lp_linear_nbytes(L);
+}
+
 void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
     memset(sz, 0, sizeof *sz);
     const lp_config *c = &m->cfg;

@@ -41,6 +41,7 @@
 #include "core/half.h"
 #include "core/status_impl.h"
 #include "format/sparse.h"
+#include "quant/clip.h"
 #include "quant/grid.h"
 #include "quant/method.h"
 #include "quant/obs.h"
@@ -142,6 +143,7 @@ typedef struct {
     uint8_t *codes;    /* R x C (bits < 16) */
     float *scale;      /* R x ngroups */
     int *zero;
+    const float *clip; /* R x ngroups x 2 (beta, gamma) with --clip, else NULL */
     lp_status st;
 } sg_job;
 
@@ -186,11 +188,11 @@ static int sg_ahead(void *ud, int64_t r, int64_t c, const float *cur, int64_t n)
     if (J->maxq && J->group < J->C && c % J->group == 0) {
         /* the grid of columns [c, c + group) from their current values */
         const int64_t len = J->C - c < J->group ? J->C - c : J->group;
-        float s;
-        int z;
-        if (len > n || lp_qparams_minmax(cur, len, J->s->bits, 0, &s, &z) != LP_OK) return 1;
-        J->scale[r * ((J->C + J->group - 1) / J->group) + c / J->group] = s;
-        J->zero[r * ((J->C + J->group - 1) / J->group) + c / J->group] = z;
+        const int64_t g = r * ((J->C + J->group - 1) / J->group) + c / J->group;
+        const float *cl = J->clip ? J->clip + g * 2 : NULL;
+        if (len > n || lp_qparams_clipped(cur, len, J->s->bits, 0, cl ? cl[0] : 1.0f, cl ? cl[1] : 1.0f, &J->scale[g],
+                                          &J->zero[g]) != LP_OK)
+            return 1;
     }
     return 0;
 }
@@ -297,9 +299,21 @@ static lp_status compress_kind(int kind, const lp_compress_args *a, lp_linear *o
         }
         if (!Hc || (quant && (!J.codes || !J.scale || !J.zero)))
             st = lp_fail(LP_ERR_NOMEM, "sparsegpt: out of memory for a %lld x %lld linear", (long long)R, (long long)C);
+        /* --clip: shrink factors searched on the unpruned W (the pruning changes the
+         * group's values a little; the search is the same as gptq --clip's) */
+        float *clip = NULL;
+        if (st == LP_OK && quant && s->clip) {
+            const double t0 = lp_now_s();
+            clip = malloc((size_t)(R * ng * 2) * sizeof *clip);
+            st = clip ? lp_clip_search(a->W, R, C, a->H, s->bits, (int)group, 0, s->clip_grid, s->clip_max_shrink, clip)
+                      : lp_fail(LP_ERR_NOMEM, "out of memory");
+            a->stats->clip_search += lp_now_s() - t0;
+            J.clip = clip;
+        }
         /* per row (--group -1): the grid from the original row, as SparseGPT's quantizer.find_params(W) */
         for (int64_t r = 0; st == LP_OK && quant && group == C && r < R; r++)
-            st = lp_qparams_minmax(a->W + r * C, C, s->bits, 0, &J.scale[r], &J.zero[r]);
+            st = lp_qparams_clipped(a->W + r * C, C, s->bits, 0, clip ? clip[r * 2] : 1.0f, clip ? clip[r * 2 + 1] : 1.0f,
+                                    &J.scale[r], &J.zero[r]);
         if (st == LP_OK) {
             memcpy(Hc, a->H, (size_t)(C * C) * sizeof *Hc);
             memset(Q, 0, (size_t)N * sizeof *Q);
@@ -315,6 +329,7 @@ static lp_status compress_kind(int kind, const lp_compress_args *a, lp_linear *o
         }
         if (st == LP_OK) st = make_part(a, s, keep, Q, J.codes, J.scale, J.zero, group, out);
         free(Hc);
+        free(clip);
         free(J.codes);
         free(J.scale);
         free(J.zero);
@@ -348,6 +363,9 @@ static lp_status check_settings(const void *p) {
     if (s->allocate && m)
         return lp_fail(LP_ERR_ARG, "--allocate spreads an unstructured sparsity over the linears; with --nm every "
                        "linear keeps n of m already");
+    if (s->clip && s->bits >= 16)
+        return lp_fail(LP_ERR_ARG, "sparsegpt --clip searches the grid of quantized kept weights: it needs --bits "
+                       "2..8");
     return LP_OK;
 }
 
@@ -374,6 +392,10 @@ static const lp_option OPTIONS_SPARSEGPT[] = {
     LP_OPTION_GROUP(lp_prune_settings),
     LP_OPTION_DAMP(lp_prune_settings),
     LP_OPTION_GPTQ_BLOCK(lp_prune_settings),
+    {"clip", LP_OPT_BOOL, 0, 1, 0, NULL, "with --bits: search each grid's min/max shrink factors on the layer's "
+     "output error", offsetof(lp_prune_settings, clip)},
+    LP_OPTION_CLIP_GRID(lp_prune_settings),
+    LP_OPTION_CLIP_MAX_SHRINK(lp_prune_settings),
     {0},
 };
 

@@ -19,6 +19,9 @@ typedef struct {
     int group;       /* sparsegpt --bits < 16: columns per grid, -1 = per row */
     double damp;     /* sparsegpt */
     int gptq_block;  /* sparsegpt */
+    bool clip;       /* sparsegpt --bits < 16: searched grid shrink factors (clip.h) */
+    int clip_grid;
+    double clip_max_shrink;
 } lp_prune_settings;
 
 /* n and m of --nm (0, 0 when off). */

@@ -24,9 +24,12 @@
  *           --svdllm-update: B refitted in closed form to the outputs of the
  *           inputs X the compressed model really feeds the linear,
  *           B = W H A^T (A H A^T)^-1 with H = X^T X (the authors' lstsq).
+ *   --rank K (svd, svdllm): every linear at rank K instead of the rank of
+ *   --keep; above min(R, C) is an error.
  *   --factor-bits B: A quantized with GPTQ on H (RTN without calibration),
  *   then B with GPTQ on A_q H A_q^T (the input B sees), grouped
- *   (--factor-group) asymmetric integers.
+ *   (--factor-group) asymmetric integers; --clip (asvd, svdllm) adds the
+ *   clipping search of clip.h to each factor's grid.
  * Calibration (asvd, svdllm): block_input with dual_inputs (pipeline.c): H0
  *   and mean |x| from the uncompressed model, H from the compressed one.
  * The authors' code read, not copied: hahnyuan/ASVD4LLM @8630427,
@@ -36,6 +39,7 @@
 
 #include "core/status_impl.h"
 #include "format/dense16.h"
+#include "quant/clip.h"
 #include "format/lowrank.h"
 #include "quant/gptq.h"
 #include "quant/rtn.h"
@@ -227,9 +231,13 @@ static lp_status factor_part(const lp_svd_settings *s, const float *F, int64_t r
             memcpy(Hc, H, (size_t)(cols * cols) * sizeof *Hc);
             lp_gptq_params gp = lp_gptq_default_params();
             lp_gptq_stats gs = {0};
-            st = lp_gptq_quantize(F, Hc, &gp, q, &gs);
+            float *clip = NULL;
+            if (s->clip) st = lp_clip_for(F, H, q, s->clip_grid, s->clip_max_shrink, qs, &clip);
+            gp.clip = clip;
+            if (st == LP_OK) st = lp_gptq_quantize(F, Hc, &gp, q, &gs);
             qs->factorize += gs.t_factor;
             qs->quantize += gs.t_loop;
+            free(clip);
         }
         free(Hc);
     } else if (st == LP_OK) {
@@ -289,7 +297,11 @@ static lp_status compress_kind(int kind, const lp_compress_args *a, lp_linear *o
     const double keep = isnan(a->plan) ? s->keep : a->plan;
     if (keep >= 1.0) return keep_dense(a, out);
     if (kind != KIND_SVD && !a->H) return lp_fail(LP_ERR_ARG, "%s needs calibration data (--calib)", NAMES[kind]);
-    const int64_t r = lp_svd_rank(R, C, keep);
+    const int64_t rmax = R < C ? R : C;
+    if (s->rank > rmax)
+        return lp_fail(LP_ERR_ARG, "%s --rank %d is above min(rows, cols) = %lld of a %lld x %lld linear", NAMES[kind],
+                       s->rank, (long long)rmax, (long long)R, (long long)C);
+    const int64_t r = s->rank > 0 ? s->rank : lp_svd_rank(R, C, keep);
     const double t0 = lp_now_s();
     float *A = NULL, *B = NULL;
     double *L = NULL;
@@ -335,6 +347,8 @@ static lp_status check(const void *p) {
     if (s->factor_group != -1 && (s->factor_group < 32 || s->factor_group % 32))
         return lp_fail(LP_ERR_ARG, "--factor-group %d: expected -1 (per row) or a positive multiple of 32",
                        s->factor_group);
+    if (s->clip && s->factor_bits >= 16)
+        return lp_fail(LP_ERR_ARG, "--clip searches the grid of quantized factors: it needs --factor-bits 2..8");
     return LP_OK;
 }
 
@@ -348,7 +362,16 @@ static lp_status check(const void *p) {
     {"factor-group", LP_OPT_INT, -1, 1 << 30, 128, "G", "columns per scale of quantized factors (-1: per row)",      \
      offsetof(lp_svd_settings, factor_group)}
 
-static const lp_option OPTIONS_SVD[] = {OPT_KEEP, OPT_FACTOR_BITS, OPT_FACTOR_GROUP, {0}};
+#define OPT_RANK                                                                                                      \
+    {"rank", LP_OPT_INT, 0, 1 << 30, 0, "K", "every linear at rank K instead of --keep (0: from --keep; at most "       \
+     "min(rows, cols))", offsetof(lp_svd_settings, rank)}
+
+#define OPT_CLIP                                                                                                      \
+    {"clip", LP_OPT_BOOL, 0, 1, 0, NULL, "with --factor-bits: search each group's min/max shrink factors on the "     \
+     "factor's output error", offsetof(lp_svd_settings, clip)},                                                      \
+        LP_OPTION_CLIP_GRID(lp_svd_settings), LP_OPTION_CLIP_MAX_SHRINK(lp_svd_settings)
+
+static const lp_option OPTIONS_SVD[] = {OPT_KEEP, OPT_RANK, OPT_FACTOR_BITS, OPT_FACTOR_GROUP, {0}};
 static const lp_option OPTIONS_ASVD[] = {
     OPT_KEEP,
     {"alpha", LP_OPT_FLOAT, 0, 4, 0.5, "A", "activation scaling exponent: s_j = mean|x_j|^A",
@@ -357,14 +380,17 @@ static const lp_option OPTIONS_ASVD[] = {
      "(the authors: 32 of 2048 tokens on a GPU)", offsetof(lp_svd_settings, asvd_windows)},
     OPT_FACTOR_BITS,
     OPT_FACTOR_GROUP,
+    OPT_CLIP,
     {0},
 };
 static const lp_option OPTIONS_SVDLLM[] = {
     OPT_KEEP,
+    OPT_RANK,
     {"svdllm-update", LP_OPT_BOOL, 0, 1, 0, NULL, "refit B in closed form to the compressed model's inputs",
      offsetof(lp_svd_settings, update)},
     OPT_FACTOR_BITS,
     OPT_FACTOR_GROUP,
+    OPT_CLIP,
     {0},
 };
 

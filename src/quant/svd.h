@@ -13,10 +13,14 @@
 typedef struct {
     double keep;         /* fraction of the decoder linears' parameters kept, (0, 1) */
     double alpha;        /* asvd: exponent of the activation scaling */
+    int rank;            /* svd, svdllm: > 0, every linear at this rank instead of keep's */
     int asvd_windows;    /* asvd: calibration windows its sensitivity is measured on */
     bool update;         /* svdllm: the closed-form update of B */
     int factor_bits;     /* 16: factors in 16-bit floats; 2..8: quantized (qgroup) */
     int factor_group;    /* columns per scale of quantized factors (-1 per row) */
+    bool clip;           /* asvd, svdllm --factor-bits: searched grid shrink factors (clip.h) */
+    int clip_grid;
+    double clip_max_shrink;
 } lp_svd_settings;
 
 /* The rank that keeps a fraction `keep` of a rows x cols weight's

@@ -16,8 +16,8 @@
 #     --arb-iters -1, and --calib for arb (which uses none).
 #
 # tiny-llama3 ships no tokenizer: the script gives a copy of it a byte-level
-# tokenizer.json (256 byte tokens, no merges: ids 0..255 = the model's vocab),
-# written with python3, which also checks the JSON.
+# tokenizer.json (lib/byte_tokenizer.py: 256 byte tokens, no merges, ids
+# 0..255 = the model's vocab); python3 also checks the JSON.
 #
 # Env (set by CTest): LP_CLI, LP_TESTDATA.
 set -u
@@ -38,25 +38,7 @@ failures=0
 # ---- the model: tiny-llama3 plus a byte-level tokenizer ----
 M=$TMP/tiny-llama3
 cp -r "$DATA/models/tiny-llama3" "$M" && chmod -R u+w "$M" || exit 1
-python3 - "$M/tokenizer.json" <<'EOF' || { echo "could not write the tokenizer"; exit 1; }
-import json, sys
-# GPT-2's byte -> printable character map: the ByteLevel pre-tokenizer's alphabet
-bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-cs, n = bs[:], 0
-for b in range(256):
-    if b not in bs:
-        bs.append(b)
-        cs.append(256 + n)
-        n += 1
-level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}
-tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
-       "pre_tokenizer": level, "post_processor": None, "decoder": level,
-       "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
-                 "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False,
-                 "vocab": {chr(c): b for b, c in zip(bs, cs)}, "merges": []}}
-with open(sys.argv[1], "w", encoding="utf-8") as f:
-    json.dump(tok, f, ensure_ascii=False)
-EOF
+python3 "$HERE/lib/byte_tokenizer.py" "$M/tokenizer.json" || { echo "could not write the tokenizer"; exit 1; }
 for i in $(seq 40); do
     echo "Line $i: the quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs."
 done >"$TMP/calib.txt"
