@@ -6,6 +6,7 @@
 #
 #   MODEL=/path/to/any/hf/checkpoint BITS=3 GROUP=64 ./scripts/quickstart.sh
 #   METHOD=rtn ./scripts/quickstart.sh          (no calibration)
+#   METHOD=sparsegpt SPARSITY=0.5 (or NM=2:4) / METHOD=svdllm KEEP=0.9 ./scripts/quickstart.sh
 #   RECIPE=recipes/awq-gptq-w3.txt ./scripts/quickstart.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +25,13 @@ else
   args=(--method "$METHOD")
   # each method takes only its own settings (llmpress quantize --help lists them)
   case "$METHOD" in sign|arb|pbllm|billm|arb-x|arb-rc) ;; ternary) args+=(--group "$GROUP") ;;
-    squeezellm) args+=(--bits "$BITS") ;; *) args+=(--bits "$BITS" --group "$GROUP") ;; esac
-  case "$METHOD" in rtn|sign|ternary|arb) ;; *) args+=(--calib "$CALIB") ;; esac
+    squeezellm) args+=(--bits "$BITS") ;;
+    magnitude|wanda|sparsegpt)
+      if [ -n "${NM:-}" ]; then args+=(--nm "$NM"); else args+=(--sparsity "${SPARSITY:-0.5}"); fi
+      OUT=${OUT/-w$BITS-g$GROUP/-${NM:-s${SPARSITY:-0.5}}} ;;
+    svd|asvd|svdllm) args+=(--keep "${KEEP:-0.9}"); OUT=${OUT/-w$BITS-g$GROUP/-keep${KEEP:-0.9}} ;;
+    *) args+=(--bits "$BITS" --group "$GROUP") ;; esac
+  case "$METHOD" in rtn|sign|ternary|arb|magnitude|svd) ;; *) args+=(--calib "$CALIB") ;; esac
   [ "$METHOD" = gptq ] && args+=(--clip)
 fi
 scripts/deps.sh

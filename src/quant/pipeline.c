@@ -25,6 +25,15 @@
  *   authors' drivers do) instead has all four Hessians taken from one run
  *   of the uncompressed block (lp_block_forward with a capture hook), its
  *   seven linears compressed, and X = the compressed block's output.
+ *   A method marked dual_inputs (ASVD, SVD-LLM) also has X0, the
+ *   uncompressed model's activations, carried block by block beside X: its
+ *   Hessians H0 and the mean |x| of each linear's input come from X0, its H
+ *   from X (both reach compress through lp_linear_extra); resume is refused
+ *   for it (X0 is not saved).
+ *   Plans: a method's plan_model runs once after the embedding (ASVD's
+ *   kept fraction per linear), its plan_block once per block with the
+ *   block's input and Hessians (--allocate's sparsity per linear); each
+ *   linear's value reaches compress as `plan` (NaN: the uniform setting).
  *   A block-scope method (AWQ, awq.c) runs its own per-block search instead
  *   of the four stages; with p->prescale AWQ's scales are folded in first
  *   and the block is then compressed by the four stages here (recipe "AWQ

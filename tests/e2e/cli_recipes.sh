@@ -47,7 +47,11 @@ quantize() {
 for r in "$SRC"/recipes/*.txt; do
     name=recipe-$(basename "$r" .txt)
     bits=$(awk '$1 == "bits" { print $2 }' "$r")
-    quantize "$name" "$bits" "$((bits + 1))" --recipe "$r" "${CAL[@]}" || continue
+    lo=$bits hi=$((bits + 1))
+    # N:M keeps n of m values: about n/m (bits + position bits) per weight place
+    nm=$(awk '$1 == "nm" { print $2 }' "$r")
+    [ -n "$nm" ] && lo=$(awk -v b="$bits" -v nm="$nm" 'BEGIN { split(nm, f, ":"); print f[1] / f[2] * b }') hi=$bits
+    quantize "$name" "$lo" "$hi" --recipe "$r" "${CAL[@]}" || continue
     [ "$(field method "$TMP/$name.json")" = "$(awk '$1 == "method" { print $2 }' "$r")" ] ||
         fail "$name: method not echoed from the recipe"
     [ "$(field bits "$TMP/$name.json")" = "$bits" ] || fail "$name: bits not echoed from the recipe"
