@@ -5,6 +5,7 @@
 #include "format/dense.h"
 
 #include "core/backend.h"
+#include "core/finite.h"
 #include "core/half.h"
 #include "core/status_impl.h"
 
@@ -148,6 +149,13 @@ static lp_status dense_load(const lp_fmt_src *in, const char *base, const lp_jso
         return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" is %s; expected F32, BF16 or F16", in->name, name,
                        lp_dtype_name(dt));
     LP_TRY(lp_fmt_tensor(in, base, ".weight", dt, rows, cols, &t));
+    /* a dense part of a packed layout (a sum's part, a low-rank factor) is not
+     * seen by the model's guard of plain dense linears: check it here */
+    const int64_t bad = lp_finite_find(dt == LP_DT_F32 ? LP_FP_F32 : dt == LP_DT_BF16 ? LP_FP_BF16 : LP_FP_F16,
+                                       t->data, rows * cols);
+    if (bad >= 0)
+        return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s\" holds a NaN or Inf at [%lld, %lld]; every weight must be "
+                       "finite", in->name, name, (long long)(bad / cols), (long long)(bad % cols));
     lp_dense *d;
     LP_TRY(lp_dense_view(rows, cols, dt == LP_DT_F32 ? t->data : NULL, t->data, dt, t, &d));
     *data = d;

@@ -675,6 +675,15 @@ static void check_corrupt(unsigned long long *s) {
     expect_corrupt("NaN in B", t, N, meta, R, C, "blk.lin.b.weight\": dense16: value [row, col] [3, 2] is NaN");
     Bbad[3 * K + 2] = 0xff80; /* -Inf */
     expect_corrupt("-Inf in B", t, N, meta, R, C, "[3, 2] is infinite");
+    /* a factor in the plain dense format (f32) is checked finite too */
+    float Af[K * C];
+    for (int i = 0; i < K * C; i++) Af[i] = lp_bf16_to_f32(A[i]);
+    Af[2 * C + 7] = NAN;
+    memcpy(t, ok, sizeof t);
+    t[TA] = (tensor){"blk.lin.a.weight", LP_DT_F32, K, C, Af};
+    expect_corrupt("NaN in a dense f32 factor", t, N,
+                   "{\"format\":\"lowrank\",\"rank\":5,\"a\":{\"format\":\"dense\"},\"b\":" D16 "}", R, C,
+                   "blk.lin.a.weight\" holds a NaN or Inf at [2, 7]");
     /* a dense16 linear on its own: the same checks */
     const tensor one[1] = {{"blk.lin.weight", LP_DT_F16, R, C, NULL}};
     uint16_t *W = calloc((size_t)(R * C), 2);
