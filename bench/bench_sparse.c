@@ -31,6 +31,7 @@
  * processors (OMP_NUM_THREADS caps them). The load average is printed first
  * and last: numbers taken under load are not worth comparing.
  */
+#include "bench_common.h"
 #include "format/bitmap.h"
 #include "format/nm.h"
 #include "format/qgroup.h"
@@ -47,29 +48,6 @@
 
 void openblas_set_num_threads(int);
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
-static uint64_t rnd(void) {
-    g_rng ^= g_rng << 13;
-    g_rng ^= g_rng >> 7;
-    g_rng ^= g_rng << 17;
-    return g_rng;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "%s: %s\n", what, lp_last_error());
-    exit(1);
-}
-
 static void *xmalloc(size_t n) {
     void *p = malloc(n ? n : 1);
     if (!p) {
@@ -77,37 +55,6 @@ static void *xmalloc(size_t n) {
         exit(1);
     }
     return p;
-}
-
-typedef float v8f __attribute__((vector_size(32)));
-
-/* GB/s of a parallel read-and-sum over buf (n floats), as bench_qgemv. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static double read_bw(const float *buf, size_t n,
-                                                                                   int runs) {
-    double t[64];
-    volatile float sink = 0;
-    for (int k = 0; k < runs + 1; k++) {
-        double t0 = omp_get_wtime();
-        float tot = 0;
-        size_t chunks = n / 4096;
-#pragma omp parallel for schedule(static) reduction(+ : tot)
-        for (size_t c = 0; c < chunks; c++) {
-            v8f s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
-            const v8f *p = (const v8f *)(buf + c * 4096);
-            for (int i = 0; i < 4096 / 8; i += 4) {
-                s0 += p[i];
-                s1 += p[i + 1];
-                s2 += p[i + 2];
-                s3 += p[i + 3];
-            }
-            v8f s = (s0 + s1) + (s2 + s3);
-            for (int i = 0; i < 8; i++) tot += s[i];
-        }
-        sink += tot;
-        if (k > 0) t[k - 1] = omp_get_wtime() - t0;
-    }
-    (void)sink;
-    return (double)n * 4 / median(t, runs) / 1e9;
 }
 
 /* ---- the weights ---- */
@@ -231,17 +178,6 @@ static double time_calls(const subject *s, const float *X, int64_t T, float *Y, 
     return m;
 }
 
-static void print_load(const char *when) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    char buf[128] = "?";
-    if (f) {
-        if (!fgets(buf, sizeof buf, f)) buf[0] = 0;
-        fclose(f);
-    }
-    buf[strcspn(buf, "\n")] = 0;
-    printf("load average %s: %s\n", when, buf);
-}
-
 static void free_subject(subject *s) {
     for (int i = 0; i < s->ncopies; i++) {
         if (s->sp) format_of(s->kind)->free(s->sp[i]);
@@ -293,6 +229,7 @@ static subject make_subject(int kind, int64_t rows, int64_t cols, int many) {
 }
 
 int main(int argc, char **argv) {
+    g_rng = 0x9e3779b97f4a7c15ull; /* this benchmark's stream */
     int runs = argc > 1 ? atoi(argv[1]) : 20;
     if (runs < 3) runs = 3;
     if (runs > 64) runs = 64;

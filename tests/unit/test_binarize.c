@@ -33,6 +33,7 @@
  * binarization block is R x n.
  */
 #include "test.h"
+#include "test_linear.h"
 
 #include "core/half.h"
 #include "format/binary.h"
@@ -404,17 +405,6 @@ static void check_searches(unsigned long long *seed) {
 }
 
 /* ---- 5. the methods on one linear ---- */
-
-static void dense_linear(lp_linear *l, const float *W, int64_t rows, int64_t cols) {
-    memset(l, 0, sizeof *l);
-    l->rows = rows;
-    l->cols = cols;
-    float *c = malloc((size_t)(rows * cols) * sizeof(float));
-    memcpy(c, W, (size_t)(rows * cols) * sizeof(float));
-    lp_dense *d;
-    CHECK_OK(lp_dense_own(rows, cols, c, &d));
-    CHECK_OK(lp_linear_add_part(l, &lp_format_dense, d));
-}
 
 static lp_settings *settings(const char *fmt, ...) {
     char spec[256];

@@ -15,6 +15,7 @@
  *    --bits 9, --allocate with --nm, no calibration for wanda.
  */
 #include "test.h"
+#include "test_linear.h"
 
 #include "format/dense.h"
 #include "format/linear.h"
@@ -32,17 +33,6 @@ static double urand(void) {
     return (double)(rng >> 11) / 9007199254740992.0;
 }
 static double nrand(void) { return sqrt(-2.0 * log(urand() + 1e-300)) * cos(6.283185307179586 * urand()); }
-
-static void dense_linear(lp_linear *l, const float *W, int64_t rows, int64_t cols) {
-    memset(l, 0, sizeof *l);
-    l->rows = rows;
-    l->cols = cols;
-    float *c = malloc((size_t)(rows * cols) * sizeof(float));
-    memcpy(c, W, (size_t)(rows * cols) * sizeof(float));
-    lp_dense *d;
-    CHECK_OK(lp_dense_own(rows, cols, c, &d));
-    CHECK_OK(lp_linear_add_part(l, &lp_format_dense, d));
-}
 
 /* Compress W with spec; the dequantized result (malloc'd) or NULL; *out keeps the linear when given. */
 static float *run(const char *spec, const float *W, int64_t R, int64_t C, const float *H, lp_linear *out) {

@@ -19,6 +19,7 @@
  * Shapes: W is rows x cols (out x in), X is T x cols, Y is T x rows.
  */
 #include "test.h"
+#include "test_linear.h"
 
 #include "core/half.h"
 #include "format/dense.h"
@@ -424,17 +425,6 @@ static void check_ternary_format(unsigned long long *seed, double *worst) {
 /* ---- the methods ---- */
 
 /* A dense linear owning a copy of W (rows x cols). */
-static void dense_linear(lp_linear *l, const float *W, int64_t rows, int64_t cols) {
-    memset(l, 0, sizeof *l);
-    l->rows = rows;
-    l->cols = cols;
-    float *c = malloc((size_t)(rows * cols) * sizeof(float));
-    memcpy(c, W, (size_t)(rows * cols) * sizeof(float));
-    lp_dense *d;
-    CHECK_OK(lp_dense_own(rows, cols, c, &d));
-    CHECK_OK(lp_linear_add_part(l, &lp_format_dense, d));
-}
-
 static void compress(const char *spec, const float *W, int64_t rows, int64_t cols, lp_linear *l, double *err) {
     lp_settings *s = NULL;
     CHECKF(lp_settings_parse(spec, &s) == LP_OK, "\"%s\": %s", spec, lp_last_error());

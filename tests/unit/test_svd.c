@@ -13,6 +13,7 @@
  *  - bad settings refused.
  */
 #include "test.h"
+#include "test_linear.h"
 
 #include "format/dense.h"
 #include "format/dense16.h"
@@ -32,17 +33,6 @@ static double urand(void) {
     return (double)(rng >> 11) / 9007199254740992.0;
 }
 static double nrand(void) { return sqrt(-2.0 * log(urand() + 1e-300)) * cos(6.283185307179586 * urand()); }
-
-static void dense_linear(lp_linear *l, const float *W, int64_t rows, int64_t cols) {
-    memset(l, 0, sizeof *l);
-    l->rows = rows;
-    l->cols = cols;
-    float *c = malloc((size_t)(rows * cols) * sizeof(float));
-    memcpy(c, W, (size_t)(rows * cols) * sizeof(float));
-    lp_dense *d;
-    CHECK_OK(lp_dense_own(rows, cols, c, &d));
-    CHECK_OK(lp_linear_add_part(l, &lp_format_dense, d));
-}
 
 static lp_settings *settings(const char *fmt, ...) {
     char spec[256];
