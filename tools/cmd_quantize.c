@@ -386,7 +386,7 @@ static void free_recipe(char **words) {
 }
 
 /* The settings as JSON members: ", \"bits\": 4, \"act_order\": false, ..." (dashes become underscores). */
-static void print_settings_json(const lp_settings *s) {
+static void print_settings_json(FILE *f, const lp_settings *s) {
     const lp_method *m = lp_settings_method(s);
     for (int k = 0; lp_method_option(m, k); k++) {
         const lp_option *o = lp_method_option(m, k);
@@ -394,14 +394,41 @@ static void print_settings_json(const lp_settings *s) {
         snprintf(key, sizeof key, "%s", o->name);
         for (char *c = key; *c; c++) *c = *c == '-' ? '_' : *c;
         const double v = lp_settings_get(s, o->name);
-        if (o->type == LP_OPT_BOOL) printf(", \"%s\": %s", key, v != 0 ? "true" : "false");
-        else if (o->type == LP_OPT_INT) printf(", \"%s\": %.0f", key, v);
+        if (o->type == LP_OPT_BOOL) fprintf(f, ", \"%s\": %s", key, v != 0 ? "true" : "false");
+        else if (o->type == LP_OPT_INT) fprintf(f, ", \"%s\": %.0f", key, v);
         else if (o->type == LP_OPT_CHOICE) {
             char w[64];
-            printf(", \"%s\": \"%s\"", key, lp_option_choice(o, (int)v, w, sizeof w));
+            fprintf(f, ", \"%s\": \"%s\"", key, lp_option_choice(o, (int)v, w, sizeof w));
         }
-        else printf(", \"%s\": %.17g", key, v);
+        else fprintf(f, ", \"%s\": %.17g", key, v);
     }
+}
+
+/* What the checkpoint records of how it was made (lp_model_set_provenance):
+ * {"method", its settings, "awq_prescale", "calib": {...} or null,
+ * "seconds"}; `llmpress eval` reports it. */
+static bool set_provenance(lp_model *m, const char *mname, const lp_settings *ms, bool prescale,
+                                const char *calib_file, int64_t nsamples, int64_t seqlen, int64_t seed, double secs) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return false;
+    fprintf(f, "{\"method\": \"%s\"", mname);
+    print_settings_json(f, ms);
+    fprintf(f, ", \"awq_prescale\": %s, \"calib\": ", prescale ? "true" : "false");
+    if (calib_file) {
+        const char *base = strrchr(calib_file, '/') ? strrchr(calib_file, '/') + 1 : calib_file;
+        fputs("{\"file\": ", f);
+        cli_json_string(f, base);
+        fprintf(f, ", \"nsamples\": %lld, \"seqlen\": %lld, \"seed\": %lld}", (long long)nsamples,
+                (long long)seqlen, (long long)seed);
+    } else {
+        fputs("null", f);
+    }
+    fprintf(f, ", \"seconds\": %.3f}", secs);
+    const bool ok = fclose(f) == 0 && lp_model_set_provenance(m, buf) == LP_OK;
+    free(buf);
+    return ok;
 }
 
 static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_settings *ps);
@@ -500,6 +527,11 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
                 "scale search %.1fs, clip search %.1fs, method %.1fs; calibration activations and statistics "
                 "%.1f MB\n", stats.total, stats.forward, stats.stats, stats.factorize, stats.quantize,
                 stats.scale_search, stats.clip_search, stats.method, (double)stats.peak_activation_bytes / 1e6);
+    if (!set_provenance(m, mname, ms, ps != NULL, calib_file, nsamples, seqlen, seed, tq)) {
+        lp_model_free(m);
+        fprintf(stderr, "llmpress quantize: out of memory\n");
+        return 1;
+    }
     if (lp_model_save(m, out) != LP_OK) {
         lp_model_free(m);
         return cli_lib_error("quantize", "saving");
@@ -516,7 +548,7 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
         printf(", \"out\": ");
         cli_json_string(stdout, out);
         printf(", \"method\": \"%s\"", mname);
-        print_settings_json(ms);
+        print_settings_json(stdout, ms);
         /* "clip" is always reported (scripts read it): false for methods without the search */
         if (!lp_method_find_option(lp_settings_method(ms), "clip")) printf(", \"clip\": false");
         printf(", \"awq_prescale\": %s, \"seconds\": %.3f, \"time\": {\"forward\": %.3f, "

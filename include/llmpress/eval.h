@@ -52,6 +52,43 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
 
 const char *lp_ppl_protocol_name(lp_ppl_protocol p);
 
+/* ---- KL divergence from a reference model ----
+ * MODEL and REF run the same windows (the perplexity protocol p); at every
+ * scored position, with P = softmax(REF's logits) and Q = softmax(MODEL's),
+ *   KL(P || Q) = sum_v P(v) (log P(v) - log Q(v))       (nats)
+ * in double. One window's logits of each model are held at a time; the
+ * per-position divergences (one float each) give the quantiles, which are
+ * linearly interpolated order statistics (numpy's default). top-1: the
+ * largest logit, the first on ties. llama.cpp's --kl-divergence reports the
+ * same set. The perplexities are the very numbers lp_perplexity gives. */
+typedef struct {
+    int64_t tokens;        /* positions compared */
+    double mean, mean_stderr, median, p90, p99, p999, max;
+    double same_top1;      /* fraction of positions where both models' top-1 tokens agree */
+    lp_ppl_result ppl;     /* MODEL's perplexity on those windows */
+    lp_ppl_result ppl_ref; /* REF's */
+} lp_kl_result;
+
+/* ids: the text tokenized WITHOUT BOS by the (shared) tokenizer. The two
+ * models must have the same vocabulary size; the caller checks that their
+ * tokenizers agree. p->progress gets MODEL's running NLL. */
+lp_status lp_kl_divergence(const lp_model *m, const lp_model *ref, const int32_t *ids, int64_t n,
+                           const lp_ppl_params *p, lp_kl_result *res);
+
+/* ---- speed ----
+ * Prefill of a P-token prompt (one call) and decode of N tokens after it
+ * (one token a call, greedy), each timed by wall clock; the median of reps
+ * runs. The prompt is given, or made from the vocabulary when NULL. */
+typedef struct {
+    int64_t prompt_tokens, gen_tokens, reps;
+    double prefill_tok_s, decode_tok_s;
+} lp_speed_result;
+lp_status lp_speed_measure(const lp_model *m, const int32_t *prompt, int64_t P, int64_t N, int reps,
+                           lp_speed_result *res);
+
+/* Peak resident memory of this process so far, in bytes (getrusage). */
+int64_t lp_peak_rss_bytes(void);
+
 #ifdef __cplusplus
 }
 #endif

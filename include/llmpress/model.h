@@ -73,6 +73,13 @@ void lp_model_free(lp_model *m); /* NULL is a no-op */
 const lp_config *lp_model_config(const lp_model *m);
 const char *lp_model_dir(const lp_model *m);
 
+/* How a compressed checkpoint was made: a JSON object (method, settings,
+ * calibration, compression seconds) kept in its safetensors metadata as
+ * "llmpress.quantize". Set before lp_model_save (copied); read back after
+ * loading: NULL when the checkpoint has none (an original model). */
+lp_status lp_model_set_provenance(lp_model *m, const char *json);
+const char *lp_model_provenance(const lp_model *m);
+
 /* Exact sizes, counted from the stored formats. */
 typedef struct {
     int64_t linear_params;  /* weights of the decoder linears (q,k,v,o,gate,up,down) */
@@ -83,6 +90,8 @@ typedef struct {
                                * bitmaps and indices out); = 8 linear_bytes for other formats */
     int64_t total_params;   /* every parameter, embeddings and norms included */
     int64_t total_bytes;    /* as stored in the checkpoint */
+    int64_t disk_bytes;     /* the model directory's files (weights, config, tokenizer), -1
+                               when unknown */
     int n_compressed;       /* linears in a compressed format */
     char formats[160];      /* e.g. "dense bf16" or "qgroup w4 g128 asym" */
 } lp_model_size;
@@ -122,10 +131,18 @@ lp_status lp_ctx_init(const lp_model *m, int64_t max_tokens, int64_t max_batch, 
 void lp_ctx_free(lp_ctx *c);
 void lp_ctx_reset(lp_ctx *c); /* forget the cache: next token is at position 0 */
 int64_t lp_ctx_pos(const lp_ctx *c);
+/* Forget the cached positions from pos on (0 <= pos <= lp_ctx_pos): the next
+ * token is at position pos. Scoring several continuations of one context
+ * runs the context once and rewinds to its end before each. */
+lp_status lp_ctx_rewind(lp_ctx *c, int64_t pos);
 
 /* Run T tokens at positions pos..pos+T-1, appending them to the KV cache.
  * logits: T x V when all_logits, else V (the last token's), or NULL. */
 lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits);
+/* The same, with logits (k x V) for the last k of the T tokens only (k = 0:
+ * none, logits may be NULL): the head, the largest matrix, runs on those
+ * rows alone. */
+lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits);
 
 /* ---- sampling ---- */
 typedef struct {

@@ -11,6 +11,7 @@
 #include "llmpress/eval.h"
 
 #include "core/status_impl.h"
+#include "eval/windows.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -38,20 +39,14 @@ static double window_nll(const float *logits, const int32_t *win, int64_t T, int
 #pragma omp parallel for reduction(+ : total)
     for (int64_t t = first; t < T - 1; t++) {
         const float *row = logits + t * V;
-        float mx = row[0];
-        for (int64_t i = 1; i < V; i++) mx = row[i] > mx ? row[i] : mx;
-        double s = 0;
-        for (int64_t i = 0; i < V; i++) s += exp((double)row[i] - mx);
-        total += (double)mx + log(s) - (double)row[win[t + 1]];
+        float mx;
+        total += lp_row_lse(row, V, &mx) - (double)row[win[t + 1]];
     }
     return total;
 }
 
-lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const lp_ppl_params *p,
-                        lp_ppl_result *res, double *wnll) {
-    memset(res, 0, sizeof *res);
-    const lp_config *c = lp_model_config(m);
-    const int64_t ctx = p->ctx, V = c->vocab;
+lp_status lp_windows_plan(const lp_config *c, int64_t n, const lp_ppl_params *p, lp_windows *w) {
+    const int64_t ctx = p->ctx;
     const bool lcpp = p->protocol == LP_PPL_LLAMACPP;
     if (ctx < 2) return lp_fail(LP_ERR_ARG, "perplexity: --ctx must be at least 2 (got %lld)", (long long)ctx);
     if (ctx > c->max_pos)
@@ -74,6 +69,27 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
     if (nwin == 0)
         return lp_fail(LP_ERR_ARG, "perplexity: the text has %lld tokens, fewer than one window of %lld",
                        (long long)n, (long long)ctx);
+    *w = (lp_windows){.ctx = ctx, .first = first, .nwin = nwin, .lcpp = lcpp, .bos = (int32_t)c->bos};
+    return LP_OK;
+}
+
+void lp_windows_fill(const lp_windows *w, const int32_t *ids, int64_t i, int32_t *win) {
+    /* window i covers stream[i*ctx, (i+1)*ctx), stream = [BOS] + ids or ids */
+    for (int64_t t = 0; t < w->ctx; t++) {
+        const int64_t s = i * w->ctx + t;
+        win[t] = w->lcpp ? (s == 0 ? w->bos : ids[s - 1]) : ids[s];
+    }
+    if (w->lcpp) win[0] = w->bos;
+}
+
+lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const lp_ppl_params *p,
+                        lp_ppl_result *res, double *wnll) {
+    memset(res, 0, sizeof *res);
+    const lp_config *c = lp_model_config(m);
+    const int64_t V = c->vocab;
+    lp_windows wp;
+    LP_TRY(lp_windows_plan(c, n, p, &wp));
+    const int64_t ctx = wp.ctx, first = wp.first, nwin = wp.nwin;
 
     lp_ctx *cx = NULL;
     LP_TRY(lp_ctx_init(m, ctx, ctx, &cx));
@@ -89,12 +105,7 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
     double t0 = now_s();
     lp_status st = LP_OK;
     for (int64_t w = 0; w < nwin && st == LP_OK; w++) {
-        /* window w covers stream[w*ctx, (w+1)*ctx), stream = [BOS] + ids or ids */
-        for (int64_t t = 0; t < ctx; t++) {
-            int64_t s = w * ctx + t;
-            win[t] = lcpp ? (s == 0 ? c->bos : ids[s - 1]) : ids[s];
-        }
-        if (lcpp) win[0] = c->bos;
+        lp_windows_fill(&wp, ids, w, win);
         lp_ctx_reset(cx);
         st = lp_forward(cx, win, ctx, logits, true);
         if (st != LP_OK) break;

@@ -7,6 +7,7 @@
  * tensors of its parts plus a metadata entry describing them:
  *   __metadata__["llmpress.format_version"] = "1"
  *   __metadata__["llmpress.linear.<base>"]  = {"format":"qgroup","bits":4,"group":128,"sym":false}
+ *   __metadata__["llmpress.quantize"]       = {"method":"gptq","bits":4,...,"seconds":12.3}
  *   <base>.qweight, <base>.scales, ...        (each format's own tensors)
  * Each format writes and validates its own tensors (its traits row,
  * format/format.h; the layouts are in docs/formats.md); a linear of several
@@ -166,6 +167,8 @@ static lp_status build_writer(lp_model *m, lp_st_writer *w) {
     char base[200];
     LP_TRY(lp_st_writer_meta(w, "format", "pt"));
     LP_TRY(lp_st_writer_meta(w, "llmpress.format_version", LP_CKPT_VERSION));
+    const char *prov = lp_model_provenance(m);
+    if (prov) LP_TRY(lp_st_writer_meta(w, "llmpress.quantize", prov));
     LP_TRY(add_raw(w, m, "model.embed_tokens.weight"));
     LP_TRY(add_raw(w, m, "model.norm.weight"));
     for (int64_t l = 0; l < c->n_layers; l++) {

@@ -149,6 +149,13 @@ void lp_ctx_free(lp_ctx *c) {
 }
 
 void lp_ctx_reset(lp_ctx *c) { c->pos = 0; }
+lp_status lp_ctx_rewind(lp_ctx *c, int64_t pos) {
+    if (pos < 0 || pos > c->pos)
+        return lp_fail(LP_ERR_ARG, "lp_ctx_rewind: position %lld is outside the %lld cached", (long long)pos,
+                       (long long)c->pos);
+    c->pos = pos; /* later positions are overwritten by the next call */
+    return LP_OK;
+}
 int64_t lp_ctx_pos(const lp_ctx *c) { return c->pos; }
 
 /* out (T x D) = x / sqrt(mean(x^2) + eps) * w, row by row. */
@@ -292,11 +299,14 @@ static lp_status mlp_block(lp_ctx *c, int64_t l, int64_t T) {
     return residual(lin(c, l, LP_DOWN), c->gate, T, c->x, c->x, c->tmp);
 }
 
-lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits) {
+lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits) {
     const lp_model *m = c->m;
     const lp_config *cf = &m->cfg;
-    const int64_t D = cf->dim;
+    const int64_t D = cf->dim, V = cf->vocab;
     if (T <= 0) return lp_fail(LP_ERR_ARG, "lp_forward: no tokens given");
+    if (k < 0 || k > T || (k > 0 && !logits))
+        return lp_fail(LP_ERR_ARG, "lp_forward: logits of the last %lld of %lld tokens asked for", (long long)k,
+                       (long long)T);
     if (c->pos + T > c->max_tokens)
         return lp_fail(LP_ERR_ARG, "context full: %lld cached + %lld new tokens exceed the context "
                        "size %lld", (long long)c->pos, (long long)T, (long long)c->max_tokens);
@@ -307,28 +317,30 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
     /* The head is the largest dense matrix (the whole vocabulary): convert it
      * before any work, so that running out of memory fails early. */
     lp_dense *head = lp_linear_data(&m->head, &lp_format_dense);
-    if (logits && head) LP_TRY(lp_dense_materialize(head));
-    /* Long inputs are processed in chunks of max_batch tokens. */
+    if (k > 0 && head) LP_TRY(lp_dense_materialize(head));
+    /* Long inputs are processed in chunks of max_batch tokens; the head runs
+     * only on the chunk's rows at or after T - k. */
     for (int64_t done = 0; done < T;) {
-        int64_t n = T - done < c->max_batch ? T - done : c->max_batch;
+        const int64_t n = T - done < c->max_batch ? T - done : c->max_batch;
         lp_embed_tokens(m, tokens + done, n, c->x);
         for (int64_t l = 0; l < cf->n_layers; l++) {
             LP_TRY(attention_block(c, l, n));
             LP_TRY(mlp_block(c, l, n));
         }
         c->pos += n;
-        if (logits) {
-            if (all_logits) {
-                rmsnorm(c->xn, c->x, m->norm, n, D, cf->norm_eps);
-                LP_TRY(lp_linear_forward(&m->head, c->xn, n, logits + done * cf->vocab));
-            } else if (done + n == T) {
-                rmsnorm(c->xn, c->x + (n - 1) * D, m->norm, 1, D, cf->norm_eps);
-                LP_TRY(lp_linear_forward(&m->head, c->xn, 1, logits));
-            }
+        const int64_t first = T - k > done ? T - k : done; /* first row with logits */
+        if (first < done + n) {
+            const int64_t r = done + n - first;
+            rmsnorm(c->xn, c->x + (first - done) * D, m->norm, r, D, cf->norm_eps);
+            LP_TRY(lp_linear_forward(&m->head, c->xn, r, logits + (first - (T - k)) * V));
         }
         done += n;
     }
     return LP_OK;
+}
+
+lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits) {
+    return lp_forward_tail(c, tokens, T, !logits ? 0 : all_logits ? T : 1, logits);
 }
 
 #define NLL_ROWS 64 /* logits rows made at once by lp_hidden_nll */

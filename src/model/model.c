@@ -35,6 +35,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 
 const char *const lp_linear_names[LP_NLIN] = {
     "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -308,7 +310,20 @@ void lp_model_free(lp_model *m) {
     free(m->aux);
     lp_weights_close(m->weights);
     free(m->dir);
+    free(m->provenance);
     free(m);
+}
+
+lp_status lp_model_set_provenance(lp_model *m, const char *json) {
+    char *c = strdup(json);
+    if (!c) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    free(m->provenance);
+    m->provenance = c;
+    return LP_OK;
+}
+
+const char *lp_model_provenance(const lp_model *m) {
+    return m->provenance ? m->provenance : lp_weights_meta(m->weights, "llmpress.quantize");
 }
 
 const lp_config *lp_model_config(const lp_model *m) { return &m->cfg; }
@@ -345,6 +360,22 @@ void lp_model_linear_info(const lp_model *m, int64_t i, lp_linear_info *out) {
     out->bytes = (int64_t)lp_linear_nbytes(L);
 }
 
+/* The bytes of the regular files directly in dir (weights, config,
+ * tokenizer): what the model takes on disk; -1 when dir cannot be read. */
+static int64_t disk_bytes(const char *dir) {
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d) return -1;
+    int64_t total = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        char *p = lp_path_join(dir, e->d_name);
+        struct stat st;
+        if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode)) total += (int64_t)st.st_size;
+        free(p);
+    }
+    closedir(d);
+    return total;
+}
+
 void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
     memset(sz, 0, sizeof *sz);
     const lp_config *c = &m->cfg;
@@ -374,4 +405,5 @@ void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
     }
     sz->total_params = sz->linear_params + other_params;
     sz->total_bytes = sz->linear_bytes + other_bytes;
+    sz->disk_bytes = disk_bytes(m->dir);
 }

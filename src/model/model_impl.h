@@ -36,6 +36,8 @@ struct lp_model {
     lp_dtype embed_dtype;  /* as stored */
     void **owned;          /* f32 copies made at load, freed with the model */
     int64_t n_owned, cap_owned;
+    char *provenance;      /* lp_model_set_provenance's copy, else NULL (the loaded one is read
+                              from the weights' metadata) */
     lp_weights **aux;      /* further mapped files packed linears point into (resume state) */
     int64_t n_aux;
 };
