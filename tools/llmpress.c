@@ -23,7 +23,8 @@ static const char *const USAGE =
     "\n"
     "commands:\n"
     "  quantize   compress a model:      llmpress quantize MODEL --method rtn --bits 4 --group 128 -o OUT\n"
-    "  eval       perplexity:            llmpress eval MODEL --ppl wiki.test.raw --ctx 512\n"
+    "  eval       what was lost:         llmpress eval MODEL --ppl wiki.test.raw --kl ORIGINAL --tasks all ...\n"
+    "  bench      prefill/decode speed:  llmpress bench MODEL -p 512 -n 128\n"
     "  run        generate text:         llmpress run MODEL -p \"Once upon a time\" -n 64\n"
     "  info       sizes and formats:     llmpress info MODEL\n"
     "  tokenize   text to token ids:     llmpress tokenize MODEL -p \"Hello world\"\n"
@@ -56,6 +57,8 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(cmd, "quantize")) return cmd_quantize(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "suite")) return cmd_suite(argc - 1, argv + 1);
     fprintf(stderr, "llmpress: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }

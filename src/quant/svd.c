@@ -376,8 +376,8 @@ static const lp_option OPTIONS_ASVD[] = {
     OPT_KEEP,
     {"alpha", LP_OPT_FLOAT, 0, 4, 0.5, "A", "activation scaling exponent: s_j = mean|x_j|^A",
      offsetof(lp_svd_settings, alpha)},
-    {"asvd-windows", LP_OPT_INT, 1, 1 << 20, 4, "N", "calibration windows the perplexity sensitivity is measured on "
-     "(the authors: 32 of 2048 tokens on a GPU)", offsetof(lp_svd_settings, asvd_windows)},
+    {"asvd-windows", LP_OPT_INT, 1, 1 << 20, 16, "N", "calibration windows the perplexity sensitivity is measured on, "
+     "every 4th position scored (the authors: 32 windows, every position, on a GPU)", offsetof(lp_svd_settings, asvd_windows)},
     OPT_FACTOR_BITS,
     OPT_FACTOR_GROUP,
     OPT_CLIP,
