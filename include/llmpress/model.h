@@ -74,8 +74,8 @@ const lp_config *lp_model_config(const lp_model *m);
 const char *lp_model_dir(const lp_model *m);
 
 /* How a compressed checkpoint was made: a JSON object (method, settings,
- * calibration, compression seconds) kept in its safetensors metadata as
- * "llmpress.quantize". Set before lp_model_save (copied); read back after
+ * calibration, compression seconds) kept beside its weights as
+ * llmpress_quantize.json. Set before lp_model_save (copied); read back after
  * loading: NULL when the checkpoint has none (an original model). */
 lp_status lp_model_set_provenance(lp_model *m, const char *json);
 const char *lp_model_provenance(const lp_model *m);

@@ -7,9 +7,11 @@
  * tensors of its parts plus a metadata entry describing them:
  *   __metadata__["llmpress.format_version"] = "1"
  *   __metadata__["llmpress.linear.<base>"]  = {"format":"qgroup","bits":4,"group":128,"sym":false}
- *   __metadata__["llmpress.quantize"]       = {"method":"gptq","bits":4,...,"seconds":12.3}
  *   <base>.qweight, <base>.scales, ...        (each format's own tensors)
- * Each format writes and validates its own tensors (its traits row,
+ * and beside it llmpress_quantize.json, how the model was made
+ * ({"method":"gptq","bits":4,...,"seconds":12.3}): a side file, so that
+ * model.safetensors stays the same bytes for the same inputs, however long
+ * the run took. Each format writes and validates its own tensors (its traits row,
  * format/format.h; the layouts are in docs/formats.md); a linear of several
  * parts is described as {"format":"sum","parts":[...]} (format/linear.h).
  * This file does the model's part: which linears, norms, embeddings and
@@ -167,8 +169,6 @@ static lp_status build_writer(lp_model *m, lp_st_writer *w) {
     char base[200];
     LP_TRY(lp_st_writer_meta(w, "format", "pt"));
     LP_TRY(lp_st_writer_meta(w, "llmpress.format_version", LP_CKPT_VERSION));
-    const char *prov = lp_model_provenance(m);
-    if (prov) LP_TRY(lp_st_writer_meta(w, "llmpress.quantize", prov));
     LP_TRY(add_raw(w, m, "model.embed_tokens.weight"));
     LP_TRY(add_raw(w, m, "model.norm.weight"));
     for (int64_t l = 0; l < c->n_layers; l++) {
@@ -230,15 +230,20 @@ static lp_status output_estimate(const lp_model *m, uint64_t *bytes) {
     return LP_OK;
 }
 
+static lp_status write_whole(const char *to, const void *data, size_t n) {
+    lp_atomic_file af;
+    LP_TRY(lp_atomic_open(to, &af));
+    lp_status st = lp_atomic_write(&af, data, n);
+    if (st == LP_OK) st = lp_atomic_commit(&af);
+    else lp_atomic_abort(&af);
+    return st;
+}
+
 static lp_status copy_file(const char *from, const char *to) {
     char *data = NULL;
     size_t n = 0;
     LP_TRY(lp_read_file(from, &data, &n));
-    lp_atomic_file af;
-    lp_status st = lp_atomic_open(to, &af);
-    if (st == LP_OK) st = lp_atomic_write(&af, data, n);
-    if (st == LP_OK) st = lp_atomic_commit(&af);
-    else lp_atomic_abort(&af);
+    lp_status st = write_whole(to, data, n);
     free(data);
     return st;
 }
@@ -273,6 +278,14 @@ static lp_status write_files(lp_model *m, lp_outdir *o) {
         lp_status st = lp_outdir_file(o, k_side_files[i], &to);
         if (st == LP_OK) st = copy_file(from, to);
         free(from);
+        free(to);
+        LP_TRY(st);
+    }
+    const char *prov = lp_model_provenance(m);
+    if (prov) {
+        char *to = NULL;
+        lp_status st = lp_outdir_file(o, LP_PROVENANCE_FILE, &to);
+        if (st == LP_OK) st = write_whole(to, prov, strlen(prov));
         free(to);
         LP_TRY(st);
     }

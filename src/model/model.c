@@ -30,6 +30,7 @@
 #include "core/finite.h"
 #include "core/half.h"
 #include "core/status_impl.h"
+#include "io/json.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -262,6 +263,26 @@ static lp_status load_embedding(lp_model *m) {
     return lp_model_tensor_f32(m, name, 2, shp, &m->embed, &m->embed_dtype);
 }
 
+/* The record of how a compressed checkpoint was made, when it has one: a
+ * JSON object, or the checkpoint is refused as corrupt. */
+static lp_status load_provenance(lp_model *m) {
+    char *p = lp_path_join(m->dir, LP_PROVENANCE_FILE);
+    if (!p) return lp_fail(LP_ERR_NOMEM, "out of memory");
+    lp_status st = LP_OK;
+    if (lp_file_exists(p)) {
+        size_t n = 0;
+        lp_json_doc *doc = NULL;
+        st = lp_read_file(p, &m->provenance, &n);
+        if (st == LP_OK && (strlen(m->provenance) != n || lp_json_parse(m->provenance, n, p, &doc) != LP_OK ||
+                            lp_json_root(doc)->type != LP_JSON_OBJECT))
+            st = lp_fail(LP_ERR_FORMAT, "%s: not a JSON object (the record of how the model was made); remove the "
+                         "file or compress the model again", p);
+        lp_json_free(doc);
+    }
+    free(p);
+    return st;
+}
+
 lp_status lp_model_load(const char *dir, lp_model **out) {
     *out = NULL;
     lp_model *m = calloc(1, sizeof *m);
@@ -273,6 +294,7 @@ lp_status lp_model_load(const char *dir, lp_model **out) {
                      "safetensors weights", dir, lp_file_exists(dir) ? "not a directory" : "no such directory");
     if (st == LP_OK) st = lp_config_load(dir, &m->cfg);
     if (st == LP_OK) st = lp_weights_open(dir, &m->weights);
+    if (st == LP_OK) st = load_provenance(m);
     const lp_config *c = &m->cfg;
     if (st == LP_OK) st = load_embedding(m);
     if (st == LP_OK) st = lp_model_tensor_f32(m, "model.norm.weight", 1, &c->dim, &m->norm, NULL);
@@ -322,9 +344,7 @@ lp_status lp_model_set_provenance(lp_model *m, const char *json) {
     return LP_OK;
 }
 
-const char *lp_model_provenance(const lp_model *m) {
-    return m->provenance ? m->provenance : lp_weights_meta(m->weights, "llmpress.quantize");
-}
+const char *lp_model_provenance(const lp_model *m) { return m->provenance; }
 
 const lp_config *lp_model_config(const lp_model *m) { return &m->cfg; }
 const char *lp_model_dir(const lp_model *m) { return m->dir; }

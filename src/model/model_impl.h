@@ -36,11 +36,14 @@ struct lp_model {
     lp_dtype embed_dtype;  /* as stored */
     void **owned;          /* f32 copies made at load, freed with the model */
     int64_t n_owned, cap_owned;
-    char *provenance;      /* lp_model_set_provenance's copy, else NULL (the loaded one is read
-                              from the weights' metadata) */
+    char *provenance;      /* how it was made (LP_PROVENANCE_FILE, or lp_model_set_provenance's
+                              copy), else NULL */
     lp_weights **aux;      /* further mapped files packed linears point into (resume state) */
     int64_t n_aux;
 };
+
+/* The checkpoint's side file recording how it was made (checkpoint.c). */
+#define LP_PROVENANCE_FILE "llmpress_quantize.json"
 
 /* Fetch a tensor as f32 with the expected shape (ndim entries); the result is
  * a view into the mapping or a converted copy owned by the model. Errors name
