@@ -147,6 +147,8 @@ static void build_quantize(const suite_ctx *x, const suite_model *m, const suite
         if (cl->nsamples) add_int(c, "--nsamples", cl->nsamples, true);
         if (cl->seqlen) add_int(c, "--seqlen", cl->seqlen, true);
         if (cl->has_seed) add_int(c, "--seed", cl->seed, true);
+    }
+    if (cl->resumable) {
         cmd_add(c, "--resume", NULL);
         cmd_add(c, resume ? resume : "", "<cell>/resume");
     }
@@ -571,7 +573,7 @@ static step_result quantize_step(const suite_ctx *x, suite_result *r, const char
     unlink_in(r->dir, "quantize.run.json");
     unlink_in(r->dir, "quantize.json");
     /* quantize's resume state is for one command: another one starts afresh */
-    if (r->cell->calibrated) {
+    if (r->cell->resumable) {
         char *text = NULL;
         size_t len = 0;
         char *p = path2(r->dir, "resume.sig");

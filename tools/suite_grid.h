@@ -42,6 +42,7 @@ typedef struct {
     suite_setting *sets; /* the method's settings in file order (not method, not calibration) */
     int nsets;
     bool calibrated;     /* quantize needs --calib for these settings */
+    bool resumable;      /* calibrated, and quantize --resume works for the method */
     /* this cell's calibration (a section may override the grid's); 0 = quantize's default */
     const char *calib;
     int64_t nsamples, seqlen, seed;

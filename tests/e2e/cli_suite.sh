@@ -11,8 +11,9 @@
 #     changes (--keep-models keeps their compressed models); --report-only
 #     rewrites the reports alone; a second suite on a locked DIR is refused;
 #   - a cell that fails at run time (svd --rank above the model's width) is
-#     recorded as failed with its error, the others finish, exit 1; the next
-#     run retries it;
+#     recorded as failed with its error, the others (calibrated ones among
+#     them: gptq runs with --resume, svdllm, which cannot resume, without)
+#     finish, exit 1; the next run retries it;
 #   - interruption: SIGINT while a child runs stops the suite (exit 130) with
 #     the finished cells kept and no temporary file left; the same command then
 #     finishes the rest;
@@ -54,6 +55,9 @@ HAVE_KL=0
 cat >"$TMP/grid.txt" <<EOF
 # three cells on tiny-llama3; the report shows this text escaped: <script>alert(1)</script> & "q"
 model tiny
+calib text.txt
+nsamples 4
+seqlen 32
 ppl text.txt
 ctx 64
 windows 6
@@ -168,13 +172,18 @@ if command -v flock >/dev/null; then
 fi
 
 # ---- a cell that fails at run time: recorded, the others go on, exit 1, retried next time ----
+# (with two calibrated cells: gptq quantizes with --resume, svdllm, which cannot resume, without)
 cp grid.txt grid-fail.txt
-printf '\n[svd]\nmethod svd\nrank 500\n' >>grid-fail.txt
+printf '\n[gptq]\nmethod gptq\nbits 4\ngroup 32\n[svdllm]\nmethod svdllm\nkeep 0.9\n[svd]\nmethod svd\nrank 500\n' \
+    >>grid-fail.txt
 "$CLI" suite grid-fail.txt -o out >/dev/null 2>"$TMP/fail.err"
 rc=$?
 clean "failing cell" $rc "$TMP/fail.err"
 [ $rc = 1 ] || fail "failing cell: exit $rc, expected 1: $(tail -c 2000 "$TMP/fail.err")"
-check "failing cell" out f32,rtn-bits4,rtn-bits3,svd ok,ok,ok,failed
+check "failing cell" out f32,rtn-bits4,rtn-bits3,gptq,svdllm,svd ok,ok,ok,ok,ok,failed
+grep -q '"--calib"' out/cells/tiny/gptq/quantize.run.json && grep -q '"--resume"' out/cells/tiny/gptq/quantize.run.json ||
+    fail "gptq: not run with --calib and --resume: $(cat out/cells/tiny/gptq/quantize.run.json)"
+[ ! -e out/cells/tiny/gptq/resume ] || fail "gptq: the resume state was left behind"
 grep -q "rank" out/cells/tiny/svd/error.txt 2>/dev/null || fail "error.txt lacks the cause: $(cat out/cells/tiny/svd/error.txt 2>&1)"
 grep -q "FAILED" "$TMP/fail.err" || fail "the failure is not on stderr: $(cat "$TMP/fail.err")"
 grep -q "failed" out/report.html && grep -q "rank" out/report.html || fail "report.html does not show the failure"
