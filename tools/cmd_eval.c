@@ -252,7 +252,8 @@ static int report_costs(const eopts *o, const lp_model *m, const int32_t *ids, i
     lp_speed_result sp = {0};
     const lp_config *c = lp_model_config(m);
     int64_t P = o->speed_prompt, N = o->speed_gen;
-    if (P + N > c->max_pos) P = c->max_pos - N > 1 ? c->max_pos - N : 1;
+    if (N > c->max_pos / 2) N = c->max_pos / 2; /* a short model window: what fits */
+    if (P + N > c->max_pos) P = c->max_pos - N;
     if (o->speed_reps > 0) {
         if (lp_speed_measure(m, ids && n >= P ? ids : NULL, P, N, (int)o->speed_reps, &sp) != LP_OK)
             return cli_lib_error("eval", "measuring speed");
