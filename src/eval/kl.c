@@ -17,6 +17,7 @@
  */
 #include "llmpress/eval.h"
 
+#include "core/clock.h"
 #include "core/status_impl.h"
 #include "eval/windows.h"
 
@@ -24,12 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int64_t argmax(const float *z, int64_t V) {
     int64_t best = 0;
@@ -108,7 +103,7 @@ lp_status lp_kl_divergence(const lp_model *m, const lp_model *ref, const int32_t
                                                    "logits", (long long)ctx, (long long)V);
     if (st == LP_OK) st = lp_ctx_init(m, ctx, ctx, &cq);
     if (st == LP_OK) st = lp_ctx_init(ref, ctx, ctx, &cp);
-    const double t0 = now_s();
+    const double t0 = lp_now_s();
     double secs_ref = 0, kl_sum = 0;
     int64_t same = 0;
     for (int64_t w = 0; st == LP_OK && w < wp.nwin; w++) {
@@ -116,9 +111,9 @@ lp_status lp_kl_divergence(const lp_model *m, const lp_model *ref, const int32_t
         lp_ctx_reset(cq);
         lp_ctx_reset(cp);
         st = lp_forward(cq, win, ctx, zq, true);
-        const double tr = now_s();
+        const double tr = lp_now_s();
         if (st == LP_OK) st = lp_forward(cp, win, ctx, zp, true);
-        secs_ref += now_s() - tr;
+        secs_ref += lp_now_s() - tr;
         if (st != LP_OK) break;
         const window_sums s = score_window(zq, zp, win, ctx, V, wp.first, kl + w * per);
         if (!isfinite(s.nll) || !isfinite(s.nll_ref) || !isfinite(s.kl_sum)) {
@@ -153,7 +148,7 @@ lp_status lp_kl_divergence(const lp_model *m, const lp_model *ref, const int32_t
         res->ppl.ppl = exp(res->ppl.nll_sum / (double)res->ppl.count);
         res->ppl_ref.ppl = exp(res->ppl_ref.nll_sum / (double)res->ppl_ref.count);
         res->ppl_ref.seconds = secs_ref;
-        res->ppl.seconds = now_s() - t0 - secs_ref;
+        res->ppl.seconds = lp_now_s() - t0 - secs_ref;
     }
     lp_ctx_free(cq);
     lp_ctx_free(cp);

@@ -10,6 +10,7 @@
  */
 #include "llmpress/eval.h"
 
+#include "core/clock.h"
 #include "core/status_impl.h"
 #include "eval/windows.h"
 
@@ -25,12 +26,6 @@ lp_ppl_params lp_ppl_default_params(void) {
 const char *lp_ppl_protocol_name(lp_ppl_protocol p) {
     return p == LP_PPL_LLAMACPP ? "llama.cpp (BOS per window, second half scored)"
                                 : "GPTQ (no BOS, non-overlapping windows, all tokens scored)";
-}
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* Sum over positions [first, T-1) of -log p(win[t+1] | win[..t]). */
@@ -102,7 +97,7 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
         return lp_fail(LP_ERR_NOMEM, "perplexity: out of memory for %lld x %lld logits",
                        (long long)ctx, (long long)V);
     }
-    double t0 = now_s();
+    double t0 = lp_now_s();
     lp_status st = LP_OK;
     for (int64_t w = 0; w < nwin && st == LP_OK; w++) {
         lp_windows_fill(&wp, ids, w, win);
@@ -121,7 +116,7 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
         res->windows = w + 1;
         if (p->progress) p->progress(p->progress_ud, w + 1, nwin, res->nll_sum, res->count);
     }
-    res->seconds = now_s() - t0;
+    res->seconds = lp_now_s() - t0;
     res->ppl = res->count ? exp(res->nll_sum / (double)res->count) : NAN; /* NaN only on failure */
     free(logits);
     free(win);

@@ -14,17 +14,12 @@
  */
 #include "llmpress/eval.h"
 
+#include "core/clock.h"
 #include "core/status_impl.h"
 
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int cmp_double(const void *a, const void *b) {
     const double x = *(const double *)a, y = *(const double *)b;
@@ -55,17 +50,17 @@ lp_status lp_speed_measure(const lp_model *m, const int32_t *prompt, int64_t P, 
         ids[t] = prompt ? prompt[t] : (int32_t)((t * 7919 + 3) % V);
     for (int r = 0; st == LP_OK && r < reps; r++) {
         lp_ctx_reset(cx);
-        double t0 = now_s();
+        double t0 = lp_now_s();
         st = lp_forward(cx, ids, P, logits, false);
-        pre[r] = now_s() - t0;
-        t0 = now_s();
+        pre[r] = lp_now_s() - t0;
+        t0 = lp_now_s();
         for (int64_t i = 0; st == LP_OK && i < N; i++) {
             int32_t next = 0;
             for (int64_t v = 1; v < V; v++)
                 if (logits[v] > logits[next]) next = (int32_t)v;
             st = lp_forward(cx, &next, 1, logits, false);
         }
-        dec[r] = now_s() - t0;
+        dec[r] = lp_now_s() - t0;
     }
     if (st == LP_OK) {
         qsort(pre, (size_t)reps, sizeof *pre, cmp_double);

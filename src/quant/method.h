@@ -19,6 +19,7 @@
 #ifndef LP_METHOD_H
 #define LP_METHOD_H
 
+#include "core/clock.h"
 #include "llmpress/quant.h"
 
 #include "format/dense.h"
@@ -138,7 +139,6 @@ lp_status lp_method_compress_linear(const lp_settings *s, lp_linear *l, const fl
 lp_status lp_method_compress_linear_ex(const lp_settings *s, lp_linear *l, const float *H, const lp_linear_extra *x,
                                        lp_quant_stats *st, double *rel_err);
 
-double lp_now_s(void); /* monotonic seconds, for the stats */
 
 /* ---- options several methods share (one definition each) ----
  * T is the method's settings struct; each needs the matching field. */

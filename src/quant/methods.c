@@ -33,12 +33,6 @@ static const lp_method *const METHODS[] = {
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof *METHODS))
 
-double lp_now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int lp_method_count(void) { return N_METHODS; }
 const lp_method *lp_method_at(int i) { return i >= 0 && i < N_METHODS ? METHODS[i] : NULL; }
 const char *lp_method_name(const lp_method *m) { return m->name; }
