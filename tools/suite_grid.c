@@ -22,7 +22,6 @@
 
 #include "cli.h"
 #include "core/fileio.h"
-#include "quant/method.h" /* lp_method.dual_inputs: see make_cell */
 
 #include <errno.h>
 #include <limits.h>
@@ -432,12 +431,8 @@ static int make_cell(suite_grid *g, const raw_section *s, const int *pick, const
             if (lp_quant_params_check(&qp) != LP_OK) rc = gerr(g, s->line, "[%s] cell %s: %s", s->name, id,
                                                                lp_last_error());
             c.calibrated = lp_quant_needs_calib(&qp);
-            /* A method that carries the uncompressed model's activations beside
-             * the compressed one's (ASVD, SVD-LLM) cannot resume: the pipeline
-             * refuses --resume for it. quant.h has no accessor for this yet,
-             * so the registry row is read here (the one internal header the
-             * suite uses; an lp_quant_resumable() would replace it). */
-            c.resumable = c.calibrated && !m->dual_inputs;
+            /* ASVD and SVD-LLM cannot resume (the pipeline refuses --resume) */
+            c.resumable = c.calibrated && lp_method_resumable(m);
         }
         lp_settings_free(ms);
         lp_settings_free(ps);

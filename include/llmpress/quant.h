@@ -38,6 +38,9 @@ typedef struct {
 int lp_method_count(void);
 const lp_method *lp_method_at(int i);
 const lp_method *lp_method_find(const char *name); /* NULL for an unknown name */
+/* Whether a run of m can keep its finished blocks and continue (resume_dir):
+ * not the methods that also carry the uncompressed model's activations. */
+bool lp_method_resumable(const lp_method *m);
 const char *lp_method_name(const lp_method *m);
 const char *lp_method_help(const lp_method *m);   /* one line */
 /* Whether the method calibrates with its default settings (see lp_settings_needs_calib). */

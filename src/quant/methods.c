@@ -36,6 +36,7 @@ static const lp_method *const METHODS[] = {
 int lp_method_count(void) { return N_METHODS; }
 const lp_method *lp_method_at(int i) { return i >= 0 && i < N_METHODS ? METHODS[i] : NULL; }
 const char *lp_method_name(const lp_method *m) { return m->name; }
+bool lp_method_resumable(const lp_method *m) { return !m->dual_inputs; }
 const char *lp_method_help(const lp_method *m) { return m->help; }
 bool lp_method_calibrated(const lp_method *m) { return m->calibrated; }
 

@@ -425,7 +425,7 @@ lp_status lp_quantize_calibrated(lp_model *m, const lp_quant_params *p) {
         return lp_fail(LP_ERR_ARG, "calibration --seqlen %lld exceeds the model's context %lld", (long long)L,
                        (long long)c->max_pos);
     const lp_method *meth = lp_settings_method(p->method);
-    if (p->resume_dir && meth->dual_inputs)
+    if (p->resume_dir && !lp_method_resumable(meth))
         return lp_fail(LP_ERR_ARG, "%s cannot resume: it carries the uncompressed model's activations beside the "
                        "compressed one's, and a resume state holds only the latter; run it without --resume",
                        lp_method_name(meth));
