@@ -28,6 +28,7 @@ static const char *const USAGE =
     "  run        generate text:         llmpress run MODEL -p \"Once upon a time\" -n 64\n"
     "  info       sizes and formats:     llmpress info MODEL\n"
     "  tokenize   text to token ids:     llmpress tokenize MODEL -p \"Hello world\"\n"
+    "  suite      a grid of methods:     llmpress suite grids/llama-25m.txt -o results/  (GRID, not MODEL)\n"
     "\n"
     "Run `llmpress COMMAND --help` for the flags of one command.\n";
 

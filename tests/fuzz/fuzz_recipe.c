@@ -50,6 +50,8 @@ int cmd_run(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 int cmd_eval(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 int cmd_info(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 int cmd_tokenize(int argc, char **argv) { return (void)argc, (void)argv, 2; }
+int cmd_bench(int argc, char **argv) { return (void)argc, (void)argv, 2; }
+int cmd_suite(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 
 #define RECIPE "fuzz.recipe"
 
