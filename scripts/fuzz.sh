@@ -14,7 +14,7 @@
 # Exit 1 when any fuzzer finds a crash, leak, sanitizer report, timeout or
 # oracle failure (its input is kept as fuzz-corpus/<target>-crash-*; replay it
 # with build-fuzz/fuzz_<target> FILE), or when a harness does not build.
-# TARGET: json safetensors tokenizer tokenizer_json checkpoint recipe (all by default).
+# TARGET: json safetensors tokenizer tokenizer_json checkpoint recipe gguf (all by default).
 # Needs clang (14 or later) with its libFuzzer runtime and OpenMP: the Debian
 # packages clang, libclang-rt-dev and libomp-dev are installed when missing
 # (LP_FUZZ_CC=/path/to/clang uses another compiler and installs nothing).
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-30}
 shift || true
 [[ $SECS =~ ^[0-9]+$ && $SECS -gt 0 ]] || { echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2; exit 2; }
-ALL=(json safetensors tokenizer tokenizer_json checkpoint recipe)
+ALL=(json safetensors tokenizer tokenizer_json checkpoint recipe gguf)
 if (($#)); then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 CC=${LP_FUZZ_CC:-/usr/bin/clang}
 JOBS=${LP_FUZZ_JOBS:-2}
@@ -40,6 +40,7 @@ declare -A SPEC=(
   [tokenizer_json]="tests/data/tok_synth/s*.json|8192|"
   [checkpoint]="tests/fuzz/seeds/checkpoint/*|8192|"
   [recipe]="tests/fuzz/seeds/recipe/*|1024|tests/fuzz/seeds/recipe.dict"
+  [gguf]="tests/fuzz/seeds/gguf/*|4096|"
 )
 for t in "${TARGETS[@]}"; do
   [[ -n ${SPEC[$t]:-} ]] || { echo "fuzz.sh: unknown target '$t' (targets: ${ALL[*]})" >&2; exit 2; }

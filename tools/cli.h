@@ -43,6 +43,11 @@ lp_status cli_read_text(const char *path, char **text, size_t *len);
 /* Tokenizer of a model directory: tokenizer.json, else a llama2.c tok*.bin. */
 lp_status cli_load_tokenizer(const char *dir, lp_tokenizer **out);
 
+/* Tokenize a calibration text with the model's tokenizer and draw nsamples
+ * windows of seqlen tokens (lp_calib_sample). Prints its own errors as
+ * "llmpress CMD: ..."; returns 0 on success. */
+int cli_load_calibration(const char *cmd, const char *model_dir, const char *file, int64_t nsamples, int64_t seqlen,
+                         uint64_t seed, int32_t **windows);
 void cli_json_string(FILE *f, const char *s);
 double cli_now(void);
 
@@ -53,5 +58,6 @@ int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_suite(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 #endif

@@ -99,33 +99,6 @@ static void on_linear(void *ud, int64_t layer, int64_t n_layers, const char *nam
             (long long)n_layers, name, err, cli_now() - s->t0);
 }
 
-/* Tokenize the calibration text with the model's tokenizer and draw the
- * windows. Prints its own errors; returns 0 on success. */
-static int load_calibration(const char *model_dir, const char *file, int64_t nsamples, int64_t seqlen,
-                            uint64_t seed, int32_t **windows) {
-    lp_tokenizer *tok = NULL;
-    char *text = NULL;
-    size_t len = 0;
-    int32_t *ids = NULL;
-    int64_t n = 0;
-    int rc = 1;
-    if (cli_load_tokenizer(model_dir, &tok) != LP_OK) {
-        cli_lib_error("quantize", "loading the tokenizer");
-    } else if (cli_read_text(file, &text, &len) != LP_OK) {
-        cli_lib_error("quantize", NULL);
-    } else if (lp_tokenizer_encode(tok, text, len, 0, &ids, &n) != LP_OK) {
-        fprintf(stderr, "llmpress quantize: %s: %s\n", file, lp_last_error());
-    } else if (lp_calib_sample(ids, n, nsamples, seqlen, seed, windows) != LP_OK) {
-        fprintf(stderr, "llmpress quantize: %s: %s\n", file, lp_last_error());
-    } else {
-        rc = 0;
-    }
-    free(ids);
-    free(text);
-    lp_tokenizer_free(tok);
-    return rc;
-}
-
 /* Set by SIGINT/SIGTERM while a resumable run is going: the library stops
  * after the current linear and keeps the finished blocks. */
 static volatile int g_interrupt;
@@ -486,7 +459,7 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
     if (need && !(quiet || json))
         fprintf(stderr, "[quantize] calibration on %lld x %lld tokens will hold about %.1f MB\n", (long long)nsamples,
                 (long long)seqlen, (double)need / 1e6);
-    if (calib_file && load_calibration(model_dir, calib_file, nsamples, seqlen, (uint64_t)seed, &windows) != 0) {
+    if (calib_file && cli_load_calibration("quantize", model_dir, calib_file, nsamples, seqlen, (uint64_t)seed, &windows) != 0) {
         lp_model_free(m);
         return 1;
     }

@@ -19,11 +19,12 @@
 static const char *const USAGE =
     "llmpress - compress LLMs after training, run them, and measure what was lost\n"
     "\n"
-    "usage: llmpress COMMAND MODEL [flags]      (MODEL: a Hugging Face checkpoint directory)\n"
+    "usage: llmpress COMMAND MODEL [flags]      (MODEL: a Hugging Face checkpoint directory or a .gguf file)\n"
     "\n"
     "commands:\n"
     "  quantize   compress a model:      llmpress quantize MODEL --method rtn --bits 4 --group 128 -o OUT\n"
     "  eval       what was lost:         llmpress eval MODEL --ppl wiki.test.raw --kl ORIGINAL --tasks all ...\n"
+    "  export     GGUF / GPTQ files:     llmpress export MODEL --to gguf --type Q4_K -o model.gguf\n"
     "  bench      prefill/decode speed:  llmpress bench MODEL -p 512 -n 128\n"
     "  run        generate text:         llmpress run MODEL -p \"Once upon a time\" -n 64\n"
     "  info       sizes and formats:     llmpress info MODEL\n"
@@ -60,6 +61,7 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(cmd, "tokenize")) return cmd_tokenize(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "suite")) return cmd_suite(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     fprintf(stderr, "llmpress: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }
@@ -154,6 +156,8 @@ lp_status cli_read_text(const char *path, char **text, size_t *len) {
 }
 
 lp_status cli_load_tokenizer(const char *dir, lp_tokenizer **out) {
+    const size_t n = strlen(dir);
+    if (n > 5 && !strcmp(dir + n - 5, ".gguf")) return lp_tokenizer_load(dir, out); /* the file's own tokenizer */
     char *p = lp_path_join(dir, "tokenizer.json");
     if (p && lp_file_exists(p)) {
         lp_status st = lp_tokenizer_load(p, out);
@@ -179,6 +183,31 @@ lp_status cli_load_tokenizer(const char *dir, lp_tokenizer **out) {
         closedir(d);
     }
     return lp_tokenizer_load(dir, out); /* its error names what is missing */
+}
+
+int cli_load_calibration(const char *cmd, const char *model_dir, const char *file, int64_t nsamples, int64_t seqlen,
+                         uint64_t seed, int32_t **windows) {
+    lp_tokenizer *tok = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    int rc = 1;
+    if (cli_load_tokenizer(model_dir, &tok) != LP_OK) {
+        cli_lib_error(cmd, "loading the tokenizer");
+    } else if (cli_read_text(file, &text, &len) != LP_OK) {
+        cli_lib_error(cmd, NULL);
+    } else if (lp_tokenizer_encode(tok, text, len, 0, &ids, &n) != LP_OK) {
+        fprintf(stderr, "llmpress %s: %s: %s\n", cmd, file, lp_last_error());
+    } else if (lp_calib_sample(ids, n, nsamples, seqlen, seed, windows) != LP_OK) {
+        fprintf(stderr, "llmpress %s: %s: %s\n", cmd, file, lp_last_error());
+    } else {
+        rc = 0;
+    }
+    free(ids);
+    free(text);
+    lp_tokenizer_free(tok);
+    return rc;
 }
 
 void cli_json_string(FILE *f, const char *s) {

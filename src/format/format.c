@@ -13,6 +13,8 @@ extern const lp_format lp_format_dense, lp_format_qgroup, lp_format_qmix, lp_for
 extern const lp_format lp_format_sign, lp_format_ternary, lp_format_binary;
 extern const lp_format lp_format_dense16, lp_format_lowrank;
 extern const lp_format lp_format_nm, lp_format_bitmap;
+extern const lp_format lp_format_ggml;
+extern const lp_format lp_format_gptq;
 
 /* One row per format. Names are written into checkpoints: never rename one. */
 const lp_format *const lp_formats[] = {
@@ -20,6 +22,8 @@ const lp_format *const lp_formats[] = {
     &lp_format_sign, &lp_format_ternary, &lp_format_binary,
     &lp_format_dense16, &lp_format_lowrank,
     &lp_format_nm, &lp_format_bitmap,
+    &lp_format_ggml,
+    &lp_format_gptq,
     NULL,
 };
 

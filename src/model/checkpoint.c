@@ -32,6 +32,7 @@
 #include "core/fileio.h"
 #include "core/status_impl.h"
 #include "format/dense.h"
+#include "model/gptq_import.h"
 #include "model/model_impl.h"
 
 #include <stdio.h>
@@ -75,6 +76,7 @@ lp_status lp_ckpt_load_linear(lp_model *m, const char *base, int64_t rows, int64
     const bool packed = lp_weights_meta(m->weights, key) != NULL;
     snprintf(key, sizeof key, "%s.weight", base);
     const lp_tensor_view *t = lp_weights_find(m->weights, key);
+    if (!t && !packed && lp_ckpt_is_gptq(m, base)) return lp_ckpt_load_gptq(m, base, rows, cols, out);
     if (!t || packed) return lp_ckpt_load_packed(m->weights, m->dir, base, rows, cols, out);
     LP_TRY(check_version(m->weights, m->dir)); /* lp_ckpt_load_packed checks it otherwise */
     *out = (lp_linear){.rows = rows, .cols = cols};
@@ -251,6 +253,9 @@ static lp_status copy_file(const char *from, const char *to) {
 /* Not the source directory, under any spelling ("dir/", "./dir", a
  * symlink): replacing it would pull the mapped weights from under us. */
 static lp_status check_not_source(const lp_model *m, const char *out_dir) {
+    if (m->gguf)
+        return lp_fail(LP_ERR_UNSUPPORTED, "%s: a model read from a GGUF file is not written as a checkpoint "
+                       "(quantize the original Hugging Face checkpoint instead)", m->dir);
     struct stat so, sm;
     bool same = !strcmp(out_dir, m->dir) || (stat(out_dir, &so) == 0 && stat(m->dir, &sm) == 0 &&
                                              so.st_dev == sm.st_dev && so.st_ino == sm.st_ino);

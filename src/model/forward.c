@@ -437,6 +437,11 @@ void lp_embed_tokens(const lp_model *m, const int32_t *ids, int64_t T, float *x)
             memcpy(dst, m->embed + (int64_t)ids[t] * D, (size_t)D * sizeof(float));
             continue;
         }
+        if (!m->embed_raw) { /* packed, one part (the loaders make sure): the row as its format dequantizes it */
+            const lp_linear *e = m->cfg.tied ? &m->head : &m->embed_q;
+            (void)e->part[0].fmt->dequant(e->part[0].data, ids[t], ids[t] + 1, dst); /* a row needs no memory */
+            continue;
+        }
         const uint16_t *src = (const uint16_t *)m->embed_raw + (int64_t)ids[t] * D;
         if (m->embed_dtype == LP_DT_BF16)
             for (int64_t i = 0; i < D; i++) dst[i] = lp_bf16_to_f32(src[i]);

@@ -30,6 +30,7 @@
 #include "core/finite.h"
 #include "core/half.h"
 #include "core/status_impl.h"
+#include "io/gguf.h"
 #include "io/json.h"
 
 #include <math.h>
@@ -283,8 +284,14 @@ static lp_status load_provenance(lp_model *m) {
     return st;
 }
 
+static bool gguf_path(const char *p) {
+    size_t n = strlen(p);
+    return n > 5 && !strcmp(p + n - 5, ".gguf") && !lp_is_dir(p);
+}
+
 lp_status lp_model_load(const char *dir, lp_model **out) {
     *out = NULL;
+    if (gguf_path(dir)) return lp_model_load_gguf(dir, out);
     lp_model *m = calloc(1, sizeof *m);
     if (!m) return lp_fail(LP_ERR_NOMEM, "out of memory");
     m->dir = strdup(dir);
@@ -326,11 +333,13 @@ void lp_model_free(lp_model *m) {
             for (int k = 0; k < LP_NLIN; k++) lp_linear_free(&m->layers[l].lin[k]);
     free(m->layers);
     lp_linear_free(&m->head); /* tied: frees only what its first forward converted */
+    lp_linear_free(&m->embed_q);
     for (int64_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     for (int64_t i = 0; i < m->n_aux; i++) lp_weights_close(m->aux[i]);
     free(m->aux);
     lp_weights_close(m->weights);
+    lp_gguf_close(m->gguf);
     free(m->dir);
     free(m->provenance);
     free(m);
@@ -380,6 +389,30 @@ void lp_model_linear_info(const lp_model *m, int64_t i, lp_linear_info *out) {
     out->bytes = (int64_t)lp_linear_nbytes(L);
 }
 
+/* A GGUF file's tensors other than the decoder linears' weights
+ * ("blk.<l>.<attn_q|...|ffn_down>.weight"): their elements and bytes. */
+static void gguf_other(const lp_gguf *g, int64_t *params, int64_t *bytes) {
+    static const char *const lin[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    for (int64_t i = 0; i < lp_gguf_n_tensors(g); i++) {
+        const lp_gguf_tensor *t = lp_gguf_tensor_at(g, i);
+        const char *p = t->name;
+        bool is_lin = false;
+        if (!strncmp(p, "blk.", 4)) {
+            p += 4;
+            while (*p >= '0' && *p <= '9') p++;
+            for (size_t k = 0; *p == '.' && k < sizeof lin / sizeof *lin; k++) {
+                size_t n = strlen(lin[k]);
+                if (!strncmp(p + 1, lin[k], n) && !strcmp(p + 1 + n, ".weight")) is_lin = true;
+            }
+        }
+        if (is_lin) continue;
+        int64_t numel = 1;
+        for (int d = 0; d < t->n_dims; d++) numel *= t->ne[d];
+        *params += numel;
+        *bytes += (int64_t)t->nbytes;
+    }
+}
+
 /* The bytes of the regular files directly in dir (weights, config,
  * tokenizer): what the model takes on disk; -1 when dir cannot be read. */
 static int64_t disk_bytes(const char *dir) {
@@ -417,6 +450,13 @@ void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
     snprintf(sz->formats, sizeof sz->formats, "%s%s", first, mixed ? " (mixed)" : "");
     /* Everything else is stored as in the checkpoint: count it from the file. */
     int64_t other_params = 0, other_bytes = 0;
+    if (m->gguf) {
+        gguf_other(m->gguf, &other_params, &other_bytes);
+        sz->total_params = sz->linear_params + other_params;
+        sz->total_bytes = sz->linear_bytes + other_bytes;
+        sz->disk_bytes = (int64_t)lp_gguf_file_size(m->gguf);
+        return;
+    }
     for (int64_t i = 0; i < lp_weights_count(m->weights); i++) {
         const lp_tensor_view *t = lp_weights_at(m->weights, i);
         if (linear_tensor(t->name)) continue; /* counted above, whatever its form in the file */

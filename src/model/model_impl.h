@@ -40,7 +40,13 @@ struct lp_model {
                               copy), else NULL */
     lp_weights **aux;      /* further mapped files packed linears point into (resume state) */
     int64_t n_aux;
+    struct lp_gguf *gguf;  /* the mapped GGUF file of a model read from one (weights is then NULL) */
+    lp_linear embed_q;     /* an untied embedding kept packed (V x D; rows dequantized as tokens are
+                              embedded), when embed and embed_raw are NULL; a tied one is the head */
 };
+
+/* A model from a GGUF file (gguf_model.c); lp_model_load calls it for a path ending in .gguf. */
+lp_status lp_model_load_gguf(const char *path, lp_model **out);
 
 /* The checkpoint's side file recording how it was made (checkpoint.c). */
 #define LP_PROVENANCE_FILE "llmpress_quantize.json"

@@ -22,14 +22,14 @@ extern const lp_method lp_method_rtn, lp_method_gptq, lp_method_awq, lp_method_s
 extern const lp_method lp_method_sign, lp_method_ternary, lp_method_pbllm, lp_method_billm, lp_method_arb;
 extern const lp_method lp_method_arb_x, lp_method_arb_rc;
 extern const lp_method lp_method_magnitude, lp_method_wanda, lp_method_sparsegpt;
-extern const lp_method lp_method_svd, lp_method_asvd, lp_method_svdllm;
+extern const lp_method lp_method_svd, lp_method_asvd, lp_method_svdllm, lp_method_ggml;
 
 /* One row per method, in the order --help lists them. */
 static const lp_method *const METHODS[] = {
     &lp_method_rtn, &lp_method_gptq, &lp_method_awq, &lp_method_squeezellm, &lp_method_slim,
     &lp_method_sign, &lp_method_ternary, &lp_method_pbllm, &lp_method_billm, &lp_method_arb, &lp_method_arb_x,
     &lp_method_arb_rc, &lp_method_magnitude, &lp_method_wanda, &lp_method_sparsegpt, &lp_method_svd,
-    &lp_method_asvd, &lp_method_svdllm,
+    &lp_method_asvd, &lp_method_svdllm, &lp_method_ggml,
 };
 #define N_METHODS ((int)(sizeof METHODS / sizeof *METHODS))
 

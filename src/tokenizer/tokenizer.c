@@ -18,6 +18,7 @@
  * decoder chain.
  */
 #include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/tokenizer_gguf.h"
 
 #include "core/fileio.h"
 
@@ -643,9 +644,20 @@ static lp_tokenizer *tok_new(void) {
     return t;
 }
 
+/* A GGUF file: the tokenizer its tokenizer.ggml.* keys describe. */
+static lp_status load_gguf(const char *path, lp_tokenizer **out) {
+    lp_gguf *g = NULL;
+    LP_TRY(lp_gguf_open(path, &g));
+    lp_status st = lp_tokenizer_from_gguf(g, out);
+    lp_gguf_close(g);
+    return st;
+}
+
 lp_status lp_tokenizer_load(const char *path, lp_tokenizer **out) {
     if (!path || !out) return lp_fail(LP_ERR_ARG, "lp_tokenizer_load: NULL argument");
     *out = NULL;
+    const size_t plen = strlen(path);
+    if (plen > 5 && !strcmp(path + plen - 5, ".gguf") && !lp_is_dir(path)) return load_gguf(path, out);
     lp_tokenizer *t = tok_new();
     if (!t) return lp_fail(LP_ERR_NOMEM, "%s: out of memory", path);
     lp_status st = LP_OK;
