@@ -4,7 +4,7 @@
  * which documents the file layout; not part of the library or its build.
  *
  * What: for fixed pseudo-random inputs (rows of ordinary, heavy-tailed,
- *   all-zero, single-outlier, all-equal, tiny, all-positive and mixed
+ *   all-zero, single-outlier, all-equal, tiny, all-positive and tie-making
  *   values; importance weights with a few zeros) it records, per ggml type,
  *   llama.cpp's quantized bytes without and with importance weights and
  *   llama.cpp's dequantization of those bytes.
@@ -112,9 +112,14 @@ static void make_inputs(float *x, float *imp) {
             case 4: xr[c] = 0.3f; break;                                         /* all equal */
             case 5: xr[c] = rng_normal() * (c < COLS / 2 ? 1e-6f : 1e-9f); break; /* tiny */
             case 6: xr[c] = (float)(0.5 + 1.5 * rng_unit()); break;              /* all positive */
-            default: {                                                           /* mixed: signs biased per 32, */
-                const float bias = (c / 32) % 2 ? 1.0f : -1.0f;                  /* some exact zeros, an outlier */
-                xr[c] = c % 7 == 3 ? 0.0f : c == 200 ? -9.0f : 0.4f * rng_normal() + 0.6f * bias;
+            default: { /* ties: half-integers under an extreme that makes 1/d exact */
+                const int blk = c / 32, j = c % 32, even = blk % 2 == 0;
+                const float top = even ? 127.0f : -8.0f; /* Q8_0: d = 127/127; Q4_0: d = -8/-8 */
+                const int span = even ? 126 : 7;
+                const int k = (int)(rng_next() % (uint64_t)(2 * span + 1)) - span; /* -span .. span */
+                xr[c] = j == 3 * blk % 32 ? (blk % 4 >= 2 ? -top : top)
+                        : j % 9 == 4      ? 0.0f
+                                          : (float)k + (k < 0 ? -0.5f : 0.5f);
                 break;
             }
             }

@@ -22,8 +22,11 @@
 #                         32 values; 2 all zero; 3 zero but one outlier
 #                         (x[77] = 37.5); 4 all equal (0.3); 5 tiny (N(0,1) x
 #                         1e-6, second half x 1e-9); 6 all positive in
-#                         [0.5, 2); 7 mixed (sign biased per 32, exact zeros
-#                         every 7th, x[200] = -9)
+#                         [0.5, 2); 7 ties: per 32 values one extreme
+#                         (+-127 in even blocks, making Q8_0's d = 1; +-8 in
+#                         odd ones, making Q4_0's d = +-1), exact zeros at
+#                         j % 9 == 4, the rest +-(m + 0.5), m < 127 (resp. 8),
+#                         so x / d lands on exact halves
 #       f32 imp[C]        importance weights (llama.cpp's quant_weights: one
 #                         per column, shared by every row; exp(N(0,1)), with
 #                         zeros at c % 37 == 5)

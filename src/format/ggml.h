@@ -71,15 +71,6 @@ void lp_ggml_part_dequant(const lp_ggml_part *p, int64_t r0, int64_t r1, float *
 /* Y (T x rows) = X (T x cols) W^T (the reference path above). LP_ERR_NOMEM. */
 lp_status lp_ggml_part_gemm(const lp_ggml_part *p, const float *X, int64_t T, float *Y);
 
-/* The grid of the block starting at column j0 (a multiple of the block) of
- * a row of n values x (imp: its n importance weights, or NULL), exactly as
- * lp_ggml_quantize_row(t, x, imp, ., n) fits it. Unlike lp_ggml_grid_fit,
- * which sees one block, this also reads what llama.cpp's quantizer reads of
- * the rest of the row: the mean x^2 that weights Q4_0 / Q4_1 / Q5_0 / Q5_1
- * blocks under an imatrix. (It belongs beside lp_ggml_grid_fit in
- * ggml_quants.h; it is implemented in ggml_quants.c.) */
-void lp_ggml_grid_fit_row(int t, const float *x, const float *imp, int64_t n, int64_t j0, lp_ggml_grid *g);
-
 /* The traits row (format.c lists it). */
 extern const lp_format lp_format_ggml;
 

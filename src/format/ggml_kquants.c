@@ -62,7 +62,7 @@
  *      the codes of step 1.
  *
  * The grid (lp_ggml_grid) of a K block: d, dmin, sc[], mn[] as stored (Q3_K's
- *   sc is the signed value, stored + 32); scale[s] = d*sc[s], min[s] =
+ *   sc is the signed scale: its stored 6 bits are sc + 32); scale[s] = d*sc[s], min[s] =
  *   dmin*mn[s] (0 for Q3_K/Q6_K) as dequantization forms them. For a sub-block
  *   with scale[s] != 0, rscale[s] == scale[s], rmin[s] == min[s] and
  *       code(x) = clamp(nearest((x + rmin[s]) / rscale[s]))     (Q3_K/Q6_K: x / rscale[s])
@@ -79,7 +79,8 @@
  *                       sub-block in rscale[s], 8..15 in rmin[s].
  *   So fit + code of the block's own values + pack == quantize_row exactly
  *   (quantize_row is written that way), and a caller changing values between
- *   codes still gets llama.cpp's rounding rule for the changed values.
+ *   codes still gets llama.cpp's rounding rule for the changed values (in a
+ *   skipped Q3_K sub-block the code ignores x; its value is -min either way).
  *
  * Float order: ggml-base (ggml-quants.c) is built without -march, so on
  *   x86-64 no a*b+c is fused; GCC's default -ffp-contract=fast (gnu17) would
@@ -279,54 +280,66 @@ static void pack_params(const kinfo *k, const lp_ggml_grid *g, uint8_t *blk) {
 
 /* ---------------------------------------------------------------- code bytes */
 
-/* The 256 stored codes of a block. */
+/* The 256 stored codes of a block (one loop per type: dequantization runs
+ * through here for every value of an imported model). */
 static void unpack_codes(const kinfo *k, const uint8_t *blk, int *q) {
-    for (int v = 0; v < QK_K; v++) {
-        int c = 0;
-        switch (k->type) {
-        case LP_GGML_Q2_K: c = (blk[16 + 32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3; break;
-        case LP_GGML_Q3_K:
-            c = (blk[32 + 32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
-            c |= ((blk[v % 32] >> (v / 32)) & 1) << 2;
-            break;
-        case LP_GGML_Q4_K: c = (blk[16 + 32 * (v / 64) + v % 32] >> (4 * ((v % 64) / 32))) & 0xF; break;
-        case LP_GGML_Q5_K:
-            c = (blk[48 + 32 * (v / 64) + v % 32] >> (4 * ((v % 64) / 32))) & 0xF;
-            c |= ((blk[16 + v % 32] >> (v / 32)) & 1) << 4;
-            break;
-        case LP_GGML_Q6_K: {
-            int h = v / 128, kk = (v % 128) / 32, l = v % 32;
-            c = (blk[64 * h + 32 * (kk % 2) + l] >> (4 * (kk / 2))) & 0xF;
-            c |= ((blk[128 + 32 * h + l] >> (2 * kk)) & 3) << 4;
-            break;
+    switch (k->type) {
+    case LP_GGML_Q2_K:
+        for (int v = 0; v < QK_K; v++) q[v] = (blk[16 + 32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3;
+        break;
+    case LP_GGML_Q3_K:
+        for (int v = 0; v < QK_K; v++)
+            q[v] = ((blk[32 + 32 * (v / 128) + v % 32] >> (2 * ((v % 128) / 32))) & 3) |
+                   ((blk[v % 32] >> (v / 32)) & 1) << 2;
+        break;
+    case LP_GGML_Q4_K:
+        for (int v = 0; v < QK_K; v++) q[v] = (blk[16 + 32 * (v / 64) + v % 32] >> (4 * ((v % 64) / 32))) & 0xF;
+        break;
+    case LP_GGML_Q5_K:
+        for (int v = 0; v < QK_K; v++)
+            q[v] = ((blk[48 + 32 * (v / 64) + v % 32] >> (4 * ((v % 64) / 32))) & 0xF) |
+                   ((blk[16 + v % 32] >> (v / 32)) & 1) << 4;
+        break;
+    case LP_GGML_Q6_K:
+        for (int v = 0; v < QK_K; v++) {
+            const int h = v / 128, kk = (v % 128) / 32, l = v % 32;
+            q[v] = ((blk[64 * h + 32 * (kk % 2) + l] >> (4 * (kk / 2))) & 0xF) |
+                   ((blk[128 + 32 * h + l] >> (2 * kk)) & 3) << 4;
         }
-        }
-        q[v] = c;
+        break;
     }
 }
 
 /* OR the 256 codes (each 0..qmax) into a block whose code bytes are zero. */
 static void pack_codes(const kinfo *k, const int *q, uint8_t *blk) {
-    for (int v = 0; v < QK_K; v++) {
-        unsigned c = (unsigned)q[v];
-        switch (k->type) {
-        case LP_GGML_Q2_K: blk[16 + 32 * (v / 128) + v % 32] |= (uint8_t)((c & 3) << (2 * ((v % 128) / 32))); break;
-        case LP_GGML_Q3_K:
-            blk[32 + 32 * (v / 128) + v % 32] |= (uint8_t)((c & 3) << (2 * ((v % 128) / 32)));
-            blk[v % 32] |= (uint8_t)(((c >> 2) & 1) << (v / 32));
-            break;
-        case LP_GGML_Q4_K: blk[16 + 32 * (v / 64) + v % 32] |= (uint8_t)((c & 0xF) << (4 * ((v % 64) / 32))); break;
-        case LP_GGML_Q5_K:
-            blk[48 + 32 * (v / 64) + v % 32] |= (uint8_t)((c & 0xF) << (4 * ((v % 64) / 32)));
-            blk[16 + v % 32] |= (uint8_t)(((c >> 4) & 1) << (v / 32));
-            break;
-        case LP_GGML_Q6_K: {
-            int h = v / 128, kk = (v % 128) / 32, l = v % 32;
-            blk[64 * h + 32 * (kk % 2) + l] |= (uint8_t)((c & 0xF) << (4 * (kk / 2)));
-            blk[128 + 32 * h + l] |= (uint8_t)(((c >> 4) & 3) << (2 * kk));
-            break;
+    switch (k->type) {
+    case LP_GGML_Q2_K:
+        for (int v = 0; v < QK_K; v++)
+            blk[16 + 32 * (v / 128) + v % 32] |= (uint8_t)((q[v] & 3) << (2 * ((v % 128) / 32)));
+        break;
+    case LP_GGML_Q3_K:
+        for (int v = 0; v < QK_K; v++) {
+            blk[32 + 32 * (v / 128) + v % 32] |= (uint8_t)((q[v] & 3) << (2 * ((v % 128) / 32)));
+            blk[v % 32] |= (uint8_t)(((q[v] >> 2) & 1) << (v / 32));
         }
+        break;
+    case LP_GGML_Q4_K:
+        for (int v = 0; v < QK_K; v++)
+            blk[16 + 32 * (v / 64) + v % 32] |= (uint8_t)((q[v] & 0xF) << (4 * ((v % 64) / 32)));
+        break;
+    case LP_GGML_Q5_K:
+        for (int v = 0; v < QK_K; v++) {
+            blk[48 + 32 * (v / 64) + v % 32] |= (uint8_t)((q[v] & 0xF) << (4 * ((v % 64) / 32)));
+            blk[16 + v % 32] |= (uint8_t)(((q[v] >> 4) & 1) << (v / 32));
         }
+        break;
+    case LP_GGML_Q6_K:
+        for (int v = 0; v < QK_K; v++) {
+            const int h = v / 128, kk = (v % 128) / 32, l = v % 32;
+            blk[64 * h + 32 * (kk % 2) + l] |= (uint8_t)((q[v] & 0xF) << (4 * (kk / 2)));
+            blk[128 + 32 * h + l] |= (uint8_t)(((q[v] >> 4) & 3) << (2 * kk));
+        }
+        break;
     }
 }
 
@@ -882,10 +895,8 @@ void lp_ggml_k_dequant_row(int t, const void *src, float *y, int64_t n) {
     for (int64_t b = 0; b < n / QK_K; b++, blk += k->bytes, y += QK_K) {
         unpack_params(k, blk, &g);
         unpack_codes(k, blk, q);
-        for (int v = 0; v < QK_K; v++) {
-            int s = v / k->sub;
-            y[v] = value_of(k, g.scale[s], g.min[s], q[v]);
-        }
+        for (int s = 0; s < QK_K / k->sub; s++)
+            for (int v = s * k->sub; v < (s + 1) * k->sub; v++) y[v] = value_of(k, g.scale[s], g.min[s], q[v]);
     }
 }
 

@@ -43,7 +43,10 @@
  *   IQ4_NL   (with or without imp: llama.cpp's quantize_iq4_nl, ntry 7)
  *            weights imp * sqrt(sigma2 + x^2) (sigma2 = 2 mean x^2 over the
  *            block) or x^2; d = best of 16 scales by the same criterion,
- *            codes = the level nearest to x / d.
+ *            codes = the level nearest to x / d. Without imp this is what
+ *            llama-quantize writes, NOT quantize_row_iq4_nl_ref: that one
+ *            (ntry -1) is a cruder search llama.cpp uses for nothing it
+ *            saves, and it leaves an all-zero block's codes uninitialized.
  *   "x / d" is always llama.cpp's x * (1 / d) with d before f16 rounding.
  *
  * The grid of a legacy block (ggml_quants.h's lp_ggml_grid, one sub-block):
@@ -68,11 +71,13 @@
  *   Exactness rests on doing llama.cpp's f32 operations in its order: no
  *   FMA contraction in this file (the pragmas below; -march=native would
  *   otherwise fuse q * d + m), f16 rounding to nearest even (core/half.h),
- *   and the same comparisons (NaN included: an all-zero-weight block gives
- *   llama.cpp's NaN scale and codes, not ours).
- *   Deliberate difference: codes are clamped to the code range before
+ *   and the same comparisons, so even NaN comes out alike (an IQ4_NL block
+ *   whose weights are all zero gets llama.cpp's NaN scale and codes).
+ *   Deliberate differences: codes are clamped to the code range before
  *   conversion where llama.cpp converts out-of-range floats (undefined
- *   behaviour it never reaches on its own inputs, but error feedback can).
+ *   behaviour it never reaches on its own inputs, but error feedback can);
+ *   F16 dequantization keeps a signaling NaN's payload where ggml's
+ *   conversion quiets it (NaN scales never pass lp_ggml_part_view anyway).
  */
 #if defined(__clang__)
 #pragma STDC FP_CONTRACT OFF

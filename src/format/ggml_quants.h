@@ -66,6 +66,14 @@ typedef struct {
  * NULL), exactly as lp_ggml_quantize_row chooses the block's parameters. */
 void lp_ggml_grid_fit(int t, const float *x, const float *imp, lp_ggml_grid *g);
 
+/* The grid of the block starting at column j0 (a multiple of the block) of
+ * a row of n values x (imp: its n importance weights, or NULL), exactly as
+ * lp_ggml_quantize_row(t, x, imp, ., n) fits it. Unlike lp_ggml_grid_fit,
+ * which sees one block, this also reads what llama.cpp's quantizer reads of
+ * the rest of the row: the mean x^2 that weights Q4_0 / Q4_1 / Q5_0 / Q5_1
+ * blocks under an imatrix. */
+void lp_ggml_grid_fit_row(int t, const float *x, const float *imp, int64_t n, int64_t j0, lp_ggml_grid *g);
+
 /* The stored code for value x at position j (0 <= j < g->n) of the block,
  * rounded and clamped as llama.cpp's final pass rounds with these parameters;
  * *deq (when not NULL) gets exactly what lp_ggml_dequant_row will return for it. */

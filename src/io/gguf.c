@@ -446,10 +446,15 @@ static lp_status parse_kv(lp_gguf *g, cursor *c, int64_t i) {
                        (unsigned long long)e->n);
     for (uint64_t j = 0; j < e->n; j++) {
         e->soff[j] = c->pos - (uint64_t)(e->v - c->b);
-        snprintf(what, sizeof what, "key '%s': string %llu of the array", key, (unsigned long long)j);
-        const uint8_t *s;
-        uint64_t n;
-        LP_TRY(get_str(c, &s, &n, what));
+        const uint64_t room = c->size - c->pos;
+        uint64_t n = room >= 8 ? rd_le(c->b + c->pos, 8) : 0;
+        if (room < 8 || n > room - 8) { /* get_str says what is wrong (a vocabulary has 10^5 strings:
+                                         * the message is only formatted when needed) */
+            const uint8_t *s;
+            snprintf(what, sizeof what, "key '%s': string %llu of the array", key, (unsigned long long)j);
+            return get_str(c, &s, &n, what);
+        }
+        c->pos += 8 + n;
     }
     return LP_OK;
 }

@@ -66,7 +66,6 @@ static lp_status plan_export(const lp_model *m, gptq_plan *p) {
     const lp_config *c = &m->cfg;
     char base[200], desc[160];
     memset(p, 0, sizeof *p);
-    p->bits = 0;
     p->group = -1;
     p->sym = true;
     p->zero_offset = 1;
@@ -299,19 +298,22 @@ static void sb_str(sbuf *b, const char *s, size_t n) {
     sb_put(b, "\"", 1);
 }
 
-/* The shortest %g that reads back as x; an integral value that was written
- * with a fraction or exponent keeps a ".0" (Python reads it back as a float). */
+/* A number as Python's json writes it: integers as integers, an integral
+ * float with ".0", any other the shortest %g that reads back the same. */
 static void sb_num(sbuf *b, const lp_json *v) {
     if (v->is_int) {
         sb_printf(b, "%lld", (long long)v->i64);
         return;
     }
-    char t[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(t, sizeof t, "%.*g", prec, v->num);
-        if (strtod(t, NULL) == v->num) break;
+    char t[48];
+    if (v->num == floor(v->num) && fabs(v->num) < 1e16) { /* 500000.0, as Python writes it, not 5e+05 */
+        snprintf(t, sizeof t, "%.1f", v->num);
+    } else {
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(t, sizeof t, "%.*g", prec, v->num);
+            if (strtod(t, NULL) == v->num) break;
+        }
     }
-    if (!strpbrk(t, ".eEn")) strcat(t, ".0");
     sb_put(b, t, strlen(t));
 }
 

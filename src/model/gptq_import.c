@@ -118,7 +118,7 @@ lp_status lp_ckpt_load_gptq(lp_model *m, const char *base, int64_t rows, int64_t
     memset(out, 0, sizeof *out);
     out->rows = rows;
     out->cols = cols;
-    gptq_cfg c;
+    gptq_cfg c = {0};
     LP_TRY(read_cfg(m, base, &c));
     const lp_fmt_src in = {m->weights, m->dir};
     lp_gptqpack *w = calloc(1, sizeof *w);

@@ -4,7 +4,7 @@
  *  - fixtures (tests/data/ggml, written by scripts/ggml_fixtures.sh from
  *    llama.cpp c392e50; layout in that script): for F16, BF16, Q8_0, Q4_0,
  *    Q4_1, Q5_0, Q5_1 and IQ4_NL, on rows of ordinary, heavy-tailed, zero,
- *    single-outlier, all-equal, tiny, positive and mixed values, without and
+ *    single-outlier, all-equal, tiny, positive and tie-making values, without and
  *    with importance weights: lp_ggml_quantize_row writes llama.cpp's bytes
  *    and lp_ggml_dequant_row of those bytes is llama.cpp's floats, bit for bit;
  *  - the grid: per block, lp_ggml_grid_fit_row + lp_ggml_grid_code of every

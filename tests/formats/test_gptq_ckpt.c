@@ -9,7 +9,8 @@
  *    lp_export_gptq, the file's tensors equal the reference packer's on the
  *    model's codes, config.json / quantize_config.json say what was written,
  *    the directory loads back into qgroup parts with identical bits, products
- *    and (16-bit models) logits; a zero point of 0 makes a gptq_v2 checkpoint;
+ *    and (16-bit models) logits, and exporting it again writes the same bytes;
+ *    a zero point of 0 makes a gptq_v2 checkpoint;
  *  - act-order: a hand-made linear with a non-monotonic g_idx loads into the
  *    "gptq" format, dequantizes as scale[g_idx[k]] * (q - z), multiplies
  *    accordingly and survives llmpress's own save -> load;
@@ -399,6 +400,24 @@ static void roundtrip(const char *name, int bits, int group, bool sym, bool zero
                bits, group, e);
     else /* embedding, norms, biases and head rounded to f16 */
         CHECKF(e < 2e-3, "%s w%d g%d: logits rel. error %.3g after f16 rounding", name, bits, group, e);
+    /* exporting the imported model again writes the same bytes */
+    char dir2[600];
+    snprintf(dir2, sizeof dir2, "%s_again", dir);
+    CHECK_OK(lp_export_gptq(back, dir2));
+    const char *files[] = {"model.safetensors", "config.json", "quantize_config.json"};
+    for (int i = 0; i < 3; i++) {
+        char *p1 = lp_path_join(dir, files[i]), *p2 = lp_path_join(dir2, files[i]), *d1 = NULL, *d2 = NULL;
+        size_t n1 = 0, n2 = 0;
+        CHECK_OK(lp_read_file(p1, &d1, &n1));
+        CHECK_OK(lp_read_file(p2, &d2, &n2));
+        CHECKF(d1 && d2 && n1 == n2 && !memcmp(d1, d2, n1), "%s w%d g%d: re-exported %s differs", name, bits, group,
+               files[i]);
+        free(p1);
+        free(p2);
+        free(d1);
+        free(d2);
+    }
+    rm_rf(dir2);
     printf("%-13s w%d g%-3d %s  %-7s  %s, logits rel. diff %.2g\n", name, bits, group, sym ? "sym " : "asym",
            has_zero0 ? "gptq_v2" : "gptq", c->dtype, e);
     free(la);
@@ -622,9 +641,11 @@ static void test_actorder(const char *src, const char *const *subs, int bits, bo
     gi[7] = -1;
     make_variant(src, dst, subs, bad, 4);
     expect_refused(dst, LP_ERR_FORMAT, "q_proj.g_idx\": entry 7", "g_idx negative");
-    /* the act-order g_idx where the config says desc_act false */
-    make_variant(src, dst, NULL, r, 4);
-    expect_refused(dst, LP_ERR_FORMAT, "q_proj.g_idx", "act-order g_idx, desc_act false");
+    /* the act-order g_idx where the config says desc_act false (3 groups where group_size makes fewer) */
+    if (zero_offset) {
+        make_variant(src, dst, NULL, r, 4);
+        expect_refused(dst, LP_ERR_FORMAT, "desc_act false", "act-order g_idx, desc_act false");
+    }
     free(gi);
     rm_rf(dst);
     actorder_free(&a);
@@ -638,7 +659,7 @@ static void test_corrupt(const char *src) {
     if (!ref) return;
     const int64_t N = ref->layers[1].lin[LP_V].rows, K = ref->layers[1].lin[LP_V].cols, G = K / 32;
     lp_model_free(ref);
-    char p[512];
+    char p[600];
     snprintf(p, sizeof p, "%s/model.safetensors", src);
     lp_st_file *f = NULL;
     CHECK_OK(lp_st_open(p, &f));
@@ -673,6 +694,22 @@ static void test_corrupt(const char *src) {
     r = (repl){ng, LP_DT_I64, 1, {K / 2, 0}, gi->data};
     make_variant(src, dst, NULL, &r, 1);
     expect_refused(dst, LP_ERR_FORMAT, "v_proj.g_idx\" is I64", "g_idx dtype");
+    /* a permuted g_idx (same group count) under desc_act false */
+    int32_t *gp = malloc(gi->nbytes);
+    memcpy(gp, gi->data, gi->nbytes);
+    gp[0] = 1;
+    gp[40] = 0;
+    r = (repl){ng, LP_DT_I32, 1, {K, 0}, gp};
+    make_variant(src, dst, NULL, &r, 1);
+    expect_refused(dst, LP_ERR_FORMAT, "v_proj.g_idx\": entry 0 is 1, but quantization_config has desc_act false",
+                   "permuted g_idx, desc_act false");
+    /* ... which desc_act true accepts, into the gptq format */
+    make_variant(src, dst, SUB("\"desc_act\": false", "\"desc_act\": true"), &r, 1);
+    lp_model *mp = NULL;
+    CHECK_OK(lp_model_load(dst, &mp));
+    CHECK(mp && lp_linear_data(&mp->layers[1].lin[LP_V], &lp_format_gptq) != NULL);
+    lp_model_free(mp);
+    free(gp);
     /* a NaN scale */
     uint16_t *s = malloc(sc->nbytes);
     memcpy(s, sc->data, sc->nbytes);

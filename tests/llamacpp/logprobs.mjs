@@ -13,15 +13,14 @@
 // llama.cpp and give the same next-token distribution as llmpress's own forward pass.
 //
 // Design: LlamaContextSequence.controlledEvaluate() with, for every position but the
-// last, generateNext: {logits: true} returns the raw logits of the whole vocabulary
-// (float32 from llama_get_logits_ith, unchanged by the default greedy sampler). The
-// log-softmax is taken here, in double:
-//   log p(t) = l[t] - m - log(sum_v exp(l[v] - m)),   m = max_v l[v].
-// Each position's logits are reduced to one number in the onTokenResult callback and
-// dropped at once, so T x V values never sit in memory together. (The cheaper
-// generateNext.totalLogitWeight is summed by the addon in float, over logits sorted
-// high to low: on llama-25m it under-counts the tail, log p too high by up to 4e-4
-// and the NLL of 461 tokens low by 0.04, so it is not used.) The sequence must
+// last, generateNext: {probabilities: true} returns the next-token distribution over
+// the whole vocabulary, softmax of the raw logits of llama_get_logits_ith (the default
+// greedy sampler changes nothing; no top-k/top-p). node-llama-cpp 3.21 has no raw-logit
+// output (3.22 added generateNext.logits, see README.md for why we pin 3.21), so the
+// addon's float softmax is renormalized here in double (logProbAt):
+//   log p(t) = log p~[t] - log(sum_v p~[v]).
+// Each position's V values are reduced to one number in the onTokenResult callback and
+// dropped at once, so T x V values never sit in memory together. The sequence must
 // fit the context (no context shift, which would silently drop the beginning).
 // Nothing is downloaded or compiled: getLlama({gpu: false, build: "never",
 // skipDownload: true}) uses the prebuilt @node-llama-cpp/linux-x64 binary or fails.
@@ -115,15 +114,18 @@ function readTokenFile(file) {
     return v;
 }
 
-// log p(target) from a Map token -> raw logit over the whole vocabulary, in double.
-function logSoftmaxAt(logits, target) {
-    let m = -Infinity;
-    for (const l of logits.values()) if (l > m) m = l;
+// log p(target) from the Map token -> probability over the whole vocabulary that the
+// addon returns. The addon computes p[v] = expf(l[v] - m) / S in float, with S summed
+// in float over the logits sorted high to low, which under-counts the tail (on
+// llama-25m, log p too high by up to 4e-4). Dividing by the double sum of the returned
+// p[v] cancels S exactly: p[t] / sum_v p[v] = e[t] / sum_v e[v], with e[v] = expf(..)
+// correct to float rounding, so what is left is ~1e-7 relative per term.
+function logProbAt(probs, target) {
     let s = 0;
-    for (const l of logits.values()) s += Math.exp(l - m);
-    const lt = logits.get(target);
-    if (lt === undefined) return NaN; // caller reports it
-    return lt - m - Math.log(s);
+    for (const p of probs.values()) s += p;
+    const pt = probs.get(target);
+    if (pt === undefined || !(pt > 0) || !(s > 0)) return NaN; // caller reports it
+    return Math.log(pt) - Math.log(s);
 }
 
 async function main() {
@@ -195,23 +197,25 @@ async function main() {
     const load_seconds = (performance.now() - t0) / 1000;
 
     // Position i (0 .. T-2) asks for the logits that predict token i+1.
-    const input = ids.map((t, i) => (i + 1 < ids.length ? [t, { generateNext: { logits: true } }] : t));
+    const input = ids.map((t, i) => (i + 1 < ids.length ? [t, { generateNext: { probabilities: true } }] : t));
     const logprobs = new Array(ids.length - 1).fill(NaN);
     let nVocab = 0;
     const t1 = performance.now();
     await seq.controlledEvaluate(input, {
         onTokenResult(i, result) {
-            const logits = result.next.logits;
-            if (!logits) return;
-            nVocab = Math.max(nVocab, logits.size);
-            logprobs[i] = logSoftmaxAt(logits, ids[i + 1]);
-            result.next.logits = undefined; // free V values now, not at the end
+            const probs = result.next.probabilities;
+            if (!probs) return;
+            nVocab = Math.max(nVocab, probs.size);
+            logprobs[i] = logProbAt(probs, ids[i + 1]);
+            result.next.probabilities = undefined; // free V values now, not at the end
         },
     });
     const seconds = (performance.now() - t1) / 1000;
     const missing = logprobs.findIndex((v) => !Number.isFinite(v));
     if (missing >= 0)
-        throw new Error(`no finite log-probability for position ${missing + 1} (token ${ids[missing + 1]})`);
+        throw new Error(`no finite log-probability for position ${missing + 1} (token ${ids[missing + 1]}): ` +
+                        "its probability underflows float (logit more than ~100 below the top one) " +
+                        "or the model produced NaN/inf logits");
 
     const out = {
         llama_cpp: release.release,

@@ -999,6 +999,14 @@ static void test_corrupt(void) {
         one_tensor(&b, long_name, 8, 0, 32);
         expect_good(&b);
         b.n = 0;
+        const int64_t ne8 = 8;
+        put_hdr(&b, 3, 1, 0);
+        put_strn(&b, "w\0x", 3);
+        put_u32(&b, 1), put_u64(&b, (uint64_t)ne8), put_u32(&b, LP_GGML_F32), put_u64(&b, 0);
+        put_pad(&b, 32);
+        put_data(&b, 32, 0);
+        expect_bad(&b, "tensor 0's name 'w\\x00x' contains a NUL byte");
+        b.n = 0;
     }
 
     /* tensor data */
