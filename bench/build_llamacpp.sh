@@ -53,7 +53,10 @@ OUT=$(cd "$OUT" && pwd)
 if [ "$MODE" = checkout ]; then
     # an existing checkout: build it where it is
     TREE=$(cd "$SRC" && pwd)
-    COMMIT=$(git -C "$TREE" rev-parse HEAD 2>/dev/null || echo unknown)
+    # A tree this script exported earlier has no .git but remembers its commit
+    # (asked first: git -C would answer for any repository the tree sits in).
+    COMMIT=$(cat "$TREE/.llamacpp_commit" 2>/dev/null \
+             || git -C "$TREE" rev-parse HEAD 2>/dev/null || echo unknown)
 else
     # a bare repository (possibly without a config file, so no
     # --is-bare-repository test): export its HEAD

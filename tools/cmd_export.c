@@ -110,6 +110,13 @@ static int parse(xopts *o, int argc, char **argv) {
         return cli_usage_error(&a, "--type, --imatrix, --embed-type and --head-type are for --to gguf");
     if (gguf && (o->bits || o->group || o->sym || o->act_order))
         return cli_usage_error(&a, "--bits, --group, --sym and --act-order are for --to gptq (GGUF types fix them)");
+    if (gguf) {
+        lp_gguf_options go = lp_gguf_default_options();
+        if (o->type) go.type = o->type;
+        go.embed_type = o->embed_type;
+        go.head_type = o->head_type;
+        if (lp_gguf_options_check(&go) != LP_OK) return cli_usage_error(&a, "%s", lp_last_error());
+    }
     if (o->method && strcmp(o->method, "rtn") && strcmp(o->method, "gptq") && strcmp(o->method, "awq") &&
         !(gguf && !strcmp(o->method, "awq+gptq")))
         return cli_usage_error(&a, "--method %s: expected rtn, gptq, awq%s", o->method, gguf ? " or awq+gptq" : "");

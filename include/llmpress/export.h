@@ -31,6 +31,9 @@ typedef struct {
 
 lp_gguf_options lp_gguf_default_options(void);
 
+/* LP_ERR_ARG naming a type we do not write (before any work). */
+lp_status lp_gguf_options_check(const lp_gguf_options *o);
+
 /* Write m with tokenizer tok as one GGUF file (version 3, architecture
  * "llama", or "qwen2" for Qwen2) at path. Each decoder linear is dense
  * (rounded here into o->type exactly as llama.cpp's quantizer rounds) or a

@@ -112,7 +112,7 @@ static int parse_type(const char *name, const char *what, int *out) {
             *out = t;
             return 0;
         }
-    lp_fail(LP_ERR_ARG, "gguf: %s type \"%s\" is not one we write (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, "
+    lp_fail(LP_ERR_ARG, "%s type \"%s\" is not one we write (F32, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, "
             "Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)", what, name ? name : "(none)");
     return -1;
 }
@@ -209,9 +209,18 @@ static lp_status add_linear(exporter *x, const lp_linear *l, const char *ckpt_na
     return st;
 }
 
-static lp_status add_bias(exporter *x, const lp_linear *l, const char *name) {
-    if (!l->bias) return LP_OK;
-    return add_f32(x, name, l->bias, l->rows);
+/* A bias, its rows permuted as the weight's (heads > 0: llama's q/k layout). */
+static lp_status add_bias(exporter *x, const lp_linear *l, const char *name, int64_t heads, int64_t hd) {
+    if (!heads) return add_f32(x, name, l->bias, l->rows);
+    int64_t *perm = rope_perm(heads, hd);
+    float *b = keep(&x->b, malloc((size_t)l->rows * sizeof *b));
+    if (!perm || !b) {
+        free(perm);
+        return lp_fail(LP_ERR_NOMEM, "gguf: out of memory");
+    }
+    for (int64_t r = 0; r < l->rows; r++) b[r] = l->bias[perm[r]];
+    free(perm);
+    return add_f32(x, name, b, l->rows);
 }
 
 /* ---- hyper-parameters ---- */
@@ -290,11 +299,19 @@ static lp_status add_embedding(exporter *x, int type) {
     return st;
 }
 
+lp_status lp_gguf_options_check(const lp_gguf_options *o) {
+    int t;
+    if (parse_type(o->type, "GGUF", &t)) return LP_ERR_ARG;
+    if (o->embed_type && parse_type(o->embed_type, "the embedding's", &t)) return LP_ERR_ARG;
+    if (o->head_type && parse_type(o->head_type, "the head's", &t)) return LP_ERR_ARG;
+    return LP_OK;
+}
+
 lp_status lp_export_gguf(lp_model *m, const lp_tokenizer *tok, const lp_gguf_options *o, const char *path) {
     const lp_config *c = &m->cfg;
     const char *arch = c->arch == LP_ARCH_QWEN2 ? "qwen2" : "llama";
     exporter x = {.m = m, .llama_rope = c->arch != LP_ARCH_QWEN2, .verbose = o->verbose};
-    if (parse_type(o->type, "the", &x.type)) return LP_ERR_ARG;
+    if (parse_type(o->type, "GGUF", &x.type)) return LP_ERR_ARG;
     int embed_t, head_t;
     const int head_default = output_type(x.type, c->dim);
     const int embed_default = c->tied ? head_default : lp_ggml_effective_type(x.type, c->dim);
@@ -332,11 +349,8 @@ lp_status lp_export_gguf(lp_model *m, const lp_tokenizer *tok, const lp_gguf_opt
             const int64_t heads = !x.llama_rope ? 0 : k == LP_Q ? c->n_heads : k == LP_K ? c->n_kv_heads : 0;
             st = add_linear(&x, &L->lin[k], ck, nm, heads, c->head_dim, x.type);
             if (st == LP_OK && L->lin[k].bias) {
-                if (heads)
-                    st = lp_fail(LP_ERR_UNSUPPORTED, "gguf: %s has a bias, which the llama architecture's rotary "
-                                 "layout would need permuted; not written", ck);
                 snprintf(nm, sizeof nm, "blk.%lld.%s.bias", (long long)l, names[k]);
-                if (st == LP_OK) st = add_bias(&x, &L->lin[k], nm);
+                st = add_bias(&x, &L->lin[k], nm, heads, c->head_dim);
             }
         }
         snprintf(nm, sizeof nm, "blk.%lld.ffn_norm.weight", (long long)l);

@@ -64,7 +64,8 @@ lp_status lp_gptqpack_view(lp_gptqpack *w, const char *file, const char *base, i
         return lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s.scales\": %lld groups, expected 1 to 2^31 - 1", file, base,
                        (long long)ngroups);
     /* rows, cols, ngroups < 2^31: the products below fit in 64 bits */
-    const size_t qw = (size_t)(cols * bits / 32) * (size_t)rows * 4, qz = (size_t)ngroups * (size_t)(rows * bits / 32) * 4;
+    const size_t qw = (size_t)(cols * bits / 32) * (size_t)rows * 4;
+    const size_t qz = (size_t)ngroups * (size_t)(rows * bits / 32) * 4;
     const size_t sc = (size_t)ngroups * (size_t)rows * 2, gi = (size_t)cols * 4;
     if (qweight_bytes != qw || qzeros_bytes != qz || scales_bytes != sc || g_idx_bytes != gi)
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": tensors of %zu/%zu/%zu/%zu bytes (qweight/qzeros/scales/"
@@ -148,7 +149,8 @@ lp_status lp_gptqpack_from_qgroup(const lp_qgroup *q, int zero_offset, lp_gptqpa
         uint8_t v[LP_QGROUP_BLOCK];
         for (int64_t n = 0; n < N; n++) {
             lp_qgroup_unpack_block(q->q + (n * q->blocks + k) * bits, bits, v);
-            for (int64_t j = 0; j < LP_QGROUP_BLOCK && 32 * k + j < K; j++) put_field(qw + n, N, 32 * k + j, bits, v[j]);
+            for (int64_t j = 0; j < LP_QGROUP_BLOCK && 32 * k + j < K; j++)
+                put_field(qw + n, N, 32 * k + j, bits, v[j]);
         }
     }
     for (int64_t g = 0; g < G; g++)

@@ -65,12 +65,17 @@ static bool capture(lp_ctx *c, int k, const float *X, int64_t T, int64_t cols) {
 
 /* Rotary inverse frequencies, HF's _compute_default_rope_parameters and
  * _compute_llama3_parameters, in f32 as PyTorch computes them. */
-static void rope_inv_freq(const lp_config *c, float *inv) {
+static void rope_inv_freq(const lp_model *m, float *inv) {
+    const lp_config *c = &m->cfg;
     const int64_t half = c->head_dim / 2;
     for (int64_t i = 0; i < half; i++) {
         float e = (float)(2 * i) / (float)c->head_dim;
         float p = (float)pow((double)(float)c->rope_theta, (double)e);
         inv[i] = 1.0f / p;
+    }
+    if (m->rope_factors) { /* a GGUF file's rope_freqs: llama.cpp divides each frequency by its factor */
+        for (int64_t i = 0; i < half; i++) inv[i] /= m->rope_factors[i];
+        return;
     }
     if (c->rope_type == LP_ROPE_LINEAR) {
         for (int64_t i = 0; i < half; i++) inv[i] = (float)(inv[i] / c->rope_factor);
@@ -127,7 +132,7 @@ lp_status lp_ctx_init(const lp_model *m, int64_t max_tokens, int64_t max_batch, 
         lp_ctx_free(x);
         return lp_fail(LP_ERR_NOMEM, "out of memory");
     }
-    rope_inv_freq(c, inv);
+    rope_inv_freq(m, inv);
     for (int64_t p = 0; p < max_tokens; p++) {
         for (int64_t i = 0; i < hd / 2; i++) {
             float ang = (float)p * inv[i]; /* f32 product, as HF's inv_freq @ position_ids */

@@ -114,9 +114,6 @@ static lp_status read_config(gload *x) {
                            (int)(s.n > 20 ? 20 : s.n), s.s);
         }
     }
-    if (lp_gguf_find_tensor(x->g, "rope_freqs.weight"))
-        return lp_fail(LP_ERR_UNSUPPORTED, "%s: rope_freqs.weight (Llama 3 rope scaling) is not supported when "
-                       "reading GGUF yet", x->path);
     const lp_gguf_tensor *e = lp_gguf_find_tensor(x->g, "token_embd.weight");
     if (!e || e->n_dims != 2 || e->ne[0] != c->dim)
         return lp_fail(LP_ERR_FORMAT, "%s: token_embd.weight is missing or not [%lld, vocab]", x->path, (long long)c->dim);
@@ -220,7 +217,18 @@ static lp_status linear(gload *x, const char *name, int64_t rows, int64_t cols, 
         LP_TRY(lp_ggml_part_view(t->type, rows, cols, data, &p));
         LP_TRY(lp_linear_add_part(out, &lp_format_ggml, p));
     }
-    if (bias && lp_gguf_find_tensor(x->g, bias)) LP_TRY(vector_f32(x, bias, rows, &out->bias));
+    if (bias && lp_gguf_find_tensor(x->g, bias)) {
+        LP_TRY(vector_f32(x, bias, rows, &out->bias));
+        if (heads) { /* the bias rows follow the weight's */
+            float *b = malloc((size_t)rows * sizeof *b);
+            if (!b) return lp_fail(LP_ERR_NOMEM, "out of memory");
+            for (int64_t h = 0; h < heads; h++)
+                for (int64_t j = 0; j < hd / 2; j++)
+                    for (int k = 0; k < 2; k++) b[h * hd + k * (hd / 2) + j] = out->bias[h * hd + 2 * j + k];
+            LP_TRY(lp_model_own(x->m, b));
+            out->bias = b;
+        }
+    }
     return LP_OK;
 }
 
@@ -259,12 +267,11 @@ static lp_status load_all(gload *x) {
             snprintf(nm, sizeof nm, "blk.%lld.%s.weight", (long long)l, names[k]);
             snprintf(bn, sizeof bn, "blk.%lld.%s.bias", (long long)l, names[k]);
             const int64_t heads = !llama ? 0 : k == LP_Q ? H : k == LP_K ? KV : 0;
-            if (heads && lp_gguf_find_tensor(x->g, bn))
-                return lp_fail(LP_ERR_UNSUPPORTED, "%s: %s with the llama architecture's rotary layout is not "
-                               "supported", x->path, bn);
             LP_TRY(linear(x, nm, rows[k], cols[k], heads, hd, bn, &L->lin[k]));
         }
     }
+    if (lp_gguf_find_tensor(x->g, "rope_freqs.weight"))
+        LP_TRY(vector_f32(x, "rope_freqs.weight", hd / 2, &m->rope_factors));
     snprintf(nm, sizeof nm, "blk.%lld.attn_norm.weight", (long long)c->n_layers);
     if (lp_gguf_find_tensor(x->g, nm))
         return lp_fail(LP_ERR_FORMAT, "%s: tensor %s lies past block_count = %lld", x->path, nm, (long long)c->n_layers);

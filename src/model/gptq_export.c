@@ -187,7 +187,8 @@ static lp_status add_matrix16(lp_st_writer *w, keep_list *k, const char *name, l
  * parts dequantized (tiles of 64 rows, summed) and converted. */
 static lp_status add_head(lp_st_writer *w, keep_list *k, const lp_linear *h, lp_dtype dt) {
     const lp_dense *d = lp_linear_data(h, &lp_format_dense);
-    if (d && d->raw && d->dtype == dt) return add_matrix16(w, k, "lm_head.weight", dt, h->rows, h->cols, NULL, d->raw, dt);
+    if (d && d->raw && d->dtype == dt)
+        return add_matrix16(w, k, "lm_head.weight", dt, h->rows, h->cols, NULL, d->raw, dt);
     float *all = malloc((size_t)(h->rows * h->cols) * sizeof(float));
     LP_TRY(keep(k, all));
     float *tmp = malloc((size_t)(64 * h->cols) * sizeof(float));

@@ -144,8 +144,8 @@ lp_status lp_ckpt_load_gptq(lp_model *m, const char *base, int64_t rows, int64_t
                                 (long long)bad, (int)w->g_idx[bad], (long long)c.group, (long long)(bad / gs))
                       : lp_fail(LP_ERR_FORMAT, "%s: tensor \"%s.scales\" has %lld groups, but quantization_config "
                                 "has desc_act false and group_size %lld, which make %lld for %lld input features",
-                                file, base, (long long)w->ngroups, (long long)c.group, (long long)((cols + gs - 1) / gs),
-                                (long long)cols);
+                                file, base, (long long)w->ngroups, (long long)c.group,
+                                (long long)((cols + gs - 1) / gs), (long long)cols);
     }
     for (int64_t g = 0; st == LP_OK && c.sym && g < w->ngroups; g++)
         for (int64_t n = 0; st == LP_OK && n < rows; n++)

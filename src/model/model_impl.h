@@ -41,6 +41,8 @@ struct lp_model {
     lp_weights **aux;      /* further mapped files packed linears point into (resume state) */
     int64_t n_aux;
     struct lp_gguf *gguf;  /* the mapped GGUF file of a model read from one (weights is then NULL) */
+    const float *rope_factors; /* head_dim / 2 divisors of the rotary frequencies (a GGUF file's
+                                  rope_freqs.weight: Llama 3 scaling), else NULL */
     lp_linear embed_q;     /* an untied embedding kept packed (V x D; rows dequantized as tokens are
                               embedded), when embed and embed_raw are NULL; a tied one is the head */
 };

@@ -145,6 +145,32 @@ static lp_status write_common(const lp_tokenizer *t, lp_gguf_writer *w, const in
             len[i] = t->text_len[i];
         }
     }
+    /* llama2.c's tokenizer.bin writes SentencePiece's "▁" as a space and its
+     * BOS / EOS as "\n<s>\n" / "\n</s>\n": back to what llama.cpp expects */
+    char **l2c = NULL;
+    if (st == LP_OK && t->kind == LP_TOK_LLAMA2C) {
+        l2c = calloc((size_t)n, sizeof *l2c);
+        if (!l2c) st = lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
+        for (int64_t i = 0; st == LP_OK && i < n; i++) {
+            if (!s[i]) continue;
+            const char *src = s[i];
+            size_t sl = len[i];
+            if ((i == 1 || i == 2) && sl > 2 && src[0] == '\n' && src[sl - 1] == '\n') src++, sl -= 2;
+            char *d = malloc(sl * 3 + 1);
+            if (!d) {
+                st = lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
+                break;
+            }
+            size_t k = 0;
+            for (size_t j = 0; j < sl; j++) {
+                if (src[j] == ' ') memcpy(d + k, "\xe2\x96\x81", 3), k += 3;
+                else d[k++] = src[j];
+            }
+            l2c[i] = d;
+            s[i] = d;
+            len[i] = k;
+        }
+    }
     /* gaps get a unique placeholder each, as llama.cpp's converter does */
     char *gaps = NULL;
     if (st == LP_OK) {
@@ -171,6 +197,8 @@ static lp_status write_common(const lp_tokenizer *t, lp_gguf_writer *w, const in
     int add_eos = t->post_post.n > 0 && t->post_post.v[t->post_post.n - 1] == t->eos && t->eos >= 0;
     if (st == LP_OK) st = lp_gguf_set_bool(w, "tokenizer.ggml.add_bos_token", add_bos);
     if (st == LP_OK) st = lp_gguf_set_bool(w, "tokenizer.ggml.add_eos_token", add_eos);
+    for (int64_t i = 0; l2c && i < n; i++) free(l2c[i]);
+    free(l2c);
     free(gaps);
     free(s);
     free(len);

@@ -376,13 +376,15 @@ static void roundtrip(const char *name, int bits, int group, bool sym, bool zero
             free(wa);
             free(wb);
             const int64_t T = 3;
-            float *X = malloc((size_t)(T * a->cols) * sizeof(float)), *ya = malloc((size_t)(T * a->rows) * sizeof(float)),
-                  *yb = malloc((size_t)(T * a->rows) * sizeof(float));
+            float *X = malloc((size_t)(T * a->cols) * sizeof(float));
+            float *ya = malloc((size_t)(T * a->rows) * sizeof(float));
+            float *yb = malloc((size_t)(T * a->rows) * sizeof(float));
             for (int64_t i = 0; i < T * a->cols; i++) X[i] = frand();
             CHECK_OK(lp_linear_forward(a, X, T, ya));
             CHECK_OK(lp_linear_forward(b, X, T, yb));
             /* biases went through the 16-bit dtype: exact for 16-bit models */
-            if (!a->bias || strcmp(c->dtype, "float32")) same_prod &= !memcmp(ya, yb, (size_t)(T * a->rows) * sizeof(float));
+            if (!a->bias || strcmp(c->dtype, "float32"))
+                same_prod &= !memcmp(ya, yb, (size_t)(T * a->rows) * sizeof(float));
             else same_prod &= rel_err(yb, ya, T * a->rows) < 1e-3;
             free(X);
             free(ya);
@@ -524,7 +526,8 @@ static actorder make_actorder(int64_t N, int64_t K, int bits, int64_t G, bool sy
     }
     const int64_t per = (K + G - 1) / G;
     for (int64_t i = 0; i < K; i++) a.gi[perm[i]] = (int32_t)(i / per); /* desc_act: groups in permuted order */
-    unsigned *codes = malloc((size_t)(N * K) * sizeof(unsigned)), *v = malloc((size_t)(K > N ? K : N) * sizeof(unsigned));
+    unsigned *codes = malloc((size_t)(N * K) * sizeof(unsigned));
+    unsigned *v = malloc((size_t)(K > N ? K : N) * sizeof(unsigned));
     int *zero = malloc((size_t)(G * N) * sizeof(int));
     for (int64_t i = 0; i < N * K; i++) codes[i] = rnd(1u << bits);
     for (int64_t i = 0; i < G * N; i++) {

@@ -179,6 +179,11 @@ async function main() {
         const bad = ids.findIndex((t) => t >= nVocabMeta);
         if (bad >= 0) throw new InputError(`token ${bad} is ${ids[bad]}, but the model's vocabulary has ${nVocabMeta} tokens`);
     }
+    // node-llama-cpp rounds the context up to a multiple of 256 (reported as n_ctx);
+    // the check is against --ctx, which is also the batch: one llama_decode.
+    if (ids.length > args.ctx)
+        throw new InputError(`${ids.length} tokens do not fit --ctx ${args.ctx}`,
+                             "use a larger --ctx or a shorter text"); // no context shift, ever
 
     const context = await model.createContext({
         contextSize: args.ctx,
@@ -188,15 +193,10 @@ async function main() {
         flashAttention: false,    // the llama.cpp default at the commits we benchmark with
         ...(args.kvF32 ? { experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32" } : {}),
     });
-    // node-llama-cpp rounds the context up to a multiple of 256 (reported as n_ctx);
-    // the check is against --ctx, which is also the batch: one llama_decode.
-    if (ids.length > args.ctx)
-        throw new InputError(`${ids.length} tokens do not fit --ctx ${args.ctx}`,
-                             "use a larger --ctx or a shorter text"); // no context shift, ever
     const seq = context.getSequence();
     const load_seconds = (performance.now() - t0) / 1000;
 
-    // Position i (0 .. T-2) asks for the logits that predict token i+1.
+    // Position i (0 .. T-2) asks for the distribution that predicts token i+1.
     const input = ids.map((t, i) => (i + 1 < ids.length ? [t, { generateNext: { probabilities: true } }] : t));
     const logprobs = new Array(ids.length - 1).fill(NaN);
     let nVocab = 0;
@@ -242,5 +242,6 @@ async function main() {
 main().catch((e) => {
     if (e instanceof InputError) die(e.message, e.hint);
     die(`${e.name ?? "error"}: ${e.message}`, e.name === "NoBinaryFoundError"
-        ? "reinstall with `npm ci --prefix tests/llamacpp --omit=optional` on linux-x64 (glibc)" : null);
+        ? "install with `npm ci --prefix tests/llamacpp --omit=optional --ignore-scripts` " +
+          "(needs @node-llama-cpp/linux-x64: linux, x64, glibc)" : null);
 });
