@@ -333,7 +333,7 @@ lp_status lp_export_gguf(lp_model *m, const lp_tokenizer *tok, const lp_gguf_opt
     const char *base = strrchr(m->dir, '/');
     base = base && base[1] ? base + 1 : m->dir;
     lp_status st = write_hparams(&x, arch, base);
-    if (st == LP_OK) st = lp_tokenizer_gguf_write(tok, x.w);
+    if (st == LP_OK) st = lp_tokenizer_gguf_write(tok, c->vocab, x.w);
     if (st == LP_OK) st = add_embedding(&x, embed_t);
     if (st == LP_OK && c->rope_type == LP_ROPE_LLAMA3) st = add_rope_freqs(&x);
     static const char *const names[LP_NLIN] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",

@@ -131,13 +131,16 @@ static int space_prefix(const lp_tokenizer *t) {
     return 0;
 }
 
-static lp_status write_common(const lp_tokenizer *t, lp_gguf_writer *w, const int32_t *types, const float *scores) {
-    const int64_t n = t->n_vocab;
+/* Whether id i has a token (ids past the tokenizer's, up to the model's rows, do not). */
+static int has(const lp_tokenizer *t, int64_t i) { return i < t->n_vocab && t->text_len[i] != UINT32_MAX; }
+
+static lp_status write_common(const lp_tokenizer *t, lp_gguf_writer *w, int64_t n, const int32_t *types,
+                              const float *scores) {
     const char **s = malloc((size_t)n * sizeof *s);
     size_t *len = malloc((size_t)n * sizeof *len);
     lp_status st = s && len ? LP_OK : lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
     for (int64_t i = 0; st == LP_OK && i < n; i++) {
-        if (t->text_len[i] == UINT32_MAX) { /* a gap in the ids: llama.cpp needs every id */
+        if (!has(t, i)) { /* a gap in the ids, or past them: llama.cpp needs every id */
             s[i] = NULL;
             len[i] = 0;
         } else {
@@ -205,8 +208,7 @@ static lp_status write_common(const lp_tokenizer *t, lp_gguf_writer *w, const in
     return st;
 }
 
-static lp_status write_llama(const lp_tokenizer *t, lp_gguf_writer *w) {
-    const int64_t n = t->n_vocab;
+static lp_status write_llama(const lp_tokenizer *t, lp_gguf_writer *w, int64_t n) {
     float *scores = calloc((size_t)n, sizeof *scores);
     int32_t *types = malloc((size_t)n * sizeof *types);
     merge_row *mr = NULL;
@@ -215,7 +217,7 @@ static lp_status write_llama(const lp_tokenizer *t, lp_gguf_writer *w) {
     if (st == LP_OK && t->kind == LP_TOK_HF_BPE) st = sorted_merges(t, &mr, &nm);
     if (st == LP_OK) {
         if (t->kind == LP_TOK_LLAMA2C) {
-            memcpy(scores, t->scores, (size_t)n * sizeof *scores);
+            memcpy(scores, t->scores, (size_t)t->n_vocab * sizeof *scores);
         } else {
             /* a merged token's priority: minus the rank of its first merge */
             for (int64_t i = 0; i < n; i++) scores[i] = 0.0f;
@@ -229,11 +231,14 @@ static lp_status write_llama(const lp_tokenizer *t, lp_gguf_writer *w) {
             free(seen);
         }
         for (int64_t i = 0; i < n; i++) {
-            const char *s = t->text.p + t->text_off[i];
-            size_t len = t->text_len[i] == UINT32_MAX ? 0 : t->text_len[i];
             types[i] = TT_NORMAL;
-            if (t->text_len[i] == UINT32_MAX) types[i] = TT_UNUSED;
-            else if (i == t->bpe.unk_id || (t->kind == LP_TOK_LLAMA2C && i == 0)) types[i] = TT_UNKNOWN;
+            if (!has(t, i)) {
+                types[i] = TT_UNUSED;
+                continue;
+            }
+            const char *s = t->text.p + t->text_off[i];
+            size_t len = t->text_len[i];
+            if (i == t->bpe.unk_id || (t->kind == LP_TOK_LLAMA2C && i == 0)) types[i] = TT_UNKNOWN;
             else if (t->flags[i] & LP_TOKF_SPECIAL) types[i] = TT_CONTROL;
             else if (t->kind == LP_TOK_LLAMA2C && (i == 1 || i == 2)) types[i] = TT_CONTROL;
             else if (t->flags[i] & LP_TOKF_ADDED) types[i] = TT_USER;
@@ -242,7 +247,7 @@ static lp_status write_llama(const lp_tokenizer *t, lp_gguf_writer *w) {
     }
     if (st == LP_OK) st = lp_gguf_set_str(w, "tokenizer.ggml.model", "llama");
     if (st == LP_OK) st = lp_gguf_set_str(w, "tokenizer.ggml.pre", "default");
-    if (st == LP_OK) st = write_common(t, w, types, scores);
+    if (st == LP_OK) st = write_common(t, w, n, types, scores);
     if (st == LP_OK)
         st = lp_gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", t->kind == LP_TOK_LLAMA2C || space_prefix(t));
     free(mr);
@@ -251,7 +256,7 @@ static lp_status write_llama(const lp_tokenizer *t, lp_gguf_writer *w) {
     return st;
 }
 
-static lp_status write_gpt2(const lp_tokenizer *t, lp_gguf_writer *w) {
+static lp_status write_gpt2(const lp_tokenizer *t, lp_gguf_writer *w, int64_t n) {
     /* the pre-tokenizer's name, from the file's own description */
     lp_json_doc *doc = NULL;
     LP_TRY(lp_json_parse_file(t->path, &doc));
@@ -269,14 +274,13 @@ static lp_status write_gpt2(const lp_tokenizer *t, lp_gguf_writer *w) {
         return e;
     }
     lp_tbuf_free(&sig);
-    const int64_t n = t->n_vocab;
     int32_t *types = malloc((size_t)n * sizeof *types);
     merge_row *mr = NULL;
     size_t nm = 0;
     lp_status st = types ? LP_OK : lp_fail(LP_ERR_NOMEM, "%s: out of memory", t->path);
     if (st == LP_OK) st = sorted_merges(t, &mr, &nm);
     for (int64_t i = 0; st == LP_OK && i < n; i++)
-        types[i] = t->text_len[i] == UINT32_MAX             ? TT_UNUSED
+        types[i] = !has(t, i)                               ? TT_UNUSED
                    : (t->flags[i] & LP_TOKF_SPECIAL) ? TT_CONTROL
                    : (t->flags[i] & LP_TOKF_ADDED)   ? TT_USER
                                                      : TT_NORMAL;
@@ -300,7 +304,7 @@ static lp_status write_gpt2(const lp_tokenizer *t, lp_gguf_writer *w) {
     }
     if (st == LP_OK) st = lp_gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
     if (st == LP_OK) st = lp_gguf_set_str(w, "tokenizer.ggml.pre", pre);
-    if (st == LP_OK) st = write_common(t, w, types, NULL);
+    if (st == LP_OK) st = write_common(t, w, n, types, NULL);
     if (st == LP_OK)
         st = lp_gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)ms, ml, (uint64_t)nm);
     for (size_t i = 0; ms && i < made; i++) free(ms[i]);
@@ -311,13 +315,16 @@ static lp_status write_gpt2(const lp_tokenizer *t, lp_gguf_writer *w) {
     return st;
 }
 
-lp_status lp_tokenizer_gguf_write(const lp_tokenizer *t, lp_gguf_writer *w) {
-    if (t->kind == LP_TOK_LLAMA2C) return write_llama(t, w);
-    if (byte_level(t)) return write_gpt2(t, w);
+lp_status lp_tokenizer_gguf_write(const lp_tokenizer *t, int64_t n_vocab, lp_gguf_writer *w) {
+    if (n_vocab < t->n_vocab)
+        return lp_fail(LP_ERR_ARG, "%s: the tokenizer has %lld ids, the model's embedding only %lld rows", t->path,
+                       (long long)t->n_vocab, (long long)n_vocab);
+    if (t->kind == LP_TOK_LLAMA2C) return write_llama(t, w, n_vocab);
+    if (byte_level(t)) return write_gpt2(t, w, n_vocab);
     if (!t->bpe.byte_fallback)
         return lp_fail(LP_ERR_UNSUPPORTED, "%s: a BPE tokenizer that is neither byte-level nor SentencePiece-style "
                        "with byte fallback: llama.cpp has no family for it", t->path);
-    return write_llama(t, w);
+    return write_llama(t, w, n_vocab);
 }
 
 /* ---- reading: a tokenizer.json in memory ---- */
