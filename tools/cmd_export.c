@@ -18,7 +18,7 @@
 #include <string.h>
 
 static void print_help(void) {
-    puts("usage: llmpress export MODEL --to gguf|gptq -o OUT [flags]\n"
+    puts("usage: llmpress export MODEL --to gguf|gptq|dense -o OUT [flags]\n"
          "\n"
          "  --to gguf          one GGUF file for llama.cpp / ollama\n"
          "    --type T         F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q2_K Q3_K Q4_K Q5_K Q6_K (Q4_K); K types fall\n"
@@ -31,6 +31,7 @@ static void print_help(void) {
          "  --to gptq          a GPTQ checkpoint directory (qweight / qzeros / scales / g_idx)\n"
          "    MODEL quantized with llmpress quantize --method rtn|gptq|awq (grouped integers), or:\n"
          "    --method rtn|gptq|awq --bits B --group G [--sym] [--act-order]   quantize first\n"
+         "  --to dense         a plain Hugging Face checkpoint, every compressed linear dequantized to f32\n"
          "  --calib FILE       calibration text (gptq, awq, --imatrix)\n"
          "  --nsamples N       calibration windows (128)\n"
          "  --seqlen L         tokens per window (512; the model's window when shorter)\n"
@@ -101,9 +102,9 @@ static int parse(xopts *o, int argc, char **argv) {
         }
     }
     if (!o->model) return cli_usage_error(&a, "missing MODEL (see llmpress export --help)");
-    if (!o->to) return cli_usage_error(&a, "missing --to gguf|gptq");
-    if (strcmp(o->to, "gguf") && strcmp(o->to, "gptq"))
-        return cli_usage_error(&a, "--to %s: expected gguf or gptq", o->to);
+    if (!o->to) return cli_usage_error(&a, "missing --to gguf|gptq|dense");
+    if (strcmp(o->to, "gguf") && strcmp(o->to, "gptq") && strcmp(o->to, "dense"))
+        return cli_usage_error(&a, "--to %s: expected gguf, gptq or dense", o->to);
     if (!o->out) return cli_usage_error(&a, "missing -o OUT");
     const bool gguf = !strcmp(o->to, "gguf");
     if (!gguf && (o->type || o->imatrix || o->embed_type || o->head_type))
@@ -207,6 +208,8 @@ int cmd_export(int argc, char **argv) {
         go.verbose = !(o.quiet || o.json);
         if (cli_load_tokenizer(o.model, &tok) != LP_OK) rc = cli_lib_error("export", "loading the tokenizer");
         else if (lp_export_gguf(m, tok, &go, o.out) != LP_OK) rc = cli_lib_error("export", NULL);
+    } else if (!rc && !strcmp(o.to, "dense")) {
+        if (lp_export_dense(m, o.out) != LP_OK) rc = cli_lib_error("export", NULL);
     } else if (!rc) {
         if (lp_export_gptq(m, o.out) != LP_OK) rc = cli_lib_error("export", NULL);
     }
@@ -216,7 +219,7 @@ int cmd_export(int argc, char **argv) {
         printf(", \"to\": \"%s\", \"out\": ", o.to);
         cli_json_string(stdout, o.out);
         printf(", \"type\": ");
-        cli_json_string(stdout, gguf ? (o.type ? o.type : "Q4_K") : "gptq");
+        cli_json_string(stdout, gguf ? (o.type ? o.type : "Q4_K") : o.to);
         printf(", \"method\": ");
         cli_json_string(stdout, o.method ? o.method : "rtn");
         printf(", \"imatrix\": %s, \"seconds\": %.3f}\n", o.imatrix ? "true" : "false", cli_now() - t0);

@@ -52,6 +52,11 @@ lp_status lp_export_gguf(lp_model *m, const lp_tokenizer *tok, const lp_gguf_opt
  * and head are written in 16 bits. */
 lp_status lp_export_gptq(const lp_model *m, const char *dir);
 
+/* Write m as a plain Hugging Face checkpoint directory: every compressed
+ * decoder linear (and head) dequantized to f32, the rest as stored. m's
+ * linears are replaced in memory. */
+lp_status lp_export_dense(lp_model *m, const char *dir);
+
 #ifdef __cplusplus
 }
 #endif
