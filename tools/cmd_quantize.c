@@ -33,6 +33,10 @@ static const char *const HELP_TAIL =
     "  --nsamples N    windows drawn at random offsets (default 128)\n"
     "  --seqlen L      tokens per window (default 512)\n"
     "  --seed S        seed for drawing the windows (default 0)\n"
+    "embedding and head (left in 16 bits by default, as the papers do):\n"
+    "  --embed-bits B  round the token embedding to B-bit asymmetric groups (2..8)\n"
+    "  --head-bits B   the same for the LM head (a tied model has one tensor: give either)\n"
+    "  --embed-group G columns per group for both (default 128; -1 per row)\n"
     "resuming (calibrated methods):\n"
     "  --resume DIR    keep each finished block and the calibration state in DIR; rerunning the\n"
     "                  same command continues after the last finished block. Ctrl-C stops cleanly\n"
@@ -117,7 +121,7 @@ typedef struct {
 
 typedef struct {
     const char *model_dir, *out, *calib_file, *recipe, *resume, *method;
-    int64_t nsamples, seqlen, seed, threads;
+    int64_t nsamples, seqlen, seed, threads, embed_bits, head_bits, embed_group;
     bool json, quiet, awq_prescale;
     qset sets[MAX_SETS];
     int nsets;
@@ -174,6 +178,12 @@ static int parse_flag(qopts *o, cli_args *a, bool in_recipe) {
         if (!cli_parse_i64(a, cli_value(a), 0, INT64_MAX, &o->seed)) return 2;
     } else if (!strcmp(f, "--threads")) {
         if (!cli_parse_i64(a, cli_value(a), 1, 1024, &o->threads)) return 2;
+    } else if (!strcmp(f, "--embed-bits")) {
+        if (!cli_parse_i64(a, cli_value(a), 2, 8, &o->embed_bits)) return 2;
+    } else if (!strcmp(f, "--head-bits")) {
+        if (!cli_parse_i64(a, cli_value(a), 2, 8, &o->head_bits)) return 2;
+    } else if (!strcmp(f, "--embed-group")) {
+        if (!cli_parse_i64(a, cli_value(a), -1, 1 << 30, &o->embed_group)) return 2;
     } else if (in_recipe) {
         return cli_usage_error(a, "'%s' is not a recipe setting (recipes hold method settings: method, bits, "
                                "group, clip, ...)", f);
@@ -380,15 +390,21 @@ static void print_settings_json(FILE *f, const lp_settings *s) {
 /* What the checkpoint records of how it was made (lp_model_set_provenance):
  * {"method", its settings, "awq_prescale", "calib": {...} or null,
  * "seconds"}; `llmpress eval` reports it. */
-static bool set_provenance(lp_model *m, const char *mname, const lp_settings *ms, bool prescale,
-                                const char *calib_file, int64_t nsamples, int64_t seqlen, int64_t seed, double secs) {
+static bool set_provenance(lp_model *m, const qopts *o, const char *mname, const lp_settings *ms, bool prescale,
+                           double secs) {
+    const char *calib_file = o->calib_file;
+    const int64_t nsamples = o->nsamples, seqlen = o->seqlen, seed = o->seed;
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) return false;
     fprintf(f, "{\"method\": \"%s\"", mname);
     print_settings_json(f, ms);
-    fprintf(f, ", \"awq_prescale\": %s, \"calib\": ", prescale ? "true" : "false");
+    fprintf(f, ", \"awq_prescale\": %s", prescale ? "true" : "false");
+    if (o->embed_bits || o->head_bits)
+        fprintf(f, ", \"embed_bits\": %lld, \"head_bits\": %lld, \"embed_group\": %lld", (long long)o->embed_bits,
+                (long long)o->head_bits, (long long)(o->embed_group ? o->embed_group : 128));
+    fputs(", \"calib\": ", f);
     if (calib_file) {
         const char *base = strrchr(calib_file, '/') ? strrchr(calib_file, '/') + 1 : calib_file;
         fputs("{\"file\": ", f);
@@ -491,6 +507,12 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
         lp_model_free(m);
         return cli_lib_error("quantize", NULL);
     }
+    if ((o->embed_bits || o->head_bits) &&
+        lp_model_quantize_embeddings(m, (int)o->embed_bits, (int)o->head_bits,
+                                     o->embed_group ? (int)o->embed_group : 128) != LP_OK) {
+        lp_model_free(m);
+        return cli_lib_error("quantize", "rounding the embedding / head");
+    }
     if (stats.resumed_blocks && !(quiet || json))
         fprintf(stderr, "[quantize] resumed: blocks 1..%lld restored from %s\n", (long long)stats.resumed_blocks,
                 o->resume);
@@ -500,7 +522,7 @@ static int run_with(const qopts *o, const cli_args *a, lp_settings *ms, lp_setti
                 "scale search %.1fs, clip search %.1fs, method %.1fs; calibration activations and statistics "
                 "%.1f MB\n", stats.total, stats.forward, stats.stats, stats.factorize, stats.quantize,
                 stats.scale_search, stats.clip_search, stats.method, (double)stats.peak_activation_bytes / 1e6);
-    if (!set_provenance(m, mname, ms, ps != NULL, calib_file, nsamples, seqlen, seed, tq)) {
+    if (!set_provenance(m, o, mname, ms, ps != NULL, tq)) {
         lp_model_free(m);
         fprintf(stderr, "llmpress quantize: out of memory\n");
         return 1;

@@ -143,6 +143,14 @@ lp_status lp_quant_memory_check(const lp_model *m, const lp_quant_params *p, siz
 /* Replace the model's decoder linears with their quantized form. */
 lp_status lp_model_quantize(lp_model *m, const lp_quant_params *p);
 
+/* Round the LM head and, when it is a separate tensor, the token embedding
+ * to embed_bits / head_bits-bit asymmetric groups of `group` columns (-1: per
+ * row) with round-to-nearest (0 bits: keep it). A tied model has one tensor:
+ * give either (or both, equal). Run after lp_model_quantize; the packed
+ * tensors are saved and loaded like the decoder linears. LP_ERR_ARG for bad
+ * bits or group, or a tensor already compressed. */
+lp_status lp_model_quantize_embeddings(lp_model *m, int embed_bits, int head_bits, int group);
+
 /* Remove the state files a resumable run left in dir (after its checkpoint is
  * saved), and dir itself when that leaves it empty. A missing dir is fine. */
 lp_status lp_resume_clear(const char *dir);

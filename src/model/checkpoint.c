@@ -171,7 +171,12 @@ static lp_status build_writer(lp_model *m, lp_st_writer *w) {
     char base[200];
     LP_TRY(lp_st_writer_meta(w, "format", "pt"));
     LP_TRY(lp_st_writer_meta(w, "llmpress.format_version", LP_CKPT_VERSION));
-    LP_TRY(add_raw(w, m, "model.embed_tokens.weight"));
+    if (m->embed_q.nparts) /* packed by lp_model_quantize_embeddings */
+        LP_TRY(lp_linear_save(&m->embed_q, w, "model.embed_tokens"));
+    else if (c->tied && !lp_linear_is(&m->head, &lp_format_dense))
+        LP_TRY(lp_linear_save(&m->head, w, "model.embed_tokens"));
+    else
+        LP_TRY(add_raw(w, m, "model.embed_tokens.weight"));
     LP_TRY(add_raw(w, m, "model.norm.weight"));
     for (int64_t l = 0; l < c->n_layers; l++) {
         LP_TRY(add_norms(w, m, l, true));

@@ -253,6 +253,15 @@ static lp_status check_extra_layers(const lp_model *m) {
 static lp_status load_embedding(lp_model *m) {
     static const char name[] = "model.embed_tokens.weight";
     const int64_t shp[2] = {m->cfg.vocab, m->cfg.dim};
+    if (lp_weights_meta(m->weights, "llmpress.linear.model.embed_tokens")) {
+        /* packed (lp_model_quantize_embeddings): rows dequantized as tokens are embedded; when tied,
+         * the same linear is the head */
+        lp_linear *dst = m->cfg.tied ? &m->head : &m->embed_q;
+        LP_TRY(lp_ckpt_load_packed(m->weights, m->dir, "model.embed_tokens", shp[0], shp[1], dst));
+        if (dst->nparts != 1)
+            return lp_fail(LP_ERR_FORMAT, "%s: the packed embedding has %d parts, expected one", m->dir, dst->nparts);
+        return LP_OK;
+    }
     const lp_tensor_view *t = lp_weights_find(m->weights, name);
     if (t && (t->dtype == LP_DT_BF16 || t->dtype == LP_DT_F16) && t->ndim == 2 && t->shape[0] == shp[0] &&
         t->shape[1] == shp[1] && (uintptr_t)t->data % 2 == 0) {
@@ -308,7 +317,9 @@ lp_status lp_model_load(const char *dir, lp_model **out) {
     if (st == LP_OK) st = load_layers(m);
     if (st == LP_OK) st = check_extra_layers(m);
     if (st == LP_OK) {
-        if (c->tied) {
+        if (c->tied && m->head.nparts) {
+            /* the packed embedding is the head */
+        } else if (c->tied) {
             m->head = (lp_linear){.rows = c->vocab, .cols = c->dim};
             lp_dense *d;
             st = lp_dense_view(c->vocab, c->dim, m->embed, m->embed_raw, m->embed_dtype, NULL, &d);
@@ -457,9 +468,23 @@ void lp_model_size_get(const lp_model *m, lp_model_size *sz) {
         sz->disk_bytes = (int64_t)lp_gguf_file_size(m->gguf);
         return;
     }
+    /* a packed embedding or head is counted from memory (it may not be in the file yet) */
+    const bool embed_packed = m->embed_q.nparts || (c->tied && !lp_linear_is(&m->head, &lp_format_dense));
+    const bool head_packed = !c->tied && !lp_linear_is(&m->head, &lp_format_dense);
+    if (embed_packed) {
+        const lp_linear *e = c->tied ? &m->head : &m->embed_q;
+        other_bytes += (int64_t)lp_linear_nbytes(e);
+        other_params += e->rows * e->cols;
+    }
+    if (head_packed) {
+        other_bytes += (int64_t)lp_linear_nbytes(&m->head);
+        other_params += m->head.rows * m->head.cols;
+    }
     for (int64_t i = 0; i < lp_weights_count(m->weights); i++) {
         const lp_tensor_view *t = lp_weights_at(m->weights, i);
         if (linear_tensor(t->name)) continue; /* counted above, whatever its form in the file */
+        if (embed_packed && !strncmp(t->name, "model.embed_tokens.", 19)) continue;
+        if (head_packed && !strncmp(t->name, "lm_head.", 8)) continue;
         other_bytes += (int64_t)t->nbytes;
         other_params += t->numel;
     }
