@@ -38,7 +38,7 @@ b = bits, G = groups):
   W[n, k] = f32(scales[g_idx[k], n]) * f32(q[k, n] - zero[g_idx[k], n]), W out x in.
 
 Usage on the GPU machine: python3 scripts/gptq_verify.py OUT/gptq OUT/ref
-  [--device cuda|cpu] [--tokens 64] [--no-logits]
+  [--device cuda|cpu] [--tokens 64] [--no-logits] [--ref-digests FILE] [--llmpress-nll FILE]
 """
 import argparse
 import json
@@ -195,6 +195,10 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--tokens", type=int, default=64)
     ap.add_argument("--no-logits", action="store_true")
+    ap.add_argument("--ref-digests", help="REF_DIR/FILE: JSON {tensor: sha256 of its f32 little-endian bytes} "
+                    "standing in for REF_DIR's weights (a reference small enough to carry)")
+    ap.add_argument("--llmpress-nll", help="JSON {ids: [...], nll: mean nats per token of ids[1:] by llmpress "
+                    "on DIR}: the emulated model (DIR's config, dequantized weights) must agree")
     a = ap.parse_args()
     summary = {"dir": a.dir, "ref_dir": a.ref_dir, "device": a.device, "torch": torch.__version__}
 
@@ -212,7 +216,8 @@ def main():
         return 1
     summary["quantization_config"] = qc
 
-    sd, ref = SafeDir(a.dir), SafeDir(a.ref_dir)
+    sd = SafeDir(a.dir)
+    ref = Digests(os.path.join(a.ref_dir, a.ref_digests)) if a.ref_digests else SafeDir(a.ref_dir)
     bases = sorted(n[: -len(".qweight")] for n in sd.names() if n.endswith(".qweight"))
     problems, mismatched, missing = [], [], []
     exact = 0
@@ -224,6 +229,12 @@ def main():
         deq[base] = W.cpu()
         if base + ".weight" not in ref:
             missing.append(base + ".weight")
+            continue
+        if isinstance(ref, Digests):
+            if ref.matches(base + ".weight", W):
+                exact += 1
+            else:
+                mismatched.append({"linear": base, "shape": list(W.shape), "why": "sha256 of the f32 bytes differs"})
             continue
         r = ref.get(base + ".weight")
         nd, mx = compare_bits(W, r)
@@ -238,7 +249,7 @@ def main():
 
     # the other tensors: DIR's 16-bit value == REF's rounded to that dtype
     other = {"count": 0, "exact": 0, "mismatched": []}
-    for name in sd.names():
+    for name in ([] if isinstance(ref, Digests) else sd.names()):
         if name.endswith(QSUFFIXES):
             continue
         other["count"] += 1
@@ -265,6 +276,53 @@ def main():
     return 0 if summary["ok"] else 1
 
 
+class Digests:
+    """REF as sha256 digests of each tensor's f32 little-endian bytes."""
+
+    def __init__(self, path):
+        with open(path) as f:
+            self.d = json.load(f)
+
+    def __contains__(self, name):
+        return name in self.d
+
+    def matches(self, name, t):
+        import hashlib
+        b = t.detach().to("cpu", torch.float32).contiguous().numpy().astype("<f4").tobytes()
+        return hashlib.sha256(b).hexdigest() == self.d[name]
+
+
+def emulated_vs_llmpress(a, cfg, sd, deq):
+    """DIR's architecture (config without quantization_config) with the dequantized
+    linears and DIR's other tensors, run by transformers in f32 on llmpress's token
+    ids: its mean NLL against llmpress's on the same file."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    with open(a.llmpress_nll) as f:
+        ref = json.load(f)
+    c = {k: v for k, v in cfg.items() if k != "quantization_config"}
+    c["torch_dtype"] = "float32"
+    conf = AutoConfig.for_model(**{k: v for k, v in c.items() if k not in ("architectures", "transformers_version")})
+    conf.architectures = cfg.get("architectures")
+    m = AutoModelForCausalLM.from_config(conf, torch_dtype=torch.float32)
+    state = m.state_dict()
+    for k in list(state):
+        base = k[: -len(".weight")] if k.endswith(".weight") else None
+        if base in deq:
+            state[k] = deq[base].to(torch.float32)
+        elif k in sd:
+            state[k] = sd.get(k).to(torch.float32)
+    if "lm_head.weight" in state and "lm_head.weight" not in sd and "lm_head" not in deq:
+        state["lm_head.weight"] = state["model.embed_tokens.weight"]
+    m.load_state_dict(state)
+    m = m.to(a.device).eval()
+    ids = torch.tensor([ref["ids"]], device=a.device)
+    with torch.no_grad():
+        lg = m(ids).logits[0].double().log_softmax(-1)
+    nll = float(-lg[torch.arange(len(ref["ids"]) - 1), ids[0, 1:]].mean())
+    return {"tokens": len(ref["ids"]), "transformers_nll": nll, "llmpress_nll": ref["nll"],
+            "diff": nll - ref["nll"], "agree_1e-4": abs(nll - ref["nll"]) < 1e-4}
+
+
 def run_logits(a, cfg, sd, deq):
     """Logits of the reference model, the emulated GPTQ model and, when
     transformers can load it, the native GPTQ model."""
@@ -278,6 +336,11 @@ def run_logits(a, cfg, sd, deq):
     vocab = int(cfg.get("vocab_size", 32000))
     ids = [(i * 37 + 11) % vocab for i in range(a.tokens)]
     res["tokens"] = a.tokens
+    if a.llmpress_nll:
+        try:
+            res["emulated_vs_llmpress"] = emulated_vs_llmpress(a, cfg, sd, deq)
+        except Exception as e:  # noqa: BLE001
+            res["emulated_vs_llmpress"] = {"error": f"{type(e).__name__}: {e}"[:600]}
     ref_logits = None
     if os.path.isfile(os.path.join(a.ref_dir, "config.json")):
         try:
