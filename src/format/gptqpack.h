@@ -1,7 +1,7 @@
 /*
  * gptqpack.h - the "gptq" format: a linear kept exactly as a GPTQ checkpoint
  * (AutoGPTQ / GPTQModel / transformers / vLLM) stores it, and the packing
- * shared by GPTQ export (model/gptq_export.c) and import (model/gptq_import.c).
+ * shared by GPTQ export (export/gptq_export.c) and import (model/gptq_import.c).
  *
  * What: W (rows x cols, out x in, row-major, y = x W^T) stored as four arrays
  * (N = rows = out features, K = cols = in features, G = ngroups, b = bits):
