@@ -59,5 +59,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_suite(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_logprobs(int argc, char **argv);
 
 #endif

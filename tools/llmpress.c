@@ -26,6 +26,7 @@ static const char *const USAGE =
     "  eval       what was lost:         llmpress eval MODEL --ppl wiki.test.raw --kl ORIGINAL --tasks all ...\n"
     "  export     GGUF / GPTQ files:     llmpress export MODEL --to gguf --type Q4_K -o model.gguf\n"
     "  bench      prefill/decode speed:  llmpress bench MODEL -p 512 -n 128\n"
+    "  logprobs   per-token log-probs:   llmpress logprobs MODEL -f text.txt\n"
     "  run        generate text:         llmpress run MODEL -p \"Once upon a time\" -n 64\n"
     "  info       sizes and formats:     llmpress info MODEL\n"
     "  tokenize   text to token ids:     llmpress tokenize MODEL -p \"Hello world\"\n"
@@ -62,6 +63,7 @@ static int dispatch(int argc, char **argv) {
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "suite")) return cmd_suite(argc - 1, argv + 1);
     if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
+    if (!strcmp(cmd, "logprobs")) return cmd_logprobs(argc - 1, argv + 1);
     fprintf(stderr, "llmpress: unknown command '%s'\n\n%s", cmd, USAGE);
     return 2;
 }

@@ -4,9 +4,11 @@
 # tests/llamacpp/logprobs.mjs), and agrees with llmpress on the same file:
 #   - llama.cpp tokenizes the text into the ids llmpress gives (BOS as the
 #     file asks);
-#   - the mean log-probability of the same token ids agrees: within 1e-4 nats
-#     per token for F32 files (5e-4 for F16, whose activations llama.cpp
-#     rounds to f16); within 1e-2 for block types, where
+#   - the log-probabilities of the same token ids (`llmpress logprobs`) agree:
+#     F32 files within 1e-4 nats for every token (measured 2e-6), F16 files
+#     (whose activations llama.cpp rounds to f16) within 5e-4 on the mean and
+#     2e-2 per token; block types within 1e-2 on the mean and 0.6 per token
+#     (measured up to 0.35 with Q2_K), where
 #     llama.cpp rounds the activations too (to Q8_0 / Q8_K blocks before each
 #     product; measured 5e-4 .. 5e-3 here; llmpress computes in f32 from the
 #     exactly dequantized weights: bench/gguf_vs_llamacpp.sh shows llama.cpp
@@ -43,9 +45,10 @@ cd "$TMP" || exit 1
 failures=0
 . "$HERE/lib/expect.sh"
 
-# check GGUF TEXT TOL: tokens and mean log-probability, llama.cpp vs llmpress
+# check GGUF TEXT TOL PTOL: tokens, mean log-probability (within TOL) and each token's (within PTOL),
+# llama.cpp vs llmpress
 check() {
-    local f=$1 text=$2 tol=$3 name
+    local f=$1 text=$2 tol=$3 ptol=$4 name
     name=$(basename "$f")
     STDOUT=$TMP/ids.txt expect "$name: llmpress tokenize" 0 -- "$CLI" tokenize "$f" -f "$text"
     python3 -c "import sys, json; print(json.dumps([int(x) for x in open(sys.argv[1]).read().split()]))" \
@@ -56,21 +59,22 @@ check() {
         node "$NODE_SCRIPT" "$f" --tokens "$TMP/ids.json" --ctx "$n" --kv-f32 --threads 2
     STDOUT=$TMP/lct.json expect "$name: llama.cpp tokenizes" 0 -- \
         node "$NODE_SCRIPT" "$f" "$text" --ctx $((n + 8)) --threads 2
-    STDOUT=$TMP/lp.json expect "$name: llmpress eval" 0 -- \
-        "$CLI" eval "$f" --ppl "$text" --ctx "$n" --windows 1 --speed-reps 0 --json --quiet
-    python3 - "$TMP" "$tol" "$name" <<'EOF' || fail "$name: llama.cpp and llmpress disagree (above)"
+    STDOUT=$TMP/lp.json expect "$name: llmpress logprobs" 0 -- "$CLI" logprobs "$f" --tokens "$TMP/ids.json"
+    python3 - "$TMP" "$tol" "$ptol" "$name" <<'EOF' || fail "$name: llama.cpp and llmpress disagree (above)"
 import json, math, sys
-d, tol, name = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+d, tol, ptol, name = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 lc = json.load(open(d + "/lc.json"))
 lct = json.load(open(d + "/lct.json"))
 lp = json.load(open(d + "/lp.json"))
 ids = json.load(open(d + "/ids.json"))
 toks = lct["tokens"][1:] if lct.get("bos_added") else lct["tokens"]
-a = -sum(lc["logprobs"]) / len(lc["logprobs"])
-b = math.log(lp["results"][0]["ppl"])
+x, y = lc["logprobs"], lp["logprobs"]
+a, b = -sum(x) / len(x), -sum(y) / len(y)
+worst = max(abs(p - q) for p, q in zip(x, y))
 print(f"{name}: llama.cpp {lct.get('llama_cpp')} tokens {'same' if toks == ids else 'DIFFER'}, "
-      f"nll/token llama.cpp {a:.6f} llmpress {b:.6f} (diff {a - b:+.2e}, tolerance {tol:g})")
-sys.exit(0 if toks == ids and abs(a - b) <= tol else 1)
+      f"nll/token llama.cpp {a:.6f} llmpress {b:.6f} (diff {a - b:+.2e}, tolerance {tol:g}), "
+      f"largest per-token difference {worst:.2e} (tolerance {ptol:g})")
+sys.exit(0 if toks == ids and len(x) == len(y) and abs(a - b) <= tol and worst <= ptol else 1)
 EOF
 }
 
@@ -87,8 +91,8 @@ for name in tiny-llama3 tiny-qwen2 tiny-mistral; do
     python3 "$HERE/lib/byte_tokenizer.py" "$M/tokenizer.json" || { echo "could not write the tokenizer"; exit 1; }
     for t in F32 Q8_0 Q4_K; do
         expect "$name $t export" 0 -- "$CLI" export "$M" --to gguf --type $t -o "$TMP/$name-$t.gguf" --quiet
-        tol=1e-2
-        [ $t = F32 ] && tol=1e-4
+        tol="1e-2 0.6"
+        [ $t = F32 ] && tol="1e-4 1e-4"
         check "$TMP/$name-$t.gguf" "$TMP/text.txt" $tol
     done
 done
@@ -99,8 +103,8 @@ if [ -d "$L" ] && [ -f "$H" ]; then
     head -c 600 "$H" >"$TMP/held.txt"
     for t in F16 Q4_0 Q4_K Q2_K; do
         expect "llama-25m $t export" 0 -- "$CLI" export "$L" --to gguf --type $t -o "$TMP/llama-25m-$t.gguf" --quiet
-        tol=1e-2
-        [ $t = F16 ] && tol=5e-4
+        tol="1e-2 0.6"
+        [ $t = F16 ] && tol="5e-4 2e-2"
         check "$TMP/llama-25m-$t.gguf" "$TMP/held.txt" $tol
     done
 else

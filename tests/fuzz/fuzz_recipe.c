@@ -53,6 +53,7 @@ int cmd_tokenize(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 int cmd_bench(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 int cmd_suite(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 int cmd_export(int argc, char **argv) { return (void)argc, (void)argv, 2; }
+int cmd_logprobs(int argc, char **argv) { return (void)argc, (void)argv, 2; }
 
 #define RECIPE "fuzz.recipe"
 
