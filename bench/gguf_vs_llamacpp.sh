@@ -7,6 +7,7 @@
 #       ours-rtn        llmpress export --type T                (llama.cpp's rounding, our writer)
 #       ours-gptq       llmpress export --type T --method gptq  (GPTQ inside the type's grids)
 #       ours-awq-gptq   llmpress export --type T --method awq+gptq
+#       ours-awq-gptq-im  the same with --imatrix (each block's grid fitted with the inputs' mean square)
 #       lc              llama-quantize of our F16 export to T (llama.cpp's K presets: Q4_K_S, Q3_K_S, Q2_K)
 #       lc-imatrix      the same with llama-imatrix's importance matrix from the calibration text
 #     with each file's size in bytes;
@@ -55,16 +56,18 @@ echo "| F16 | f16.gguf | $(stat -c %s "$OUT/f16.gguf") | $(ppl "$OUT/f16.gguf") 
 for t in $TYPES; do
     f=$OUT/ours-rtn-$t.gguf
     [ -f "$f" ] || "$CLI" export "$MODEL" --to gguf --type "$t" -o "$f" --quiet
-    for m in gptq awq+gptq; do
-        g=$OUT/ours-${m/+/-}-$t.gguf
-        [ -f "$g" ] || { log "$m $t"; "$CLI" export "$MODEL" --to gguf --type "$t" --method "$m" --calib "$CALIB" \
-            --nsamples "$NSAMPLES" -o "$g" --quiet; }
+    for m in gptq awq+gptq awq+gptq+im; do
+        g=$OUT/ours-${m//+/-}-$t.gguf
+        im=()
+        [ "${m%+im}" != "$m" ] && im=(--imatrix)
+        [ -f "$g" ] || { log "$m $t"; "$CLI" export "$MODEL" --to gguf --type "$t" --method "${m%+im}" "${im[@]}" \
+            --calib "$CALIB" --nsamples "$NSAMPLES" -o "$g" --quiet; }
     done
     lt=$(lc_type "$t")
     [ -f "$OUT/lc-$t.gguf" ] || "$BIN/llama-quantize" "$OUT/f16.gguf" "$OUT/lc-$t.gguf" "$lt" >/dev/null 2>&1
     [ -f "$OUT/lc-imatrix-$t.gguf" ] ||
         "$BIN/llama-quantize" --imatrix "$OUT/imatrix.dat" "$OUT/f16.gguf" "$OUT/lc-imatrix-$t.gguf" "$lt" >/dev/null 2>&1
-    for f in ours-rtn-$t ours-gptq-$t ours-awq-gptq-$t lc-$t lc-imatrix-$t; do
+    for f in ours-rtn-$t ours-gptq-$t ours-awq-gptq-$t ours-awq-gptq-im-$t lc-$t lc-imatrix-$t; do
         echo "| $t | $f.gguf | $(stat -c %s "$OUT/$f.gguf") | $(ppl "$OUT/$f.gguf") |"
     done
 done
