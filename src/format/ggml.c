@@ -12,6 +12,7 @@
  *   format.
  */
 #include "format/ggml.h"
+#include "format/ggml_kernels.h"
 
 #include "core/half.h"
 #include "core/status_impl.h"
@@ -205,6 +206,18 @@ static lp_status ggml_dequant(const void *d, int64_t r0, int64_t r1, float *out)
 
 static lp_status gemm_ref(const void *d, const float *X, int64_t T, float *Y) { return lp_ggml_part_gemm(d, X, T, Y); }
 
+/* AVX2: Q8_0 / Q4_0 rows multiplied from their blocks for fewer than 16 tokens (ggml_avx2.c); other
+ * types, and more tokens, as the reference. */
+#define GGML_ROWS_MAX_TOKENS 16
+static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
+    const lp_ggml_part *p = d;
+    if (!lp_ggml_rows_has(p->type)) return lp_ggml_part_gemm(p, X, T, Y);
+    lp_rowgemm g = driver(p);
+    g.rows_fn = lp_ggml_rows_avx2;
+    g.max_t = 4;
+    return lp_rowgemm_run(&g, X, T, Y, GGML_ROWS_MAX_TOKENS);
+}
+
 static lp_status ggml_save(const void *d, lp_st_writer *w, const char *base, char *meta, size_t n) {
     const lp_ggml_part *p = d;
     LP_TRY(lp_fmt_add(w, base, ".blocks", LP_DT_U8, p->rows, (int64_t)p->row_bytes, p->blocks));
@@ -241,7 +254,7 @@ const lp_format lp_format_ggml = {
     .nbytes = ggml_nbytes,
     .describe = ggml_describe,
     .dequant = ggml_dequant,
-    .gemm = {gemm_ref},
+    .gemm = {gemm_ref, gemm_avx2},
     .save = ggml_save,
     .load = ggml_load,
     .free = ggml_free,

@@ -16,10 +16,11 @@
  *   type, that cols is a multiple of its block, the tensor's shape, and that
  *   every f16 scale (or F16/BF16/F32 value) is finite, as llama.cpp's
  *   ggml_validate_row_data does.
- * Product, Y (T x rows) = X (T x cols) W^T: the reference path only -
- *   tiles of LP_ROWGEMM_BLAS_TILE rows are dequantized into per-thread f32
- *   scratch and multiplied with sgemm (rowgemm.h); results do not depend on
- *   the thread count. No packed kernels yet.
+ * Product, Y (T x rows) = X (T x cols) W^T: the reference dequantizes
+ *   tiles of LP_ROWGEMM_BLAS_TILE rows into per-thread f32 scratch and
+ *   multiplies them with sgemm (rowgemm.h); with AVX2, Q8_0 and Q4_0 rows
+ *   are multiplied from their blocks for fewer than 16 tokens
+ *   (ggml_avx2.c). Results do not depend on the thread count.
  */
 #ifndef LP_GGML_H
 #define LP_GGML_H

@@ -305,15 +305,20 @@ static void check_format_type(int t, unsigned long long *seed) {
     CHECKF(!memcmp(D + 5 * C, D2, 16 * C * sizeof(float)), "%s: dequant of rows [5, 21) differs", name);
 
     /* products */
-    const lp_gemm_fn gemm = lp_format_gemm(&lp_format_ggml, lp_cpu_isa());
+    /* every kernel level this CPU has (the AVX2 row kernels of Q8_0 / Q4_0 take T = 1 and 3) */
     double worst = 0;
-    const int64_t Ts[] = {1, 3, TMAX};
-    for (int k = 0; k < 3; k++) {
-        CHECK_OK(gemm(p, X, Ts[k], Y));
-        const double e = product_error(X, D, Y, Ts[k], R, C);
-        if (e > worst) worst = e;
+    for (int isa = LP_ISA_REF; isa <= (int)lp_cpu_isa(); isa++) {
+        const lp_gemm_fn gemm = lp_format_gemm(&lp_format_ggml, (lp_isa)isa);
+        const int64_t Ts[] = {1, 3, TMAX};
+        for (int k = 0; k < 3; k++) {
+            CHECK_OK(gemm(p, X, Ts[k], Y));
+            const double e = product_error(X, D, Y, Ts[k], R, C);
+            if (e > worst) worst = e;
+        }
+        CHECKF(worst < 1e-5, "%s: product (kernel level %d) vs the dequantized weight: worst |diff| / sum |x w| = "
+               "%.3g", name, isa, worst);
     }
-    CHECKF(worst < 1e-5, "%s: product vs the dequantized weight: worst |diff| / sum |x w| = %.3g", name, worst);
+    CHECK_OK(lp_format_gemm(&lp_format_ggml, lp_cpu_isa())(p, X, TMAX, Y));
     lp_linear l = {.rows = R, .cols = C};
     lp_linear_set(&l, &lp_format_ggml, p); /* l owns p from here */
     CHECK_OK(lp_linear_forward(&l, X, TMAX, Y2));
