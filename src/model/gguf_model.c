@@ -270,8 +270,13 @@ static lp_status load_all(gload *x) {
             LP_TRY(linear(x, nm, rows[k], cols[k], heads, hd, bn, &L->lin[k]));
         }
     }
-    if (lp_gguf_find_tensor(x->g, "rope_freqs.weight"))
+    if (lp_gguf_find_tensor(x->g, "rope_freqs.weight")) {
         LP_TRY(vector_f32(x, "rope_freqs.weight", hd / 2, &m->rope_factors));
+        for (int64_t i = 0; i < hd / 2; i++)
+            if (!(m->rope_factors[i] > 0))
+                return lp_fail(LP_ERR_FORMAT, "%s: rope_freqs.weight[%lld] = %g: the frequency divisors must be > 0",
+                               x->path, (long long)i, (double)m->rope_factors[i]);
+    }
     snprintf(nm, sizeof nm, "blk.%lld.attn_norm.weight", (long long)c->n_layers);
     if (lp_gguf_find_tensor(x->g, nm))
         return lp_fail(LP_ERR_FORMAT, "%s: tensor %s lies past block_count = %lld", x->path, nm, (long long)c->n_layers);
