@@ -25,7 +25,7 @@ static void print_help(void) {
          "                     back as llama.cpp does when a width is not a multiple of 256\n"
          "    --method M       how codes are chosen: rtn (llama.cpp's rounding, byte for byte), gptq (error\n"
          "                     feedback inside the type's grids), awq (AWQ scales folded, then rounding),\n"
-         "                     awq+gptq (rtn)\n"
+         "                     awq+gptq (default: rtn)\n"
          "    --imatrix        weight the choice by each input's mean square (llama.cpp's importance matrix)\n"
          "    --embed-type T / --head-type T   the embedding's / output's type (llama-quantize's presets)\n"
          "  --to gptq          a GPTQ checkpoint directory (qweight / qzeros / scales / g_idx)\n"
