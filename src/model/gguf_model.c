@@ -238,8 +238,6 @@ static lp_status load_all(gload *x) {
     const int llama = c->arch != LP_ARCH_QWEN2;
     /* the embedding: 16-bit or f32 rows as stored, else a ggml part whose rows are dequantized as tokens
      * are embedded (the same part is the head when there is no output.weight) */
-    const lp_gguf_tensor *e;
-    LP_TRY(tensor(x, "token_embd.weight", c->vocab, c->dim, &e));
     lp_linear emb;
     LP_TRY(linear(x, "token_embd.weight", c->vocab, c->dim, 0, 0, NULL, &emb));
     if (c->tied) {

@@ -62,7 +62,6 @@ int lp_ggml_effective_type(int t, int64_t cols) {
 typedef struct {
     int type;
     int n;            /* the type's block */
-    int64_t cols;
     lp_ggml_part *out;
     const float *imp; /* cols importance weights, or NULL */
     lp_ggml_grid *grid; /* one per row: the block being coded */
@@ -145,7 +144,7 @@ lp_status lp_ggml_quantize_gptq(int type, const float *W, float *H, const float 
                                 lp_ggml_part *out, double *loss) {
     const int64_t R = out->rows, C = out->cols;
     const int n = lp_ggml_type_of(type).block;
-    gg_step x = {.type = type, .n = n, .cols = C, .out = out, .imp = imp};
+    gg_step x = {.type = type, .n = n, .out = out, .imp = imp};
     x.grid = malloc((size_t)R * sizeof *x.grid);
     x.codes = malloc((size_t)R * (size_t)n * sizeof *x.codes);
     lp_status st = x.grid && x.codes ? LP_OK : lp_fail(LP_ERR_NOMEM, "ggml: out of memory for GPTQ's state");
