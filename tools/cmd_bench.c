@@ -11,11 +11,13 @@
 #include <string.h>
 
 static const char *const HELP =
-    "usage: llmpress bench MODEL [-p 512] [-n 128] [--reps 3] [--threads N] [--json]\n"
+    "usage: llmpress bench MODEL [-p 512] [-n 128] [-d 0] [--reps 3] [--threads N] [--json]\n"
     "\n"
     "Prefill and decode speed of MODEL (original or compressed), as llama-bench's pp/tg:\n"
     "  -p, --prompt N   prefill a prompt of N tokens in one call (default 512)\n"
-    "  -n, --gen N      then generate N tokens, one per call, greedy (default 128)\n"
+    "  -n, --gen N      generate N tokens, one per call, greedy (default 128)\n"
+    "  -d, --depth N    run both with N tokens already in the context (default 0: empty,\n"
+    "                   as llama-bench)\n"
     "  --reps N         median of N runs (default 3)\n"
     "  --threads N      threads for BLAS and kernels (default: all cores)\n"
     "  --json           one JSON object: prefill_tok_s, decode_tok_s, threads, peak_rss_bytes, ...\n"
@@ -25,7 +27,7 @@ static const char *const HELP =
 int cmd_bench(int argc, char **argv) {
     cli_args a = {argc, 1, argv, "bench"};
     const char *dir = NULL;
-    int64_t P = 512, N = 128, reps = 3, threads = 0;
+    int64_t P = 512, N = 128, depth = 0, reps = 3, threads = 0;
     bool json = false;
     for (; a.i < argc; a.i++) {
         const char *f = argv[a.i];
@@ -36,6 +38,8 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_parse_i64(&a, cli_value(&a), 1, 1 << 20, &P)) return 2;
         } else if (!strcmp(f, "-n") || !strcmp(f, "--gen")) {
             if (!cli_parse_i64(&a, cli_value(&a), 0, 1 << 20, &N)) return 2;
+        } else if (!strcmp(f, "-d") || !strcmp(f, "--depth")) {
+            if (!cli_parse_i64(&a, cli_value(&a), 0, 1 << 20, &depth)) return 2;
         } else if (!strcmp(f, "--reps")) {
             if (!cli_parse_i64(&a, cli_value(&a), 1, 100, &reps)) return 2;
         } else if (!strcmp(f, "--threads") || !strcmp(f, "-t")) {
@@ -55,14 +59,15 @@ int cmd_bench(int argc, char **argv) {
     lp_model *m = NULL;
     if (lp_model_load(dir, &m) != LP_OK) return cli_lib_error("bench", NULL);
     const lp_config *c = lp_model_config(m);
-    if (P + N > c->max_pos) {
-        fprintf(stderr, "llmpress bench: -p %lld plus -n %lld exceed %s's %lld positions "
-                "(max_position_embeddings)\n", (long long)P, (long long)N, dir, (long long)c->max_pos);
+    if (depth + (P > N ? P : N) > c->max_pos) {
+        fprintf(stderr, "llmpress bench: -d %lld plus -p %lld or -n %lld exceed %s's %lld positions "
+                "(max_position_embeddings)\n", (long long)depth, (long long)P, (long long)N, dir,
+                (long long)c->max_pos);
         lp_model_free(m);
         return 2;
     }
     lp_speed_result r;
-    if (lp_speed_measure(m, NULL, P, N, (int)reps, &r) != LP_OK) {
+    if (lp_speed_measure(m, NULL, P, N, depth, (int)reps, &r) != LP_OK) {
         lp_model_free(m);
         return cli_lib_error("bench", NULL);
     }
@@ -73,9 +78,9 @@ int cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"model\": ");
         cli_json_string(stdout, dir);
-        printf(", \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"reps\": %lld, \"threads\": %d, "
+        printf(", \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"depth\": %lld, \"reps\": %lld, \"threads\": %d, "
                "\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"peak_rss_bytes\": %lld, \"total_bytes\": %lld}\n",
-               (long long)P, (long long)N, (long long)reps, nth, r.prefill_tok_s, r.decode_tok_s, (long long)rss,
+               (long long)P, (long long)N, (long long)depth, (long long)reps, nth, r.prefill_tok_s, r.decode_tok_s, (long long)rss,
                (long long)sz.total_bytes);
     } else {
         printf("%s: %s\n", dir, sz.formats);

@@ -255,7 +255,7 @@ static int report_costs(const eopts *o, const lp_model *m, const int32_t *ids, i
     if (N > c->max_pos / 2) N = c->max_pos / 2; /* a short model window: what fits */
     if (P + N > c->max_pos) P = c->max_pos - N;
     if (o->speed_reps > 0) {
-        if (lp_speed_measure(m, ids && n >= P ? ids : NULL, P, N, (int)o->speed_reps, &sp) != LP_OK)
+        if (lp_speed_measure(m, ids && n >= P ? ids : NULL, P, N, 0, (int)o->speed_reps, &sp) != LP_OK)
             return cli_lib_error("eval", "measuring speed");
     }
     lp_model_size sz;

@@ -76,14 +76,17 @@ lp_status lp_kl_divergence(const lp_model *m, const lp_model *ref, const int32_t
                            const lp_ppl_params *p, lp_kl_result *res);
 
 /* ---- speed ----
- * Prefill of a P-token prompt (one call) and decode of N tokens after it
- * (one token a call, greedy), each timed by wall clock; the median of reps
- * runs. The prompt is given, or made from the vocabulary when NULL. */
+ * llama-bench's pp and tg: prefill of a P-token prompt (one call), and
+ * separately decode of N tokens (one token a call, greedy), each in a fresh
+ * context after `depth` tokens already cached (0: an empty context, as
+ * llama-bench by default), each timed by wall clock; the median of reps
+ * runs. The prompt is given (P + depth tokens, the depth first), or made
+ * from the vocabulary when NULL. */
 typedef struct {
-    int64_t prompt_tokens, gen_tokens, reps;
+    int64_t prompt_tokens, gen_tokens, depth, reps;
     double prefill_tok_s, decode_tok_s;
 } lp_speed_result;
-lp_status lp_speed_measure(const lp_model *m, const int32_t *prompt, int64_t P, int64_t N, int reps,
+lp_status lp_speed_measure(const lp_model *m, const int32_t *prompt, int64_t P, int64_t N, int64_t depth, int reps,
                            lp_speed_result *res);
 
 /* Peak resident memory of this process so far, in bytes (getrusage). */

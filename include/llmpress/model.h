@@ -144,6 +144,21 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
  * rows alone. */
 lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits);
 
+/* A next-token target scored: log p(target) under the model (double) and
+ * whether the target is the distribution's first argmax. */
+typedef struct {
+    double logprob;
+    bool greedy;
+} lp_token_score;
+
+/* lp_forward_tail, scoring instead of returning logits: out[j] for the
+ * distribution after token T - k + j is targets[j]'s score (targets[j] < 0:
+ * not scored, logprob 0). The head runs in vocabulary tiles with a running
+ * log-sum-exp, so no k x V logits are ever stored (perplexity, zero-shot
+ * tasks). */
+lp_status lp_forward_score(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, const int32_t *targets,
+                           lp_token_score *out);
+
 /* ---- sampling ---- */
 typedef struct {
     float temperature; /* 0 = greedy */

@@ -15,6 +15,10 @@ static void cpu_sgemv(int64_t M, int64_t K, const float *A, int64_t lda, const f
     cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)M, (int)K, 1.0f, A, (int)lda, x, 1, 0.0f, y, 1);
 }
 
-static const lp_backend CPU = {"cpu", cpu_sgemm, cpu_sgemv};
+static void cpu_sgemv_t(int64_t M, int64_t K, const float *A, int64_t lda, const float *x, float *y) {
+    cblas_sgemv(CblasRowMajor, CblasTrans, (int)M, (int)K, 1.0f, A, (int)lda, x, 1, 0.0f, y, 1);
+}
+
+static const lp_backend CPU = {"cpu", cpu_sgemm, cpu_sgemv, cpu_sgemv_t};
 
 const lp_backend *lp_backend_default(void) { return &CPU; }

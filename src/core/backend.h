@@ -23,6 +23,8 @@ typedef struct lp_backend {
                   const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
     /* y (M) = A (M x K) x */
     void (*sgemv)(int64_t M, int64_t K, const float *A, int64_t lda, const float *x, float *y);
+    /* y (K) = A (M x K)^T x */
+    void (*sgemv_t)(int64_t M, int64_t K, const float *A, int64_t lda, const float *x, float *y);
 } lp_backend;
 
 /* The backend in use (today: the CPU, through BLAS). */

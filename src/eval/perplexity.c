@@ -3,10 +3,12 @@
  * protocol (see eval.h for their exact definitions).
  *
  * Design: one window at a time: reset the KV cache, run the window as one
- * prefill producing every position's logits (T x V), then
+ * prefill scoring each scored position's next token (lp_forward_score:
+ * the head in vocabulary tiles with a running log-sum-exp, never T x V
+ * logits), then
  *   NLL(t) = logsumexp(logits[t]) - logits[t][target(t+1)]
- * accumulated in double. Windows are independent, so the result does not
- * depend on how many threads BLAS uses beyond f32 rounding.
+ * accumulated in double. Windows are independent, and no result depends on
+ * the thread count.
  */
 #include "llmpress/eval.h"
 
@@ -26,18 +28,6 @@ lp_ppl_params lp_ppl_default_params(void) {
 const char *lp_ppl_protocol_name(lp_ppl_protocol p) {
     return p == LP_PPL_LLAMACPP ? "llama.cpp (BOS per window, second half scored)"
                                 : "GPTQ (no BOS, non-overlapping windows, all tokens scored)";
-}
-
-/* Sum over positions [first, T-1) of -log p(win[t+1] | win[..t]). */
-static double window_nll(const float *logits, const int32_t *win, int64_t T, int64_t V, int64_t first) {
-    double total = 0;
-#pragma omp parallel for reduction(+ : total)
-    for (int64_t t = first; t < T - 1; t++) {
-        const float *row = logits + t * V;
-        float mx;
-        total += lp_row_lse(row, V, &mx) - (double)row[win[t + 1]];
-    }
-    return total;
 }
 
 lp_status lp_windows_plan(const lp_config *c, int64_t n, const lp_ppl_params *p, lp_windows *w) {
@@ -81,30 +71,32 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
                         lp_ppl_result *res, double *wnll) {
     memset(res, 0, sizeof *res);
     const lp_config *c = lp_model_config(m);
-    const int64_t V = c->vocab;
     lp_windows wp;
     LP_TRY(lp_windows_plan(c, n, p, &wp));
     const int64_t ctx = wp.ctx, first = wp.first, nwin = wp.nwin;
 
     lp_ctx *cx = NULL;
     LP_TRY(lp_ctx_init(m, ctx, ctx, &cx));
-    float *logits = malloc((size_t)(ctx * V) * sizeof(float));
-    int32_t *win = malloc((size_t)ctx * sizeof(int32_t));
-    if (!logits || !win) {
-        free(logits);
+    const int64_t k = ctx - first; /* rows scored: positions first .. ctx-1 (the last has no target) */
+    lp_token_score *sc = malloc((size_t)k * sizeof *sc);
+    int32_t *win = malloc((size_t)ctx * sizeof(int32_t)), *tgt = malloc((size_t)k * sizeof(int32_t));
+    if (!sc || !win || !tgt) {
+        free(sc);
         free(win);
+        free(tgt);
         lp_ctx_free(cx);
-        return lp_fail(LP_ERR_NOMEM, "perplexity: out of memory for %lld x %lld logits",
-                       (long long)ctx, (long long)V);
+        return lp_fail(LP_ERR_NOMEM, "perplexity: out of memory for a %lld-token window", (long long)ctx);
     }
     double t0 = lp_now_s();
     lp_status st = LP_OK;
     for (int64_t w = 0; w < nwin && st == LP_OK; w++) {
         lp_windows_fill(&wp, ids, w, win);
+        for (int64_t j = 0; j < k; j++) tgt[j] = j + 1 < k ? win[first + j + 1] : -1;
         lp_ctx_reset(cx);
-        st = lp_forward(cx, win, ctx, logits, true);
+        st = lp_forward_score(cx, win, ctx, k, tgt, sc);
         if (st != LP_OK) break;
-        double nll = window_nll(logits, win, ctx, V, first);
+        double nll = 0;
+        for (int64_t j = 0; j + 1 < k; j++) nll -= sc[j].logprob;
         if (!isfinite(nll)) {
             st = lp_fail(LP_ERR_NUMERIC, "perplexity: window %lld produced a non-finite NLL "
                          "(NaN/Inf in the model's output)", (long long)w);
@@ -118,8 +110,9 @@ lp_status lp_perplexity(const lp_model *m, const int32_t *ids, int64_t n, const 
     }
     res->seconds = lp_now_s() - t0;
     res->ppl = res->count ? exp(res->nll_sum / (double)res->count) : NAN; /* NaN only on failure */
-    free(logits);
+    free(sc);
     free(win);
+    free(tgt);
     lp_ctx_free(cx);
     return st;
 }

@@ -15,13 +15,15 @@
  *      inp = (ctx + cont)[-(W+1):][:-1]; cont is scored by its last |cont| rows.
  *   2. P = the longest common prefix of the inputs of the example's requests,
  *      at most up to each one's first scored row. Run inp[0:P] once with no
- *      logits, then for each request lp_ctx_rewind(P) and run inp[P:] with
- *      logits for its last |cont| rows only (lp_forward_tail). For a choice
+ *      logits, then for each request lp_ctx_rewind(P) and run inp[P:]
+ *      scoring its last |cont| rows only (lp_forward_score). For a choice
  *      task P is |ctx| - 1: the context runs once and each choice runs its
  *      last context token and its continuation. Winogrande's options share
  *      the words before the blank. With one request (lambada), P = 0.
- *   3. per scored row, log-softmax in double (max, then sum of exp) for the
- *      target's log-probability; greedy = the target is the first argmax.
+ *   3. per scored row, log-softmax in double for the target's
+ *      log-probability (the head in vocabulary tiles with a running
+ *      log-sum-exp, never rows x V logits); greedy = the target is the first
+ *      argmax.
  *   Sharing the prefix changes only f32 rounding against running each
  *   request whole (the test checks this to ~1e-4 against full-sequence
  *   lp_forward logits).
@@ -72,7 +74,7 @@ typedef struct {
 typedef struct {
     lp_ctx *cx;
     int64_t cap;   /* positions cx holds */
-    float *logits; /* rows x V */
+    lp_token_score *sc; /* rows */
     int64_t rows;
 } worker;
 
@@ -92,30 +94,22 @@ static lp_status grow_ctx(worker *w, const lp_model *m, int64_t need, int64_t W)
     return LP_OK;
 }
 
-static lp_status grow_logits(worker *w, int64_t rows, int64_t V) {
+static lp_status grow_scores(worker *w, int64_t rows) {
     if (rows <= w->rows) return LP_OK;
-    float *l = realloc(w->logits, (size_t)rows * (size_t)V * sizeof(float));
-    if (!l) return lp_fail(LP_ERR_NOMEM, "out of memory for %lld x %lld logits", (long long)rows, (long long)V);
-    w->logits = l;
+    lp_token_score *l = realloc(w->sc, (size_t)rows * sizeof *l);
+    if (!l) return lp_fail(LP_ERR_NOMEM, "out of memory for %lld scores", (long long)rows);
+    w->sc = l;
     w->rows = rows;
     return LP_OK;
 }
 
-/* Sum over the C rows of log softmax(row)[tgt], in double; greedy when every
- * target is its row's first argmax. */
-static void score_rows(const float *logits, int64_t V, const int32_t *tgt, int64_t C, lp_task_ll *out) {
+/* The C rows' scores summed: greedy when every target is its row's first argmax. */
+static void sum_scores(const lp_token_score *sc, int64_t C, lp_task_ll *out) {
     double lp = 0;
     bool greedy = true;
     for (int64_t j = 0; j < C; j++) {
-        const float *row = logits + j * V;
-        int64_t arg = 0;
-        float mx = row[0];
-        for (int64_t i = 1; i < V; i++)
-            if (row[i] > mx) mx = row[i], arg = i;
-        double s = 0;
-        for (int64_t i = 0; i < V; i++) s += exp((double)row[i] - (double)mx);
-        lp += (double)row[tgt[j]] - (double)mx - log(s);
-        if (arg != tgt[j]) greedy = false;
+        lp += sc[j].logprob;
+        greedy = greedy && sc[j].greedy;
     }
     out->logprob = lp;
     out->ntok = C;
@@ -124,7 +118,6 @@ static void score_rows(const float *logits, int64_t V, const int32_t *tgt, int64
 
 static lp_status score_example(worker *w, const lp_model *m, const lp_tokenizer *tok, const lp_task *t, int64_t e,
                                int64_t W, int32_t eot, lp_task_ll *ll) {
-    const int64_t V = lp_model_config(m)->vocab;
     const lp_task_example *ex = &t->examples[e];
     req_input *in = calloc((size_t)ex->count, sizeof *in);
     if (!in) return lp_fail(LP_ERR_NOMEM, "out of memory");
@@ -176,10 +169,11 @@ static lp_status score_example(worker *w, const lp_model *m, const lp_tokenizer 
             *o = (lp_task_ll){.logprob = 0, .ntok = 0, .greedy = true};
             continue;
         }
-        if ((st = grow_logits(w, in[r].C, V)) != LP_OK) break;
+        if ((st = grow_scores(w, in[r].C)) != LP_OK) break;
         if ((st = lp_ctx_rewind(w->cx, P)) != LP_OK) break;
-        if ((st = lp_forward_tail(w->cx, in[r].inp + P, in[r].len - P, in[r].C, w->logits)) != LP_OK) break;
-        score_rows(w->logits, V, in[r].tgt, in[r].C, o);
+        if ((st = lp_forward_score(w->cx, in[r].inp + P, in[r].len - P, in[r].C, in[r].tgt, w->sc)) != LP_OK)
+            break;
+        sum_scores(w->sc, in[r].C, o);
         if (!isfinite(o->logprob))
             st = lp_fail(LP_ERR_NUMERIC, "request %lld: a non-finite log-probability (NaN/Inf in the model's "
                          "output)", (long long)r);
@@ -234,7 +228,7 @@ lp_status lp_task_score(const lp_model *m, const lp_tokenizer *tok, const lp_tas
             d = ++done;
             if (p->progress && d < n && omp_get_thread_num() == 0) p->progress(p->progress_ud, d, n);
         }
-        free(w.logits);
+        free(w.sc);
         lp_ctx_free(w.cx);
     }
     if (err != LP_OK) return lp_fail(err, "%s", err_msg);

@@ -4,6 +4,8 @@
  */
 #include "format/dense.h"
 
+#include "format/dense16.h"
+
 #include "core/backend.h"
 #include "core/finite.h"
 #include "core/half.h"
@@ -115,9 +117,18 @@ static lp_status dense_dequant(const void *data, int64_t r0, int64_t r1, float *
     return LP_OK;
 }
 
+/* A 16-bit weight not yet converted runs from its stored form with dense16's
+ * kernels (half the bytes per token, no f32 copy; converted row tiles and
+ * sgemm for many tokens); a converted or f32 one with BLAS. */
 static lp_status dense_gemm(const void *data, const float *X, int64_t T, float *Y) {
     lp_dense *d = (lp_dense *)data; /* the f32 form is a cache of the stored weight */
-    if (!__atomic_load_n(&d->w, __ATOMIC_ACQUIRE)) LP_TRY(lp_dense_materialize(d));
+    if (!__atomic_load_n(&d->w, __ATOMIC_ACQUIRE)) {
+        if (((uintptr_t)d->raw & 1) == 0) {
+            const lp_dense16 v = {.rows = d->rows, .cols = d->cols, .dtype = d->dtype, .w = d->raw};
+            return lp_dense16_gemm_ex(&v, X, T, Y, lp_cpu_isa(), 0);
+        }
+        LP_TRY(lp_dense_materialize(d)); /* a mapping that is not 2-byte aligned */
+    }
     const lp_backend *be = lp_backend_default();
     if (T == 1) be->sgemv(d->rows, d->cols, d->w, d->cols, X, Y);
     else be->sgemm(true, T, d->rows, d->cols, 1.0f, X, d->cols, d->w, d->cols, 0.0f, Y, d->rows);

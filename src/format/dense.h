@@ -4,8 +4,9 @@
  *
  * What: W (rows x cols, out x in, row-major) as loaded from a checkpoint
  *   (f32 used in place from the mapping; bf16/f16 kept as a view of the
- *   mapping and converted to an owned f32 copy the first time a product
- *   needs it) or as made in memory by a method (owned f32).
+ *   mapping and multiplied from it with dense16's kernels, converted to an
+ *   owned f32 copy only when a method asks for one: lp_dense_materialize,
+ *   lp_dense_writable) or as made in memory by a method (owned f32).
  * Why: the uncompressed linears, the tied head and the low-rank or residual
  *   parts of composite linears all need the same thing; loading converts
  *   nothing, so a model whose linears are all about to be compressed never

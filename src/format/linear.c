@@ -81,6 +81,16 @@ int64_t lp_linear_nparams(const lp_linear *l) {
     return n;
 }
 
+lp_status lp_linear_dequant_rows(const lp_linear *l, int64_t r0, int64_t r1, float *out, float *tmp) {
+    LP_TRY(l->part[0].fmt->dequant(l->part[0].data, r0, r1, out));
+    const size_t n = (size_t)((r1 - r0) * l->cols);
+    for (int k = 1; k < l->nparts; k++) {
+        LP_TRY(l->part[k].fmt->dequant(l->part[k].data, r0, r1, tmp));
+        for (size_t i = 0; i < n; i++) out[i] += tmp[i];
+    }
+    return LP_OK;
+}
+
 float *lp_linear_to_f32(const lp_linear *l) {
     const size_t n = (size_t)(l->rows * l->cols);
     float *w = malloc(n * sizeof(float)), *tmp = NULL;

@@ -71,6 +71,11 @@ double lp_linear_paper_bits(const lp_linear *l);
  * part without one): what pruning and low rank keep. */
 int64_t lp_linear_nparams(const lp_linear *l);
 
+/* out ((r1 - r0) x cols) = rows [r0, r1) of W, the sum of the parts'
+ * dequantized rows (no bias); tmp (same size) is needed when nparts > 1.
+ * Inside a parallel region it runs on the calling thread alone. LP_ERR_NOMEM. */
+lp_status lp_linear_dequant_rows(const lp_linear *l, int64_t r0, int64_t r1, float *out, float *tmp);
+
 /* A dense f32 copy of W (rows x cols), malloc'd; NULL when out of memory. */
 float *lp_linear_to_f32(const lp_linear *l);
 

@@ -10,9 +10,14 @@
  *   (REFERENCE.md upcasts bf16 weights to f32 and computes in f32).
  * Design: a call processes T tokens at once (T = 1 is decode). Every matrix
  *   product is a lp_linear_forward (the backend's sgemm for dense weights,
- *   packed kernels for compressed ones); attention runs per query head as two
- *   backend sgemm calls against that head's slice of the cache, Q K^T then
- *   P V, with the causal (and sliding-window) mask applied between them.
+ *   packed kernels for compressed ones); attention runs per (query head,
+ *   chunk of 128 queries) as two backend products against that head's slice
+ *   of the cache, Q K^T then P V (sgemm, or sgemv for a few queries), with
+ *   the causal (and sliding-window) mask applied between them; the items
+ *   are spread over threads, so scores are at most 128 x L per thread.
+ *   The head runs only on the rows whose logits are asked for; scoring
+ *   (lp_forward_score, score.c) runs it in vocabulary tiles instead of
+ *   making rows x V logits.
  *   The block is written once, here: the forward pass, the calibration
  *   pipeline (its pieces: lp_block_norm, lp_block_attention,
  *   lp_block_residual, lp_mlp_act) and AWQ's searches (lp_block_forward with
@@ -30,8 +35,14 @@
 #include "core/status_impl.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum {
+    QCHUNK = 128,     /* queries per attention work item: a chunk sees keys [0, its last position] */
+    FEW_QUERIES = 4,  /* up to this many queries, attention runs as matrix-vector products */
+};
 
 struct lp_ctx {
     const lp_model *m;
@@ -47,7 +58,8 @@ struct lp_ctx {
     float *tmp;    /* T x D */
     float *gate;   /* T x F */
     float *up;     /* T x F */
-    float *scores; /* T x max_tokens */
+    float *scores; /* nth x QCHUNK x max_tokens: each thread's attention scores */
+    int nth;       /* threads the scores were sized for */
     const lp_block_hooks *hooks; /* lp_block_forward's, else NULL */
     bool stopped;                /* a hook stopped the block */
 };
@@ -121,7 +133,8 @@ lp_status lp_ctx_init(const lp_model *m, int64_t max_tokens, int64_t max_batch, 
     x->tmp = malloc((size_t)(B * c->dim) * sizeof(float));
     x->gate = malloc((size_t)(B * c->ffn) * sizeof(float));
     x->up = malloc((size_t)(B * c->ffn) * sizeof(float));
-    x->scores = malloc((size_t)(B * max_tokens) * sizeof(float));
+    x->nth = omp_get_max_threads();
+    x->scores = malloc((size_t)x->nth * (size_t)((B < QCHUNK ? B : QCHUNK) * max_tokens) * sizeof(float));
     if (!x->kcache || !x->vcache || !x->cos || !x->sin || !x->x || !x->xn || !x->q || !x->kv ||
         !x->att || !x->tmp || !x->gate || !x->up || !x->scores) {
         lp_ctx_free(x);
@@ -244,22 +257,37 @@ static lp_status attention_heads(lp_ctx *c, int64_t l, int64_t T) {
         }
     }
 
-    /* Queries in chunks of QCHUNK rows: chunk [t0, t1) sees keys [0, pos0 + t1)
-     * only, so a long prefill skips most of the masked upper triangle. */
-    enum { QCHUNK = 128 };
+    /* Work items: (head, chunk of QCHUNK queries); chunk [t0, t1) sees keys
+     * [0, pos0 + t1) only, so a long prefill skips most of the masked upper
+     * triangle, and scores are never T x T. Each item is computed by one
+     * thread with single-threaded BLAS calls, so results do not depend on
+     * the thread count; small items (a decode step) run on the caller. */
     const float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t h = 0; h < H; h++) {
+    const int64_t nchunk = (T + QCHUNK - 1) / QCHUNK, items = H * nchunk;
+    const int64_t rows = T < QCHUNK ? T : QCHUNK;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->nth) if (items > 1 && T * (pos0 + T) * hd * H > (1 << 16))
+    for (int64_t it = 0; it < items; it++) {
+        const int64_t h = it / nchunk, t0 = (it % nchunk) * QCHUNK;
         const int64_t g = h / rep; /* HF repeat_kv: query head h reads kv head h / rep */
         const float *K = c->kcache + ((l * KV + g) * c->max_tokens) * hd; /* Lk x hd */
         const float *V = c->vcache + ((l * KV + g) * c->max_tokens) * hd;
-        for (int64_t t0 = 0; t0 < T; t0 += QCHUNK) {
-            const int64_t n = T - t0 < QCHUNK ? T - t0 : QCHUNK, lk = pos0 + t0 + n;
-            /* S (n x lk) = scale * Q_h K^T */
-            be->sgemm(true, n, lk, hd, scale, c->q + (t0 * H + h) * hd, H * hd, K, hd, 0.0f, c->scores, lk);
-            masked_softmax(c->scores, n, lk, pos0 + t0, cf->sliding_window);
-            /* att_h (n x hd) = P V */
-            be->sgemm(false, n, hd, lk, 1.0f, c->scores, lk, V, hd, 0.0f, c->att + (t0 * H + h) * hd, H * hd);
+        const int64_t n = T - t0 < QCHUNK ? T - t0 : QCHUNK, lk = pos0 + t0 + n;
+        float *S = c->scores + (size_t)omp_get_thread_num() * (size_t)(rows * c->max_tokens); /* n x lk */
+        const float *Q = c->q + (t0 * H + h) * hd;
+        float *O = c->att + (t0 * H + h) * hd;
+        if (n <= FEW_QUERIES) { /* S = scale * K q, then O = V^T softmax(S), query by query */
+            for (int64_t i = 0; i < n; i++) {
+                be->sgemv(lk, hd, K, hd, Q + i * H * hd, S + i * lk);
+                for (int64_t j = 0; j < lk; j++) S[i * lk + j] *= scale;
+            }
+            masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
+            for (int64_t i = 0; i < n; i++) be->sgemv_t(lk, hd, V, hd, S + i * lk, O + i * H * hd);
+            continue;
         }
+        /* S (n x lk) = scale * Q_h K^T, then att_h (n x hd) = softmax(S) V */
+        be->sgemm(true, n, lk, hd, scale, Q, H * hd, K, hd, 0.0f, S, lk);
+        masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
+        be->sgemm(false, n, hd, lk, 1.0f, S, lk, V, hd, 0.0f, O, H * hd);
     }
     return LP_OK;
 }
@@ -304,12 +332,15 @@ static lp_status mlp_block(lp_ctx *c, int64_t l, int64_t T) {
     return residual(lin(c, l, LP_DOWN), c->gate, T, c->x, c->x, c->tmp);
 }
 
-lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits) {
+/* Run T tokens; for the last k, logits (k x V) or, when logits is NULL and
+ * scores is not, the scores of targets (k). */
+static lp_status run_tokens(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits,
+                            const int32_t *targets, lp_token_score *scores) {
     const lp_model *m = c->m;
     const lp_config *cf = &m->cfg;
     const int64_t D = cf->dim, V = cf->vocab;
     if (T <= 0) return lp_fail(LP_ERR_ARG, "lp_forward: no tokens given");
-    if (k < 0 || k > T || (k > 0 && !logits))
+    if (k < 0 || k > T || (k > 0 && !logits && !(targets && scores)))
         return lp_fail(LP_ERR_ARG, "lp_forward: logits of the last %lld of %lld tokens asked for", (long long)k,
                        (long long)T);
     if (c->pos + T > c->max_tokens)
@@ -319,10 +350,6 @@ lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k
         if (tokens[t] < 0 || tokens[t] >= cf->vocab)
             return lp_fail(LP_ERR_ARG, "token id %d at index %lld is outside the vocabulary [0, %lld)",
                            tokens[t], (long long)t, (long long)cf->vocab);
-    /* The head is the largest dense matrix (the whole vocabulary): convert it
-     * before any work, so that running out of memory fails early. */
-    lp_dense *head = lp_linear_data(&m->head, &lp_format_dense);
-    if (k > 0 && head) LP_TRY(lp_dense_materialize(head));
     /* Long inputs are processed in chunks of max_batch tokens; the head runs
      * only on the chunk's rows at or after T - k. */
     for (int64_t done = 0; done < T;) {
@@ -335,48 +362,47 @@ lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k
         c->pos += n;
         const int64_t first = T - k > done ? T - k : done; /* first row with logits */
         if (first < done + n) {
-            const int64_t r = done + n - first;
+            const int64_t r = done + n - first, o = first - (T - k);
             rmsnorm(c->xn, c->x + (first - done) * D, m->norm, r, D, cf->norm_eps);
-            LP_TRY(lp_linear_forward(&m->head, c->xn, r, logits + (first - (T - k)) * V));
+            if (logits) LP_TRY(lp_linear_forward(&m->head, c->xn, r, logits + o * V));
+            else LP_TRY(lp_head_score(m, c->xn, r, targets + o, scores + o));
         }
         done += n;
     }
     return LP_OK;
 }
 
+lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits) {
+    return run_tokens(c, tokens, T, k, logits, NULL, NULL);
+}
+
+lp_status lp_forward_score(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, const int32_t *targets,
+                           lp_token_score *out) {
+    if (k > 0 && (!targets || !out)) return lp_fail(LP_ERR_ARG, "lp_forward_score: no targets or output given");
+    return run_tokens(c, tokens, T, k, NULL, targets, out);
+}
+
 lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits, bool all_logits) {
     return lp_forward_tail(c, tokens, T, !logits ? 0 : all_logits ? T : 1, logits);
 }
 
-#define NLL_ROWS 64 /* logits rows made at once by lp_hidden_nll */
+void lp_final_norm(const lp_model *m, const float *x, int64_t T, float *out) {
+    rmsnorm(out, x, m->norm, T, m->cfg.dim, m->cfg.norm_eps);
+}
 
 lp_status lp_hidden_nll(const lp_model *m, const float *x, int64_t T, const int32_t *next, double *nll) {
-    const int64_t D = m->cfg.dim, V = m->cfg.vocab;
     *nll = 0.0;
-    lp_dense *head = lp_linear_data(&m->head, &lp_format_dense);
-    if (head) LP_TRY(lp_dense_materialize(head));
-    float *xn = malloc((size_t)(NLL_ROWS * D) * sizeof *xn), *lg = malloc((size_t)(NLL_ROWS * V) * sizeof *lg);
-    lp_status s = xn && lg ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory for %d x %lld logits", NLL_ROWS, (long long)V);
-    for (int64_t t0 = 0; s == LP_OK && t0 < T; t0 += NLL_ROWS) {
-        const int64_t n = T - t0 < NLL_ROWS ? T - t0 : NLL_ROWS;
-        rmsnorm(xn, x + t0 * D, m->norm, n, D, m->cfg.norm_eps);
-        s = lp_linear_forward(&m->head, xn, n, lg);
-        double part = 0.0;
-#pragma omp parallel for reduction(+ : part) schedule(static) if (s == LP_OK)
-        for (int64_t t = 0; t < n; t++) {
-            const int32_t y = next[t0 + t];
-            if (y < 0) continue;
-            const float *z = lg + t * V;
-            float mx = z[0];
-            for (int64_t v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-            double se = 0.0;
-            for (int64_t v = 0; v < V; v++) se += exp((double)(z[v] - mx));
-            part += log(se) + (double)mx - (double)z[y];
-        }
-        *nll += part;
+    float *xn = malloc((size_t)(T * m->cfg.dim) * sizeof *xn);
+    lp_token_score *sc = malloc((size_t)T * sizeof *sc);
+    lp_status s = xn && sc ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory for %lld hidden states", (long long)T);
+    if (s == LP_OK) {
+        lp_final_norm(m, x, T, xn);
+        s = lp_head_score(m, xn, T, next, sc);
     }
+    for (int64_t t = 0; s == LP_OK && t < T; t++)
+        if (next[t] >= 0) *nll -= sc[t].logprob;
     free(xn);
-    free(lg);
+    free(sc);
     return s;
 }
 

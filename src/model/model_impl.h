@@ -115,9 +115,16 @@ lp_status lp_block_forward(lp_ctx *c, int64_t l, float *x, int64_t T, const lp_b
 
 /* The summed negative log-likelihood of next[t] after hidden states x
  * (T x D, a final block's output) for the t with next[t] >= 0: the final
- * RMSNorm, the head, log-softmax (in double, per token). Logits are made a
- * few rows at a time, never T x V at once. LP_ERR_NOMEM. */
+ * RMSNorm, then lp_head_score. LP_ERR_NOMEM. */
 lp_status lp_hidden_nll(const lp_model *m, const float *x, int64_t T, const int32_t *next, double *nll);
+
+/* out[r] = the score of tgt[r] (< 0: not scored) under softmax(head xn_r)
+ * for R rows of final-normalized hidden states xn (R x D), the head run in
+ * vocabulary tiles (score.c); never R x V logits. LP_ERR_NOMEM. */
+lp_status lp_head_score(const lp_model *m, const float *xn, int64_t R, const int32_t *tgt, lp_token_score *out);
+
+/* out (T x D) = the final RMSNorm of x. */
+void lp_final_norm(const lp_model *m, const float *x, int64_t T, float *out);
 
 /* The pieces of block l, for pipelines that keep the intermediate states
  * (T <= the context's batch; the context's cache is scratch):

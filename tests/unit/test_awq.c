@@ -338,6 +338,14 @@ static void fold_only(const char *what, lp_model *m, lp_model *orig, bool expect
     lp_ctx *ctx = NULL, *octx = NULL;
     CHECK_OK(lp_ctx_init(m, LCAL, LCAL, &ctx));
     CHECK_OK(lp_ctx_init(orig, LCAL, LCAL, &octx));
+    /* AWQ converts a block's 16-bit weights to f32 for its search and runs the
+     * block with them; the copy must make the same products (BLAS on f32),
+     * not dense16's kernels on the stored form */
+    for (int64_t l = 0; l < c->n_layers; l++)
+        for (int k = 0; k < LP_NLIN; k++) {
+            lp_dense *d = lp_linear_data(&orig->layers[l].lin[k], &lp_format_dense);
+            if (d && !d->w) CHECK_OK(lp_dense_materialize(d));
+        }
     lp_settings *s = settings("awq bits=3 group=32 awq-no-clip");
     const lp_awq_settings *p = s ? lp_settings_data(s) : NULL;
     CHECK(p && p->bits == 3 && p->group == 32 && !p->no_scale && p->no_clip);
