@@ -17,6 +17,7 @@
  */
 #include "llmpress/eval.h"
 
+#include "core/argmax.h"
 #include "core/clock.h"
 #include "core/status_impl.h"
 #include "eval/windows.h"
@@ -25,13 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int64_t argmax(const float *z, int64_t V) {
-    int64_t best = 0;
-    for (int64_t v = 1; v < V; v++)
-        if (z[v] > z[best]) best = v;
-    return best;
-}
 
 static int cmp_float(const void *a, const void *b) {
     const float x = *(const float *)a, y = *(const float *)b;
@@ -76,7 +70,7 @@ static window_sums score_window(const float *zq, const float *zp, const int32_t 
         kl[t - first] = (float)d;
         kl_sum += d;
         nll_ref += lpp - (double)p[win[t + 1]];
-        same += argmax(q, V) == argmax(p, V);
+        same += lp_argmax(q, V) == lp_argmax(p, V);
     }
     return (window_sums){nll, nll_ref, kl_sum, same};
 }

@@ -12,6 +12,8 @@
  */
 #include "llmpress/model.h"
 
+#include "core/argmax.h"
+#include "core/finite.h"
 #include "core/status_impl.h"
 
 #include <math.h>
@@ -77,14 +79,12 @@ static int by_prob_desc(const void *a, const void *b, void *arg) {
 lp_status lp_sample(lp_sampler *s, const float *logits, int32_t *token) {
     const int64_t V = s->vocab;
     *token = -1;
-    int32_t best = 0;
-    for (int64_t i = 0; i < V; i++) {
-        if (!isfinite(logits[i]))
-            return lp_fail(LP_ERR_NUMERIC, "sampler: the logit of token %lld is %s; expected finite "
-                           "logits (NaN/Inf in the model's weights or an overflow in its activations)",
-                           (long long)i, isnan(logits[i]) ? "NaN" : logits[i] > 0 ? "+Inf" : "-Inf");
-        if (logits[i] > logits[best]) best = (int32_t)i;
-    }
+    const int64_t bad = lp_finite_find(LP_FP_F32, logits, V);
+    if (bad >= 0)
+        return lp_fail(LP_ERR_NUMERIC, "sampler: the logit of token %lld is %s; expected finite "
+                       "logits (NaN/Inf in the model's weights or an overflow in its activations)",
+                       (long long)bad, isnan(logits[bad]) ? "NaN" : logits[bad] > 0 ? "+Inf" : "-Inf");
+    const int32_t best = (int32_t)lp_argmax(logits, V);
     if (s->p.temperature == 0.0f) return *token = best, LP_OK;
 
     const double invt = 1.0 / s->p.temperature;
