@@ -12,11 +12,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "core/cpu.h"
 #include "core/fileio.h"
 
 static const char *const USAGE =
@@ -90,23 +87,7 @@ static int close_stdout(int rc) {
     return rc ? rc : 1;
 }
 
-/* OpenBLAS picks its kernels for the CPU when it loads, from
- * OPENBLAS_CORETYPE or its CPUID table. The 0.3.21 of Debian 12 does not know
- * AVX-512 Zen (4 and 5) and runs its Haswell (AVX2) kernels there, at half
- * the sgemm speed of its SkylakeX (AVX-512) ones, which these CPUs run (2x
- * measured on Zen 5: 105 -> 200 GFLOP/s per core). So when this CPU has
- * AVX-512, the variable is unset and OpenBLAS chose an AVX2 core, set it and
- * start again; a user's own OPENBLAS_CORETYPE is left alone. */
-static void choose_blas_kernels(char **argv) {
-    if (getenv("OPENBLAS_CORETYPE") || !lp_cpu_supports(LP_ISA_AVX512)) return;
-    const char *core = openblas_get_corename();
-    if (!core || (strcasecmp(core, "haswell") && strcasecmp(core, "zen"))) return;
-    if (setenv("OPENBLAS_CORETYPE", "SkylakeX", 1) != 0) return;
-    execv("/proc/self/exe", argv); /* returns only on failure: go on with the kernels we have */
-}
-
 int main(int argc, char **argv) {
-    choose_blas_kernels(argv);
     /* a signal ignored by whoever started us (nohup, a background job of a
      * script) stays ignored */
     if (signal(SIGINT, on_fatal_signal) == SIG_IGN) signal(SIGINT, SIG_IGN);
