@@ -58,6 +58,18 @@ static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, 
     }
 }
 
+/* Rows [16 i, 16 i + 16) of Y for all T tokens, LP_QGEMM_MAX_T at a time. */
+static void packed_tile(const lp_qkernels *k, const lp_qgroup *w, const float *xp, const float *xsum, int64_t T,
+                        float *Y, int64_t i) {
+    const int64_t rows = w->rows, ldx = lp_qkernels_ldx(w);
+    const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
+    for (int64_t t0 = 0; t0 < T; t0 += LP_QGEMM_MAX_T) {
+        const int64_t n = T - t0 < LP_QGEMM_MAX_T ? T - t0 : LP_QGEMM_MAX_T;
+        if (n == 1) k->gemv(w, xp + t0 * ldx, xsum + t0 * w->ngroups, Y + t0 * rows, r0, r1);
+        else k->gemv_multi(w, n, xp + t0 * ldx, xsum + t0 * w->ngroups, Y + t0 * rows, rows, r0, r1);
+    }
+}
+
 static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
                              float *Y) {
     int64_t ldx = lp_qkernels_ldx(w); /* 512-byte rows: every x vector load is aligned */
@@ -69,15 +81,13 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
     int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
     /* Which thread runs a tile never changes its result, so tiles are handed
      * out dynamically (a core stolen by another process does not stall the
-     * call); the if() only avoids waking threads for tiny layers. */
-#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && rows * w->cols * T > (1 << 15))
-    for (int64_t i = 0; i < ntiles; i++) {
-        int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
-        for (int64_t t0 = 0; t0 < T; t0 += LP_QGEMM_MAX_T) {
-            int64_t n = T - t0 < LP_QGEMM_MAX_T ? T - t0 : LP_QGEMM_MAX_T;
-            if (n == 1) k->gemv(w, xp + t0 * ldx, xsum + t0 * w->ngroups, Y + t0 * rows, r0, r1);
-            else k->gemv_multi(w, n, xp + t0 * ldx, xsum + t0 * w->ngroups, Y + t0 * rows, rows, r0, r1);
-        }
+     * call). Tiny layers and one thread enter no OpenMP region at all: one
+     * costs ~1 us even when its if() is false. */
+    if (ntiles == 1 || rows * w->cols * T <= (1 << 15) || omp_get_max_threads() == 1) {
+        for (int64_t i = 0; i < ntiles; i++) packed_tile(k, w, xp, xsum, T, Y, i);
+    } else {
+#pragma omp parallel for schedule(dynamic, 4)
+        for (int64_t i = 0; i < ntiles; i++) packed_tile(k, w, xp, xsum, T, Y, i);
     }
     free(xp);
     return LP_OK;

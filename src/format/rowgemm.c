@@ -14,6 +14,17 @@
 /* 64-byte aligned scratch (aligned_alloc wants a multiple of the alignment). */
 static float *scratch(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
 
+/* Rows [TILE i, TILE i + TILE) of Y for all T tokens, max_t at a time. */
+static void packed_tile(const lp_rowgemm *g, const float *X, const float *xp, int64_t T, float *Y, int64_t i) {
+    const int64_t R = g->rows, ldx = g->ldx;
+    const int64_t r0 = i * LP_ROWGEMM_TILE, r1 = r0 + LP_ROWGEMM_TILE < R ? r0 + LP_ROWGEMM_TILE : R;
+    for (int64_t t0 = 0; t0 < T; t0 += g->max_t) {
+        const int64_t n = T - t0 < g->max_t ? T - t0 : g->max_t;
+        g->rows_fn(g->w, n, xp + t0 * ldx, ldx, Y + t0 * R, R, r0, r1);
+    }
+    if (g->extra) g->extra(g->w, X, T, Y, r0, r1);
+}
+
 static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, float *Y) {
     const int64_t ldx = g->ldx, R = g->rows, C = g->cols;
     const size_t bytes = (size_t)(T * ldx) * sizeof(float);
@@ -25,15 +36,13 @@ static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, floa
     }
     const int64_t ntiles = (R + LP_ROWGEMM_TILE - 1) / LP_ROWGEMM_TILE;
     /* which thread runs a tile never changes its result, so tiles are handed
-     * out dynamically; the if() only avoids waking threads for tiny layers */
-#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && R * C * T > (1 << 15))
-    for (int64_t i = 0; i < ntiles; i++) {
-        const int64_t r0 = i * LP_ROWGEMM_TILE, r1 = r0 + LP_ROWGEMM_TILE < R ? r0 + LP_ROWGEMM_TILE : R;
-        for (int64_t t0 = 0; t0 < T; t0 += g->max_t) {
-            const int64_t n = T - t0 < g->max_t ? T - t0 : g->max_t;
-            g->rows_fn(g->w, n, xp + t0 * ldx, ldx, Y + t0 * R, R, r0, r1);
-        }
-        if (g->extra) g->extra(g->w, X, T, Y, r0, r1);
+     * out dynamically; tiny layers and one thread enter no OpenMP region (one
+     * costs ~1 us even when its if() is false) */
+    if (ntiles == 1 || R * C * T <= (1 << 15) || omp_get_max_threads() == 1) {
+        for (int64_t i = 0; i < ntiles; i++) packed_tile(g, X, xp, T, Y, i);
+    } else {
+#pragma omp parallel for schedule(dynamic, 4)
+        for (int64_t i = 0; i < ntiles; i++) packed_tile(g, X, xp, T, Y, i);
     }
     free(xp);
     return LP_OK;

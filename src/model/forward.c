@@ -176,17 +176,27 @@ lp_status lp_ctx_rewind(lp_ctx *c, int64_t pos) {
 }
 int64_t lp_ctx_pos(const lp_ctx *c) { return c->pos; }
 
-/* out (T x D) = x / sqrt(mean(x^2) + eps) * w, row by row. */
+/* An OpenMP region costs ~1 us even when its if() clause is false (the
+ * runtime still sets up a team of one), tens of times per decode step; the
+ * row loops below enter one only when there are enough rows to share. */
+enum { PAR_ROWS = 8 };
+
+/* Row t of rmsnorm: out = x / sqrt(mean(x^2) + eps) * w. */
+static void rmsnorm_row(float *o, const float *xr, const float *w, int64_t D, float eps) {
+    double ss = 0;
+    for (int64_t i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
+    float r = 1.0f / sqrtf((float)(ss / (double)D) + eps);
+    for (int64_t i = 0; i < D; i++) o[i] = w[i] * (xr[i] * r);
+}
+
+/* out (T x D) = rmsnorm of each row of x. */
 static void rmsnorm(float *out, const float *x, const float *w, int64_t T, int64_t D, float eps) {
-#pragma omp parallel for if (T > 8)
-    for (int64_t t = 0; t < T; t++) {
-        const float *xr = x + t * D;
-        float *o = out + t * D;
-        double ss = 0;
-        for (int64_t i = 0; i < D; i++) ss += (double)xr[i] * xr[i];
-        float r = 1.0f / sqrtf((float)(ss / (double)D) + eps);
-        for (int64_t i = 0; i < D; i++) o[i] = w[i] * (xr[i] * r);
+    if (T <= PAR_ROWS) {
+        for (int64_t t = 0; t < T; t++) rmsnorm_row(out + t * D, x + t * D, w, D, eps);
+        return;
     }
+#pragma omp parallel for
+    for (int64_t t = 0; t < T; t++) rmsnorm_row(out + t * D, x + t * D, w, D, eps);
 }
 
 /* Rotate n_heads heads of hd values in each of T rows (row stride n_heads*hd),
@@ -207,26 +217,66 @@ static void rope(float *v, int64_t T, int64_t n_heads, int64_t hd, int64_t pos0,
     }
 }
 
-/* Causal softmax of each row of S (T x Lk): query t sits at position pos0+t and
+/* Causal softmax of row t of S (T x Lk): query t sits at position pos0+t and
  * sees keys j <= pos0+t (and j > pos0+t-window when a window is set). */
-static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_t window) {
-#pragma omp parallel for if (T > 8)
-    for (int64_t t = 0; t < T; t++) {
-        float *row = S + t * Lk;
-        int64_t hi = pos0 + t + 1; /* keys [lo, hi) are visible */
-        int64_t lo = window > 0 && hi > window ? hi - window : 0;
-        float mx = -INFINITY;
-        for (int64_t j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
-        double sum = 0;
-        for (int64_t j = lo; j < hi; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < lo; j++) row[j] = 0;
-        for (int64_t j = lo; j < hi; j++) row[j] *= inv;
-        for (int64_t j = hi; j < Lk; j++) row[j] = 0;
+static void masked_softmax_row(float *row, int64_t t, int64_t Lk, int64_t pos0, int64_t window) {
+    int64_t hi = pos0 + t + 1; /* keys [lo, hi) are visible */
+    int64_t lo = window > 0 && hi > window ? hi - window : 0;
+    float mx = -INFINITY;
+    for (int64_t j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
+    double sum = 0;
+    for (int64_t j = lo; j < hi; j++) {
+        row[j] = expf(row[j] - mx);
+        sum += row[j];
     }
+    float inv = (float)(1.0 / sum);
+    for (int64_t j = 0; j < lo; j++) row[j] = 0;
+    for (int64_t j = lo; j < hi; j++) row[j] *= inv;
+    for (int64_t j = hi; j < Lk; j++) row[j] = 0;
+}
+
+static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_t window) {
+    if (T <= PAR_ROWS) {
+        for (int64_t t = 0; t < T; t++) masked_softmax_row(S + t * Lk, t, Lk, pos0, window);
+        return;
+    }
+#pragma omp parallel for
+    for (int64_t t = 0; t < T; t++) masked_softmax_row(S + t * Lk, t, Lk, pos0, window);
+}
+
+/* Attention work item `it` of layer l (T new tokens, their q in c->q and
+ * keys/values already in the cache): query head h = it / nchunk and the
+ * chunk of QCHUNK queries t0 = (it mod nchunk) QCHUNK, which sees keys
+ * [0, pos0 + t0 + n) only (a long prefill skips most of the masked upper
+ * triangle, and scores are never T x T but n x lk in thread tid's scratch).
+ * One thread, single-threaded BLAS calls: no result depends on the thread
+ * count. */
+static void attend_item(lp_ctx *c, int64_t l, int64_t T, int64_t it, int tid) {
+    const lp_config *cf = &c->m->cfg;
+    const lp_backend *be = lp_backend_default();
+    const int64_t H = cf->n_heads, KV = cf->n_kv_heads, hd = cf->head_dim, pos0 = c->pos;
+    const int64_t nchunk = (T + QCHUNK - 1) / QCHUNK, h = it / nchunk, t0 = (it % nchunk) * QCHUNK;
+    const int64_t g = h / (H / KV); /* HF repeat_kv: query head h reads kv head h / rep */
+    const float *K = c->kcache + ((l * KV + g) * c->max_tokens) * hd; /* Lk x hd */
+    const float *V = c->vcache + ((l * KV + g) * c->max_tokens) * hd;
+    const int64_t n = T - t0 < QCHUNK ? T - t0 : QCHUNK, lk = pos0 + t0 + n;
+    float *S = c->scores + (size_t)tid * (size_t)((T < QCHUNK ? T : QCHUNK) * c->max_tokens); /* n x lk */
+    const float *Q = c->q + (t0 * H + h) * hd;
+    float *O = c->att + (t0 * H + h) * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    if (n <= FEW_QUERIES) { /* S = scale * K q, then O = V^T softmax(S), query by query */
+        for (int64_t i = 0; i < n; i++) {
+            be->sgemv(lk, hd, K, hd, Q + i * H * hd, S + i * lk);
+            for (int64_t j = 0; j < lk; j++) S[i * lk + j] *= scale;
+        }
+        masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
+        for (int64_t i = 0; i < n; i++) be->sgemv_t(lk, hd, V, hd, S + i * lk, O + i * H * hd);
+        return;
+    }
+    /* S (n x lk) = scale * Q_h K^T, then att_h (n x hd) = softmax(S) V */
+    be->sgemm(true, n, lk, hd, scale, Q, H * hd, K, hd, 0.0f, S, lk);
+    masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
+    be->sgemm(false, n, hd, lk, 1.0f, S, lk, V, hd, 0.0f, O, H * hd);
 }
 
 /* c->att (T x H*hd) = the heads' attention output for c->x, before o. */
@@ -234,9 +284,8 @@ static lp_status attention_heads(lp_ctx *c, int64_t l, int64_t T) {
     const lp_model *m = c->m;
     const lp_config *cf = &m->cfg;
     const lp_layer *L = &m->layers[l];
-    const lp_backend *be = lp_backend_default();
     const int64_t D = cf->dim, H = cf->n_heads, KV = cf->n_kv_heads, hd = cf->head_dim;
-    const int64_t pos0 = c->pos, rep = H / KV;
+    const int64_t pos0 = c->pos;
     float *kn = c->kv, *vn = c->kv + T * KV * hd;
 
     rmsnorm(c->xn, c->x, L->attn_norm, T, D, cf->norm_eps);
@@ -257,38 +306,15 @@ static lp_status attention_heads(lp_ctx *c, int64_t l, int64_t T) {
         }
     }
 
-    /* Work items: (head, chunk of QCHUNK queries); chunk [t0, t1) sees keys
-     * [0, pos0 + t1) only, so a long prefill skips most of the masked upper
-     * triangle, and scores are never T x T. Each item is computed by one
-     * thread with single-threaded BLAS calls, so results do not depend on
-     * the thread count; small items (a decode step) run on the caller. */
-    const float scale = 1.0f / sqrtf((float)hd);
-    const int64_t nchunk = (T + QCHUNK - 1) / QCHUNK, items = H * nchunk;
-    const int64_t rows = T < QCHUNK ? T : QCHUNK;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(c->nth) if (items > 1 && T * (pos0 + T) * hd * H > (1 << 16))
-    for (int64_t it = 0; it < items; it++) {
-        const int64_t h = it / nchunk, t0 = (it % nchunk) * QCHUNK;
-        const int64_t g = h / rep; /* HF repeat_kv: query head h reads kv head h / rep */
-        const float *K = c->kcache + ((l * KV + g) * c->max_tokens) * hd; /* Lk x hd */
-        const float *V = c->vcache + ((l * KV + g) * c->max_tokens) * hd;
-        const int64_t n = T - t0 < QCHUNK ? T - t0 : QCHUNK, lk = pos0 + t0 + n;
-        float *S = c->scores + (size_t)omp_get_thread_num() * (size_t)(rows * c->max_tokens); /* n x lk */
-        const float *Q = c->q + (t0 * H + h) * hd;
-        float *O = c->att + (t0 * H + h) * hd;
-        if (n <= FEW_QUERIES) { /* S = scale * K q, then O = V^T softmax(S), query by query */
-            for (int64_t i = 0; i < n; i++) {
-                be->sgemv(lk, hd, K, hd, Q + i * H * hd, S + i * lk);
-                for (int64_t j = 0; j < lk; j++) S[i * lk + j] *= scale;
-            }
-            masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
-            for (int64_t i = 0; i < n; i++) be->sgemv_t(lk, hd, V, hd, S + i * lk, O + i * H * hd);
-            continue;
-        }
-        /* S (n x lk) = scale * Q_h K^T, then att_h (n x hd) = softmax(S) V */
-        be->sgemm(true, n, lk, hd, scale, Q, H * hd, K, hd, 0.0f, S, lk);
-        masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
-        be->sgemm(false, n, hd, lk, 1.0f, S, lk, V, hd, 0.0f, O, H * hd);
+    /* Work items: (head, chunk of QCHUNK queries), spread over threads when
+     * there is enough work (not in a decode step at a short context). */
+    const int64_t items = H * ((T + QCHUNK - 1) / QCHUNK);
+    if (items == 1 || T * (pos0 + T) * hd * H <= (1 << 16)) {
+        for (int64_t it = 0; it < items; it++) attend_item(c, l, T, it, 0);
+        return LP_OK;
     }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->nth)
+    for (int64_t it = 0; it < items; it++) attend_item(c, l, T, it, omp_get_thread_num());
     return LP_OK;
 }
 
@@ -306,15 +332,24 @@ static lp_status attention_block(lp_ctx *c, int64_t l, int64_t T) {
     return residual(lin(c, l, LP_O), c->att, T, c->x, c->x, c->tmp);
 }
 
+/* act[i] = silu(act[i]) * u[i] for n values. */
+static void silu_mul(float *act, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = act[i];
+        act[i] = g / (1.0f + expf(-g)) * u[i];
+    }
+}
+
 lp_status lp_mlp_act(const lp_linear *gate, const lp_linear *up, const float *xn, int64_t T, float *act, float *u) {
     const int64_t F = gate->rows;
     LP_TRY(lp_linear_forward(gate, xn, T, act));
     LP_TRY(lp_linear_forward(up, xn, T, u));
-#pragma omp parallel for if (T > 8)
-    for (int64_t i = 0; i < T * F; i++) {
-        float g = act[i];
-        act[i] = g / (1.0f + expf(-g)) * u[i]; /* silu(g) * u */
+    if (T <= PAR_ROWS) {
+        silu_mul(act, u, T * F);
+        return LP_OK;
     }
+#pragma omp parallel for
+    for (int64_t t = 0; t < T; t++) silu_mul(act + t * F, u + t * F, F);
     return LP_OK;
 }
 
