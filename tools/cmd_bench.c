@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char *const HELP =
-    "usage: llmpress bench MODEL [-p 512] [-n 128] [-d 0] [--reps 3] [--threads N] [--json]\n"
+    "usage: llmpress bench MODEL [-p 512] [-n 128] [-d 0] [--reps 3] [--threads N] [--act f32|q8] [--json]\n"
     "\n"
     "Prefill and decode speed of MODEL (original or compressed), as llama-bench's pp/tg:\n"
     "  -p, --prompt N   prefill a prompt of N tokens in one call (default 512)\n"
@@ -20,6 +20,9 @@ static const char *const HELP =
     "                   as llama-bench)\n"
     "  --reps N         median of N runs (default 3)\n"
     "  --threads N      threads for BLAS and kernels (default: all cores)\n"
+    "  --act q8         decode with 8-bit activations where a format has that product (grouped\n"
+    "                   integers at 2/4/8 bits, AVX-512 VNNI), as llama.cpp does; default f32,\n"
+    "                   the reference (LP_ACT=q8 sets it for every command)\n"
     "  --json           one JSON object: prefill_tok_s, decode_tok_s, threads, peak_rss_bytes, ...\n"
     "\n"
     "example: llmpress bench llama-25m-w4 -p 512 -n 128 --threads 1\n";
@@ -44,6 +47,11 @@ int cmd_bench(int argc, char **argv) {
             if (!cli_parse_i64(&a, cli_value(&a), 1, 100, &reps)) return 2;
         } else if (!strcmp(f, "--threads") || !strcmp(f, "-t")) {
             if (!cli_parse_i64(&a, cli_value(&a), 1, 1024, &threads)) return 2;
+        } else if (!strcmp(f, "--act")) {
+            const char *v = cli_value(&a);
+            if (!v) return 2;
+            if (strcmp(v, "q8") && strcmp(v, "f32")) return cli_usage_error(&a, "--act expects f32 or q8, got '%s'", v);
+            lp_set_q8_activations(!strcmp(v, "q8"));
         } else if (!strcmp(f, "--json")) {
             json = true;
         } else if (f[0] == '-') {
@@ -79,8 +87,8 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"model\": ");
         cli_json_string(stdout, dir);
         printf(", \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"depth\": %lld, \"reps\": %lld, \"threads\": %d, "
-               "\"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"peak_rss_bytes\": %lld, \"total_bytes\": %lld}\n",
-               (long long)P, (long long)N, (long long)depth, (long long)reps, nth, r.prefill_tok_s, r.decode_tok_s, (long long)rss,
+               "\"act\": \"%s\", \"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"peak_rss_bytes\": %lld, \"total_bytes\": %lld}\n",
+               (long long)P, (long long)N, (long long)depth, (long long)reps, nth, lp_q8_activations() ? "q8" : "f32", r.prefill_tok_s, r.decode_tok_s, (long long)rss,
                (long long)sz.total_bytes);
     } else {
         printf("%s: %s\n", dir, sz.formats);

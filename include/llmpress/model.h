@@ -144,6 +144,15 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
  * rows alone. */
 lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits);
 
+/* Decode steps (one token per call) with 8-bit activations where a format
+ * has such a product (grouped integers at 2, 4 or 8 bits on a CPU with
+ * AVX-512 VNNI): x is rounded to int8 per 128 columns and the dot products
+ * are exact integers, as llama.cpp's Q8 activations. Faster, no longer the
+ * f32 reference: off by default; LP_ACT=q8 in the environment turns it on
+ * too. Prefill, perplexity and scoring always run in f32. Process-wide. */
+void lp_set_q8_activations(bool on);
+bool lp_q8_activations(void); /* the setting in use */
+
 /* A next-token target scored: log p(target) under the model (double) and
  * whether the target is the distribution's first argmax. */
 typedef struct {

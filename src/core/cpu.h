@@ -30,6 +30,10 @@ bool lp_cpu_supports(lp_isa isa);
 /* The level in use: LP_KERNEL when set to a supported name, else the best. */
 lp_isa lp_cpu_isa(void);
 
+/* True when the AVX-512 level is in use (lp_cpu_isa) and this CPU also has
+ * AVX-512 VNNI (vpdpbusd), which the q8 products (format/qgroup_q8.h) need. */
+bool lp_cpu_has_avx512vnni(void);
+
 /* "ref", "avx2", "avx512". */
 const char *lp_isa_name(lp_isa isa);
 

@@ -12,6 +12,9 @@
  */
 #include "format/qgroup.h"
 
+#include "format/qgroup_q8.h"
+#include "llmpress/model.h"
+
 #include "core/half.h"
 #include "core/status_impl.h"
 #include "format/qgroup_kernels.h"
@@ -261,6 +264,22 @@ static lp_status qgroup_dequant(const void *d, int64_t r0, int64_t r1, float *ou
     return LP_OK;
 }
 
+/* The decode-activation switch (llmpress/model.h): -1 until first asked,
+ * then LP_ACT's answer or what lp_set_q8_activations said. */
+static int g_q8 = -1;
+
+bool lp_q8_activations(void) {
+    int v = __atomic_load_n(&g_q8, __ATOMIC_ACQUIRE);
+    if (v < 0) {
+        const char *e = getenv("LP_ACT");
+        v = e && !strcmp(e, "q8");
+        __atomic_store_n(&g_q8, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
+
+void lp_set_q8_activations(bool on) { __atomic_store_n(&g_q8, on ? 1 : 0, __ATOMIC_RELEASE); }
+
 static lp_status gemm_with(const void *d, const float *X, int64_t T, float *Y, lp_isa isa) {
     const lp_qgemm_params p = {.kernels = lp_qkernels_for(isa), .blas_min_tokens = 0};
     return lp_qgroup_gemm_ex(d, X, T, Y, &p);
@@ -272,6 +291,7 @@ static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
     return gemm_with(d, X, T, Y, LP_ISA_AVX2);
 }
 static lp_status gemm_avx512(const void *d, const float *X, int64_t T, float *Y) {
+    if (T == 1 && lp_q8_activations() && lp_qgroup_q8_supported(d)) return lp_qgroup_gemv_q8(d, X, Y);
     return gemm_with(d, X, T, Y, LP_ISA_AVX512);
 }
 

@@ -139,6 +139,7 @@ lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y
 
 #define LP_QGEMM_MAX_T 4 /* tokens per pass of the packed multi-token kernel */
 
+
 typedef struct {
     const struct lp_qkernels *kernels; /* NULL: lp_qkernels_default() */
     int64_t blas_min_tokens;           /* T at which the sgemm path takes over;

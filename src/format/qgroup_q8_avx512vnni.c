@@ -1,0 +1,238 @@
+/*
+ * qgroup_q8_avx512vnni.c - the AVX-512 VNNI kernel of the q8 decode product
+ * (qgroup_q8.h has the specification and the activation layout;
+ * lp_qgroup_q8_gemv_ref in qgroup_q8.c is the reference it is tested against).
+ *
+ * What: y[r] for a row range, W packed (bits 2, 4, 8), x as int8 per chunk
+ * of 128 columns. Why: memory bound instead of ALU bound (qgroup_q8.h).
+ *
+ * Design, per pass of 4 rows (they share every activation load):
+ *   - a chunk (4 blocks, 128 weights) of a row is one 64-byte load at b = 4
+ *     (two at b = 8, a 32-byte load broadcast to both halves at b = 2);
+ *     it becomes two vectors of 64 unsigned bytes, one weight per byte:
+ *     b = 4: v & 0x0f.., (v >> 4) & 0x0f..; b = 8: as loaded; b = 2:
+ *     (v >> per-lane counts) & 0x03.. twice. No shift moves a field across
+ *     a lane, so the quantizer placed each activation at its weight's byte.
+ *   - two vpdpbusd (u8 weights x s8 activations, 4 products summed into
+ *     each of 16 int32 lanes; at most 8 * 255 * 127 per lane, no overflow)
+ *     give the chunk's exact integer dot in 16 partial sums;
+ *   - per chunk: convert to f32 and FMA with the broadcast d_c into the
+ *     group's f32 partial sums; per group: FMA with the broadcast s_g into
+ *     the row's accumulator (scales converted from f16 16 groups at a time);
+ *   - the zero-point term sum_g s_g z_g dsum_g (dsum from the quantizer) is
+ *     subtracted from the same accumulator, 16 groups per FNMADD, so a row
+ *     ends with one reduction, and the 4 rows of a pass share it (hsum4).
+ *   This reorders the specification's f32 sums (and splits its exact
+ *   parenthesis into two f32 terms), so it matches the _ref to f32
+ *   rounding relative to the size of the terms, not bitwise.
+ *   - Memory: each chunk load prefetches the same place 4 rows down, the
+ *     rows of the next pass (a row is a few KB, too short for the hardware
+ *     prefetcher to lock on), as qgroup_avx512.c does; so do the loads of
+ *     16 scales and zeros (their arrays are two more streams; prefetching
+ *     them gained 5-15% on Zen 5). Prefetching 8, 12 or 16 rows down
+ *     measured slower, L2 hints (_MM_HINT_T1/T2) no better, and passes of
+ *     1 or 2 rows slower than 4.
+ *
+ * Also here: the vector copy of the activation quantizer (bit-identical to
+ * lp_qgroup_q8_quantize_ref, ~6x faster), so that the serial quantization
+ * stays well under 1% of a 2-thread product.
+ *   - Rows past r1 in the last pass repeat row r1 - 1 and are not stored;
+ *     a row's last chunk loads only its valid words (masked), so the end of
+ *     the array is never read.
+ */
+#include "format/qgroup_q8.h"
+
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+enum { R = 4 }; /* rows per pass */
+
+/* Word masks of a chunk's loads: nb valid blocks (1..4) of w words each;
+ * m1 covers words 16..31 (b = 8 only). */
+typedef struct {
+    __mmask16 m0, m1;
+} chunk_masks;
+
+INLINE chunk_masks chunk_load_masks(int bits, int64_t nb) {
+    const unsigned n = (unsigned)(bits * nb);
+    chunk_masks cm;
+    cm.m0 = (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u);
+    cm.m1 = (__mmask16)(n > 16 ? (n >= 32 ? 0xffffu : (1u << (n - 16)) - 1u) : 0u);
+    return cm;
+}
+
+/* The chunk's exact int32 dot with xq (xlo = bytes 0..63, xhi = 64..127 of
+ * the chunk's activations), as 16 partial sums. */
+INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m512i xlo, __m512i xhi) {
+    __m512i lo, hi;
+    if (bits == 8) {
+        lo = _mm512_maskz_loadu_epi32(cm.m0, p);
+        hi = _mm512_maskz_loadu_epi32(cm.m1, p + 16);
+    } else if (bits == 4) {
+        const __m512i v = _mm512_maskz_loadu_epi32(cm.m0, p), nib = _mm512_set1_epi8(0x0f);
+        lo = _mm512_and_si512(v, nib);
+        hi = _mm512_and_si512(_mm512_srli_epi32(v, 4), nib);
+    } else { /* lane L holds word L mod 8, shifted by 2 (2h + L / 8) for vector h */
+        const __m512i v = _mm512_broadcast_i32x8(_mm256_maskz_loadu_epi32((__mmask8)cm.m0, p));
+        const __m512i two = _mm512_set1_epi8(0x03);
+        const __m512i s0 = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2);
+        lo = _mm512_and_si512(_mm512_srlv_epi32(v, s0), two);
+        hi = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_add_epi32(s0, _mm512_set1_epi32(4))), two);
+    }
+    return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);
+}
+
+/* Four rows' 16-lane sums reduced to [sum a0, sum a1, sum a2, sum a3]. */
+INLINE __m128 hsum4(const __m512 a[R]) {
+    /* 256-bit halves: [a0 lo+hi, a1 lo+hi] and [a2 .., a3 ..], 8 lanes each */
+    const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a[0], a[1], 0x44), _mm512_shuffle_f32x4(a[0], a[1], 0xee));
+    const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a[2], a[3], 0x44), _mm512_shuffle_f32x4(a[2], a[3], 0xee));
+    /* 128-bit block k: 4 partial sums of row k */
+    __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e)); /* + the other pair */
+    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1)); /* + the neighbour: every lane of block k = row k */
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
+}
+
+/* y[r0 .. r0+3] (those below r1). */
+INLINE void pass(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
+    const int64_t B = w->blocks, G = w->ngroups, C = a->nchunks;
+    const int64_t cpg = G == 1 ? C : w->group / LP_Q8_CHUNK; /* chunks per group */
+    const int64_t words = 4 * bits;                          /* per chunk */
+    const uint32_t *qr[R];
+    const uint16_t *sr[R];
+    const uint8_t *zr[R];
+    const char *pf[R];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        const int64_t r = r0 + i < r1 ? r0 + i : r1 - 1;
+        qr[i] = w->q + r * B * bits;
+        sr[i] = w->scales + r * G;
+        zr[i] = w->sym ? NULL : w->zeros + r * G;
+        pf[i] = (const char *)qr[i] + (size_t)(R * B * bits) * sizeof(uint32_t); /* may lie past the array */
+    }
+    __m512 acc[R];
+    float sf[R][16]; /* f32 scales of groups g & ~15 .. +15 */
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < G; g++) {
+        if (g % 16 == 0) { /* scales of 16 groups, and their zero-point term */
+            const __mmask16 m = (__mmask16)(G - g >= 16 ? 0xffffu : (1u << (G - g)) - 1u);
+            const __m512 ds = _mm512_maskz_loadu_ps(m, a->dsum + g);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                _mm_prefetch((const char *)(sr[i] + R * G + g), _MM_HINT_T0); /* the next pass's scales, zeros */
+                if (!w->sym) _mm_prefetch((const char *)(zr[i] + R * G + g), _MM_HINT_T0);
+                const __m512 s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr[i] + g));
+                const __m512 z = w->sym ? _mm512_set1_ps((float)(1 << (bits - 1)))
+                                        : _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zr[i] + g)));
+                _mm512_storeu_ps(sf[i], s);
+                acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(s, z), ds, acc[i]);
+            }
+        }
+        const int64_t c0 = g * cpg, c1 = c0 + cpg < C ? c0 + cpg : C;
+        __m512 ga[R]; /* sum over the group's chunks of d_c * dot_c */
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) ga[i] = _mm512_setzero_ps();
+        for (int64_t c = c0; c < c1; c++) {
+            const int64_t b = 4 * c;
+            const chunk_masks cm = chunk_load_masks(bits, B - b >= 4 ? 4 : B - b);
+            const __m512i xlo = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK);
+            const __m512i xhi = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK + 64);
+            const __m512 d = _mm512_set1_ps(a->d[c]);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                _mm_prefetch(pf[i] + (size_t)(c * words) * sizeof(uint32_t), _MM_HINT_T0);
+                if (bits == 8) _mm_prefetch(pf[i] + (size_t)(c * words) * sizeof(uint32_t) + 64, _MM_HINT_T0);
+                const __m512 f = _mm512_cvtepi32_ps(chunk_dot(bits, qr[i] + c * words, cm, xlo, xhi));
+                ga[i] = _mm512_fmadd_ps(f, d, ga[i]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(ga[i], _mm512_set1_ps(sf[i][g % 16]), acc[i]);
+    }
+    const int64_t n = r1 - r0 < R ? r1 - r0 : R;
+    _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), hsum4(acc));
+}
+
+/* Column order -> lane order without gathers: lane l of output vector m
+ * (0..7) is column col = lp_qgroup_q8_lane_col(bits, 16m + l) of the chunk,
+ * i.e. element col & 31 of block col / 32 (two vectors). Per block that
+ * vector m uses, one two-source permute and a masked move. */
+typedef struct {
+    __m512i idx[8];      /* col & 31 of each lane */
+    __mmask16 in[8][4];  /* lanes of vector m taken from block j */
+} lane_perm;
+
+static void make_lane_perm(int bits, lane_perm *lp) {
+    for (int m = 0; m < 8; m++) {
+        int32_t idx[16];
+        for (int j = 0; j < 4; j++) lp->in[m][j] = 0;
+        for (int l = 0; l < 16; l++) {
+            const int col = lp_qgroup_q8_lane_col(bits, 16 * m + l);
+            idx[l] = col & 31;
+            lp->in[m][col / 32] |= (__mmask16)(1u << l);
+        }
+        lp->idx[m] = _mm512_loadu_si512(idx);
+    }
+}
+
+INLINE __m512 to_lanes(const __m512 v[8], const lane_perm *lp, int m) {
+    __m512 r = _mm512_setzero_ps();
+    for (int j = 0; j < 4; j++) /* b = 4, 8: one block per vector; b = 2: two */
+        if (lp->in[m][j]) r = _mm512_mask_mov_ps(r, lp->in[m][j], _mm512_permutex2var_ps(v[2 * j], lp->idx[m], v[2 * j + 1]));
+    return r;
+}
+
+/* The scalar quantizer (qgroup_q8.c) with vectors, bit for bit: the same
+ * division, the same rounding (vrndscaleps to nearest even = rint), the same
+ * clamp, the same maximum (of finite values), the same integer sums, and
+ * dsum from the same scalar function. */
+void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_act *a) {
+    const int64_t C = a->nchunks, cols = w->cols;
+    lane_perm lp;
+    make_lane_perm(w->bits, &lp);
+    for (int64_t c = 0; c < C; c++) {
+        const int64_t c0 = c * LP_Q8_CHUNK;
+        __m512 v[8], u[8], amax = _mm512_setzero_ps();
+        for (int m = 0; m < 8; m++) { /* column order; zero past cols */
+            const int64_t n = cols - c0 - 16 * m;
+            const __mmask16 k = (__mmask16)(n >= 16 ? 0xffffu : n <= 0 ? 0u : (1u << n) - 1u);
+            v[m] = _mm512_maskz_loadu_ps(k, x + c0 + 16 * m);
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(v[m]));
+        }
+        for (int m = 0; m < 8; m++) u[m] = to_lanes(v, &lp, m);
+        const float d = _mm512_reduce_max_ps(amax) / 127.0f;
+        __m512i s = _mm512_setzero_si512();
+        for (int m = 0; m < 8; m++) {
+            __m512 r = d == 0.0f ? _mm512_setzero_ps()
+                                 : _mm512_roundscale_ps(_mm512_div_ps(u[m], _mm512_set1_ps(d)),
+                                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            r = _mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+            const __m512i q = _mm512_cvtps_epi32(r);
+            s = _mm512_add_epi32(s, q);
+            _mm_store_si128((__m128i *)(a->xq + c0 + 16 * m), _mm512_cvtepi32_epi8(q));
+        }
+        a->d[c] = d;
+        a->sum[c] = _mm512_reduce_add_epi32(s);
+    }
+    lp_qgroup_q8_group_sums(w, a); /* in qgroup_q8.c: here -mfma would contract it into an FMA */
+}
+
+/* One function per bits value so that the unpacking is compile-time. */
+#define DEFINE_BITS(NB)                                                                                     \
+    static void gemv_b##NB(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {     \
+        for (int64_t r = r0; r < r1; r += R) pass(w, NB, a, y, r, r1);                                     \
+    }
+DEFINE_BITS(2)
+DEFINE_BITS(4)
+DEFINE_BITS(8)
+
+void lp_qgroup_q8_gemv_avx512vnni(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
+    switch (w->bits) {
+    case 2: gemv_b2(w, a, y, r0, r1); break;
+    case 4: gemv_b4(w, a, y, r0, r1); break;
+    default: gemv_b8(w, a, y, r0, r1); break;
+    }
+}
