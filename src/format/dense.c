@@ -8,6 +8,7 @@
 
 #include "core/backend.h"
 #include "core/finite.h"
+#include "core/sgemm.h"
 #include "core/half.h"
 #include "core/status_impl.h"
 
@@ -129,9 +130,18 @@ static lp_status dense_gemm(const void *data, const float *X, int64_t T, float *
         }
         LP_TRY(lp_dense_materialize(d)); /* a mapping that is not 2-byte aligned */
     }
-    const lp_backend *be = lp_backend_default();
-    if (T == 1) be->sgemv(d->rows, d->cols, d->w, d->cols, X, Y);
-    else be->sgemm(true, T, d->rows, d->cols, 1.0f, X, d->cols, d->w, d->cols, 0.0f, Y, d->rows);
+    if (T == 1) {
+        lp_backend_default()->sgemv(d->rows, d->cols, d->w, d->cols, X, Y);
+        return LP_OK;
+    }
+    /* tiles of 64 weight rows, one lp_sgemm_nt each (no result depends on
+     * the thread count) */
+    const int64_t ntiles = (d->rows + 63) / 64;
+#pragma omp parallel for schedule(dynamic, 1) if (ntiles > 1 && T * d->rows * d->cols > (1 << 18))
+    for (int64_t i = 0; i < ntiles; i++) {
+        const int64_t r0 = 64 * i, nr = d->rows - r0 < 64 ? d->rows - r0 : 64;
+        lp_sgemm_nt(T, nr, d->cols, X, d->cols, d->w + r0 * d->cols, d->cols, Y + r0, d->rows);
+    }
     return LP_OK;
 }
 

@@ -15,8 +15,9 @@
  *     once for up to LP_QGEMM_MAX_T tokens (gemv_multi), so W streams from
  *     DRAM once per call whatever T is.
  *   - T >= blas_min_tokens: tiles of BLAS_TILE rows are dequantized into a
- *     per-thread scratch tile and multiplied with cblas_sgemm, one call per
- *     tile in our parallel loop; only a tile of W per thread is ever f32. On Zen 5 the packed kernel keeps
+ *     per-thread scratch tile and multiplied with lp_sgemm_nt (core/sgemm.h),
+ *     one call per tile in our parallel loop; only a tile of W per thread is
+ *     ever f32. On Zen 5 the packed kernel keeps
  *     up with sgemm to a few hundred tokens (both are FMA-bound and the
  *     kernel has no dequantization pass), hence the high SIMD thresholds.
  * Tile boundaries are fixed multiples from row 0 and every output element is
@@ -25,6 +26,7 @@
  */
 #include "format/qgroup.h"
 
+#include "core/sgemm.h"
 #include "core/status_impl.h"
 #include "format/qgroup_kernels.h"
 
@@ -103,17 +105,14 @@ static lp_status gemm_blas(const lp_qkernels *k, const lp_qgroup *w, const float
     if (!D)
         return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %d x %zu bytes for dequantized tiles",
                        nth, per);
-    /* One sgemm per tile inside our own parallel region: an OpenMP OpenBLAS
-     * then runs each call on one thread, so no result depends on how many
-     * threads there are (OpenBLAS picks another summation order, e.g. its
-     * small-matrix kernel, for another thread count). */
+    /* One lp_sgemm_nt per tile (core/sgemm.h: each output an in-order fma
+     * chain, so no result depends on the tiling or the thread count). */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t i = 0; i < ntiles; i++) {
         int64_t r0 = i * BLAS_TILE, nr = rows - r0 < BLAS_TILE ? rows - r0 : BLAS_TILE;
         float *d = D + (size_t)omp_get_thread_num() * (per / sizeof(float));
         k->dequant(w, r0, r0 + nr, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)cols, 1.0f, X,
-                    (int)cols, d, (int)cols, 0.0f, Y + r0, (int)rows);
+        lp_sgemm_nt(T, nr, cols, X, cols, d, cols, Y + r0, rows);
     }
     free(D);
     return LP_OK;

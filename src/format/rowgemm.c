@@ -3,9 +3,9 @@
  */
 #include "format/rowgemm.h"
 
+#include "core/sgemm.h"
 #include "core/status_impl.h"
 
-#include <cblas.h>
 #include <limits.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -57,17 +57,15 @@ static lp_status run_blas(const lp_rowgemm *g, const float *X, int64_t T, float 
     if (!D)
         return lp_fail(LP_ERR_NOMEM, "%s gemm: cannot allocate %d x %zu bytes for dequantized tiles", g->name, nth,
                        per * sizeof(float));
-    /* One sgemm per tile inside our own parallel region: an OpenMP OpenBLAS
-     * then runs each call on one thread, so no result depends on how many
-     * threads there are. */
+    /* One lp_sgemm_nt per tile (core/sgemm.h: each output an in-order fma
+     * chain), so no result depends on the tiling or the thread count. */
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nth)
     for (int64_t i = 0; i < ntiles; i++) {
         const int64_t r0 = i * LP_ROWGEMM_BLAS_TILE, nr = R - r0 < LP_ROWGEMM_BLAS_TILE ? R - r0 : LP_ROWGEMM_BLAS_TILE;
         float *d = D + (size_t)omp_get_thread_num() * per;
         g->dequant(g->w, r0, r0 + nr, d);
         if (g->extra_dequant) g->extra_dequant(g->w, r0, r0 + nr, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)nr, (int)C, 1.0f, X, (int)C, d, (int)C,
-                    0.0f, Y + r0, (int)R);
+        lp_sgemm_nt(T, nr, C, X, C, d, C, Y + r0, R);
     }
     free(D);
     return LP_OK;

@@ -15,7 +15,7 @@
  *   tokens, so a packed row is read once per pass and a token's result
  *   never depends on T. Many tokens: tiles of LP_ROWGEMM_BLAS_TILE rows are
  *   dequantized into per-thread scratch and multiplied with one
- *   single-threaded sgemm each. Every output is computed by one thread in a
+ *   lp_sgemm_nt each (core/sgemm.h). Every output is computed by one thread in a
  *   fixed order: the thread count never changes a result.
  */
 #ifndef LP_ROWGEMM_H

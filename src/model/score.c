@@ -13,18 +13,17 @@
  * Design: the vocabulary is cut into tiles of VT head rows. Each tile is
  *   dequantized into a per-thread f32 panel (any format, through its
  *   traits row; a few hundred KB, cache-sized) and multiplied with the
- *   rows, RB rows at a time, by the backend's sgemm; per (tile, row) we keep
+ *   rows, RB rows at a time, by lp_sgemm_nt; per (tile, row) we keep
  *   the tile's maximum, its first argmax and sum exp(z - max) in double,
  *   and the target's logit from the tile holding it. The tiles are combined
  *   per row in vocabulary order (the result is the same whatever the
  *   thread count):
  *       M = max_k mx_k,  lse = M + log sum_k se_k exp(mx_k - M).
- *   Tiles run in an OpenMP loop, one sgemm per tile and row block inside
- *   it (a single-threaded BLAS call there).
+ *   Tiles run in an OpenMP loop, one lp_sgemm_nt per tile and row block.
  */
 #include "model/model_impl.h"
 
-#include "core/backend.h"
+#include "core/sgemm.h"
 #include "core/status_impl.h"
 
 #include <math.h>
@@ -66,7 +65,6 @@ static void tile_rows(const float *Z, int64_t n, int64_t nv, int64_t v0, int64_t
 lp_status lp_head_score(const lp_model *m, const float *xn, int64_t R, const int32_t *tgt, lp_token_score *out) {
     const int64_t D = m->cfg.dim, V = m->cfg.vocab, ntiles = (V + VT - 1) / VT;
     const lp_linear *head = &m->head;
-    const lp_backend *be = lp_backend_default();
     const int nth = omp_get_max_threads();
     const int64_t rb = R < RB ? R : RB;
     const size_t per = (size_t)(VT * D + rb * VT + (head->nparts > 1 ? VT * D : 0)); /* floats per thread */
@@ -89,7 +87,7 @@ lp_status lp_head_score(const lp_model *m, const float *xn, int64_t R, const int
         }
         for (int64_t r0 = 0; r0 < R; r0 += rb) {
             const int64_t n = R - r0 < rb ? R - r0 : rb;
-            be->sgemm(true, n, nv, D, 1.0f, xn + r0 * D, D, W, D, 0.0f, Z, nv);
+            lp_sgemm_nt(n, nv, D, xn + r0 * D, D, W, D, Z, nv);
             if (head->bias)
                 for (int64_t i = 0; i < n; i++)
                     for (int64_t v = 0; v < nv; v++) Z[i * nv + v] += head->bias[v0 + v];
