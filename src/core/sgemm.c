@@ -18,6 +18,27 @@ void lp_sgemm_nt_ref(int64_t M, int64_t N, int64_t K, const float *A, int64_t ld
         }
 }
 
+void lp_sgemm_nn_ref(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                     float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+            float c = 0.0f;
+            for (int64_t k = 0; k < K; k++) c = fmaf(A[i * lda + k], B[k * ldb + j], c);
+            C[i * ldc + j] = c;
+        }
+}
+
+void lp_sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                 int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (lp_cpu_isa() >= LP_ISA_AVX512) {
+        lp_sgemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A, (int)lda, B, (int)ldb,
+                0.0f, C, (int)ldc);
+}
+
 void lp_sgemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                  int64_t ldc) {
     if (M <= 0 || N <= 0) return;

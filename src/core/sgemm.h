@@ -33,10 +33,19 @@
 void lp_sgemm_nt(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
                  int64_t ldc);
 
+/* C (M x N, ldc) = A (M x K, lda) B, B (K x N, ldb): the same chains with
+ * B[k][j] for B[j][k] (attention's P V). Serial. */
+void lp_sgemm_nn(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb, float *C,
+                 int64_t ldc);
+
 /* The specification (scalar fmaf chains) and the AVX-512 kernel, for tests. */
 void lp_sgemm_nt_ref(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
                      float *C, int64_t ldc);
 void lp_sgemm_nt_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float *C, int64_t ldc);
+void lp_sgemm_nn_ref(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                     float *C, int64_t ldc);
+void lp_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
                         float *C, int64_t ldc);
 
 #endif

@@ -77,8 +77,20 @@ static void pack_panel(const float *B, int64_t ldb, int64_t nr, int64_t kc, floa
     }
 }
 
-void lp_sgemm_nt_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
-                        float *C, int64_t ldc) {
+/* Bp (kc x 32) = B rows [0, kc) columns [0, nr) as they are (B is K x N);
+ * columns past nr 0. */
+static void pack_panel_nn(const float *B, int64_t ldb, int64_t nr, int64_t kc, float *Bp) {
+    const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffffu : (1u << nr) - 1u);
+    const __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffffu : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
+    for (int64_t k = 0; k < kc; k++) {
+        _mm512_store_ps(Bp + k * NR, _mm512_maskz_loadu_ps(m0, B + k * ldb));
+        _mm512_store_ps(Bp + k * NR + 16, _mm512_maskz_loadu_ps(m1, B + k * ldb + 16));
+    }
+}
+
+/* The blocked product; trans: B is N x K (pack_panel), else K x N. */
+INLINE void product(const int trans, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     _Alignas(64) float Bp[KC * NR]; /* 32 KB */
     if (K <= 0) { /* empty sums */
@@ -93,10 +105,21 @@ void lp_sgemm_nt_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t
             const int64_t nr = N - j0 < NR ? N - j0 : NR;
             const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffffu : (1u << nr) - 1u);
             const __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffffu : nr > 16 ? (1u << (nr - 16)) - 1u : 0u);
-            pack_panel(B + j0 * ldb + k0, ldb, nr, kc, Bp);
+            if (trans) pack_panel(B + j0 * ldb + k0, ldb, nr, kc, Bp);
+            else pack_panel_nn(B + k0 * ldb + j0, ldb, nr, kc, Bp);
             int64_t i = 0;
             for (; i + MR <= M; i += MR) tile(MR, kc, A + i * lda + k0, lda, Bp, C + i * ldc + j0, ldc, first, m0, m1);
             if (i < M) tile_rest((int)(M - i), kc, A + i * lda + k0, lda, Bp, C + i * ldc + j0, ldc, first, m0, m1);
         }
     }
+}
+
+void lp_sgemm_nt_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float *C, int64_t ldc) {
+    product(1, M, N, K, A, lda, B, ldb, C, ldc);
+}
+
+void lp_sgemm_nn_avx512(int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float *C, int64_t ldc) {
+    product(0, M, N, K, A, lda, B, ldb, C, ldc);
 }

@@ -32,6 +32,7 @@
 
 #include "core/backend.h"
 #include "core/half.h"
+#include "core/sgemm.h"
 #include "core/status_impl.h"
 
 #include <math.h>
@@ -217,13 +218,17 @@ static void rope(float *v, int64_t T, int64_t n_heads, int64_t hd, int64_t pos0,
     }
 }
 
-/* Causal softmax of row t of S (T x Lk): query t sits at position pos0+t and
- * sees keys j <= pos0+t (and j > pos0+t-window when a window is set). */
-static void masked_softmax_row(float *row, int64_t t, int64_t Lk, int64_t pos0, int64_t window) {
+/* Row t of S (T x Lk) times scale, then its causal softmax: query t sits at
+ * position pos0+t and sees keys j <= pos0+t (and j > pos0+t-window when a
+ * window is set); the rest of the row becomes 0. */
+static void masked_softmax_row(float *row, int64_t t, int64_t Lk, int64_t pos0, int64_t window, float scale) {
     int64_t hi = pos0 + t + 1; /* keys [lo, hi) are visible */
     int64_t lo = window > 0 && hi > window ? hi - window : 0;
     float mx = -INFINITY;
-    for (int64_t j = lo; j < hi; j++) mx = row[j] > mx ? row[j] : mx;
+    for (int64_t j = lo; j < hi; j++) {
+        row[j] *= scale;
+        mx = row[j] > mx ? row[j] : mx;
+    }
     double sum = 0;
     for (int64_t j = lo; j < hi; j++) {
         row[j] = expf(row[j] - mx);
@@ -235,13 +240,13 @@ static void masked_softmax_row(float *row, int64_t t, int64_t Lk, int64_t pos0, 
     for (int64_t j = hi; j < Lk; j++) row[j] = 0;
 }
 
-static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_t window) {
+static void masked_softmax(float *S, int64_t T, int64_t Lk, int64_t pos0, int64_t window, float scale) {
     if (T <= PAR_ROWS) {
-        for (int64_t t = 0; t < T; t++) masked_softmax_row(S + t * Lk, t, Lk, pos0, window);
+        for (int64_t t = 0; t < T; t++) masked_softmax_row(S + t * Lk, t, Lk, pos0, window, scale);
         return;
     }
 #pragma omp parallel for
-    for (int64_t t = 0; t < T; t++) masked_softmax_row(S + t * Lk, t, Lk, pos0, window);
+    for (int64_t t = 0; t < T; t++) masked_softmax_row(S + t * Lk, t, Lk, pos0, window, scale);
 }
 
 /* Attention work item `it` of layer l (T new tokens, their q in c->q and
@@ -264,19 +269,16 @@ static void attend_item(lp_ctx *c, int64_t l, int64_t T, int64_t it, int tid) {
     const float *Q = c->q + (t0 * H + h) * hd;
     float *O = c->att + (t0 * H + h) * hd;
     const float scale = 1.0f / sqrtf((float)hd);
-    if (n <= FEW_QUERIES) { /* S = scale * K q, then O = V^T softmax(S), query by query */
-        for (int64_t i = 0; i < n; i++) {
-            be->sgemv(lk, hd, K, hd, Q + i * H * hd, S + i * lk);
-            for (int64_t j = 0; j < lk; j++) S[i * lk + j] *= scale;
-        }
-        masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
+    if (n <= FEW_QUERIES) { /* S = K q, then O = V^T softmax(scale S), query by query */
+        for (int64_t i = 0; i < n; i++) be->sgemv(lk, hd, K, hd, Q + i * H * hd, S + i * lk);
+        masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window, scale);
         for (int64_t i = 0; i < n; i++) be->sgemv_t(lk, hd, V, hd, S + i * lk, O + i * H * hd);
         return;
     }
-    /* S (n x lk) = scale * Q_h K^T, then att_h (n x hd) = softmax(S) V */
-    be->sgemm(true, n, lk, hd, scale, Q, H * hd, K, hd, 0.0f, S, lk);
-    masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window);
-    be->sgemm(false, n, hd, lk, 1.0f, S, lk, V, hd, 0.0f, O, H * hd);
+    /* S (n x lk) = Q_h K^T, then att_h (n x hd) = softmax(scale S) V */
+    lp_sgemm_nt(n, lk, hd, Q, H * hd, K, hd, S, lk);
+    masked_softmax(S, n, lk, pos0 + t0, cf->sliding_window, scale);
+    lp_sgemm_nn(n, hd, lk, S, lk, V, hd, O, H * hd);
 }
 
 /* c->att (T x H*hd) = the heads' attention output for c->x, before o. */

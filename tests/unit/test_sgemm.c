@@ -1,5 +1,5 @@
 /*
- * test_sgemm.c - lp_sgemm_nt (core/sgemm.h): the AVX-512 kernel equals the
+ * test_sgemm.c - lp_sgemm_nt and lp_sgemm_nn (core/sgemm.h): the AVX-512 kernels equal the
  * scalar fmaf specification bit for bit, on shapes that hit every edge (M
  * not a multiple of the 12-row tile, N not a multiple of 32, K across the
  * 256 blocking, K = 1, strides wider than the matrices), and the
@@ -38,6 +38,23 @@ static void check(int64_t M, int64_t N, int64_t K, unsigned long long *rng) {
         }
     CHECKF(worst < 1e-5, "%lld x %lld x %lld: ref off the product by %.3g", (long long)M, (long long)N, (long long)K,
            worst);
+    /* nn: B^T laid out K x N (ldb2 wider than N) gives the same chains, the same bits */
+    const int64_t ldb2 = N + 9;
+    float *Bt = malloc(sizeof(float) * (size_t)(K * ldb2)), *D = malloc(sizeof(float) * (size_t)(M * ldc));
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t j = 0; j < ldb2; j++) Bt[k * ldb2 + j] = j < N ? B[j * ldb + k] : NAN; /* never read */
+    for (int64_t i = 0; i < M * ldc; i++) D[i] = -7.0f;
+    lp_sgemm_nn_ref(M, N, K, A, lda, Bt, ldb2, D, ldc);
+    CHECKF(!memcmp(D, R, sizeof(float) * (size_t)(M * ldc)), "%lld x %lld x %lld: nn ref != nt ref", (long long)M,
+           (long long)N, (long long)K);
+    if (lp_cpu_supports(LP_ISA_AVX512)) {
+        for (int64_t i = 0; i < M * ldc; i++) D[i] = -7.0f;
+        lp_sgemm_nn_avx512(M, N, K, A, lda, Bt, ldb2, D, ldc);
+        CHECKF(!memcmp(D, R, sizeof(float) * (size_t)(M * ldc)), "%lld x %lld x %lld: nn avx512 != ref", (long long)M,
+               (long long)N, (long long)K);
+    }
+    free(Bt);
+    free(D);
     free(A);
     free(B);
     free(C);
