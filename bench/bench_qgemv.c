@@ -14,6 +14,10 @@
  * written bytes; both per thread count.
  * f32 cblas_sgemv on the same shape (OpenBLAS with the same thread count) is
  * the dense baseline.
+ * Then, per shape, the q8 decode product (lp_qgroup_gemv_q8: x rounded to
+ * int8 per 128 columns, AVX-512 VNNI dot products; format/qgroup_q8.h)
+ * against the f32 avx512 kernel, on W4 g128 asym (the weights above) and
+ * W8 g128 asym, same protocol; its time includes quantizing x.
  *
  * Usage: bench_qgemv [runs] [gemv]   (every kernel runs, whatever LP_KERNEL
  * says; "gemv" skips the batch table, which takes a minute). The load
@@ -21,8 +25,10 @@
  * under load are not worth comparing.
  */
 #include "bench_common.h"
+#include "core/cpu.h"
 #include "format/qgroup_kernels.h"
 #include "format/qgroup.h"
+#include "format/qgroup_q8.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -52,52 +58,111 @@ typedef struct {
     size_t bytes; /* per copy */
 } wset;
 
-static wset make_weights(int64_t rows, int64_t cols) {
+/* bits-bit, group 128, asymmetric, random q, scales and zeros. */
+static wset make_weights(int64_t rows, int64_t cols, int bits) {
     wset s;
     lp_qgroup w0;
-    if (lp_qgroup_init(&w0, rows, cols, 4, 128, 0) != LP_OK) {
+    if (lp_qgroup_init(&w0, rows, cols, bits, 128, 0) != LP_OK) {
         fprintf(stderr, "init: %s\n", lp_last_error());
         exit(1);
     }
     s.bytes = lp_qgroup_nbytes(&w0);
-    for (int64_t i = 0; i < rows * w0.blocks * 4; i++) w0.q[i] = (uint32_t)rnd();
+    for (int64_t i = 0; i < rows * w0.blocks * bits; i++) w0.q[i] = (uint32_t)rnd();
     for (int64_t i = 0; i < rows * w0.ngroups; i++) {
         w0.scales[i] = (uint16_t)(0x1c00 + rnd() % 0x800); /* ~0.004 .. 0.016 */
-        w0.zeros[i] = (uint8_t)(rnd() % 16);
+        w0.zeros[i] = (uint8_t)(rnd() % (1u << bits));
     }
     s.ncopies = (int)((1ull << 30) / s.bytes + 1);
     s.w = malloc((size_t)s.ncopies * sizeof(lp_qgroup));
     s.w[0] = w0;
     for (int i = 1; i < s.ncopies; i++) {
-        lp_qgroup_init(&s.w[i], rows, cols, 4, 128, 0);
-        memcpy(s.w[i].q, w0.q, (size_t)(rows * w0.blocks * 4) * 4);
+        lp_qgroup_init(&s.w[i], rows, cols, bits, 128, 0);
+        memcpy(s.w[i].q, w0.q, (size_t)(rows * w0.blocks * bits) * 4);
         memcpy(s.w[i].scales, w0.scales, (size_t)(rows * w0.ngroups) * 2);
         memcpy(s.w[i].zeros, w0.zeros, (size_t)(rows * w0.ngroups));
     }
     return s;
 }
 
-/* Median seconds of one lp_qgroup_gemm_ex call with T tokens, rotating copies;
- * the sgemm path from T >= blas_min. */
-static double time_gemm(const lp_qkernels *k, wset *s, const float *X, int64_t T, float *Y, int runs,
-                        int64_t blas_min, double *best) {
+/* What one timed call runs: a product of W (the next copy) with X into Y. */
+typedef struct {
+    const lp_qkernels *k; /* NULL: lp_qgroup_gemv_q8 */
+    lp_qgemm_params p;
+    const float *X;
+    int64_t T;
+    float *Y;
+} bench_call;
+
+static void run_call(const bench_call *b, const lp_qgroup *w) {
+    if (b->k) lp_qgroup_gemm_ex(w, b->X, b->T, b->Y, &b->p);
+    else if (lp_qgroup_gemv_q8(w, b->X, b->Y) != LP_OK) die("lp_qgroup_gemv_q8");
+}
+
+/* Median seconds of one call, rotating copies (best in *best). */
+static double time_calls(const bench_call *b, wset *s, int runs, double *best) {
     double t[64];
     int c = 0;
-    lp_qgemm_params p = lp_qgemm_default_params();
-    p.kernels = k;
-    p.blas_min_tokens = blas_min;
     /* warm-up: wakes idle cores (a VM may take a scheduler tick to) and faults in scratch */
     double tw = omp_get_wtime();
-    for (int i = 0; i < 3 || omp_get_wtime() - tw < 0.05; i++) lp_qgroup_gemm_ex(&s->w[c++ % s->ncopies], X, T, Y, &p);
+    for (int i = 0; i < 3 || omp_get_wtime() - tw < 0.05; i++) run_call(b, &s->w[c++ % s->ncopies]);
     for (int i = 0; i < runs; i++) {
         const lp_qgroup *w = &s->w[c++ % s->ncopies];
         double t0 = omp_get_wtime();
-        lp_qgroup_gemm_ex(w, X, T, Y, &p);
+        run_call(b, w);
         t[i] = omp_get_wtime() - t0;
     }
     double m = median(t, runs); /* sorts t */
     *best = t[0];
     return m;
+}
+
+/* Median seconds of one lp_qgroup_gemm_ex call with T tokens, rotating copies;
+ * the sgemm path from T >= blas_min. */
+static double time_gemm(const lp_qkernels *k, wset *s, const float *X, int64_t T, float *Y, int runs,
+                        int64_t blas_min, double *best) {
+    bench_call b = {.k = k, .p = lp_qgemm_default_params(), .X = X, .T = T, .Y = Y};
+    b.p.kernels = k;
+    b.p.blas_min_tokens = blas_min;
+    return time_calls(&b, s, runs, best);
+}
+
+static void free_weights(wset *s) {
+    for (int i = 0; i < s->ncopies; i++) lp_qgroup_free(&s->w[i]);
+    free(s->w);
+}
+
+/* The q8 table of one shape: q8 and the f32 avx512 kernel on W4 (s4) and W8. */
+static void q8_rows(const char *shape, wset *s4, const float *x, float *y, const float *buf, size_t nbw, int maxth,
+                    int runs, int bwruns) {
+    const lp_qkernels *k512;
+    const int have512 = lp_qkernels_select("avx512", &k512) == LP_OK;
+    wset s8 = make_weights(s4->w[0].rows, s4->w[0].cols, 8);
+    /* pass 0 is an untimed round of every row: right after the W8 copies are
+     * allocated, the first row ran at half speed for well over its 50 ms of
+     * warm-up (seen on the 2-core VM) */
+    for (int pass = 0; pass < 2; pass++)
+        for (int nt = 1; nt <= maxth; nt++) {
+            omp_set_num_threads(nt);
+            double rbw = pass ? read_bw(buf, nbw, bwruns) : 0;
+            for (int bi = 0; bi < 2; bi++) {
+                wset *s = bi ? &s8 : s4;
+                const char *wname = bi ? "W8" : "W4";
+                for (int q8 = 0; q8 < 2; q8++) {
+                    const char *kname = q8 ? "q8-vnni" : "avx512";
+                    if (q8 ? !lp_qgroup_q8_supported(&s->w[0]) : !have512) {
+                        if (pass) printf("%-11s %-3s %-8s %3d  SKIP (this CPU lacks it)\n", shape, wname, kname, nt);
+                        continue;
+                    }
+                    bench_call b = {.k = q8 ? NULL : k512, .p = lp_qgemm_default_params(), .X = x, .T = 1, .Y = y};
+                    b.p.kernels = b.k;
+                    double best, t = time_calls(&b, s, pass ? runs : 3, &best), gbs = (double)s->bytes / t / 1e9;
+                    if (pass)
+                        printf("%-11s %-3s %-8s %3d %10.1f %6.2f (%5.2f) %9.1f %7.0f%%\n", shape, wname, kname, nt,
+                               t * 1e6, gbs, (double)s->bytes / best / 1e9, rbw, 100 * gbs / rbw);
+                }
+            }
+        }
+    free_weights(&s8);
 }
 
 int main(int argc, char **argv) {
@@ -123,7 +188,10 @@ int main(int argc, char **argv) {
     printf("%-11s %-7s %3s %10s %14s %9s %8s\n", "shape", "kernel", "thr", "time/us", "GB/s (best)", "read-bw", "%read-bw");
     for (int si = 0; si < 2; si++) {
         int64_t rows = shapes[si][0], cols = shapes[si][1];
-        wset s = make_weights(rows, cols);
+        if (si > 0) /* the main table's columns again, after the first shape's other tables */
+            printf("\n%-11s %-7s %3s %10s %14s %9s %8s\n", "shape", "kernel", "thr", "time/us", "GB/s (best)", "read-bw",
+                   "%read-bw");
+        wset s = make_weights(rows, cols, 4);
         float *x = malloc((size_t)cols * 4 * 1024), *y = malloc((size_t)rows * 4 * 1024);
         for (int64_t i = 0; i < cols * 1024; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
         enum { NW = 4 }; /* f32 copies for sgemv: 4 x 180 MB, far beyond the L3 */
@@ -166,6 +234,14 @@ int main(int argc, char **argv) {
         }
         for (int c = 0; c < NW; c++) free(W[c]);
 
+        /* ---- q8 activations ---- */
+        printf("\nq8 decode product on %s, g128 asym: lp_qgroup_gemv_q8 (x to int8 per 128 columns, VNNI)\n"
+               "against the f32 avx512 kernel; same protocol (W8: copies of a W8 weight spanning >= 1 GiB)\n",
+               shape);
+        printf("%-11s %-3s %-8s %3s %10s %14s %9s %8s\n", "shape", "W", "kernel", "thr", "time/us", "GB/s (best)",
+               "read-bw", "%read-bw");
+        q8_rows(shape, &s, x, y, buf, nbw, maxth, runs, bwruns);
+
         /* ---- batches: both gemm paths, time per token ---- */
         if (si == 0 && batches) {
             omp_set_num_threads(maxth);
@@ -185,8 +261,7 @@ int main(int argc, char **argv) {
             }
             printf("\n");
         }
-        for (int i = 0; i < s.ncopies; i++) lp_qgroup_free(&s.w[i]);
-        free(s.w);
+        free_weights(&s);
         free(x);
         free(y);
     }
