@@ -33,6 +33,7 @@
 #include "core/backend.h"
 #include "core/half.h"
 #include "core/sgemm.h"
+#include "core/vexp.h"
 #include "core/status_impl.h"
 
 #include <math.h>
@@ -229,11 +230,7 @@ static void masked_softmax_row(float *row, int64_t t, int64_t Lk, int64_t pos0, 
         row[j] *= scale;
         mx = row[j] > mx ? row[j] : mx;
     }
-    double sum = 0;
-    for (int64_t j = lo; j < hi; j++) {
-        row[j] = expf(row[j] - mx);
-        sum += row[j];
-    }
+    const double sum = lp_softmax_exp(row + lo, hi - lo, mx); /* core/vexp.h */
     float inv = (float)(1.0 / sum);
     for (int64_t j = 0; j < lo; j++) row[j] = 0;
     for (int64_t j = lo; j < hi; j++) row[j] *= inv;
@@ -334,24 +331,16 @@ static lp_status attention_block(lp_ctx *c, int64_t l, int64_t T) {
     return residual(lin(c, l, LP_O), c->att, T, c->x, c->x, c->tmp);
 }
 
-/* act[i] = silu(act[i]) * u[i] for n values. */
-static void silu_mul(float *act, const float *u, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        float g = act[i];
-        act[i] = g / (1.0f + expf(-g)) * u[i];
-    }
-}
-
 lp_status lp_mlp_act(const lp_linear *gate, const lp_linear *up, const float *xn, int64_t T, float *act, float *u) {
     const int64_t F = gate->rows;
     LP_TRY(lp_linear_forward(gate, xn, T, act));
     LP_TRY(lp_linear_forward(up, xn, T, u));
     if (T <= PAR_ROWS) {
-        silu_mul(act, u, T * F);
+        lp_silu_mul(act, u, T * F);
         return LP_OK;
     }
 #pragma omp parallel for
-    for (int64_t t = 0; t < T; t++) silu_mul(act + t * F, u + t * F, F);
+    for (int64_t t = 0; t < T; t++) lp_silu_mul(act + t * F, u + t * F, F);
     return LP_OK;
 }
 
