@@ -26,6 +26,7 @@
  */
 #include "format/qgroup.h"
 
+#include "core/par.h"
 #include "core/sgemm.h"
 #include "core/status_impl.h"
 #include "format/qgroup_kernels.h"
@@ -85,7 +86,7 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
      * out dynamically (a core stolen by another process does not stall the
      * call). Tiny layers and one thread enter no OpenMP region at all: one
      * costs ~1 us even when its if() is false. */
-    if (ntiles == 1 || rows * w->cols * T <= (1 << 15) || omp_get_max_threads() == 1) {
+    if (ntiles == 1 || !lp_par_worth(rows * w->cols * T)) {
         for (int64_t i = 0; i < ntiles; i++) packed_tile(k, w, xp, xsum, T, Y, i);
     } else {
 #pragma omp parallel for schedule(dynamic, 4)

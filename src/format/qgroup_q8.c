@@ -27,6 +27,7 @@
 
 #include "core/cpu.h"
 #include "core/half.h"
+#include "core/par.h"
 #include "core/status_impl.h"
 #include "format/qgroup_kernels.h"
 
@@ -208,11 +209,15 @@ lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
         lp_qgroup_q8_supported(w) ? lp_qgroup_q8_gemv_avx512vnni : lp_qgroup_q8_gemv_ref;
     const int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
     /* as gemm_packed: dynamic hand-out (a tile's result never depends on its
-     * thread), and no threads woken for tiny layers */
-#pragma omp parallel for schedule(dynamic, 4) if (ntiles > 1 && rows * w->cols > (1 << 15))
-    for (int64_t i = 0; i < ntiles; i++) {
-        const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
-        gemv(w, &a, y, r0, r1);
+     * thread), and no OpenMP region for small layers (core/par.h) */
+    if (ntiles == 1 || !lp_par_worth(rows * w->cols)) {
+        gemv(w, &a, y, 0, rows);
+    } else {
+#pragma omp parallel for schedule(dynamic, 4)
+        for (int64_t i = 0; i < ntiles; i++) {
+            const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
+            gemv(w, &a, y, r0, r1);
+        }
     }
     free(buf);
     return LP_OK;

@@ -3,6 +3,7 @@
  */
 #include "format/rowgemm.h"
 
+#include "core/par.h"
 #include "core/sgemm.h"
 #include "core/status_impl.h"
 
@@ -38,7 +39,7 @@ static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, floa
     /* which thread runs a tile never changes its result, so tiles are handed
      * out dynamically; tiny layers and one thread enter no OpenMP region (one
      * costs ~1 us even when its if() is false) */
-    if (ntiles == 1 || R * C * T <= (1 << 15) || omp_get_max_threads() == 1) {
+    if (ntiles == 1 || !lp_par_worth(R * C * T)) {
         for (int64_t i = 0; i < ntiles; i++) packed_tile(g, X, xp, T, Y, i);
     } else {
 #pragma omp parallel for schedule(dynamic, 4)
