@@ -35,7 +35,7 @@ for cli in "$CLI" ${BEFORE_CLI:+"$BEFORE_CLI"}; do
     name=llmpress; [ "$cli" = "$CLI" ] || name="llmpress (before)"
     for m in "$MODEL" "$OUT/w4"; do
         read -r s kb < <(timed "$cli" eval "$m" --ppl "$TEXT" --speed-reps 0 --threads "$THREADS" --json --quiet)
-        p=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.4f" % d["ppl"][0]["ppl"])' "$OUT/last.out")
+        p=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("%.4f" % d["results"][0]["ppl"])' "$OUT/last.out")
         echo "| $name | $(basename "$m") | $p | $s | $((kb / 1024)) |"
     done
 done
