@@ -16,8 +16,9 @@
  * the dense baseline.
  * Then, per shape, the q8 decode product (lp_qgroup_gemv_q8: x rounded to
  * int8 per 128 columns, AVX-512 VNNI dot products; format/qgroup_q8.h)
- * against the f32 avx512 kernel, on W4 g128 asym (the weights above) and
- * W8 g128 asym, same protocol; its time includes quantizing x.
+ * against the f32 avx512 kernel, on W3 g128 asym (two bit planes), W4 g128
+ * asym (the weights above) and W8 g128 asym, same protocol; its time
+ * includes quantizing x.
  *
  * Usage: bench_qgemv [runs] [gemv]   (every kernel runs, whatever LP_KERNEL
  * says; "gemv" skips the batch table, which takes a minute). The load
@@ -131,22 +132,24 @@ static void free_weights(wset *s) {
     free(s->w);
 }
 
-/* The q8 table of one shape: q8 and the f32 avx512 kernel on W4 (s4) and W8. */
+/* The q8 table of one shape: q8 and the f32 avx512 kernel on W3, W4 (s4) and W8. */
 static void q8_rows(const char *shape, wset *s4, const float *x, float *y, const float *buf, size_t nbw, int maxth,
                     int runs, int bwruns) {
     const lp_qkernels *k512;
     const int have512 = lp_qkernels_select("avx512", &k512) == LP_OK;
-    wset s8 = make_weights(s4->w[0].rows, s4->w[0].cols, 8);
-    /* pass 0 is an untimed round of every row: right after the W8 copies are
+    wset s3 = make_weights(s4->w[0].rows, s4->w[0].cols, 3), s8 = make_weights(s4->w[0].rows, s4->w[0].cols, 8);
+    wset *sets[3] = {&s3, s4, &s8};
+    const char *wnames[3] = {"W3", "W4", "W8"};
+    /* pass 0 is an untimed round of every row: right after the W3/W8 copies are
      * allocated, the first row ran at half speed for well over its 50 ms of
      * warm-up (seen on the 2-core VM) */
     for (int pass = 0; pass < 2; pass++)
         for (int nt = 1; nt <= maxth; nt++) {
             omp_set_num_threads(nt);
             double rbw = pass ? read_bw(buf, nbw, bwruns) : 0;
-            for (int bi = 0; bi < 2; bi++) {
-                wset *s = bi ? &s8 : s4;
-                const char *wname = bi ? "W8" : "W4";
+            for (int bi = 0; bi < 3; bi++) {
+                wset *s = sets[bi];
+                const char *wname = wnames[bi];
                 for (int q8 = 0; q8 < 2; q8++) {
                     const char *kname = q8 ? "q8-vnni" : "avx512";
                     if (q8 ? !lp_qgroup_q8_supported(&s->w[0]) : !have512) {
@@ -162,6 +165,7 @@ static void q8_rows(const char *shape, wset *s4, const float *x, float *y, const
                 }
             }
         }
+    free_weights(&s3);
     free_weights(&s8);
 }
 
@@ -236,7 +240,7 @@ int main(int argc, char **argv) {
 
         /* ---- q8 activations ---- */
         printf("\nq8 decode product on %s, g128 asym: lp_qgroup_gemv_q8 (x to int8 per 128 columns, VNNI)\n"
-               "against the f32 avx512 kernel; same protocol (W8: copies of a W8 weight spanning >= 1 GiB)\n",
+               "against the f32 avx512 kernel; same protocol (W3, W8: copies of such a weight spanning >= 1 GiB)\n",
                shape);
         printf("%-11s %-3s %-8s %3s %10s %14s %9s %8s\n", "shape", "W", "kernel", "thr", "time/us", "GB/s (best)",
                "read-bw", "%read-bw");

@@ -43,7 +43,7 @@ static int64_t chunks_per_group(const lp_qgroup *w, int64_t nchunks) {
 }
 
 bool lp_qgroup_q8_covers(const lp_qgroup *w) {
-    const bool bits_ok = w->bits == 2 || w->bits == 4 || w->bits == 8;
+    const bool bits_ok = w->bits == 2 || w->bits == 3 || w->bits == 4 || w->bits == 8;
     return bits_ok && (w->ngroups == 1 || w->group % LP_Q8_CHUNK == 0);
 }
 
@@ -52,13 +52,16 @@ bool lp_qgroup_q8_supported(const lp_qgroup *w) { return lp_qgroup_q8_covers(w) 
 int lp_qgroup_q8_lane_col(int bits, int p) {
     const int h = p / 64, L = (p % 64) / 4, k = p % 4; /* vector, int32 lane, byte */
     int word, f; /* packed word of the chunk (w words per block) and field in it */
-    switch (bits) {
+    /* b = 3: the order of b = 2, whose 2-bit fields are the low bits; the
+     * third bit of each weight joins its byte (qgroup_q8.h) */
+    const int w = bits == 3 ? 2 : bits; /* width of the plane that sets the order */
+    switch (w) {
     case 8: word = 16 * h + L, f = k; break;          /* load h holds words 16h .. 16h+15 */
     case 4: word = L, f = 2 * k + h; break;           /* h = 0: low nibbles, 1: high */
     default: word = L % 8, f = 4 * k + 2 * h + L / 8; /* b = 2: shifted by 2 (2h + L/8) */
     }
     /* the plane layout (qgroup.h): field f of word i holds value i mod w + w f of block i / w */
-    return LP_QGROUP_BLOCK * (word / bits) + word % bits + bits * f;
+    return LP_QGROUP_BLOCK * (word / w) + word % w + w * f;
 }
 
 /* ---- activations ---- */
@@ -196,8 +199,8 @@ void lp_qgroup_q8_gemv_ref(const lp_qgroup *w, const lp_q8_act *a, float *y, int
 lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
     if (!lp_qgroup_q8_covers(w))
         return lp_fail(LP_ERR_UNSUPPORTED,
-                       "qgroup q8 gemv: bits %d, group %d of %lld columns not covered; expected bits 2, 4 or "
-                       "8 and a group that is a multiple of 128 or per-channel; hint: use lp_qgroup_gemm",
+                       "qgroup q8 gemv: bits %d, group %d of %lld columns not covered; expected bits 2, 3, 4 "
+                       "or 8 and a group that is a multiple of 128 or per-channel; hint: use lp_qgroup_gemm",
                        w->bits, w->group, (long long)w->cols);
     const size_t bytes = lp_qgroup_q8_act_bytes(w);
     void *buf = malloc(bytes); /* lp_qgroup_q8_act_view aligns inside it */

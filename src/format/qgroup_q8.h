@@ -39,20 +39,22 @@
  * (|s_g| max|x| 128 * 255 at most) must stay below FLT_MAX: |x| < 1e30 is
  * fine for |s| < 1. lp_qgroup_q8_gemv_ref is this formula term by term.
  *
- * Coverage: single-plane weights of bits 2, 4 and 8 whose groups are a
- * multiple of 128 columns or one group per row (then every chunk lies in
+ * Coverage: weights of bits 2, 4 and 8 (one plane) and 3 (a 2-bit plane and
+ * a 1-bit plane) whose groups are a multiple of 128 columns or one group per row (then every chunk lies in
  * one group: the f32 kernel's "chunk mode"). Other shapes are refused with
  * LP_ERR_UNSUPPORTED (use lp_qgroup_gemm).
  *
  * Activation layout: the fast kernel reads a chunk's packed words with one
- * 64-byte load (b = 4; two at b = 8, one 32-byte load broadcast at b = 2)
- * and splits it into two vectors of 64 bytes, each byte one weight: for
- * b = 4 the low and high nibbles (AND, shift+AND), for b = 8 the words as
- * they are, for b = 2 two variable shifts + AND. Byte p = 64h + 4L + k
- * (vector h, int32 lane L, byte k) then holds the weight of column
- * lp_qgroup_q8_lane_col(bits, p) of the chunk, and xq is stored in that same
- * order, 128 bytes per chunk, so vpdpbusd pairs each weight with its own
- * activation and no byte is ever shuffled.
+ * 64-byte load (b = 4; two at b = 8, one 32-byte load broadcast at b = 2,
+ * one masked 48-byte load at b = 3) and splits it into two vectors of 64
+ * bytes, each byte one weight: for b = 4 the low and high nibbles (AND,
+ * shift+AND), for b = 8 the words as they are, for b = 2 two variable
+ * shifts + AND. b = 3 takes b = 2's bytes and adds each weight's third bit
+ * (bit 2 of its byte) from the 1-bit plane, so its order is b = 2's. Byte
+ * p = 64h + 4L + k (vector h, int32 lane L, byte k) then holds the weight of
+ * column lp_qgroup_q8_lane_col(bits, p) of the chunk, and xq is stored in
+ * that same order, 128 bytes per chunk, so vpdpbusd pairs each weight with
+ * its own activation and no byte is ever shuffled.
  *
  * Threads: lp_qgroup_gemv_q8 quantizes x once (serially; ~3 us for 11008
  * columns with the vector quantizer, <0.5% of a 2-thread call), then runs one
@@ -81,7 +83,7 @@ typedef struct {
                         (f32): the fast kernel's zero-point term is sum_g s_g z_g dsum_g */
 } lp_q8_act;
 
-/* True when the q8 product covers w's layout (bits 2, 4, 8; groups a
+/* True when the q8 product covers w's layout (bits 2, 3, 4, 8; groups a
  * multiple of 128 or one per row). */
 bool lp_qgroup_q8_covers(const lp_qgroup *w);
 
@@ -97,7 +99,8 @@ lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y);
 /* ---- the pieces (tests and benches call them directly) ---- */
 
 /* Column (0..127) inside its chunk of the weight at byte p (0..127) of the
- * fast kernel's two unpacked vectors, for bits 2, 4, 8 (see the top). */
+ * fast kernel's two unpacked vectors, for bits 2, 3, 4, 8 (see the top;
+ * bits 3 gives bits 2's order). */
 int lp_qgroup_q8_lane_col(int bits, int p);
 
 /* Bytes of one token's lp_q8_act for w, including alignment slack. */

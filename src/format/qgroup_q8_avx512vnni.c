@@ -3,7 +3,7 @@
  * (qgroup_q8.h has the specification and the activation layout;
  * lp_qgroup_q8_gemv_ref in qgroup_q8.c is the reference it is tested against).
  *
- * What: y[r] for a row range, W packed (bits 2, 4, 8), x as int8 per chunk
+ * What: y[r] for a row range, W packed (bits 2, 3, 4, 8), x as int8 per chunk
  * of 128 columns. Why: memory bound instead of ALU bound (qgroup_q8.h).
  *
  * Design, per pass of 4 rows (they share every activation load):
@@ -13,6 +13,20 @@
  *     b = 4: v & 0x0f.., (v >> 4) & 0x0f..; b = 8: as loaded; b = 2:
  *     (v >> per-lane counts) & 0x03.. twice. No shift moves a field across
  *     a lane, so the quantizer placed each activation at its weight's byte.
+ *   - b = 3 (per block: 2-bit words 3j, 3j+1, then 1-bit word 3j+2; 48
+ *     bytes a chunk, one masked load) keeps b = 2's bytes: one vpermd
+ *     gathers the 8 two-bit words into b = 2's broadcast layout, and a
+ *     shift by 2 (L / 8) puts byte k's two fields (those of vectors 0 and 1)
+ *     at bits 0-1 and 4-5. Their third bits are bits 8k + s and 8k + s + 4
+ *     (s = L mod 2 + 2 (L / 8)) of the block's 1-bit word, which a second
+ *     vpermd places in lane L and a rotate by s - 2 moves to bits 2 and 6
+ *     of byte k (a rotate, unlike a shift, loses no bit when s < 2). One
+ *     vpternlogd takes bits 0, 1, 4, 5 from the first and the rest from the
+ *     second: each byte holds two 3-bit weights, split as at b = 4 (AND
+ *     0x07, shift by 4 + AND). 8 ops for 128 weights before the two vpdpbusd
+ *     (b = 2: 4), all AVX-512 F: no BITALG/VBMI needed. (Building the third
+ *     bit as a separate byte per vector, with vpshufbitqmb + a masked add,
+ *     would take 10.)
  *   - two vpdpbusd (u8 weights x s8 activations, 4 products summed into
  *     each of 16 int32 lanes; at most 8 * 255 * 127 per lane, no overflow)
  *     give the chunk's exact integer dot in 16 partial sums;
@@ -73,6 +87,20 @@ INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m5
         const __m512i v = _mm512_maskz_loadu_epi32(cm.m0, p), nib = _mm512_set1_epi8(0x0f);
         lo = _mm512_and_si512(v, nib);
         hi = _mm512_and_si512(_mm512_srli_epi32(v, 4), nib);
+    } else if (bits == 3) { /* the b = 2 bytes with the third bit joined in (see the top) */
+        const __m512i v = _mm512_maskz_loadu_epi32(cm.m0, p); /* block j: 2-bit words 3j, 3j+1, 1-bit word 3j+2 */
+        const __m512i w2 = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 1, 3, 4, 6, 7, 9, 10, 0, 1, 3, 4, 6, 7, 9, 10), v);
+        const __m512i w1 = _mm512_permutexvar_epi32(_mm512_setr_epi32(2, 2, 5, 5, 8, 8, 11, 11, 2, 2, 5, 5, 8, 8, 11, 11), v);
+        /* lane L: 2-bit word L mod 8 shifted by t = 2 (L / 8): fields at bits 8k, 8k + 4 of byte k */
+        const __m512i a = _mm512_srlv_epi32(w2, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 2, 2));
+        /* their third bits (1-bit word bits 8k + L%2 + t, + 4) rotated to bits 8k + 2, 8k + 6 */
+        const __m512i b =
+            _mm512_rorv_epi32(w1, _mm512_setr_epi32(30, 31, 30, 31, 30, 31, 30, 31, 0, 1, 0, 1, 0, 1, 0, 1));
+        /* bits 0, 1, 4, 5 of each byte from a, the others from b: two 3-bit weights per byte */
+        const __m512i n = _mm512_ternarylogic_epi32(_mm512_set1_epi8(0x33), a, b, 0xca);
+        const __m512i low3 = _mm512_set1_epi8(0x07);
+        lo = _mm512_and_si512(n, low3);
+        hi = _mm512_and_si512(_mm512_srli_epi32(n, 4), low3);
     } else { /* lane L holds word L mod 8, shifted by 2 (2h + L / 8) for vector h */
         const __m512i v = _mm512_broadcast_i32x8(_mm256_maskz_loadu_epi32((__mmask8)cm.m0, p));
         const __m512i two = _mm512_set1_epi8(0x03);
@@ -226,12 +254,14 @@ void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_
         for (int64_t r = r0; r < r1; r += R) pass(w, NB, a, y, r, r1);                                     \
     }
 DEFINE_BITS(2)
+DEFINE_BITS(3)
 DEFINE_BITS(4)
 DEFINE_BITS(8)
 
 void lp_qgroup_q8_gemv_avx512vnni(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
     switch (w->bits) {
     case 2: gemv_b2(w, a, y, r0, r1); break;
+    case 3: gemv_b3(w, a, y, r0, r1); break;
     case 4: gemv_b4(w, a, y, r0, r1); break;
     default: gemv_b8(w, a, y, r0, r1); break;
     }

@@ -3,7 +3,7 @@
  * scalar reference, AVX-512 VNNI kernel and OpenMP driver.
  *
  * Checks, on random packed weights (random q, zeros and f16 scales of both
- * signs) for b = 2, 4, 8, sym and asym, groups 128 / 256 / per-channel,
+ * signs) for b = 2, 3 (two planes), 4, 8, sym and asym, groups 128 / 256 / per-channel,
  * cols 172 / 384 / 1024 / 4000 / 4001 / 4100 (ragged chunks and blocks) and
  * rows 1 / 2 / 13 (not multiples of the kernel's 4-row pass):
  *   - the quantizer (_ref; the vector one must give the same bits): every |xq| <= 127, max |xq| = 127 in each nonzero
@@ -21,8 +21,8 @@
  *   - a row range [r0, r1) writes exactly those rows; garbage in the padding
  *     values of the last block changes nothing; weights that end right
  *     before an unmapped page are read without a fault (masked loads);
- *   - the driver: bit-identical with 1 and 2 OpenMP threads and to its
- *     kernel called directly; x = 0 gives y = 0 exactly; x scaled by 1e30
+ *   - the driver (W3 and W4): bit-identical with 1 and 2 OpenMP threads and
+ *     to its kernel called directly; x = 0 gives y = 0 exactly; x scaled by 1e30
  *     and 1e-30 and chunks of very different sizes stay within the bounds;
  *     subnormal x (d_c rounded so that x / d_c exceeds 127) is clamped, gives
  *     finite y and the same bits from both quantizers; shapes not covered
@@ -191,9 +191,9 @@ static void check_case(const lp_qgroup *w, const float *x, const char *what) {
 }
 
 static void check_shapes(void) {
-    const int bitss[] = {2, 4, 8}, groups[] = {128, 256, -1};
+    const int bitss[] = {2, 3, 4, 8}, groups[] = {128, 256, -1};
     const int64_t colss[] = {172, 384, 1024, 4000, 4001, 4100}, rowss[] = {1, 2, 13};
-    for (int bi = 0; bi < 3; bi++)
+    for (int bi = 0; bi < 4; bi++)
         for (int sym = 0; sym < 2; sym++)
             for (int gi = 0; gi < 3; gi++)
                 for (int ci = 0; ci < 6; ci++) {
@@ -207,7 +207,7 @@ static void check_shapes(void) {
                     check_case(&w, x, "randn");
                     garble_padding(&w);
                     check_case(&w, x, "garbled padding");
-                    if (bi == 1 && ci == 3) { /* W4, 4000 columns: extreme and mixed magnitudes */
+                    if (bitss[bi] == 4 && ci == 3) { /* W4, 4000 columns: extreme and mixed magnitudes */
                         float *xs = malloc((size_t)cols * sizeof(float));
                         for (int64_t j = 0; j < cols; j++) xs[j] = x[j] * 1e30f;
                         check_case(&w, xs, "x * 1e30");
@@ -250,27 +250,40 @@ static void check_guard_page(int bits) {
     lp_qgroup_free(&src);
 }
 
+/* The driver on a bits-bit weight w (101 rows, 1100 columns) and x: the
+ * same bits with 1 and 2 OpenMP threads and from its kernel called directly
+ * (y1, y2: scratch of 101 floats). */
+static void check_threads(const lp_qgroup *w, const float *x, float *y1, float *y2) {
+    const int nth = omp_get_max_threads();
+    omp_set_num_threads(1);
+    CHECK_OK(lp_qgroup_gemv_q8(w, x, y1));
+    omp_set_num_threads(2);
+    CHECK_OK(lp_qgroup_gemv_q8(w, x, y2));
+    omp_set_num_threads(nth);
+    CHECKF(memcmp(y1, y2, 101 * sizeof(float)) == 0, "b=%d: 1 and 2 threads differ", w->bits);
+    void *buf = malloc(lp_qgroup_q8_act_bytes(w));
+    lp_q8_act a;
+    lp_qgroup_q8_act_view(w, buf, &a);
+    lp_qgroup_q8_quantize(w, x, &a);
+    if (lp_qgroup_q8_supported(w)) lp_qgroup_q8_gemv_avx512vnni(w, &a, y2, 0, 101);
+    else lp_qgroup_q8_gemv_ref(w, &a, y2, 0, 101);
+    CHECKF(memcmp(y1, y2, 101 * sizeof(float)) == 0, "b=%d: driver differs from its kernel", w->bits);
+    free(buf);
+}
+
 /* The OpenMP driver: thread counts, its kernel, x = 0, subnormal x, refusals. */
 static void check_driver(void) {
     lp_qgroup w;
-    random_weight(&w, 101, 1100, 4, 128, 0); /* 7 tiles: the parallel loop runs */
     float *x = malloc(1100 * sizeof(float)), *y1 = malloc(101 * sizeof(float)), *y2 = malloc(101 * sizeof(float));
-    float *yd = malloc(101 * sizeof(float));
     for (int j = 0; j < 1100; j++) x[j] = test_randn(&g_rng);
-    const int nth = omp_get_max_threads();
-    omp_set_num_threads(1);
-    CHECK_OK(lp_qgroup_gemv_q8(&w, x, y1));
-    omp_set_num_threads(2);
-    CHECK_OK(lp_qgroup_gemv_q8(&w, x, y2));
-    omp_set_num_threads(nth);
-    CHECK(memcmp(y1, y2, 101 * sizeof(float)) == 0);
+    random_weight(&w, 101, 1100, 3, 128, 1); /* 7 tiles: the parallel loop runs */
+    check_threads(&w, x, y1, y2);
+    lp_qgroup_free(&w);
+    random_weight(&w, 101, 1100, 4, 128, 0);
+    check_threads(&w, x, y1, y2);
     void *buf = malloc(lp_qgroup_q8_act_bytes(&w));
     lp_q8_act a;
     lp_qgroup_q8_act_view(&w, buf, &a);
-    lp_qgroup_q8_quantize(&w, x, &a);
-    if (lp_qgroup_q8_supported(&w)) lp_qgroup_q8_gemv_avx512vnni(&w, &a, yd, 0, 101);
-    else lp_qgroup_q8_gemv_ref(&w, &a, yd, 0, 101);
-    CHECK(memcmp(y1, yd, 101 * sizeof(float)) == 0);
 
     for (int j = 0; j < 1100; j++) x[j] = 0.0f;
     CHECK_OK(lp_qgroup_gemv_q8(&w, x, y1));
@@ -300,7 +313,7 @@ static void check_driver(void) {
     free(buf);
     lp_qgroup_free(&w);
 
-    const int shapes[][2] = {{4, 64}, {4, 32}, {3, 128}, {1, 128}, {5, -1}}; /* bits, group: not covered */
+    const int shapes[][2] = {{4, 64}, {3, 32}, {6, 128}, {1, 128}, {5, -1}}; /* bits, group: not covered */
     for (int i = 0; i < 5; i++) {
         random_weight(&w, 4, 1100, shapes[i][0], shapes[i][1], 1);
         CHECK(!lp_qgroup_q8_covers(&w) && !lp_qgroup_q8_supported(&w));
@@ -310,13 +323,14 @@ static void check_driver(void) {
     free(x);
     free(y1);
     free(y2);
-    free(yd);
 }
 
 int main(void) {
     if (!lp_cpu_has_avx512vnni()) printf("SKIP: no AVX-512 VNNI (or LP_KERNEL below avx512): kernel checks skipped\n");
     /* the layout is a permutation of the chunk's columns */
-    for (int b = 2; b <= 8; b *= 2) {
+    const int bitss[] = {2, 3, 4, 8};
+    for (int bi = 0; bi < 4; bi++) {
+        const int b = bitss[bi];
         int seen[LP_Q8_CHUNK] = {0};
         for (int p = 0; p < LP_Q8_CHUNK; p++) seen[lp_qgroup_q8_lane_col(b, p)]++;
         int ok = 1;
@@ -325,7 +339,7 @@ int main(void) {
     }
     if (lp_test_failures) TEST_DONE(); /* the checks below index through the order */
     check_shapes();
-    for (int b = 2; b <= 8; b *= 2) check_guard_page(b);
+    for (int bi = 0; bi < 4; bi++) check_guard_page(bitss[bi]);
     check_driver();
     printf("largest |vnni - ref| / M' = %.3g (bound 1e-6)\n", g_worst_kernel);
     TEST_DONE();
