@@ -11,10 +11,11 @@
  * Design: a call processes T tokens at once (T = 1 is decode). Every matrix
  *   product is a lp_linear_forward (the backend's sgemm for dense weights,
  *   packed kernels for compressed ones); attention runs per (query head,
- *   chunk of 128 queries) as two backend products against that head's slice
- *   of the cache, Q K^T then P V (sgemm, or sgemv for a few queries), with
- *   the causal (and sliding-window) mask applied between them; the items
- *   are spread over threads, so scores are at most 128 x L per thread.
+ *   chunk of 128 queries) as two products against that head's slice of the
+ *   cache, Q K^T then P V (lp_sgemm_nt / lp_sgemm_nn, or the backend's sgemv
+ *   for a few queries), with the scale, the causal (and sliding-window) mask
+ *   and the softmax (vectorized exp, core/vexp.h) applied between them; the
+ *   items are spread over threads, so scores are at most 128 x L per thread.
  *   The head runs only on the rows whose logits are asked for; scoring
  *   (lp_forward_score, score.c) runs it in vocabulary tiles instead of
  *   making rows x V logits.
