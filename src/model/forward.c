@@ -419,6 +419,7 @@ void lp_final_norm(const lp_model *m, const float *x, int64_t T, float *out) {
 
 lp_status lp_hidden_nll(const lp_model *m, const float *x, int64_t T, const int32_t *next, double *nll) {
     *nll = 0.0;
+    if (T <= 0) return LP_OK;
     float *xn = malloc((size_t)(T * m->cfg.dim) * sizeof *xn);
     lp_token_score *sc = malloc((size_t)T * sizeof *sc);
     lp_status s = xn && sc ? LP_OK : lp_fail(LP_ERR_NOMEM, "out of memory for %lld hidden states", (long long)T);

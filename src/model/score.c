@@ -63,6 +63,7 @@ static void tile_rows(const float *Z, int64_t n, int64_t nv, int64_t v0, int64_t
 }
 
 lp_status lp_head_score(const lp_model *m, const float *xn, int64_t R, const int32_t *tgt, lp_token_score *out) {
+    if (R <= 0) return LP_OK;
     const int64_t D = m->cfg.dim, V = m->cfg.vocab, ntiles = (V + VT - 1) / VT;
     const lp_linear *head = &m->head;
     const int nth = omp_get_max_threads();
