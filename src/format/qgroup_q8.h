@@ -120,7 +120,8 @@ void lp_qgroup_q8_group_sums(const lp_qgroup *w, lp_q8_act *a);
 
 /* y[r] for r in [r0, r1): serial kernels over a row range. _ref is the
  * specification; _avx512vnni computes the same sum in another order (f32
- * per-group partial sums, the zero-point term from dsum), so it matches
+ * per-group partial sums, or at group 128 one factor s_g d_c per chunk;
+ * the zero-point term from dsum), so it matches
  * _ref to f32 rounding, not bitwise. Call _avx512vnni only when
  * lp_qgroup_q8_supported(w). */
 void lp_qgroup_q8_gemv_ref(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1);

@@ -33,6 +33,8 @@
  *   - per chunk: convert to f32 and FMA with the broadcast d_c into the
  *     group's f32 partial sums; per group: FMA with the broadcast s_g into
  *     the row's accumulator (scales converted from f16 16 groups at a time);
+ *     at group 128 (one chunk per group, pass_g1) a single FMA with the
+ *     factor s_g d_c, made 16 chunks at a time, and no per-group loop;
  *   - the zero-point term sum_g s_g z_g dsum_g (dsum from the quantizer) is
  *     subtracted from the same accumulator, 16 groups per FNMADD, so a row
  *     ends with one reduction, and the 4 rows of a pass share it (hsum4).
@@ -96,8 +98,9 @@ INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m5
         /* their third bits (1-bit word bits 8k + L%2 + t, + 4) rotated to bits 8k + 2, 8k + 6 */
         const __m512i b =
             _mm512_rorv_epi32(w1, _mm512_setr_epi32(30, 31, 30, 31, 30, 31, 30, 31, 0, 1, 0, 1, 0, 1, 0, 1));
-        /* bits 0, 1, 4, 5 of each byte from a, the others from b: two 3-bit weights per byte */
-        const __m512i n = _mm512_ternarylogic_epi32(_mm512_set1_epi8(0x33), a, b, 0xca);
+        /* bits 0, 1, 4, 5 of each byte from a, the others from b (0xe4: c ? a : b, with a
+         * first so that it, not the constant, is the register overwritten): two 3-bit weights per byte */
+        const __m512i n = _mm512_ternarylogic_epi32(a, b, _mm512_set1_epi8(0x33), 0xe4);
         const __m512i low3 = _mm512_set1_epi8(0x07);
         lo = _mm512_and_si512(n, low3);
         hi = _mm512_and_si512(_mm512_srli_epi32(n, 4), low3);
@@ -123,41 +126,102 @@ INLINE __m128 hsum4(const __m512 a[R]) {
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
 }
 
+/* The 4 rows of a pass: their packed weights, scales and zeros, and where
+ * to prefetch (the same place 4 rows down). Rows past r1 repeat r1 - 1. */
+typedef struct {
+    const uint32_t *q[R];
+    const uint16_t *s[R];
+    const uint8_t *z[R]; /* NULL when symmetric */
+    const char *pf[R];   /* may lie past the array: only prefetched */
+} pass_rows;
+
+INLINE void pass_rows_init(const lp_qgroup *w, int64_t r0, int64_t r1, pass_rows *p) {
+    const int64_t words = w->blocks * w->bits, G = w->ngroups; /* per row */
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        const int64_t r = r0 + i < r1 ? r0 + i : r1 - 1;
+        p->q[i] = w->q + r * words;
+        p->s[i] = w->scales + r * G;
+        p->z[i] = w->sym ? NULL : w->zeros + r * G;
+        p->pf[i] = (const char *)p->q[i] + (size_t)(R * words) * sizeof(uint32_t);
+    }
+}
+
+/* Groups g .. g+15 (those below G) of the pass's rows: their f32 scales
+ * into sc[i], and their zero-point term sum s_g z_g dsum_g subtracted from
+ * acc[i]; prefetches the next pass's scales and zeros. */
+INLINE void scales16(const lp_qgroup *w, const int bits, const lp_q8_act *a, const pass_rows *p, int64_t g, __m512 sc[R],
+                     __m512 acc[R]) {
+    const int64_t G = w->ngroups;
+    const __mmask16 m = (__mmask16)(G - g >= 16 ? 0xffffu : (1u << (G - g)) - 1u);
+    const __m512 ds = _mm512_maskz_loadu_ps(m, a->dsum + g);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) {
+        _mm_prefetch((const char *)(p->s[i] + R * G + g), _MM_HINT_T0);
+        if (!w->sym) _mm_prefetch((const char *)(p->z[i] + R * G + g), _MM_HINT_T0);
+        sc[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p->s[i] + g));
+        const __m512 z = w->sym ? _mm512_set1_ps((float)(1 << (bits - 1)))
+                                : _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p->z[i] + g)));
+        acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(sc[i], z), ds, acc[i]);
+    }
+}
+
+/* Row i's dot with chunk c as 16 f32 partial sums (exact integers), and
+ * the prefetch of the same chunk 4 rows down. */
+INLINE __m512 chunk_f32(const int bits, const pass_rows *p, int i, int64_t c, chunk_masks cm, __m512i xlo, __m512i xhi) {
+    const size_t off = (size_t)(c * 4 * bits) * sizeof(uint32_t);
+    _mm_prefetch(p->pf[i] + off, _MM_HINT_T0);
+    if (bits == 8) _mm_prefetch(p->pf[i] + off + 64, _MM_HINT_T0);
+    return _mm512_cvtepi32_ps(chunk_dot(bits, p->q[i] + c * 4 * bits, cm, xlo, xhi));
+}
+
+/* pass() for groups of exactly one chunk (group 128, the common case):
+ * s_g d_c is one factor per chunk, made 16 chunks at a time, so a chunk
+ * costs one FMA instead of two and no per-group loop. */
+INLINE void pass_g1(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
+    const int64_t B = w->blocks, C = a->nchunks; /* C == ngroups */
+    pass_rows p;
+    pass_rows_init(w, r0, r1, &p);
+    __m512 acc[R];
+    float sd[R][16]; /* s_c d_c of chunks c & ~15 .. +15 */
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
+    const chunk_masks full = chunk_load_masks(bits, 4);
+    for (int64_t c = 0; c < C; c++) {
+        if (c % 16 == 0) { /* factors of 16 chunks (chunk c = group c) */
+            __m512 sc[R];
+            scales16(w, bits, a, &p, c, sc, acc);
+            const __m512 d = _mm512_maskz_loadu_ps((__mmask16)(C - c >= 16 ? 0xffffu : (1u << (C - c)) - 1u), a->d + c);
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) _mm512_storeu_ps(sd[i], _mm512_mul_ps(sc[i], d));
+        }
+        const chunk_masks cm = c + 1 < C ? full : chunk_load_masks(bits, B - 4 * c);
+        const __m512i xlo = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK);
+        const __m512i xhi = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK + 64);
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++)
+            acc[i] = _mm512_fmadd_ps(chunk_f32(bits, &p, i, c, cm, xlo, xhi), _mm512_set1_ps(sd[i][c % 16]), acc[i]);
+    }
+    const int64_t n = r1 - r0 < R ? r1 - r0 : R;
+    _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), hsum4(acc));
+}
+
 /* y[r0 .. r0+3] (those below r1). */
 INLINE void pass(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
     const int64_t B = w->blocks, G = w->ngroups, C = a->nchunks;
     const int64_t cpg = G == 1 ? C : w->group / LP_Q8_CHUNK; /* chunks per group */
-    const int64_t words = 4 * bits;                          /* per chunk */
-    const uint32_t *qr[R];
-    const uint16_t *sr[R];
-    const uint8_t *zr[R];
-    const char *pf[R];
-#pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
-        const int64_t r = r0 + i < r1 ? r0 + i : r1 - 1;
-        qr[i] = w->q + r * B * bits;
-        sr[i] = w->scales + r * G;
-        zr[i] = w->sym ? NULL : w->zeros + r * G;
-        pf[i] = (const char *)qr[i] + (size_t)(R * B * bits) * sizeof(uint32_t); /* may lie past the array */
-    }
+    pass_rows p;
+    pass_rows_init(w, r0, r1, &p);
     __m512 acc[R];
     float sf[R][16]; /* f32 scales of groups g & ~15 .. +15 */
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
     for (int64_t g = 0; g < G; g++) {
-        if (g % 16 == 0) { /* scales of 16 groups, and their zero-point term */
-            const __mmask16 m = (__mmask16)(G - g >= 16 ? 0xffffu : (1u << (G - g)) - 1u);
-            const __m512 ds = _mm512_maskz_loadu_ps(m, a->dsum + g);
+        if (g % 16 == 0) { /* scales of 16 groups */
+            __m512 sc[R];
+            scales16(w, bits, a, &p, g, sc, acc);
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++) {
-                _mm_prefetch((const char *)(sr[i] + R * G + g), _MM_HINT_T0); /* the next pass's scales, zeros */
-                if (!w->sym) _mm_prefetch((const char *)(zr[i] + R * G + g), _MM_HINT_T0);
-                const __m512 s = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, sr[i] + g));
-                const __m512 z = w->sym ? _mm512_set1_ps((float)(1 << (bits - 1)))
-                                        : _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, zr[i] + g)));
-                _mm512_storeu_ps(sf[i], s);
-                acc[i] = _mm512_fnmadd_ps(_mm512_mul_ps(s, z), ds, acc[i]);
-            }
+            for (int i = 0; i < R; i++) _mm512_storeu_ps(sf[i], sc[i]);
         }
         const int64_t c0 = g * cpg, c1 = c0 + cpg < C ? c0 + cpg : C;
         __m512 ga[R]; /* sum over the group's chunks of d_c * dot_c */
@@ -170,12 +234,7 @@ INLINE void pass(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *
             const __m512i xhi = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK + 64);
             const __m512 d = _mm512_set1_ps(a->d[c]);
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++) {
-                _mm_prefetch(pf[i] + (size_t)(c * words) * sizeof(uint32_t), _MM_HINT_T0);
-                if (bits == 8) _mm_prefetch(pf[i] + (size_t)(c * words) * sizeof(uint32_t) + 64, _MM_HINT_T0);
-                const __m512 f = _mm512_cvtepi32_ps(chunk_dot(bits, qr[i] + c * words, cm, xlo, xhi));
-                ga[i] = _mm512_fmadd_ps(f, d, ga[i]);
-            }
+            for (int i = 0; i < R; i++) ga[i] = _mm512_fmadd_ps(chunk_f32(bits, &p, i, c, cm, xlo, xhi), d, ga[i]);
         }
 #pragma GCC unroll 4
         for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(ga[i], _mm512_set1_ps(sf[i][g % 16]), acc[i]);
@@ -251,7 +310,9 @@ void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_
 /* One function per bits value so that the unpacking is compile-time. */
 #define DEFINE_BITS(NB)                                                                                     \
     static void gemv_b##NB(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {     \
-        for (int64_t r = r0; r < r1; r += R) pass(w, NB, a, y, r, r1);                                     \
+        for (int64_t r = r0; r < r1; r += R)                                                                \
+            if (w->ngroups > 1 && w->group == LP_Q8_CHUNK) pass_g1(w, NB, a, y, r, r1);                     \
+            else pass(w, NB, a, y, r, r1);                                                                  \
     }
 DEFINE_BITS(2)
 DEFINE_BITS(3)
