@@ -134,7 +134,7 @@ struct lp_qkernels;
  * multi-token kernel that reads each packed block once for up to
  * LP_QGEMM_MAX_T tokens, each token's result bit-identical to a call with
  * T = 1; otherwise row tiles are dequantized into scratch and multiplied
- * with cblas_sgemm (results then differ from the packed path by rounding). */
+ * with lp_sgemm_nt (results then differ from the packed path by rounding). */
 lp_status lp_qgroup_gemm(const lp_qgroup *w, const float *X, int64_t T, float *Y);
 
 #define LP_QGEMM_MAX_T 4 /* tokens per pass of the packed multi-token kernel */
