@@ -120,7 +120,8 @@ static lp_status dense_dequant(const void *data, int64_t r0, int64_t r1, float *
 
 /* A 16-bit weight not yet converted runs from its stored form with dense16's
  * kernels (half the bytes per token, no f32 copy; converted row tiles and
- * sgemm for many tokens); a converted or f32 one with BLAS. */
+ * lp_sgemm_nt for many tokens); a converted or f32 one with BLAS's sgemv for
+ * one token and lp_sgemm_nt on 64-row tiles for several. */
 static lp_status dense_gemm(const void *data, const float *X, int64_t T, float *Y) {
     lp_dense *d = (lp_dense *)data; /* the f32 form is a cache of the stored weight */
     if (!__atomic_load_n(&d->w, __ATOMIC_ACQUIRE)) {

@@ -76,9 +76,10 @@ lp_status lp_head_score(const lp_model *m, const float *xn, int64_t R, const int
                        ? LP_OK
                        : lp_fail(LP_ERR_NOMEM, "out of memory scoring %lld rows against a %lld-token vocabulary",
                                  (long long)R, (long long)V);
-    for (int64_t r = 0; st == LP_OK && r < R; r++) s.zy[r] = NAN;
     int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) if (st == LP_OK) reduction(| : failed)
+    if (st != LP_OK) goto done;
+    for (int64_t r = 0; r < R; r++) s.zy[r] = NAN;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nth) reduction(| : failed)
     for (int64_t k = 0; k < ntiles; k++) {
         float *W = scratch + (size_t)omp_get_thread_num() * per, *Z = W + VT * D, *tmp = Z + rb * VT;
         const int64_t v0 = k * VT, nv = V - v0 < VT ? V - v0 : VT;
@@ -95,9 +96,12 @@ lp_status lp_head_score(const lp_model *m, const float *xn, int64_t R, const int
             tile_rows(Z, n, nv, v0, r0, R, k, tgt, &s);
         }
     }
-    if (st == LP_OK && failed) st = lp_fail(LP_ERR_NOMEM, "out of memory dequantizing the head's rows");
-#pragma omp parallel for schedule(static) if (st == LP_OK && R > 16)
-    for (int64_t r = 0; r < (st == LP_OK ? R : 0); r++) {
+    if (failed) {
+        st = lp_fail(LP_ERR_NOMEM, "out of memory dequantizing the head's rows");
+        goto done;
+    }
+#pragma omp parallel for schedule(static) if (R > 16)
+    for (int64_t r = 0; r < R; r++) {
         int64_t best = 0; /* the first tile holding the maximum */
         for (int64_t k = 1; k < ntiles; k++)
             if (s.mx[k * R + r] > s.mx[best * R + r]) best = k;
@@ -108,6 +112,7 @@ lp_status lp_head_score(const lp_model *m, const float *xn, int64_t R, const int
         out[r].logprob = scored ? (double)s.zy[r] - M - log(sum) : 0.0;
         out[r].greedy = scored && s.am[best * R + r] == tgt[r];
     }
+done:
     free(s.mx);
     free(s.am);
     free(s.se);
