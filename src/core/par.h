@@ -9,9 +9,10 @@
  *   ~50 G multiply-adds/s per core, so one under ~0.5 M multiply-adds
  *   (~10 us) gains less from a second thread than the region costs. A decode
  *   step of a small model is dozens of such products.
- * Design: a constant (measured with bench_forward on llama-25m, whose
- *   linears are 49 K - 393 K weights and whose head is 12 M) and the thread
- *   count; callers run their tile loop directly when it says no.
+ * Design: a constant (chosen with `llmpress bench` decode on llama-25m,
+ *   whose linears are 49 K - 393 K weights and whose head is 12 M: with it
+ *   the linears run on the calling thread and the head is shared) and the
+ *   thread count; callers run their tile loop directly when it says no.
  */
 #ifndef LP_PAR_H
 #define LP_PAR_H
@@ -20,9 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#ifndef LP_PAR_MIN_MACS
 #define LP_PAR_MIN_MACS (1 << 19)
-#endif
 
 static inline bool lp_par_worth(int64_t macs) { return macs > LP_PAR_MIN_MACS && omp_get_max_threads() > 1; }
 

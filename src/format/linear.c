@@ -93,22 +93,12 @@ lp_status lp_linear_dequant_rows(const lp_linear *l, int64_t r0, int64_t r1, flo
 
 float *lp_linear_to_f32(const lp_linear *l) {
     const size_t n = (size_t)(l->rows * l->cols);
-    float *w = malloc(n * sizeof(float)), *tmp = NULL;
-    lp_status s = w ? LP_OK : LP_ERR_NOMEM;
-    for (int k = 0; s == LP_OK && k < l->nparts; k++) {
-        if (k == 0) {
-            s = l->part[0].fmt->dequant(l->part[0].data, 0, l->rows, w);
-            continue;
-        }
-        if (!tmp && !(tmp = malloc(n * sizeof(float)))) s = LP_ERR_NOMEM;
-        if (s == LP_OK) s = l->part[k].fmt->dequant(l->part[k].data, 0, l->rows, tmp);
-        for (size_t i = 0; s == LP_OK && i < n; i++) w[i] += tmp[i];
+    float *w = malloc(n * sizeof(float)), *tmp = l->nparts > 1 ? malloc(n * sizeof(float)) : NULL;
+    if (!w || (l->nparts > 1 && !tmp) || lp_linear_dequant_rows(l, 0, l->rows, w, tmp) != LP_OK) {
+        free(w);
+        w = NULL;
     }
     free(tmp);
-    if (s != LP_OK) {
-        free(w);
-        return NULL;
-    }
     return w;
 }
 
