@@ -26,8 +26,9 @@
  *
  * Dot: per group, 16-lane f32 partial sums of q*x (two per row/token chain,
  * lo and hi half, for latency), scaled by s_g into an accumulator once per
- * group; one horizontal sum per row at the end. The zero-point term
- * sum_g s_g z_g xsum_g is a separate pass over 16 groups at a time.
+ * group; at the end the zero-point terms s_g z_g xsum_g (16 groups per
+ * vector) are subtracted lane-wise and four rows' horizontal sums are taken
+ * together (hsum4).
  *
  * Memory: a row of W is only a few KB, too short for the hardware
  * prefetcher to lock on before it ends, so each block (chunk) load also
@@ -51,6 +52,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #define INLINE static inline __attribute__((always_inline))
@@ -114,7 +116,7 @@ INLINE void make_consts(int bits, unpack_consts *k) {
     }
     if (single_plane(bits)) {
         for (int h = 0; h < 2; h++) k->field[h] = _mm512_sllv_epi32(_mm512_set1_epi32((1 << bits) - 1), lane_shift(bits, h));
-        for (int m = 0; m < 8; m++) {
+        for (int m = 0; m < 8 && bits < 4; m++) { /* b = 4, 8 use constants (chunk_mask) */
             uint32_t lanes[16];
             for (int L = 0; L < 16; L++) {
                 int col, sh;
@@ -163,19 +165,41 @@ INLINE void chunk_load(const uint32_t *p, int w, chunk_masks cm, __m512i v[2]) {
 /* xp (lp_qkernels_ldx floats) = this kernel's form of x: zero-padded; for one
  * plane times 2^-shift of each value's field, and in chunk mode permuted to
  * the chunk vectors' lane order. */
+/* Chunk mode's lane order as tables, one per plane width (1, 2, 4, 8; index
+ * log2 w): chunk vector m's lane L takes column col[16m + L] of its 128-column
+ * chunk times sc[16m + L] = 2^-shift. Built once (chunk_lane is scalar and
+ * ldexpf is slow: rebuilding them costed more than a small layer's gemv). */
+static struct {
+    int32_t col[128];
+    float sc[128];
+} g_lanes[4];
+static pthread_once_t g_lanes_once = PTHREAD_ONCE_INIT;
+
+static void build_lanes(void) {
+    for (int lw = 0; lw < 4; lw++)
+        for (int i = 0; i < 128; i++) {
+            int sh;
+            chunk_lane(1 << lw, i / 16, i % 16, &g_lanes[lw].col[i], &sh);
+            g_lanes[lw].sc[i] = ldexpf(1.0f, -sh);
+        }
+}
+
 static void prep_x_avx512(const lp_qgroup *w, const float *x, float *xp) {
     const int64_t ldx = lp_qkernels_ldx(w), cols = w->cols;
-    if (chunk_mode(w)) {
-        int col[128];
-        float sc[128];
-        for (int m = 0; m < 8; m++)
-            for (int L = 0; L < 16; L++) {
-                int sh;
-                chunk_lane(w->bits, m, L, &col[16 * m + L], &sh);
-                sc[16 * m + L] = ldexpf(1.0f, -sh);
+    if (chunk_mode(w)) { /* 8 gathers per chunk; the last chunk's columns past cols read as 0 */
+        pthread_once(&g_lanes_once, build_lanes);
+        const int lw = w->bits == 8 ? 3 : w->bits == 4 ? 2 : w->bits - 1;
+        const int32_t *col = g_lanes[lw].col;
+        const float *sc = g_lanes[lw].sc;
+        for (int64_t c0 = 0; c0 < ldx; c0 += 128) {
+            const __m512i left = _mm512_set1_epi32((int)(cols - c0 < 128 ? cols - c0 : 128));
+            for (int m = 0; m < 8; m++) {
+                const __m512i idx = _mm512_loadu_si512(col + 16 * m);
+                const __mmask16 in = _mm512_cmplt_epi32_mask(idx, left);
+                const __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, idx, x + c0, 4);
+                _mm512_storeu_ps(xp + c0 + 16 * m, _mm512_mul_ps(v, _mm512_loadu_ps(sc + 16 * m)));
             }
-        for (int64_t c0 = 0; c0 < ldx; c0 += 128)
-            for (int i = 0; i < 128; i++) xp[c0 + i] = c0 + col[i] < cols ? x[c0 + col[i]] * sc[i] : 0.0f;
+        }
         return;
     }
     __m512 sc[2];
@@ -210,8 +234,10 @@ INLINE void unpack_block(const uint32_t *blk, int bits, const unpack_consts *k, 
     }
 }
 
-/* sum_g s_g * z_g * xsum_g of one row and token, 16 groups per step. */
-INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsum) {
+/* The zero-point terms s_g * z_g * xsum_g of one row and token as 16-lane
+ * partial sums (16 groups per step), to be subtracted from the row's
+ * accumulator before its horizontal sum. */
+INLINE __m512 zero_terms(const lp_qgroup *w, int bits, int64_t r, const float *xsum) {
     const int64_t G = w->ngroups;
     const uint16_t *s = w->scales + r * G;
     __m512 za = _mm512_setzero_ps();
@@ -222,7 +248,20 @@ INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsu
                            : _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w->zeros + r * G + g)));
         za = _mm512_fmadd_ps(_mm512_mul_ps(sg, zg), _mm512_maskz_loadu_ps(m, xsum + g), za);
     }
-    return _mm512_reduce_add_ps(za);
+    return za;
+}
+
+/* The horizontal sums of a, b, c, d as one 4-float vector {sum a, sum b,
+ * sum c, sum d}. Each sum is the same tree over its own vector's lanes
+ * whatever the other three are (pairs within 128-bit lanes, then the four
+ * 128-bit lanes), so a row's result never depends on its neighbours. */
+INLINE __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    const __m512 q = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(q), _mm512_extractf32x8_ps(q, 1));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
 /* Chunk vector m's field masks: constants for b = 4, 8 (the same in every
@@ -335,10 +374,17 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chun
         for (int i = 0; i < R; i++)
             acc[i][0] = _mm512_fmadd_ps(_mm512_add_ps(tl[i][0], th[i][0]), _mm512_set1_ps(sf[i][g % 16]), acc[i][0]);
     }
+    __m512 v[4];
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
-        if (r0 + i >= r1) break;
-        y[r0 + i] = _mm512_reduce_add_ps(acc[i][0]) - zero_term(w, bits, rr[i], xsum);
+    for (int i = 0; i < 4; i++)
+        v[i] = i < R ? _mm512_sub_ps(acc[i][0], zero_terms(w, bits, rr[i], xsum)) : _mm512_setzero_ps();
+    const __m128 s = hsum4(v[0], v[1], v[2], v[3]);
+    if (r1 - r0 >= R && R == 4) {
+        _mm_storeu_ps(y + r0, s);
+    } else {
+        float o[4];
+        _mm_storeu_ps(o, s);
+        for (int i = 0; i < R && r0 + i < r1; i++) y[r0 + i] = o[i];
     }
 }
 
@@ -403,10 +449,16 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
                         for (int t = 0; t < T; t++) acc[i + j][t] = a[j][t];
             }
         }
-        for (int64_t i = 0; i < nr; i++)
-#pragma GCC unroll 4
-            for (int t = 0; t < T; t++)
-                y[t * ldy + rt + i] = _mm512_reduce_add_ps(acc[i][t]) - zero_term(w, bits, rt + i, xsum + t * G);
+        for (int t = 0; t < T; t++)
+            for (int64_t i = 0; i < nr; i += 4) { /* as tile(): acc - zero terms, hsum4 */
+                __m512 v[4];
+                for (int j = 0; j < 4; j++)
+                    v[j] = i + j < nr ? _mm512_sub_ps(acc[i + j][t], zero_terms(w, bits, rt + i + j, xsum + t * G))
+                                      : _mm512_setzero_ps();
+                float o[4];
+                _mm_storeu_ps(o, hsum4(v[0], v[1], v[2], v[3]));
+                for (int j = 0; j < 4 && i + j < nr; j++) y[t * ldy + rt + i + j] = o[j];
+            }
     }
 }
 

@@ -52,20 +52,27 @@ static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, 
     for (int64_t t = 0; t < T; t++) {
         const float *x = X + t * w->cols;
         k->prep_x(w, x, xp + t * ldx);
-        for (int64_t g = 0; g < w->ngroups; g++) {
-            int64_t c0 = g * w->group, c1 = c0 + w->group < w->cols ? c0 + w->group : w->cols;
-            float s = 0.0f;
-            for (int64_t c = c0; c < c1; c++) s += x[c];
-            xsum[t * w->ngroups + g] = s;
+        /* Each group's sum in column order; 8 groups' chains side by side,
+         * since one chain is add-latency bound (4 cycles a column). */
+        const int64_t G = w->ngroups, gs = w->group;
+        float *xs = xsum + t * G;
+        for (int64_t g0 = 0; g0 < G; g0 += 8) {
+            const int64_t ng = G - g0 < 8 ? G - g0 : 8;
+            float s[8] = {0};
+            for (int64_t c = 0; c < gs; c++)
+                for (int64_t j = 0; j < ng; j++) {
+                    int64_t col = (g0 + j) * gs + c;
+                    if (col < w->cols) s[j] += x[col];
+                }
+            for (int64_t j = 0; j < ng; j++) xs[g0 + j] = s[j];
         }
     }
 }
 
-/* Rows [16 i, 16 i + 16) of Y for all T tokens, LP_QGEMM_MAX_T at a time. */
-static void packed_tile(const lp_qkernels *k, const lp_qgroup *w, const float *xp, const float *xsum, int64_t T,
-                        float *Y, int64_t i) {
+/* Rows [r0, r1) of Y for all T tokens, LP_QGEMM_MAX_T at a time. */
+static void packed_rows(const lp_qkernels *k, const lp_qgroup *w, const float *xp, const float *xsum, int64_t T,
+                        float *Y, int64_t r0, int64_t r1) {
     const int64_t rows = w->rows, ldx = lp_qkernels_ldx(w);
-    const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
     for (int64_t t0 = 0; t0 < T; t0 += LP_QGEMM_MAX_T) {
         const int64_t n = T - t0 < LP_QGEMM_MAX_T ? T - t0 : LP_QGEMM_MAX_T;
         if (n == 1) k->gemv(w, xp + t0 * ldx, xsum + t0 * w->ngroups, Y + t0 * rows, r0, r1);
@@ -77,7 +84,10 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
                              float *Y) {
     int64_t ldx = lp_qkernels_ldx(w); /* 512-byte rows: every x vector load is aligned */
     size_t bytes = (size_t)(T * (ldx + w->ngroups)) * sizeof(float);
-    float *xp = scratch_alloc(bytes); /* cache-line aligned: misaligned x loads cost ~1/3 at T = 4 */
+    /* cache-line aligned: misaligned x loads cost ~1/3 at T = 4; a decode
+     * step's input (up to 16 KB) lives on the stack, no malloc per product */
+    _Alignas(64) float small[4096];
+    float *xp = bytes <= sizeof small ? small : scratch_alloc(bytes);
     if (!xp) return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes of input scratch", bytes);
     float *xsum = xp + T * ldx;
     prepare_x(k, w, X, T, xp, xsum);
@@ -87,12 +97,13 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
      * call). Tiny layers and one thread enter no OpenMP region at all: one
      * costs ~1 us even when its if() is false. */
     if (ntiles == 1 || !lp_par_worth(rows * w->cols * T)) {
-        for (int64_t i = 0; i < ntiles; i++) packed_tile(k, w, xp, xsum, T, Y, i);
+        packed_rows(k, w, xp, xsum, T, Y, 0, rows); /* rows are independent: one call, one setup */
     } else {
 #pragma omp parallel for schedule(dynamic, 4)
-        for (int64_t i = 0; i < ntiles; i++) packed_tile(k, w, xp, xsum, T, Y, i);
+        for (int64_t i = 0; i < ntiles; i++)
+            packed_rows(k, w, xp, xsum, T, Y, i * ROW_TILE, i * ROW_TILE + ROW_TILE < rows ? i * ROW_TILE + ROW_TILE : rows);
     }
-    free(xp);
+    if (xp != small) free(xp);
     return LP_OK;
 }
 
