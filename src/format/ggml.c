@@ -206,12 +206,12 @@ static lp_status ggml_dequant(const void *d, int64_t r0, int64_t r1, float *out)
 
 static lp_status gemm_ref(const void *d, const float *X, int64_t T, float *Y) { return lp_ggml_part_gemm(d, X, T, Y); }
 
-/* AVX2: Q8_0 / Q4_0 rows multiplied from their blocks for fewer than 16 tokens (ggml_avx2.c); other
- * types, and more tokens, as the reference. */
+/* AVX2: quantized rows (every type but F32 / F16 / BF16) multiplied from their blocks for fewer than 16
+ * tokens (ggml_avx2.c, ggml_k_avx2.c); plain types, and more tokens, as the reference. */
 #define GGML_ROWS_MAX_TOKENS 16
 static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
     const lp_ggml_part *p = d;
-    if (!lp_ggml_rows_has(p->type)) return lp_ggml_part_gemm(p, X, T, Y);
+    if (!lp_ggml_rows_has(p->type, p->cols)) return lp_ggml_part_gemm(p, X, T, Y);
     lp_rowgemm g = driver(p);
     g.rows_fn = lp_ggml_rows_avx2;
     g.max_t = 4;

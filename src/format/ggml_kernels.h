@@ -1,6 +1,7 @@
 /*
- * ggml_kernels.h - the ggml format's SIMD row kernels (ggml_avx2.c), used by
- * ggml.c's product for few tokens (rowgemm.h's packed path).
+ * ggml_kernels.h - the ggml format's SIMD row kernels (ggml_avx2.c: the
+ * legacy 32-value types; ggml_k_avx2.c: Q2_K .. Q6_K), used by ggml.c's product for few
+ * tokens (rowgemm.h's packed path).
  */
 #ifndef LP_GGML_KERNELS_H
 #define LP_GGML_KERNELS_H
@@ -9,11 +10,23 @@
 
 #include <stdint.h>
 
-/* Whether the row kernels take type t (Q8_0, Q4_0). */
-static inline int lp_ggml_rows_has(int t) { return t == LP_GGML_Q8_0 || t == LP_GGML_Q4_0; }
+/* The K kernels keep x's sums per 16 columns on the stack: rows up to this long. */
+#define LP_GGML_K_ROWS_MAX_COLS 65536
+
+/* Whether the row kernels take a part of type t with this many columns. */
+static inline int lp_ggml_rows_has(int t, int64_t cols) {
+    return t == LP_GGML_Q8_0 || t == LP_GGML_Q4_0 || t == LP_GGML_Q4_1 || t == LP_GGML_Q5_0 || t == LP_GGML_Q5_1 ||
+           t == LP_GGML_IQ4_NL ||
+           (t >= LP_GGML_Q2_K && t <= LP_GGML_Q6_K && cols <= LP_GGML_K_ROWS_MAX_COLS);
+}
 
 /* y[t * ldy + r] = row r of W . x[t * ldx ...] for t < T, r in [r0, r1); lp_rows_fn's contract. */
+/* Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL (ggml_avx2.c); the K types go to lp_ggml_k_rows_avx2. */
 void lp_ggml_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                        int64_t r1);
+
+/* The same for Q2_K .. Q6_K (ggml_k_avx2.c). */
+void lp_ggml_k_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1);
 
 #endif

@@ -171,13 +171,6 @@ static const kinfo *kinfo_of(int t) {
 
 /* ---------------------------------------------------------------- scale bytes */
 
-/* Q3_K: the 6-bit value of sub-block s (0..63; the signed scale is this - 32). */
-static int q3_scale_get(const uint8_t *b, int s) {
-    int lo = s < 8 ? b[s] & 0xF : b[s - 8] >> 4;
-    int hi = (b[8 + s % 4] >> (2 * (s / 4))) & 3;
-    return lo | hi << 4;
-}
-
 /* Q3_K: all sixteen 6-bit values (each 0..63) into 12 bytes. */
 static void q3_scales_put(uint8_t *b, const int *six) {
     memset(b, 0, 12);
@@ -187,17 +180,6 @@ static void q3_scales_put(uint8_t *b, const int *six) {
         else
             b[s - 8] |= (uint8_t)((six[s] & 0xF) << 4);
         b[8 + s % 4] |= (uint8_t)((six[s] >> 4) << (2 * (s / 4)));
-    }
-}
-
-/* Q4_K/Q5_K: scale and min of sub-block s (ggml's get_scale_min_k4). */
-static void k4_get(const uint8_t *b, int s, int *sc, int *mn) {
-    if (s < 4) {
-        *sc = b[s] & 63;
-        *mn = b[s + 4] & 63;
-    } else {
-        *sc = (b[s + 4] & 0xF) | ((b[s - 4] >> 6) << 4);
-        *mn = (b[s + 4] >> 4) | ((b[s] >> 6) << 4);
     }
 }
 
@@ -235,9 +217,9 @@ static void unpack_params(const kinfo *k, const uint8_t *blk, lp_ggml_grid *g) {
         int sc = 0, mn = 0;
         switch (k->type) {
         case LP_GGML_Q2_K: sc = b[s] & 0xF; mn = b[s] >> 4; break;
-        case LP_GGML_Q3_K: sc = q3_scale_get(b, s) - 32; break;
+        case LP_GGML_Q3_K: sc = lp_ggml_q3_scale(b, s) - 32; break;
         case LP_GGML_Q4_K:
-        case LP_GGML_Q5_K: k4_get(b, s, &sc, &mn); break;
+        case LP_GGML_Q5_K: lp_ggml_k4_scale_min(b, s, &sc, &mn); break;
         case LP_GGML_Q6_K: sc = (int8_t)b[s]; break;
         }
         g->sc[s] = (int8_t)sc;

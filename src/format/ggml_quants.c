@@ -100,7 +100,7 @@
 
 enum { RULE_REF = 0, RULE_IMP = 1 }; /* g->sc[0] of a legacy grid */
 
-static const int8_t IQ4NL_LEVELS[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+const int8_t lp_ggml_iq4nl_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 static bool is_k(int t) { return t >= LP_GGML_Q2_K && t <= LP_GGML_Q6_K; }
 static bool is_plain(int t) { return t == LP_GGML_F32 || t == LP_GGML_F16 || t == LP_GGML_BF16; }
@@ -161,7 +161,7 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
 /* The IQ4_NL level nearest to v (ties to the upper level), by llama.cpp's
  * bisection, comparisons in its order (a NaN v ends at level 15 as there). */
 static int iq4nl_index(float v) {
-    const int8_t *K = IQ4NL_LEVELS;
+    const int8_t *K = lp_ggml_iq4nl_levels;
     if (v <= K[0]) return 0;
     if (v >= K[15]) return 15;
     int lo = 0, hi = 15;
@@ -189,8 +189,8 @@ static void dequant_legacy_block(int t, const uint8_t *b, float *y) {
                 y[j] = (float)(lo - 8) * d;
                 y[j + 16] = (float)(hi - 8) * d;
             } else {
-                y[j] = d * (float)IQ4NL_LEVELS[lo];
-                y[j + 16] = d * (float)IQ4NL_LEVELS[hi];
+                y[j] = d * (float)lp_ggml_iq4nl_levels[lo];
+                y[j + 16] = d * (float)lp_ggml_iq4nl_levels[hi];
             }
         }
         return;
@@ -412,7 +412,7 @@ static void fit_asym_imp(int t, const float *x, const float *imp, float sigma2, 
 /* IQ4_NL, with or without importance weights (llama.cpp's quantize_iq4_nl:
  * one 32-value super-block, 7 tries each side). */
 static void fit_iq4_nl(const float *x, const float *imp, lp_ggml_grid *g) {
-    const int8_t *K = IQ4NL_LEVELS;
+    const int8_t *K = lp_ggml_iq4nl_levels;
     float sigma2 = 0.0f, w[32];
     for (int j = 0; j < 32; j++) sigma2 += x[j] * x[j];
     sigma2 *= 2.0f / 32;
@@ -532,7 +532,7 @@ static int code_legacy(const lp_ggml_grid *g, float x) {
 
 static float deq_legacy(const lp_ggml_grid *g, int q) {
     switch (g->type) {
-    case LP_GGML_IQ4_NL: return g->scale[0] * (float)IQ4NL_LEVELS[q];
+    case LP_GGML_IQ4_NL: return g->scale[0] * (float)lp_ggml_iq4nl_levels[q];
     case LP_GGML_Q4_1:
     case LP_GGML_Q5_1: return (float)q * g->scale[0] + g->min[0];
     default: return (float)(q - legacy_offset(g->type)) * g->scale[0];

@@ -203,7 +203,8 @@ lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
                        "or 8 and a group that is a multiple of 128 or per-channel; hint: use lp_qgroup_gemm",
                        w->bits, w->group, (long long)w->cols);
     const size_t bytes = lp_qgroup_q8_act_bytes(w);
-    void *buf = malloc(bytes); /* lp_qgroup_q8_act_view aligns inside it */
+    char small[8192]; /* a small layer's activations: no malloc per product */
+    void *buf = bytes <= sizeof small ? small : malloc(bytes); /* lp_qgroup_q8_act_view aligns inside it */
     if (!buf) return lp_fail(LP_ERR_NOMEM, "qgroup q8 gemv: cannot allocate %zu bytes of activation scratch", bytes);
     lp_q8_act a;
     lp_qgroup_q8_act_view(w, buf, &a);
@@ -222,6 +223,6 @@ lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
             gemv(w, &a, y, r0, r1);
         }
     }
-    free(buf);
+    if (buf != small) free(buf);
     return LP_OK;
 }

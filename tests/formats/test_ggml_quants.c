@@ -15,7 +15,9 @@
  *  - the ggml format row, for legacy, plain and K types: describe, nbytes,
  *    the rows' bytes, dequant == lp_ggml_dequant_row, the product against a
  *    double-precision product of the dequantized weight (T = 1, 3, 17, also
- *    through an lp_linear), save -> load gives the same bytes and outputs,
+ *    through an lp_linear), save -> load gives the same bytes and outputs;
+ *    the row kernels (legacy and K types) also on random block bytes
+ *    (every code and scale pattern, finite f16 scales) at T = 1, 2, 4, 5,
  *    and corrupt checkpoints (unknown, unsupported or missing type, wrong
  *    tensor shape or dtype, a missing tensor, cols not a multiple of the
  *    block, a NaN or infinite f16 scale, a non-finite F16 value) fail with
@@ -357,6 +359,60 @@ done:
     free(W), free(imp), free(D), free(D2), free(X), free(Y), free(Y2);
 }
 
+/* Row kernels on arbitrary block bytes: every code, scale and min pattern a
+ * file can hold (not only what our quantizer writes), with finite f16
+ * scales; T = 1, 2, 4 and 5 (a pass of 4 plus one), every kernel level,
+ * against a double product of the reference dequantization. */
+static void check_random_blocks(unsigned long long *seed) {
+    enum { R = 19, C = 768, T = 5 };
+    const int types[] = {LP_GGML_Q4_0, LP_GGML_Q4_1, LP_GGML_Q5_0, LP_GGML_Q5_1, LP_GGML_Q8_0, LP_GGML_IQ4_NL,
+                         LP_GGML_Q2_K, LP_GGML_Q3_K, LP_GGML_Q4_K, LP_GGML_Q5_K, LP_GGML_Q6_K};
+    float *D = malloc(R * C * sizeof(float)), *X = malloc(T * C * sizeof(float)), *Y = malloc(T * R * sizeof(float));
+    for (int i = 0; i < T * C; i++) X[i] = test_randn(seed);
+    double worst = 0;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const int t = types[ti];
+        const lp_ggml_type_info info = lp_ggml_type_of(t);
+        const size_t B = (size_t)lp_ggml_row_bytes(t, C);
+        uint8_t *q = malloc(R * B);
+        for (size_t i = 0; i < R * B; i++) q[i] = (uint8_t)test_rand_u64(seed);
+        /* the f16 fields (d, dmin) as small finite numbers: 2^-10 .. 2^-6 with random mantissas */
+        int at[2] = {0, -1};
+        if (t == LP_GGML_Q4_1 || t == LP_GGML_Q5_1 || t == LP_GGML_Q4_K || t == LP_GGML_Q5_K) at[1] = 2;
+        if (t == LP_GGML_Q2_K) at[0] = 80, at[1] = 82;
+        if (t == LP_GGML_Q3_K) at[0] = 108;
+        if (t == LP_GGML_Q6_K) at[0] = 208;
+        for (int r = 0; r < R; r++)
+            for (int b = 0; b < C / info.block; b++)
+                for (int k = 0; k < 2 && at[k] >= 0; k++) {
+                    const uint16_t h = (uint16_t)(((5 + test_rand_u64(seed) % 5) << 10) | (test_rand_u64(seed) & 0x3ff));
+                    uint8_t *f = q + r * B + (size_t)b * info.bytes + at[k];
+                    f[0] = (uint8_t)h, f[1] = (uint8_t)(h >> 8);
+                }
+        lp_ggml_part *p = NULL;
+        CHECK_OK(lp_ggml_part_view(t, R, C, q, &p));
+        if (p) {
+            for (int r = 0; r < R; r++) lp_ggml_dequant_row(t, q + r * B, D + r * C, C);
+            for (int isa = LP_ISA_REF; isa <= (int)lp_cpu_isa(); isa++) {
+                const lp_gemm_fn gemm = lp_format_gemm(&lp_format_ggml, (lp_isa)isa);
+                const int64_t Ts[] = {1, 2, 4, 5};
+                for (int k = 0; k < 4; k++) {
+                    CHECK_OK(gemm(p, X, Ts[k], Y));
+                    const double e = product_error(X, D, Y, Ts[k], R, C);
+                    CHECKF(e < 1e-5, "%s random blocks, kernel level %d, T = %lld: worst |diff| / sum |x w| = %.3g",
+                           info.name, isa, (long long)Ts[k], e);
+                    if (e > worst) worst = e;
+                }
+            }
+        }
+        lp_ggml_part_free(p);
+        free(q);
+    }
+    printf("random block bytes: %zu types, product worst |diff| / sum |x w| %.2g\n",
+           sizeof types / sizeof types[0], worst);
+    free(D), free(X), free(Y);
+}
+
 /* ---- corrupt checkpoints and bad arguments ---- */
 
 static void write_file(const char *path, lp_dtype dt, int64_t d0, int64_t d1, const void *data, const char *meta) {
@@ -468,8 +524,10 @@ int main(void) {
     unsigned long long seed = 19;
     check_grid_random(&seed);
     const int fmt_types[] = {LP_GGML_Q4_0, LP_GGML_Q4_1, LP_GGML_Q5_0, LP_GGML_Q5_1, LP_GGML_Q8_0,
-                             LP_GGML_IQ4_NL, LP_GGML_F16, LP_GGML_BF16, LP_GGML_F32, LP_GGML_Q4_K, LP_GGML_Q6_K};
+                             LP_GGML_IQ4_NL, LP_GGML_F16, LP_GGML_BF16, LP_GGML_F32, LP_GGML_Q2_K,
+                             LP_GGML_Q3_K,   LP_GGML_Q4_K, LP_GGML_Q5_K, LP_GGML_Q6_K};
     for (size_t i = 0; i < sizeof fmt_types / sizeof fmt_types[0]; i++) check_format_type(fmt_types[i], &seed);
+    check_random_blocks(&seed);
     check_corrupt(&seed);
     free(in.x), free(in.imp);
     rmdir(g_dir);
