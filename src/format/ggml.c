@@ -6,10 +6,9 @@
  *
  * Design: nothing here knows a block's layout beyond where its f16 scales
  *   sit (for validation, from ggml-common.h's structs); values come from
- *   lp_ggml_dequant_row. The product dequantizes tiles of rows and calls
- *   sgemm (rowgemm.h's many-token path, used for every T): correct first, a
- *   packed kernel can take the few-token case later without changing the
- *   format.
+ *   lp_ggml_dequant_row. The reference product dequantizes tiles of rows
+ *   and calls sgemm (rowgemm.h's many-token path, used for every T); the
+ *   AVX2 row takes fewer than 16 tokens from the blocks (ggml_kernels.h).
  */
 #include "format/ggml.h"
 #include "format/ggml_kernels.h"
