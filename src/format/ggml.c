@@ -8,7 +8,8 @@
  *   sit (for validation, from ggml-common.h's structs); values come from
  *   lp_ggml_dequant_row. The reference product dequantizes tiles of rows
  *   and calls sgemm (rowgemm.h's many-token path, used for every T); the
- *   AVX2 row takes fewer than 16 tokens from the blocks (ggml_kernels.h).
+ *   AVX2 and AVX-512 rows take fewer than 16 tokens from the blocks
+ *   (ggml_kernels.h).
  */
 #include "format/ggml.h"
 #include "format/ggml_kernels.h"
@@ -205,16 +206,23 @@ static lp_status ggml_dequant(const void *d, int64_t r0, int64_t r1, float *out)
 
 static lp_status gemm_ref(const void *d, const float *X, int64_t T, float *Y) { return lp_ggml_part_gemm(d, X, T, Y); }
 
-/* AVX2: quantized rows (every type but F32 / F16 / BF16) multiplied from their blocks for fewer than 16
- * tokens (ggml_avx2.c, ggml_k_avx2.c); plain types, and more tokens, as the reference. */
+/* AVX2 / AVX-512: quantized rows (every type but F32 / F16 / BF16) multiplied from their blocks for fewer
+ * than 16 tokens (ggml_kernels.h); plain types, and more tokens, as the reference. */
 #define GGML_ROWS_MAX_TOKENS 16
-static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
-    const lp_ggml_part *p = d;
+static lp_status gemm_rows(const lp_ggml_part *p, const float *X, int64_t T, float *Y, lp_rows_fn rows) {
     if (!lp_ggml_rows_has(p->type, p->cols)) return lp_ggml_part_gemm(p, X, T, Y);
     lp_rowgemm g = driver(p);
-    g.rows_fn = lp_ggml_rows_avx2;
+    g.rows_fn = rows;
     g.max_t = 4;
     return lp_rowgemm_run(&g, X, T, Y, GGML_ROWS_MAX_TOKENS);
+}
+
+static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_rows(d, X, T, Y, lp_ggml_rows_avx2);
+}
+
+static lp_status gemm_avx512(const void *d, const float *X, int64_t T, float *Y) {
+    return gemm_rows(d, X, T, Y, lp_ggml_rows_avx512);
 }
 
 static lp_status ggml_save(const void *d, lp_st_writer *w, const char *base, char *meta, size_t n) {
@@ -253,7 +261,7 @@ const lp_format lp_format_ggml = {
     .nbytes = ggml_nbytes,
     .describe = ggml_describe,
     .dequant = ggml_dequant,
-    .gemm = {gemm_ref, gemm_avx2},
+    .gemm = {gemm_ref, gemm_avx2, gemm_avx512},
     .save = ggml_save,
     .load = ggml_load,
     .free = ggml_free,

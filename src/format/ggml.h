@@ -18,9 +18,9 @@
  *   ggml_validate_row_data does.
  * Product, Y (T x rows) = X (T x cols) W^T: the reference dequantizes
  *   tiles of LP_ROWGEMM_BLAS_TILE rows into per-thread f32 scratch and
- *   multiplies them with sgemm (rowgemm.h); with AVX2, the rows of every
- *   quantized type are multiplied from their blocks for fewer than 16
- *   tokens (ggml_avx2.c: the 32-value types; ggml_k_avx2.c: the K types).
+ *   multiplies them with sgemm (rowgemm.h); with AVX2 or AVX-512, the rows
+ *   of every quantized type are multiplied from their blocks for fewer
+ *   than 16 tokens (ggml_kernels.h).
  *   Results do not depend on the thread count.
  */
 #ifndef LP_GGML_H

@@ -1,6 +1,6 @@
 /*
  * ggml_kernels.h - the ggml format's SIMD row kernels (ggml_avx2.c: the
- * legacy 32-value types; ggml_k_avx2.c: Q2_K .. Q6_K), used by ggml.c's product for few
+ * legacy 32-value types; ggml_k_avx2.c: Q2_K .. Q6_K; ggml_avx512.c: all), used by ggml.c's product for few
  * tokens (rowgemm.h's packed path).
  */
 #ifndef LP_GGML_KERNELS_H
@@ -24,6 +24,10 @@ static inline int lp_ggml_rows_has(int t, int64_t cols) {
 /* Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL (ggml_avx2.c); the K types go to lp_ggml_k_rows_avx2. */
 void lp_ggml_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                        int64_t r1);
+
+/* Every quantized type with AVX-512 (ggml_avx512.c). */
+void lp_ggml_rows_avx512(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
+                         int64_t r1);
 
 /* The same for Q2_K .. Q6_K (ggml_k_avx2.c). */
 void lp_ggml_k_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
