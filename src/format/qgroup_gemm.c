@@ -52,19 +52,24 @@ static void prepare_x(const lp_qkernels *k, const lp_qgroup *w, const float *X, 
     for (int64_t t = 0; t < T; t++) {
         const float *x = X + t * w->cols;
         k->prep_x(w, x, xp + t * ldx);
-        /* Each group's sum in column order; 8 groups' chains side by side,
-         * since one chain is add-latency bound (4 cycles a column). */
-        const int64_t G = w->ngroups, gs = w->group;
+        /* Each group's sum in column order; 8 whole groups' chains side by
+         * side, since one chain is add-latency bound (4 cycles a column). */
+        const int64_t G = w->ngroups, gs = w->group, whole = w->cols / gs;
         float *xs = xsum + t * G;
-        for (int64_t g0 = 0; g0 < G; g0 += 8) {
-            const int64_t ng = G - g0 < 8 ? G - g0 : 8;
+        int64_t g = 0;
+        while (g < whole) {
+            const int64_t ng = whole - g < 8 ? whole - g : 8;
             float s[8] = {0};
             for (int64_t c = 0; c < gs; c++)
-                for (int64_t j = 0; j < ng; j++) {
-                    int64_t col = (g0 + j) * gs + c;
-                    if (col < w->cols) s[j] += x[col];
-                }
-            for (int64_t j = 0; j < ng; j++) xs[g0 + j] = s[j];
+                for (int64_t j = 0; j < ng; j++) s[j] += x[(g + j) * gs + c];
+            for (int64_t j = 0; j < ng; j++) xs[g + j] = s[j];
+            g += ng;
+        }
+        for (; g < G; g++) { /* the rest, the last maybe ragged */
+            const int64_t c1 = (g + 1) * gs < w->cols ? (g + 1) * gs : w->cols;
+            float s = 0.0f;
+            for (int64_t c = g * gs; c < c1; c++) s += x[c];
+            xs[g] = s;
         }
     }
 }
