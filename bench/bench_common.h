@@ -48,7 +48,7 @@ typedef float v8f __attribute__((vector_size(32)));
  * median of runs after a warm-up. Compiled for AVX-512, AVX2 and baseline
  * (GCC picks by CPU at load time): with SSE2 only, some cores cannot add as
  * fast as memory delivers and the figure would be low. */
-__attribute__((target_clones("avx512f", "avx2", "default"))) static double read_bw(const float *buf, size_t n,
+__attribute__((target_clones("avx512f", "avx2", "default"), unused)) static double read_bw(const float *buf, size_t n,
                                                                                    int runs) {
     double t[64];
     if (runs > 64) runs = 64;
