@@ -36,10 +36,11 @@ static inline __attribute__((always_inline)) __m256 cvt8(__m128i b8) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b8)); /* the low 8 bytes, sign-extended */
 }
 
-/* One row's dot with x, type t known at compile time (dot_t below). */
+/* One row's dot with x, type t known at compile time (LP_GGML_DEFINE_LEGACY_DOTS). */
 static inline __attribute__((always_inline)) float dot_row(const int t, const uint8_t *row, const float *x,
                                                            int64_t nb) {
-    const int bytes = lp_ggml_block_bytes(t), has_min = lp_ggml_has_min(t);
+    const int64_t bytes = lp_ggml_type_of(t).bytes;
+    const int has_min = lp_ggml_has_min(t);
     __m256 acc = _mm256_setzero_ps(), macc = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++, row += bytes, x += 32) {
         const __m256i q = lp_ggml_codes32(t, row);
@@ -58,31 +59,12 @@ static inline __attribute__((always_inline)) float dot_row(const int t, const ui
     return hsum(has_min ? _mm256_add_ps(acc, macc) : acc);
 }
 
-#define DOT(T, name) \
-    static float name(const uint8_t *row, const float *x, int64_t nb) { return dot_row(T, row, x, nb); }
-DOT(LP_GGML_Q8_0, dot_q8_0)
-DOT(LP_GGML_Q4_0, dot_q4_0)
-DOT(LP_GGML_Q4_1, dot_q4_1)
-DOT(LP_GGML_Q5_0, dot_q5_0)
-DOT(LP_GGML_Q5_1, dot_q5_1)
-DOT(LP_GGML_IQ4_NL, dot_iq4_nl)
+LP_GGML_DEFINE_LEGACY_DOTS(dot_row)
 
 void lp_ggml_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
     const lp_ggml_part *p = w;
-    float (*dot)(const uint8_t *, const float *, int64_t);
-    switch (p->type) {
-    case LP_GGML_Q8_0: dot = dot_q8_0; break;
-    case LP_GGML_Q4_0: dot = dot_q4_0; break;
-    case LP_GGML_Q4_1: dot = dot_q4_1; break;
-    case LP_GGML_Q5_0: dot = dot_q5_0; break;
-    case LP_GGML_Q5_1: dot = dot_q5_1; break;
-    case LP_GGML_IQ4_NL: dot = dot_iq4_nl; break;
-    default: lp_ggml_k_rows_avx2(w, T, x, ldx, y, ldy, r0, r1); return;
-    }
-    const int64_t nb = p->cols / 32;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
-        for (int64_t t = 0; t < T; t++) y[t * ldy + r] = dot(row, x + t * ldx, nb);
-    }
+    const lp_ggml_dot_fn dot = legacy_dot(p->type);
+    if (dot) lp_ggml_legacy_rows(dot, p, T, x, ldx, y, ldy, r0, r1);
+    else lp_ggml_k_rows_avx2(w, T, x, ldx, y, ldy, r0, r1);
 }

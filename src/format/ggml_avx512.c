@@ -29,9 +29,10 @@
 /* 16 int8 codes as 16 f32. */
 INLINE __m512 cvt16(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
 
-/* One row's dot with x, 32-value type t known at compile time. */
+/* One row's dot with x, 32-value type t known at compile time (LP_GGML_DEFINE_LEGACY_DOTS). */
 INLINE float dot_row(const int t, const uint8_t *row, const float *x, int64_t nb) {
-    const int bytes = lp_ggml_block_bytes(t), has_min = lp_ggml_has_min(t);
+    const int64_t bytes = lp_ggml_type_of(t).bytes;
+    const int has_min = lp_ggml_has_min(t);
     __m512 acc = _mm512_setzero_ps(), macc = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++, row += bytes, x += 32) {
         const __m256i q = lp_ggml_codes32(t, row);
@@ -44,14 +45,7 @@ INLINE float dot_row(const int t, const uint8_t *row, const float *x, int64_t nb
     return _mm512_reduce_add_ps(has_min ? _mm512_add_ps(acc, macc) : acc);
 }
 
-#define DOT(T, name) \
-    static float name(const uint8_t *row, const float *x, int64_t nb) { return dot_row(T, row, x, nb); }
-DOT(LP_GGML_Q8_0, dot_q8_0)
-DOT(LP_GGML_Q4_0, dot_q4_0)
-DOT(LP_GGML_Q4_1, dot_q4_1)
-DOT(LP_GGML_Q5_0, dot_q5_0)
-DOT(LP_GGML_Q5_1, dot_q5_1)
-DOT(LP_GGML_IQ4_NL, dot_iq4_nl)
+LP_GGML_DEFINE_LEGACY_DOTS(dot_row)
 
 /* acc[0..1] += the K block's sum sc q x; macc += its mins mn16 . xs16. */
 INLINE void block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m512 acc[2], __m512 *macc) {
@@ -87,19 +81,7 @@ static void k_rows(const lp_ggml_part *p, int64_t T, const float *x, int64_t ldx
 void lp_ggml_rows_avx512(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
     const lp_ggml_part *p = w;
-    float (*dot)(const uint8_t *, const float *, int64_t);
-    switch (p->type) {
-    case LP_GGML_Q8_0: dot = dot_q8_0; break;
-    case LP_GGML_Q4_0: dot = dot_q4_0; break;
-    case LP_GGML_Q4_1: dot = dot_q4_1; break;
-    case LP_GGML_Q5_0: dot = dot_q5_0; break;
-    case LP_GGML_Q5_1: dot = dot_q5_1; break;
-    case LP_GGML_IQ4_NL: dot = dot_iq4_nl; break;
-    default: k_rows(p, T, x, ldx, y, ldy, r0, r1); return;
-    }
-    const int64_t nb = p->cols / 32;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
-        for (int64_t t = 0; t < T; t++) y[t * ldy + r] = dot(row, x + t * ldx, nb);
-    }
+    const lp_ggml_dot_fn dot = legacy_dot(p->type);
+    if (dot) lp_ggml_legacy_rows(dot, p, T, x, ldx, y, ldy, r0, r1);
+    else k_rows(p, T, x, ldx, y, ldy, r0, r1);
 }
