@@ -133,33 +133,24 @@ INLINE float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* sum_g s_g * z_g * xsum_g of one row and token, 8 groups per step. */
+/* sum_g s_g * z_g * xsum_g of one row and token: 8 groups per vector step,
+ * the last G mod 8 one by one (a small layer has only a few groups, and
+ * copying them into zero-filled vectors cost more than the whole sum). */
 INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsum) {
-    const int64_t G = w->ngroups;
+    const int64_t G = w->ngroups, G8 = G / 8 * 8;
     const uint16_t *s = w->scales + r * G;
     const uint8_t *z = w->zeros ? w->zeros + r * G : NULL;
     __m256 za = _mm256_setzero_ps();
-    for (int64_t g = 0; g < G; g += 8) {
-        uint16_t sb[8] = {0};
-        uint8_t zb[8] = {0};
-        float xb[8] = {0};
-        const uint16_t *sp = s + g;
-        const uint8_t *zp = z ? z + g : NULL;
-        const float *xs = xsum + g;
-        if (G - g < 8) { /* ragged end: through zero-filled copies */
-            memcpy(sb, sp, (size_t)(G - g) * 2);
-            if (zp) memcpy(zb, zp, (size_t)(G - g));
-            memcpy(xb, xs, (size_t)(G - g) * 4);
-            sp = sb;
-            zp = zp ? zb : NULL;
-            xs = xb;
-        }
-        __m256 sg = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sp));
-        __m256 zg = !zp ? _mm256_set1_ps((float)(1 << (bits - 1)))
-                        : _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)zp)));
-        za = _mm256_fmadd_ps(_mm256_mul_ps(sg, zg), _mm256_loadu_ps(xs), za);
+    for (int64_t g = 0; g < G8; g += 8) {
+        __m256 sg = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + g)));
+        __m256 zg = !z ? _mm256_set1_ps((float)(1 << (bits - 1)))
+                       : _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(z + g))));
+        za = _mm256_fmadd_ps(_mm256_mul_ps(sg, zg), _mm256_loadu_ps(xsum + g), za);
     }
-    return hsum256(za);
+    float sum = G8 ? hsum256(za) : 0.0f;
+    for (int64_t g = G8; g < G; g++)
+        sum += _cvtsh_ss(s[g]) * (float)(z ? z[g] : 1 << (bits - 1)) * xsum[g];
+    return sum;
 }
 
 /* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
