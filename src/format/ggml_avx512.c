@@ -14,10 +14,10 @@
  *     Q4_1 / Q5_1 a second one m times the block's sum of x.
  *   - K types: per 16 values (one sub-block of Q2_K / Q3_K / Q6_K, half of
  *     one of Q4_K / Q5_K) one vector: the product with x, then an FMA with
- *     the broadcast factor sc16 into one of two accumulators (latency); the
- *     mins of the whole block, mn16 . xs16, are one more FMA (16 lanes = the
- *     block's 16 groups of 16), xs16 being x's sums per 16 columns made once
- *     per token and tile.
+ *     the broadcast factor sc16 into one of four accumulators (s mod 4,
+ *     for the FMA latency); the mins of the whole block, mn16 . xs16, are
+ *     one more FMA (16 lanes = the block's 16 groups of 16), xs16 being x's
+ *     sums per 16 columns made once per token and tile.
  * Sums are reordered against the reference as in the AVX2 kernels: equal to
  * f32 rounding relative to sum |x w| (tests/formats/test_ggml_quants.c).
  */
@@ -47,12 +47,12 @@ INLINE float dot_row(const int t, const uint8_t *row, const float *x, int64_t nb
 
 LP_GGML_DEFINE_LEGACY_DOTS(dot_row)
 
-/* acc[0..1] += the K block's sum sc q x; macc += its mins mn16 . xs16. */
-INLINE void block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m512 acc[2], __m512 *macc) {
+/* acc[0..3] += the K block's sum sc q x; macc += its mins mn16 . xs16. */
+INLINE void block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m512 acc[4], __m512 *macc) {
 #pragma GCC unroll 16
     for (int s = 0; s < 16; s++) {
         const __m512 p = _mm512_mul_ps(cvt16(_mm_load_si128((const __m128i *)(k->q + 16 * s))), _mm512_loadu_ps(x + 16 * s));
-        acc[s % 2] = _mm512_fmadd_ps(p, _mm512_set1_ps(k->sc16[s]), acc[s % 2]);
+        acc[s % 4] = _mm512_fmadd_ps(p, _mm512_set1_ps(k->sc16[s]), acc[s % 4]);
     }
     *macc = _mm512_fmadd_ps(_mm512_loadu_ps(k->mn16), _mm512_loadu_ps(xs16), *macc);
 }
@@ -68,12 +68,14 @@ static void k_rows(const lp_ggml_part *p, int64_t T, const float *x, int64_t ldx
         for (int64_t i = 0; i < p->cols / 16; i++) xs16[i] = _mm512_reduce_add_ps(_mm512_loadu_ps(xt + 16 * i));
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
-            __m512 acc[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()}, macc = _mm512_setzero_ps();
+            __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+            __m512 macc = _mm512_setzero_ps();
             for (int64_t b = 0; b < nb; b++) {
                 unpack(row + b * bytes, &k);
                 block_dot(&k, xt + b * LP_GGML_QK_K, xs16 + b * 16, acc, &macc);
             }
-            y[t * ldy + r] = _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[0], acc[1]), macc));
+            y[t * ldy + r] = _mm512_reduce_add_ps(
+                _mm512_sub_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])), macc));
         }
     }
 }

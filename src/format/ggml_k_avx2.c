@@ -17,7 +17,7 @@
  *     sub-block's repeated), read as the reference reads them;
  *   - dot: per 16 values, two vpmovsxbd loads, converts and FMAs with x,
  *     then one FMA with the broadcast factor into the row's accumulator
- *     (two accumulators, even and odd groups, for latency);
+ *     (four accumulators, s mod 4, for the FMA latency);
  *   - mins: value = scale q - min, so a row's sum is sum scale q x minus
  *     sum min * xs16, where xs16 are x's sums over each 16 columns, made
  *     once per token and tile (ggml does the same with its bsums).
@@ -35,14 +35,14 @@ INLINE __m256 cvt8(const int8_t *q) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
 }
 
-/* acc[0..1] += the block's sum sc q x (16 values a step); returns sum mn xs16. */
-INLINE float block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m256 acc[2]) {
+/* acc[0..3] += the block's sum sc q x (16 values a step); returns sum mn xs16. */
+INLINE float block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m256 acc[4]) {
     float m = 0.0f;
 #pragma GCC unroll 16
     for (int s = 0; s < 16; s++) {
         __m256 p = _mm256_mul_ps(cvt8(k->q + 16 * s), _mm256_loadu_ps(x + 16 * s));
         p = _mm256_fmadd_ps(cvt8(k->q + 16 * s + 8), _mm256_loadu_ps(x + 16 * s + 8), p);
-        acc[s % 2] = _mm256_fmadd_ps(p, _mm256_broadcast_ss(&k->sc16[s]), acc[s % 2]);
+        acc[s % 4] = _mm256_fmadd_ps(p, _mm256_broadcast_ss(&k->sc16[s]), acc[s % 4]);
         m += k->mn16[s] * xs16[s];
     }
     return m;
@@ -70,13 +70,13 @@ void lp_ggml_k_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, 
         }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
-            __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
             float m = 0.0f;
             for (int64_t b = 0; b < nb; b++) {
                 unpack(row + b * bytes, &k);
                 m += block_dot(&k, xt + b * LP_GGML_QK_K, xs16 + b * 16, acc);
             }
-            y[t * ldy + r] = hsum(_mm256_add_ps(acc[0], acc[1])) - m;
+            y[t * ldy + r] = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) - m;
         }
     }
 }
