@@ -207,13 +207,15 @@ static lp_status ggml_dequant(const void *d, int64_t r0, int64_t r1, float *out)
 static lp_status gemm_ref(const void *d, const float *X, int64_t T, float *Y) { return lp_ggml_part_gemm(d, X, T, Y); }
 
 /* AVX2 / AVX-512: quantized rows (every type but F32 / F16 / BF16) multiplied from their blocks for fewer
- * than 16 tokens (ggml_kernels.h); plain types, and more tokens, as the reference. */
+ * than 16 tokens (ggml_kernels.h), and from 16 on dequantized by vector code (the reference's values) for
+ * the GEMM; plain types as the reference. */
 #define GGML_ROWS_MAX_TOKENS 16
 static lp_status gemm_rows(const lp_ggml_part *p, const float *X, int64_t T, float *Y, lp_rows_fn rows) {
     if (!lp_ggml_rows_has(p->type, p->cols)) return lp_ggml_part_gemm(p, X, T, Y);
     lp_rowgemm g = driver(p);
     g.rows_fn = rows;
     g.max_t = 4;
+    g.dequant = lp_ggml_dequant_avx2; /* the many-token path's tiles, bit for bit the reference's */
     return lp_rowgemm_run(&g, X, T, Y, GGML_ROWS_MAX_TOKENS);
 }
 

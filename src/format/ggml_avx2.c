@@ -68,3 +68,7 @@ void lp_ggml_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, fl
     if (dot) lp_ggml_legacy_rows(dot, p, T, x, ldx, y, ldy, r0, r1);
     else lp_ggml_k_rows_avx2(w, T, x, ldx, y, ldy, r0, r1);
 }
+
+void lp_ggml_dequant_avx2(const void *w, int64_t r0, int64_t r1, float *out) {
+    lp_ggml_dequant_rows_simd(w, r0, r1, out);
+}

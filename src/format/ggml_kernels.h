@@ -25,6 +25,10 @@ static inline int lp_ggml_rows_has(int t, int64_t cols) {
 void lp_ggml_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                        int64_t r1);
 
+/* Rows [r0, r1) of a quantized part to f32, bit for bit lp_ggml_dequant_row
+ * (lp_rows_dequant_fn's contract; ggml_avx2.c, for both kernel levels). */
+void lp_ggml_dequant_avx2(const void *w, int64_t r0, int64_t r1, float *out);
+
 /* Every quantized type with AVX-512 (ggml_avx512.c). */
 void lp_ggml_rows_avx512(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                          int64_t r1);

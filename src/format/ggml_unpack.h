@@ -226,4 +226,58 @@ static inline lp_ggml_kunpack_fn lp_ggml_kunpacker(int t) {
     }
 }
 
+/* ---- dequantization, bit for bit the reference's ---- */
+
+/* v unchanged, but opaque: a multiply before it is never fused with an add
+ * after it (kernel files are built with -mfma, where GNU C may contract; the
+ * reference rounds the product and the sum separately). */
+LP_GGML_INLINE __m256 lp_ggml_rounded(__m256 v) {
+    __asm__("" : "+x"(v));
+    return v;
+}
+
+/* 8 int8 codes at q as 8 f32. */
+LP_GGML_INLINE __m256 lp_ggml_cvt8(const int8_t *q) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
+}
+
+/* out ((r1 - r0) x cols) = rows [r0, r1) of a quantized part, equal to
+ * lp_ggml_dequant_row bit for bit: (float)code * d (+ m) for the 32-value
+ * types, sc16 * (float)code - mn16 for the K types (the reference's
+ * scale * q - min, with min 0 where the type has none), 8 values a step. */
+static inline void lp_ggml_dequant_rows_simd(const lp_ggml_part *p, int64_t r0, int64_t r1, float *out) {
+    const int t = p->type;
+    const int64_t bytes = lp_ggml_type_of(t).bytes, cols = p->cols;
+    const int is_k = t >= LP_GGML_Q2_K && t <= LP_GGML_Q6_K, has_min = lp_ggml_has_min(t);
+    const lp_ggml_kunpack_fn kun = is_k ? lp_ggml_kunpacker(t) : NULL;
+    lp_ggml_kblock k;
+    _Alignas(32) int8_t q32[32];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
+        float *o = out + (r - r0) * cols;
+        if (is_k) {
+            for (int64_t b = 0; b < cols / LP_GGML_QK_K; b++, o += LP_GGML_QK_K) {
+                kun(row + b * bytes, &k);
+                for (int s = 0; s < 16; s++)
+                    for (int h = 0; h < 2; h++) {
+                        const __m256 v = lp_ggml_rounded(
+                            _mm256_mul_ps(_mm256_set1_ps(k.sc16[s]), lp_ggml_cvt8(k.q + 16 * s + 8 * h)));
+                        _mm256_storeu_ps(o + 16 * s + 8 * h, _mm256_sub_ps(v, _mm256_set1_ps(k.mn16[s])));
+                    }
+            }
+            continue;
+        }
+        for (int64_t b = 0; b < cols / LP_GGML_QK; b++, o += LP_GGML_QK) {
+            const uint8_t *blk = row + b * bytes;
+            _mm256_store_si256((__m256i *)q32, lp_ggml_codes32(t, blk));
+            const __m256 d = _mm256_set1_ps(lp_ggml_f16at(blk));
+            for (int h = 0; h < 4; h++) {
+                const __m256 v = _mm256_mul_ps(lp_ggml_cvt8(q32 + 8 * h), d);
+                _mm256_storeu_ps(o + 8 * h,
+                                 has_min ? _mm256_add_ps(lp_ggml_rounded(v), _mm256_set1_ps(lp_ggml_f16at(blk + 2))) : v);
+            }
+        }
+    }
+}
+
 #endif

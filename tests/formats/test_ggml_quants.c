@@ -18,6 +18,8 @@
  *    through an lp_linear), save -> load gives the same bytes and outputs;
  *    the row kernels (legacy and K types) also on random block bytes
  *    (every code and scale pattern, finite f16 scales) at T = 1, 2, 4, 5,
+ *    and at T = 16 (dequantized tiles + GEMM) every level bit for bit the
+ *    reference,
  *    and corrupt checkpoints (unknown, unsupported or missing type, wrong
  *    tensor shape or dtype, a missing tensor, cols not a multiple of the
  *    block, a NaN or infinite f16 scale, a non-finite F16 value) fail with
@@ -393,6 +395,19 @@ static void check_random_blocks(unsigned long long *seed) {
         CHECK_OK(lp_ggml_part_view(t, R, C, q, &p));
         if (p) {
             for (int r = 0; r < R; r++) lp_ggml_dequant_row(t, q + r * B, D + r * C, C);
+            /* from 16 tokens on, the kernel levels dequantize tiles for the same GEMM: equal to the
+             * reference's product bit for bit */
+            float *Yref = malloc(16 * R * sizeof(float)), *Y16 = malloc(16 * R * sizeof(float));
+            float *X16 = malloc(16 * C * sizeof(float));
+            for (int i = 0; i < 16 * C; i++) X16[i] = test_randn(seed);
+            CHECK_OK(lp_format_gemm(&lp_format_ggml, LP_ISA_REF)(p, X16, 16, Yref));
+            for (int isa = LP_ISA_REF + 1; isa <= (int)lp_cpu_isa(); isa++) {
+                CHECK_OK(lp_format_gemm(&lp_format_ggml, (lp_isa)isa)(p, X16, 16, Y16));
+                CHECKF(!memcmp(Y16, Yref, 16 * R * sizeof(float)),
+                       "%s random blocks, kernel level %d, T = 16: differs from the reference's product", info.name,
+                       isa);
+            }
+            free(Yref), free(Y16), free(X16);
             for (int isa = LP_ISA_REF; isa <= (int)lp_cpu_isa(); isa++) {
                 const lp_gemm_fn gemm = lp_format_gemm(&lp_format_ggml, (lp_isa)isa);
                 const int64_t Ts[] = {1, 2, 4, 5};
