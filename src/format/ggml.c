@@ -14,6 +14,7 @@
 #include "format/ggml.h"
 #include "format/ggml_kernels.h"
 
+#include "core/cpu.h"
 #include "core/half.h"
 #include "core/status_impl.h"
 #include "format/rowgemm.h"
@@ -182,7 +183,10 @@ static lp_rowgemm driver(const lp_ggml_part *p) {
 }
 
 void lp_ggml_part_dequant(const lp_ggml_part *p, int64_t r0, int64_t r1, float *out) {
-    const lp_rowgemm g = driver(p);
+    lp_rowgemm g = driver(p);
+    /* the same values by vector code where the CPU has it (ggml_kernels.h): head tiles in
+     * scoring and any materialization read whole matrices this way */
+    if (lp_ggml_kernels_have(p->type) && lp_cpu_isa() >= LP_ISA_AVX2) g.dequant = lp_ggml_dequant_avx2;
     lp_rowgemm_dequant(&g, r0, r1, out);
 }
 

@@ -13,11 +13,16 @@
 /* The K kernels keep x's sums per 16 columns on the stack: rows up to this long. */
 #define LP_GGML_K_ROWS_MAX_COLS 65536
 
+/* Whether t is a quantized type (every one but F32 / F16 / BF16): the kernels'
+ * dequantization takes it. */
+static inline int lp_ggml_kernels_have(int t) {
+    return t == LP_GGML_Q8_0 || t == LP_GGML_Q4_0 || t == LP_GGML_Q4_1 || t == LP_GGML_Q5_0 || t == LP_GGML_Q5_1 ||
+           t == LP_GGML_IQ4_NL || (t >= LP_GGML_Q2_K && t <= LP_GGML_Q6_K);
+}
+
 /* Whether the row kernels take a part of type t with this many columns. */
 static inline int lp_ggml_rows_has(int t, int64_t cols) {
-    return t == LP_GGML_Q8_0 || t == LP_GGML_Q4_0 || t == LP_GGML_Q4_1 || t == LP_GGML_Q5_0 || t == LP_GGML_Q5_1 ||
-           t == LP_GGML_IQ4_NL ||
-           (t >= LP_GGML_Q2_K && t <= LP_GGML_Q6_K && cols <= LP_GGML_K_ROWS_MAX_COLS);
+    return lp_ggml_kernels_have(t) && (t < LP_GGML_Q2_K || t > LP_GGML_Q6_K || cols <= LP_GGML_K_ROWS_MAX_COLS);
 }
 
 /* y[t * ldy + r] = row r of W . x[t * ldx ...] for t < T, r in [r0, r1); lp_rows_fn's contract. */
