@@ -19,7 +19,6 @@
 #include "format/ggml_kernels.h"
 #include "format/ggml_unpack.h"
 
-#include "core/half.h"
 
 #include <immintrin.h>
 #include <stdint.h>
