@@ -9,7 +9,8 @@
  * Q3_K 4, Q6_K 32; IQ4_NL its level), so value = d * code (+ m) for the
  * 32-value types and value = sc16 * code - mn16 for the K types: the same
  * factors, made the same way, as the reference (ggml_quants.c,
- * ggml_kquants.c) applies to each value.
+ * ggml_kquants.c) applies to each value; lp_ggml_dequant_rows_simd turns
+ * them into the reference's floats bit for bit.
  * Why a header of static inline functions: the unpacking is AVX2 (32-byte
  * vectors) and the same for every kernel level; each kernel file, compiled
  * with its own -m flags, includes it. Only kernel files may include it.
@@ -19,7 +20,6 @@
 
 #include "format/ggml.h"
 #include "format/ggml_quants_impl.h"
-
 
 #include <immintrin.h>
 #include <stdint.h>
@@ -112,10 +112,9 @@ static inline void lp_ggml_legacy_rows(lp_ggml_dot_fn dot, const lp_ggml_part *p
 
 /* ---- the K types: Q2_K .. Q6_K ---- */
 
-
 typedef struct {
     _Alignas(32) int8_t q[LP_GGML_QK_K]; /* codes minus offset, value order */
-    float sc16[16], mn16[16];  /* per 16 values: the factor of q and the min */
+    float sc16[16], mn16[16];            /* per 16 values: the factor of q and the min */
 } lp_ggml_kblock;
 
 LP_GGML_INLINE __m256i lp_ggml_load32(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
