@@ -35,7 +35,7 @@ static inline __attribute__((always_inline)) __m256 cvt8(__m128i b8) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b8)); /* the low 8 bytes, sign-extended */
 }
 
-/* One row's dot with x, type t known at compile time (LP_GGML_DEFINE_LEGACY_DOTS). */
+/* One row's dot with x, type t known at compile time (LP_GGML_DEFINE_LEGACY_ROWS). */
 static inline __attribute__((always_inline)) float dot_row(const int t, const uint8_t *row, const float *x,
                                                            int64_t nb) {
     const int64_t bytes = lp_ggml_type_of(t).bytes;
@@ -58,13 +58,13 @@ static inline __attribute__((always_inline)) float dot_row(const int t, const ui
     return hsum(has_min ? _mm256_add_ps(acc, macc) : acc);
 }
 
-LP_GGML_DEFINE_LEGACY_DOTS(dot_row)
+LP_GGML_DEFINE_LEGACY_ROWS(dot_row)
 
 void lp_ggml_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                        int64_t r1) {
     const lp_ggml_part *p = w;
-    const lp_ggml_dot_fn dot = legacy_dot(p->type);
-    if (dot) lp_ggml_legacy_rows(dot, p, T, x, ldx, y, ldy, r0, r1);
+    const lp_ggml_rows_of_fn rows = legacy_rows(p->type);
+    if (rows) rows(p, T, x, ldx, y, ldy, r0, r1);
     else lp_ggml_k_rows_avx2(w, T, x, ldx, y, ldy, r0, r1);
 }
 

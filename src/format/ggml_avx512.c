@@ -8,10 +8,12 @@
  * Why: the AVX2 kernels spend a convert and a multiply per 8 values; with
  * full-width AVX-512 (Zen 5, recent Xeons) one op covers 16.
  * Design: the codes come from ggml_unpack.h, the same as the AVX2 kernels'.
- *   - 32-value types: the block's 32 int8 codes become two vectors of 16
- *     f32 (vpmovsxbd + convert), multiplied with x into one block sum (a
- *     multiply and an FMA); the row's accumulator adds d times it, and for
- *     Q4_1 / Q5_1 a second one m times the block's sum of x.
+ *   - 32-value types: the block's 32 codes become two vectors of 16 f32
+ *     (Q8_0 and Q4_0 widened straight from memory, the others from
+ *     ggml_unpack.h's int8 codes), multiplied with x into one block sum (a
+ *     multiply and an FMA); the row's accumulators (even and odd blocks)
+ *     add d times it, and for Q4_1 / Q5_1 others m times the block's sum
+ *     of x.
  *   - K types: per 16 values (one sub-block of Q2_K / Q3_K / Q6_K, half of
  *     one of Q4_K / Q5_K) one vector: the product with x, then an FMA with
  *     the broadcast factor sc16 into one of four accumulators (s mod 4,
@@ -29,23 +31,56 @@
 /* 16 int8 codes as 16 f32. */
 INLINE __m512 cvt16(__m128i q) { return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)); }
 
-/* One row's dot with x, 32-value type t known at compile time (LP_GGML_DEFINE_LEGACY_DOTS). */
+/* Block blk's 32 codes times x as 16 partial sums (and x's own 16 partial
+ * sums in *xs, for the min of Q4_1 / Q5_1). */
+INLINE __m512 block_sum(const int t, const uint8_t *blk, const float *x, __m512 *xs) {
+    __m512 q0, q1; /* values 0..15 and 16..31 */
+    if (t == LP_GGML_Q8_0) { /* widened straight from memory */
+        q0 = cvt16(_mm_loadu_si128((const __m128i *)(blk + 2)));
+        q1 = cvt16(_mm_loadu_si128((const __m128i *)(blk + 18)));
+    } else if (t == LP_GGML_Q4_0) { /* bytes widened to 32 bits, both nibbles from each lane */
+        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(blk + 2)));
+        const __m512i eight = _mm512_set1_epi32(8);
+        q0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_and_si512(v, _mm512_set1_epi32(15)), eight));
+        q1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_srli_epi32(v, 4), eight));
+    } else {
+        const __m256i q = lp_ggml_codes32(t, blk);
+        q0 = cvt16(_mm256_castsi256_si128(q));
+        q1 = cvt16(_mm256_extracti128_si256(q, 1));
+    }
+    const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
+    if (lp_ggml_has_min(t)) *xs = _mm512_add_ps(x0, x1);
+    return _mm512_fmadd_ps(q1, x1, _mm512_mul_ps(q0, x0));
+}
+
+/* One row's dot with x, 32-value type t known at compile time
+ * (LP_GGML_DEFINE_LEGACY_ROWS): d times each block's sum (and m times x's
+ * block sum) into two accumulators, even and odd blocks, so the FMA latency
+ * does not bound a short row. */
 INLINE float dot_row(const int t, const uint8_t *row, const float *x, int64_t nb) {
     const int64_t bytes = lp_ggml_type_of(t).bytes;
     const int has_min = lp_ggml_has_min(t);
-    __m512 acc = _mm512_setzero_ps(), macc = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++, row += bytes, x += 32) {
-        const __m256i q = lp_ggml_codes32(t, row);
-        const __m512 x0 = _mm512_loadu_ps(x), x1 = _mm512_loadu_ps(x + 16);
-        __m512 s = _mm512_mul_ps(cvt16(_mm256_castsi256_si128(q)), x0);
-        s = _mm512_fmadd_ps(cvt16(_mm256_extracti128_si256(q, 1)), x1, s);
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row)), s, acc);
-        if (has_min) macc = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row + 2)), _mm512_add_ps(x0, x1), macc);
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), m0 = _mm512_setzero_ps(), m1 = _mm512_setzero_ps();
+    __m512 xs0 = _mm512_setzero_ps(), xs1 = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2, row += 2 * bytes, x += 64) {
+        const __m512 s0 = block_sum(t, row, x, &xs0), s1 = block_sum(t, row + bytes, x + 32, &xs1);
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row)), s0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row + bytes)), s1, a1);
+        if (has_min) {
+            m0 = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row + 2)), xs0, m0);
+            m1 = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row + bytes + 2)), xs1, m1);
+        }
     }
-    return _mm512_reduce_add_ps(has_min ? _mm512_add_ps(acc, macc) : acc);
+    if (b < nb) {
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row)), block_sum(t, row, x, &xs0), a0);
+        if (has_min) m0 = _mm512_fmadd_ps(_mm512_set1_ps(lp_ggml_f16at(row + 2)), xs0, m0);
+    }
+    const __m512 a = _mm512_add_ps(a0, a1);
+    return _mm512_reduce_add_ps(has_min ? _mm512_add_ps(a, _mm512_add_ps(m0, m1)) : a);
 }
 
-LP_GGML_DEFINE_LEGACY_DOTS(dot_row)
+LP_GGML_DEFINE_LEGACY_ROWS(dot_row)
 
 /* acc[0..3] += the K block's sum sc q x; macc += its mins mn16 . xs16. */
 INLINE void block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m512 acc[4], __m512 *macc) {
@@ -83,7 +118,7 @@ static void k_rows(const lp_ggml_part *p, int64_t T, const float *x, int64_t ldx
 void lp_ggml_rows_avx512(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
                          int64_t r1) {
     const lp_ggml_part *p = w;
-    const lp_ggml_dot_fn dot = legacy_dot(p->type);
-    if (dot) lp_ggml_legacy_rows(dot, p, T, x, ldx, y, ldy, r0, r1);
+    const lp_ggml_rows_of_fn rows = legacy_rows(p->type);
+    if (rows) rows(p, T, x, ldx, y, ldy, r0, r1);
     else k_rows(p, T, x, ldx, y, ldy, r0, r1);
 }

@@ -74,41 +74,45 @@ LP_GGML_INLINE __m256i lp_ggml_codes32(int t, const uint8_t *b) {
 /* Whether the block has a min m (value = d * code + m). */
 LP_GGML_INLINE int lp_ggml_has_min(int t) { return t == LP_GGML_Q4_1 || t == LP_GGML_Q5_1; }
 
-typedef float (*lp_ggml_dot_fn)(const uint8_t *row, const float *x, int64_t nblocks);
+typedef void (*lp_ggml_rows_of_fn)(const lp_ggml_part *p, int64_t T, const float *x, int64_t ldx, float *y,
+                                   int64_t ldy, int64_t r0, int64_t r1);
+
+/* lp_rows_fn's loop for a 32-value type: every row of the tile, every token,
+ * with the kernel file's DOT_ROW inlined (no call per row). */
+#define LP_GGML_LEGACY_ROWS_BODY(DOT_ROW, T_)                                                               \
+    {                                                                                                       \
+        const int64_t nb = p->cols / LP_GGML_QK;                                                            \
+        for (int64_t r = r0; r < r1; r++) {                                                                 \
+            const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;                                      \
+            for (int64_t t = 0; t < T; t++) y[t * ldy + r] = DOT_ROW(T_, row, x + t * ldx, nb);            \
+        }                                                                                                   \
+    }
 
 /* In a kernel file: from its inline DOT_ROW(t, row, x, nblocks) (t a
- * compile-time constant), one function per 32-value type and
- * legacy_dot(t) choosing among them (NULL for other types). */
-#define LP_GGML_DEFINE_LEGACY_DOTS(DOT_ROW)                                                                  \
-    static float dot_q8_0(const uint8_t *r, const float *x, int64_t n) { return DOT_ROW(LP_GGML_Q8_0, r, x, n); } \
-    static float dot_q4_0(const uint8_t *r, const float *x, int64_t n) { return DOT_ROW(LP_GGML_Q4_0, r, x, n); } \
-    static float dot_q4_1(const uint8_t *r, const float *x, int64_t n) { return DOT_ROW(LP_GGML_Q4_1, r, x, n); } \
-    static float dot_q5_0(const uint8_t *r, const float *x, int64_t n) { return DOT_ROW(LP_GGML_Q5_0, r, x, n); } \
-    static float dot_q5_1(const uint8_t *r, const float *x, int64_t n) { return DOT_ROW(LP_GGML_Q5_1, r, x, n); } \
-    static float dot_iq4_nl(const uint8_t *r, const float *x, int64_t n) {                                  \
-        return DOT_ROW(LP_GGML_IQ4_NL, r, x, n);                                                            \
-    }                                                                                                       \
-    static lp_ggml_dot_fn legacy_dot(int t) {                                                               \
+ * compile-time constant), one row loop per 32-value type and
+ * legacy_rows(t) choosing among them (NULL for other types). */
+#define LP_GGML_DEFINE_LEGACY_ROWS(DOT_ROW)                                                                  \
+    LP_GGML_LEGACY_ROWS_FN(DOT_ROW, LP_GGML_Q8_0, rows_q8_0)                                                 \
+    LP_GGML_LEGACY_ROWS_FN(DOT_ROW, LP_GGML_Q4_0, rows_q4_0)                                                 \
+    LP_GGML_LEGACY_ROWS_FN(DOT_ROW, LP_GGML_Q4_1, rows_q4_1)                                                 \
+    LP_GGML_LEGACY_ROWS_FN(DOT_ROW, LP_GGML_Q5_0, rows_q5_0)                                                 \
+    LP_GGML_LEGACY_ROWS_FN(DOT_ROW, LP_GGML_Q5_1, rows_q5_1)                                                 \
+    LP_GGML_LEGACY_ROWS_FN(DOT_ROW, LP_GGML_IQ4_NL, rows_iq4_nl)                                             \
+    static lp_ggml_rows_of_fn legacy_rows(int t) {                                                          \
         switch (t) {                                                                                        \
-        case LP_GGML_Q8_0: return dot_q8_0;                                                                 \
-        case LP_GGML_Q4_0: return dot_q4_0;                                                                 \
-        case LP_GGML_Q4_1: return dot_q4_1;                                                                 \
-        case LP_GGML_Q5_0: return dot_q5_0;                                                                 \
-        case LP_GGML_Q5_1: return dot_q5_1;                                                                 \
-        case LP_GGML_IQ4_NL: return dot_iq4_nl;                                                             \
+        case LP_GGML_Q8_0: return rows_q8_0;                                                                \
+        case LP_GGML_Q4_0: return rows_q4_0;                                                                \
+        case LP_GGML_Q4_1: return rows_q4_1;                                                                \
+        case LP_GGML_Q5_0: return rows_q5_0;                                                                \
+        case LP_GGML_Q5_1: return rows_q5_1;                                                                \
+        case LP_GGML_IQ4_NL: return rows_iq4_nl;                                                            \
         default: return NULL;                                                                               \
         }                                                                                                   \
     }
 
-/* lp_rows_fn's loop for a 32-value type: every row of the tile, every token. */
-static inline void lp_ggml_legacy_rows(lp_ggml_dot_fn dot, const lp_ggml_part *p, int64_t T, const float *x,
-                                       int64_t ldx, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t nb = p->cols / LP_GGML_QK;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
-        for (int64_t t = 0; t < T; t++) y[t * ldy + r] = dot(row, x + t * ldx, nb);
-    }
-}
+#define LP_GGML_LEGACY_ROWS_FN(DOT_ROW, T_, name)                                                           \
+    static void name(const lp_ggml_part *p, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy,  \
+                     int64_t r0, int64_t r1) LP_GGML_LEGACY_ROWS_BODY(DOT_ROW, T_)
 
 /* ---- the K types: Q2_K .. Q6_K ---- */
 
