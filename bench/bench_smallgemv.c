@@ -10,11 +10,17 @@
  * through the public entry points (so x's preparation is counted): the f32
  * product lp_qgroup_gemm with T = 1 and the q8 one lp_qgroup_gemv_q8; the
  * median of 15 batches of calls summing to >= 0.2 G weights each, one thread
- * (run it with OMP_NUM_THREADS=1 to keep it so).
+ * (run it with OMP_NUM_THREADS=1 to keep it so). Then the same for ggml
+ * parts as GGUF files hold them (llama.cpp's mix for llama-25m: the head in
+ * Q8_0, 384-column layers in Q4_0 or Q5_0, K types where the columns allow),
+ * through the ggml format's product at this CPU's kernel level (f32
+ * activations).
  *
- * Usage: bench_smallgemv [f32|q8]   (default both)
+ * Usage: bench_smallgemv [f32|q8]   (default both; "q8" skips the ggml table)
  */
 #include "bench_common.h"
+#include "core/cpu.h"
+#include "format/ggml.h"
 #include "format/qgroup.h"
 #include "format/qgroup_q8.h"
 
@@ -24,7 +30,7 @@
 #include <string.h>
 
 typedef struct {
-    int rows, cols, bits;
+    int rows, cols, bits; /* bits: the ggml type in the ggml table */
     const char *what;
 } shape;
 
@@ -74,6 +80,35 @@ int main(int argc, char **argv) {
         lp_qgroup_free(&w);
         free(x);
         free(y);
+    }
+    if (only_q8) return 0;
+    const shape gshapes[] = {{32000, 384, LP_GGML_Q8_0, "head"},   {1024, 384, LP_GGML_Q4_0, "gate/up"},
+                             {384, 1024, LP_GGML_Q4_0, "down"},     {1024, 384, LP_GGML_Q5_0, "gate/up"},
+                             {1024, 512, LP_GGML_Q4_K, "(512 cols)"}, {1024, 512, LP_GGML_Q6_K, "(512 cols)"}};
+    const lp_gemm_fn gemm = lp_format_gemm(&lp_format_ggml, lp_cpu_isa());
+    printf("\n%-12s %6s %6s %-6s %10s %8s\n", "ggml", "rows", "cols", "type", "us/call", "G w/s");
+    for (size_t si = 0; si < sizeof gshapes / sizeof gshapes[0]; si++) {
+        const shape *sh = &gshapes[si];
+        const int64_t n = (int64_t)sh->rows * sh->cols;
+        float *W = malloc((size_t)n * sizeof(float)), *x = malloc((size_t)sh->cols * sizeof(float));
+        float *y = malloc((size_t)sh->rows * sizeof(float));
+        for (int64_t i = 0; i < n; i++) W[i] = (float)(0.04 * unif() - 0.02);
+        for (int i = 0; i < sh->cols; i++) x[i] = (float)(2.0 * unif() - 1.0);
+        lp_ggml_part *p = NULL;
+        if (lp_ggml_part_quantize(sh->bits, W, NULL, sh->rows, sh->cols, &p) != LP_OK) die("bench_smallgemv");
+        const int reps = (int)(2e8 / (double)n) + 1;
+        double t[15];
+        for (int k = 0; k < 15; k++) {
+            const double t0 = omp_get_wtime();
+            for (int i = 0; i < reps; i++)
+                if (gemm(p, x, 1, y) != LP_OK) die("bench_smallgemv");
+            t[k] = (omp_get_wtime() - t0) / reps;
+        }
+        const double s = median(t, 15);
+        printf("%-12s %6d %6d %-6s %10.2f %8.1f\n", sh->what, sh->rows, sh->cols, lp_ggml_type_of(sh->bits).name,
+               s * 1e6, (double)n / s / 1e9);
+        lp_ggml_part_free(p);
+        free(W), free(x), free(y);
     }
     return 0;
 }
