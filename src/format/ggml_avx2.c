@@ -24,13 +24,6 @@
 #include <stdint.h>
 #include <string.h>
 
-static inline __attribute__((always_inline)) float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static inline __attribute__((always_inline)) __m256 cvt8(__m128i b8) {
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(b8)); /* the low 8 bytes, sign-extended */
 }
@@ -55,7 +48,7 @@ static inline __attribute__((always_inline)) float dot_row(const int t, const ui
             macc = _mm256_fmadd_ps(_mm256_set1_ps(lp_ggml_f16at(row + 2)),
                                    _mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)), macc);
     }
-    return hsum(has_min ? _mm256_add_ps(acc, macc) : acc);
+    return lp_ggml_hsum8(has_min ? _mm256_add_ps(acc, macc) : acc);
 }
 
 LP_GGML_DEFINE_LEGACY_ROWS(dot_row)

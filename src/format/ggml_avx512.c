@@ -86,7 +86,8 @@ LP_GGML_DEFINE_LEGACY_ROWS(dot_row)
 INLINE void block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m512 acc[4], __m512 *macc) {
 #pragma GCC unroll 16
     for (int s = 0; s < 16; s++) {
-        const __m512 p = _mm512_mul_ps(cvt16(_mm_load_si128((const __m128i *)(k->q + 16 * s))), _mm512_loadu_ps(x + 16 * s));
+        const __m128i q = _mm_load_si128((const __m128i *)(k->q + 16 * s));
+        const __m512 p = _mm512_mul_ps(cvt16(q), _mm512_loadu_ps(x + 16 * s));
         acc[s % 4] = _mm512_fmadd_ps(p, _mm512_set1_ps(k->sc16[s]), acc[s % 4]);
     }
     *macc = _mm512_fmadd_ps(_mm512_loadu_ps(k->mn16), _mm512_loadu_ps(xs16), *macc);

@@ -31,28 +31,17 @@
 
 #define INLINE LP_GGML_INLINE
 
-INLINE __m256 cvt8(const int8_t *q) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
-}
-
 /* acc[0..3] += the block's sum sc q x (16 values a step); returns sum mn xs16. */
 INLINE float block_dot(const lp_ggml_kblock *k, const float *x, const float *xs16, __m256 acc[4]) {
     float m = 0.0f;
 #pragma GCC unroll 16
     for (int s = 0; s < 16; s++) {
-        __m256 p = _mm256_mul_ps(cvt8(k->q + 16 * s), _mm256_loadu_ps(x + 16 * s));
-        p = _mm256_fmadd_ps(cvt8(k->q + 16 * s + 8), _mm256_loadu_ps(x + 16 * s + 8), p);
+        __m256 p = _mm256_mul_ps(lp_ggml_cvt8(k->q + 16 * s), _mm256_loadu_ps(x + 16 * s));
+        p = _mm256_fmadd_ps(lp_ggml_cvt8(k->q + 16 * s + 8), _mm256_loadu_ps(x + 16 * s + 8), p);
         acc[s % 4] = _mm256_fmadd_ps(p, _mm256_broadcast_ss(&k->sc16[s]), acc[s % 4]);
         m += k->mn16[s] * xs16[s];
     }
     return m;
-}
-
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 void lp_ggml_k_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
@@ -66,7 +55,7 @@ void lp_ggml_k_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, 
         const float *xt = x + t * ldx;
         for (int64_t i = 0; i < p->cols / 16; i++) {
             __m256 v = _mm256_add_ps(_mm256_loadu_ps(xt + 16 * i), _mm256_loadu_ps(xt + 16 * i + 8));
-            xs16[i] = hsum(v);
+            xs16[i] = lp_ggml_hsum8(v);
         }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
@@ -76,7 +65,8 @@ void lp_ggml_k_rows_avx2(const void *w, int64_t T, const float *x, int64_t ldx, 
                 unpack(row + b * bytes, &k);
                 m += block_dot(&k, xt + b * LP_GGML_QK_K, xs16 + b * 16, acc);
             }
-            y[t * ldy + r] = hsum(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) - m;
+            const __m256 a = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            y[t * ldy + r] = lp_ggml_hsum8(a) - m;
         }
     }
 }

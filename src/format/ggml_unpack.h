@@ -36,6 +36,19 @@ LP_GGML_INLINE float lp_ggml_f16at(const uint8_t *p) {
     return _cvtsh_ss(h);
 }
 
+/* 8 int8 codes at q as 8 f32. */
+LP_GGML_INLINE __m256 lp_ggml_cvt8(const int8_t *q) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
+}
+
+/* The sum of v's 8 lanes. */
+LP_GGML_INLINE float lp_ggml_hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 /* ---- the 32-value types: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL ---- */
 
 /* The 32 bytes of a 5-bit type's high bits as 0x10 (bit j of the 32-bit word
@@ -62,7 +75,8 @@ LP_GGML_INLINE __m256i lp_ggml_codes32(int t, const uint8_t *b) {
     case LP_GGML_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
     case LP_GGML_Q4_0: return _mm256_sub_epi8(lp_ggml_nibbles(b + 2), _mm256_set1_epi8(8));
     case LP_GGML_Q4_1: return lp_ggml_nibbles(b + 4);
-    case LP_GGML_Q5_0: return _mm256_sub_epi8(_mm256_or_si256(lp_ggml_nibbles(b + 6), lp_ggml_fifth_bits(b + 2)), _mm256_set1_epi8(16));
+    case LP_GGML_Q5_0:
+        return _mm256_sub_epi8(_mm256_or_si256(lp_ggml_nibbles(b + 6), lp_ggml_fifth_bits(b + 2)), _mm256_set1_epi8(16));
     case LP_GGML_Q5_1: return _mm256_or_si256(lp_ggml_nibbles(b + 8), lp_ggml_fifth_bits(b + 4));
     default: { /* IQ4_NL: the levels, by nibble */
         const __m256i lv = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)lp_ggml_iq4nl_levels));
@@ -168,7 +182,8 @@ LP_GGML_INLINE void lp_ggml_unpack_q3_k(const uint8_t *b, lp_ggml_kblock *k) {
         const __m256i v = lp_ggml_load32(b + 32 + 32 * h);
         for (int j = 0; j < 4; j++) {
             const __m256i hi = _mm256_slli_epi16(lp_ggml_field(hm, 4 * h + j, 1), 2);
-            lp_ggml_store32(k->q + 128 * h + 32 * j, _mm256_sub_epi8(_mm256_or_si256(lp_ggml_field(v, 2 * j, 3), hi), four));
+            const __m256i lo = lp_ggml_field(v, 2 * j, 3);
+            lp_ggml_store32(k->q + 128 * h + 32 * j, _mm256_sub_epi8(_mm256_or_si256(lo, hi), four));
         }
     }
 }
@@ -191,8 +206,10 @@ LP_GGML_INLINE void lp_ggml_unpack_q5_k(const uint8_t *b, lp_ggml_kblock *k) {
     const __m256i qh = lp_ggml_load32(b + 16);
     for (int j = 0; j < 4; j++) {
         const __m256i v = lp_ggml_load32(b + 48 + 32 * j);
-        lp_ggml_store32(k->q + 64 * j, _mm256_or_si256(lp_ggml_field(v, 0, 0xF), _mm256_slli_epi16(lp_ggml_field(qh, 2 * j, 1), 4)));
-        lp_ggml_store32(k->q + 64 * j + 32, _mm256_or_si256(lp_ggml_field(v, 4, 0xF), _mm256_slli_epi16(lp_ggml_field(qh, 2 * j + 1, 1), 4)));
+        const __m256i h0 = _mm256_slli_epi16(lp_ggml_field(qh, 2 * j, 1), 4); /* fifth bits, at bit 4 */
+        const __m256i h1 = _mm256_slli_epi16(lp_ggml_field(qh, 2 * j + 1, 1), 4);
+        lp_ggml_store32(k->q + 64 * j, _mm256_or_si256(lp_ggml_field(v, 0, 0xF), h0));
+        lp_ggml_store32(k->q + 64 * j + 32, _mm256_or_si256(lp_ggml_field(v, 4, 0xF), h1));
     }
 }
 
@@ -239,10 +256,6 @@ LP_GGML_INLINE __m256 lp_ggml_rounded(__m256 v) {
     return v;
 }
 
-/* 8 int8 codes at q as 8 f32. */
-LP_GGML_INLINE __m256 lp_ggml_cvt8(const int8_t *q) {
-    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)q)));
-}
 
 /* out ((r1 - r0) x cols) = rows [r0, r1) of a quantized part, equal to
  * lp_ggml_dequant_row bit for bit: (float)code * d (+ m) for the 32-value
@@ -274,10 +287,10 @@ static inline void lp_ggml_dequant_rows_simd(const lp_ggml_part *p, int64_t r0, 
             const uint8_t *blk = row + b * bytes;
             _mm256_store_si256((__m256i *)q32, lp_ggml_codes32(t, blk));
             const __m256 d = _mm256_set1_ps(lp_ggml_f16at(blk));
+            const __m256 m = _mm256_set1_ps(has_min ? lp_ggml_f16at(blk + 2) : 0.0f);
             for (int h = 0; h < 4; h++) {
                 const __m256 v = _mm256_mul_ps(lp_ggml_cvt8(q32 + 8 * h), d);
-                _mm256_storeu_ps(o + 8 * h,
-                                 has_min ? _mm256_add_ps(lp_ggml_rounded(v), _mm256_set1_ps(lp_ggml_f16at(blk + 2))) : v);
+                _mm256_storeu_ps(o + 8 * h, has_min ? _mm256_add_ps(lp_ggml_rounded(v), m) : v);
             }
         }
     }

@@ -105,8 +105,10 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
         packed_rows(k, w, xp, xsum, T, Y, 0, rows); /* rows are independent: one call, one setup */
     } else {
 #pragma omp parallel for schedule(dynamic, 4)
-        for (int64_t i = 0; i < ntiles; i++)
-            packed_rows(k, w, xp, xsum, T, Y, i * ROW_TILE, i * ROW_TILE + ROW_TILE < rows ? i * ROW_TILE + ROW_TILE : rows);
+        for (int64_t i = 0; i < ntiles; i++) {
+            const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
+            packed_rows(k, w, xp, xsum, T, Y, r0, r1);
+        }
     }
     if (xp != small) free(xp);
     return LP_OK;
