@@ -28,7 +28,7 @@
  * lo and hi half, for latency), scaled by s_g into an accumulator once per
  * group; at the end the zero-point terms s_g z_g xsum_g (16 groups per
  * vector) are subtracted lane-wise and four rows' horizontal sums are taken
- * together (hsum4).
+ * together (core/hsum_avx512.h).
  *
  * Memory: a row of W is only a few KB, too short for the hardware
  * prefetcher to lock on before it ends, so each block (chunk) load also
@@ -49,6 +49,8 @@
  * plus the scale FMA per group), multi ~55 G weight-tokens/s at T = 4.
  */
 #include "format/qgroup_kernels.h"
+
+#include "core/hsum_avx512.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -251,19 +253,6 @@ INLINE __m512 zero_terms(const lp_qgroup *w, int bits, int64_t r, const float *x
     return za;
 }
 
-/* The horizontal sums of a, b, c, d as one 4-float vector {sum a, sum b,
- * sum c, sum d}. Each sum is the same tree over its own vector's lanes
- * whatever the other three are (pairs within 128-bit lanes, then the four
- * 128-bit lanes), so a row's result never depends on its neighbours. */
-INLINE __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-    const __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
-    const __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
-    const __m512 q = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(1, 0, 1, 0)),
-                                   _mm512_shuffle_ps(ab, cd, _MM_SHUFFLE(3, 2, 3, 2)));
-    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(q), _mm512_extractf32x8_ps(q, 1));
-    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
 /* Chunk vector m's field masks: constants for b = 4, 8 (the same in every
  * lane, so they can be broadcast operands), the table for b = 1, 2. */
 INLINE __m512i chunk_mask(int bits, int m, const unpack_consts *k) {
@@ -378,7 +367,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chun
 #pragma GCC unroll 4
     for (int i = 0; i < 4; i++)
         v[i] = i < R ? _mm512_sub_ps(acc[i][0], zero_terms(w, bits, rr[i], xsum)) : _mm512_setzero_ps();
-    const __m128 s = hsum4(v[0], v[1], v[2], v[3]);
+    const __m128 s = lp_hsum4_avx512(v[0], v[1], v[2], v[3]);
     if (r1 - r0 >= R && R == 4) {
         _mm_storeu_ps(y + r0, s);
     } else {
@@ -450,13 +439,13 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
             }
         }
         for (int t = 0; t < T; t++)
-            for (int64_t i = 0; i < nr; i += 4) { /* as tile(): acc - zero terms, hsum4 */
+            for (int64_t i = 0; i < nr; i += 4) { /* as tile(): acc - zero terms, four sums at once */
                 __m512 v[4];
                 for (int j = 0; j < 4; j++)
                     v[j] = i + j < nr ? _mm512_sub_ps(acc[i + j][t], zero_terms(w, bits, rt + i + j, xsum + t * G))
                                       : _mm512_setzero_ps();
                 float o[4];
-                _mm_storeu_ps(o, hsum4(v[0], v[1], v[2], v[3]));
+                _mm_storeu_ps(o, lp_hsum4_avx512(v[0], v[1], v[2], v[3]));
                 for (int j = 0; j < 4 && i + j < nr; j++) y[t * ldy + rt + i + j] = o[j];
             }
     }

@@ -37,7 +37,8 @@
  *     factor s_g d_c, made 16 chunks at a time, and no per-group loop;
  *   - the zero-point term sum_g s_g z_g dsum_g (dsum from the quantizer) is
  *     subtracted from the same accumulator, 16 groups per FNMADD, so a row
- *     ends with one reduction, and the 4 rows of a pass share it (hsum4).
+ *     ends with one reduction, and the 4 rows of a pass share it
+ *     (core/hsum_avx512.h).
  *   This reorders the specification's f32 sums (and splits its exact
  *   parenthesis into two f32 terms), so it matches the _ref to f32
  *   rounding relative to the size of the terms, not bitwise.
@@ -57,6 +58,8 @@
  *     the array is never read.
  */
 #include "format/qgroup_q8.h"
+
+#include "core/hsum_avx512.h"
 
 #include <immintrin.h>
 
@@ -112,18 +115,6 @@ INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m5
         hi = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_add_epi32(s0, _mm512_set1_epi32(4))), two);
     }
     return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);
-}
-
-/* Four rows' 16-lane sums reduced to [sum a0, sum a1, sum a2, sum a3]. */
-INLINE __m128 hsum4(const __m512 a[R]) {
-    /* 256-bit halves: [a0 lo+hi, a1 lo+hi] and [a2 .., a3 ..], 8 lanes each */
-    const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(a[0], a[1], 0x44), _mm512_shuffle_f32x4(a[0], a[1], 0xee));
-    const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(a[2], a[3], 0x44), _mm512_shuffle_f32x4(a[2], a[3], 0xee));
-    /* 128-bit block k: 4 partial sums of row k */
-    __m512 v = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xdd));
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4e)); /* + the other pair */
-    v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xb1)); /* + the neighbour: every lane of block k = row k */
-    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), v));
 }
 
 /* The 4 rows of a pass: their packed weights, scales and zeros, and where
@@ -203,7 +194,7 @@ INLINE void pass_g1(const lp_qgroup *w, const int bits, const lp_q8_act *a, floa
             acc[i] = _mm512_fmadd_ps(chunk_f32(bits, &p, i, c, cm, xlo, xhi), _mm512_set1_ps(sd[i][c % 16]), acc[i]);
     }
     const int64_t n = r1 - r0 < R ? r1 - r0 : R;
-    _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), hsum4(acc));
+    _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), lp_hsum4_avx512(acc[0], acc[1], acc[2], acc[3]));
 }
 
 /* y[r0 .. r0+3] (those below r1). */
@@ -240,7 +231,7 @@ INLINE void pass(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *
         for (int i = 0; i < R; i++) acc[i] = _mm512_fmadd_ps(ga[i], _mm512_set1_ps(sf[i][g % 16]), acc[i]);
     }
     const int64_t n = r1 - r0 < R ? r1 - r0 : R;
-    _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), hsum4(acc));
+    _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), lp_hsum4_avx512(acc[0], acc[1], acc[2], acc[3]));
 }
 
 /* Column order -> lane order without gathers: lane l of output vector m
