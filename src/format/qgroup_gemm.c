@@ -97,17 +97,23 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
     float *xsum = xp + T * ldx;
     prepare_x(k, w, X, T, xp, xsum);
     int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
-    /* Which thread runs a tile never changes its result, so tiles are handed
-     * out dynamically (a core stolen by another process does not stall the
-     * call). Tiny layers and one thread enter no OpenMP region at all: one
-     * costs ~1 us even when its if() is false. */
+    /* Which thread runs a row never changes its result, so contiguous spans
+     * of tiles are handed out dynamically (core/par.h: a core stolen by
+     * another process does not stall the call). A span is one kernel call
+     * when its tokens fit one pass; with more, tile by tile, so the tile's
+     * weights are still in L1/L2 for the next LP_QGEMM_MAX_T tokens. Tiny
+     * layers and one thread enter no OpenMP region at all: one costs ~1 us
+     * even when its if() is false. */
     if (ntiles == 1 || !lp_par_worth(rows * w->cols * T)) {
         packed_rows(k, w, xp, xsum, T, Y, 0, rows); /* rows are independent: one call, one setup */
     } else {
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int64_t i = 0; i < ntiles; i++) {
-            const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
-            packed_rows(k, w, xp, xsum, T, Y, r0, r1);
+        int64_t per;
+        const int64_t nspans = lp_par_spans(ntiles, &per), step = T <= LP_QGEMM_MAX_T ? per * ROW_TILE : ROW_TILE;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t i = 0; i < nspans; i++) {
+            const int64_t s1 = (i + 1) * per * ROW_TILE < rows ? (i + 1) * per * ROW_TILE : rows;
+            for (int64_t r0 = i * per * ROW_TILE; r0 < s1; r0 += step)
+                packed_rows(k, w, xp, xsum, T, Y, r0, r0 + step < s1 ? r0 + step : s1);
         }
     }
     if (xp != small) free(xp);

@@ -20,8 +20,8 @@
  *     kernel file's vector copy of it (bit-identical, ~6x faster).
  *   - The reference reads xq through the inverse table and the weights with
  *     lp_qgroup_unpack_block, the scalar definition of the bit layout.
- *   - Tiles of ROW_TILE rows handed out as qgroup_gemm.c's gemm_packed does,
- *     so no result depends on the thread count.
+ *   - Spans of ROW_TILE-row tiles handed out as qgroup_gemm.c's gemm_packed
+ *     does (lp_par_spans), so no result depends on the thread count.
  */
 #include "format/qgroup_q8.h"
 
@@ -212,14 +212,17 @@ lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
     void (*gemv)(const lp_qgroup *, const lp_q8_act *, float *, int64_t, int64_t) =
         lp_qgroup_q8_supported(w) ? lp_qgroup_q8_gemv_avx512vnni : lp_qgroup_q8_gemv_ref;
     const int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
-    /* as gemm_packed: dynamic hand-out (a tile's result never depends on its
-     * thread), and no OpenMP region for small layers (core/par.h) */
+    /* as gemm_packed: contiguous spans handed out dynamically (a row's result
+     * never depends on its thread), and no OpenMP region for small layers
+     * (core/par.h) */
     if (ntiles == 1 || !lp_par_worth(rows * w->cols)) {
         gemv(w, &a, y, 0, rows);
     } else {
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int64_t i = 0; i < ntiles; i++) {
-            const int64_t r0 = i * ROW_TILE, r1 = r0 + ROW_TILE < rows ? r0 + ROW_TILE : rows;
+        int64_t per;
+        const int64_t nspans = lp_par_spans(ntiles, &per), span = per * ROW_TILE;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t i = 0; i < nspans; i++) {
+            const int64_t r0 = i * span, r1 = r0 + span < rows ? r0 + span : rows;
             gemv(w, &a, y, r0, r1);
         }
     }

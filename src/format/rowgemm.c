@@ -15,15 +15,26 @@
 /* 64-byte aligned scratch (aligned_alloc wants a multiple of the alignment). */
 static float *scratch(size_t bytes) { return aligned_alloc(64, (bytes + 63) / 64 * 64); }
 
-/* Rows [TILE i, TILE i + TILE) of Y for all T tokens, max_t at a time. */
-static void packed_tile(const lp_rowgemm *g, const float *X, const float *xp, int64_t T, float *Y, int64_t i) {
+/* Rows [r0, r1) of Y for all T tokens, max_t at a time (then `extra`). */
+static void packed_rows(const lp_rowgemm *g, const float *X, const float *xp, int64_t T, float *Y, int64_t r0,
+                        int64_t r1) {
     const int64_t R = g->rows, ldx = g->ldx;
-    const int64_t r0 = i * LP_ROWGEMM_TILE, r1 = r0 + LP_ROWGEMM_TILE < R ? r0 + LP_ROWGEMM_TILE : R;
     for (int64_t t0 = 0; t0 < T; t0 += g->max_t) {
         const int64_t n = T - t0 < g->max_t ? T - t0 : g->max_t;
         g->rows_fn(g->w, n, xp + t0 * ldx, ldx, Y + t0 * R, R, r0, r1);
     }
     if (g->extra) g->extra(g->w, X, T, Y, r0, r1);
+}
+
+/* Tiles [i0, i1): one call over all their rows when the tokens fit one pass
+ * (the kernel streams the rows, prefetching ahead), else tile by tile, so a
+ * tile's weights are still in cache for its next max_t tokens. */
+static void packed_tiles(const lp_rowgemm *g, const float *X, const float *xp, int64_t T, float *Y, int64_t i0,
+                         int64_t i1) {
+    const int64_t R = g->rows, end = i1 * LP_ROWGEMM_TILE < R ? i1 * LP_ROWGEMM_TILE : R;
+    const int64_t step = T <= g->max_t ? end : LP_ROWGEMM_TILE;
+    for (int64_t r0 = i0 * LP_ROWGEMM_TILE; r0 < end; r0 += step)
+        packed_rows(g, X, xp, T, Y, r0, r0 + step < end ? r0 + step : end);
 }
 
 static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, float *Y) {
@@ -36,14 +47,17 @@ static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, floa
         memset(xp + t * ldx + C, 0, (size_t)(ldx - C) * sizeof(float));
     }
     const int64_t ntiles = (R + LP_ROWGEMM_TILE - 1) / LP_ROWGEMM_TILE;
-    /* which thread runs a tile never changes its result, so tiles are handed
-     * out dynamically; tiny layers and one thread enter no OpenMP region (one
-     * costs ~1 us even when its if() is false) */
+    /* which thread runs a row never changes its result, so contiguous spans
+     * of tiles are handed out dynamically (core/par.h); tiny layers and one
+     * thread enter no OpenMP region (one costs ~1 us even when its if() is
+     * false) */
     if (ntiles == 1 || !lp_par_worth(R * C * T)) {
-        for (int64_t i = 0; i < ntiles; i++) packed_tile(g, X, xp, T, Y, i);
+        packed_tiles(g, X, xp, T, Y, 0, ntiles);
     } else {
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int64_t i = 0; i < ntiles; i++) packed_tile(g, X, xp, T, Y, i);
+        int64_t per;
+        const int64_t nspans = lp_par_spans(ntiles, &per);
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t i = 0; i < nspans; i++) packed_tiles(g, X, xp, T, Y, i * per, (i + 1) * per < ntiles ? (i + 1) * per : ntiles);
     }
     free(xp);
     return LP_OK;

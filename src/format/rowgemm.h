@@ -10,10 +10,11 @@
  *   and, optionally, `extra` (added to a tile's outputs after its rows) and
  *   `extra_dequant` (added to a dequantized tile): qlut's sparse outliers.
  * Design: few tokens (T < blas_min_tokens): x is copied once, zero-padded
- *   (64-byte aligned), then one OpenMP `parallel for` over fixed tiles of
- *   LP_ROWGEMM_TILE rows; each tile runs the kernel in passes of max_t
- *   tokens, so a packed row is read once per pass and a token's result
- *   never depends on T. Many tokens: tiles of LP_ROWGEMM_BLAS_TILE rows are
+ *   (64-byte aligned), then one OpenMP `parallel for` over contiguous
+ *   spans of LP_ROWGEMM_TILE-row tiles (core/par.h); a span runs the kernel
+ *   once over all its rows when T <= max_t, else tile by tile in passes of
+ *   max_t tokens, so a packed row is read once per pass and a token's
+ *   result never depends on T. Many tokens: tiles of LP_ROWGEMM_BLAS_TILE rows are
  *   dequantized into per-thread scratch and multiplied with one
  *   lp_sgemm_nt each (core/sgemm.h). Every output is computed by one thread in a
  *   fixed order: the thread count never changes a result.
@@ -25,7 +26,7 @@
 
 #include <stdint.h>
 
-#define LP_ROWGEMM_TILE 16      /* rows per OpenMP work item of the packed path */
+#define LP_ROWGEMM_TILE 16      /* rows per tile of the packed path (spans are whole tiles) */
 #define LP_ROWGEMM_BLAS_TILE 64 /* rows dequantized per sgemm call */
 
 typedef void (*lp_rows_fn)(const void *w, int64_t T, const float *x, int64_t ldx, float *y, int64_t ldy, int64_t r0,
