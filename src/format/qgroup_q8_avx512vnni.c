@@ -166,32 +166,42 @@ INLINE __m512 chunk_f32(const int bits, const pass_rows *p, int i, int64_t c, ch
     return _mm512_cvtepi32_ps(chunk_dot(bits, p->q[i] + c * 4 * bits, cm, xlo, xhi));
 }
 
+/* Chunk c of the pass's rows, each times its factor f[i] (the broadcast
+ * s_c d_c), added to acc[i]. */
+INLINE void chunk_g1(const int bits, const pass_rows *p, const lp_q8_act *a, int64_t c, chunk_masks cm,
+                     const float (*f)[16], int k, __m512 acc[R]) {
+    const __m512i xlo = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK);
+    const __m512i xhi = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK + 64);
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+        acc[i] = _mm512_fmadd_ps(chunk_f32(bits, p, i, c, cm, xlo, xhi), _mm512_set1_ps(f[i][k]), acc[i]);
+}
+
 /* pass() for groups of exactly one chunk (group 128, the common case):
  * s_g d_c is one factor per chunk, made 16 chunks at a time, so a chunk
- * costs one FMA instead of two and no per-group loop. */
+ * costs one FMA instead of two and no per-group loop. The loop runs over
+ * blocks of 16 chunks, full chunks with constant load masks and the row's
+ * ragged last chunk apart (no mask or branch per chunk), two chunks per
+ * iteration: 8% faster than a chunk per iteration with a mask each, in L1. */
 INLINE void pass_g1(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
     const int64_t B = w->blocks, C = a->nchunks; /* C == ngroups */
     pass_rows p;
     pass_rows_init(w, r0, r1, &p);
     __m512 acc[R];
-    float sd[R][16]; /* s_c d_c of chunks c & ~15 .. +15 */
+    float sd[R][16]; /* s_c d_c of chunks c0 .. c0+15 */
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) acc[i] = _mm512_setzero_ps();
     const chunk_masks full = chunk_load_masks(bits, 4);
-    for (int64_t c = 0; c < C; c++) {
-        if (c % 16 == 0) { /* factors of 16 chunks (chunk c = group c) */
-            __m512 sc[R];
-            scales16(w, bits, a, &p, c, sc, acc);
-            const __m512 d = _mm512_maskz_loadu_ps((__mmask16)(C - c >= 16 ? 0xffffu : (1u << (C - c)) - 1u), a->d + c);
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        __m512 sc[R];
+        scales16(w, bits, a, &p, c0, sc, acc);
+        const __m512 d = _mm512_maskz_loadu_ps((__mmask16)(C - c0 >= 16 ? 0xffffu : (1u << (C - c0)) - 1u), a->d + c0);
 #pragma GCC unroll 4
-            for (int i = 0; i < R; i++) _mm512_storeu_ps(sd[i], _mm512_mul_ps(sc[i], d));
-        }
-        const chunk_masks cm = c + 1 < C ? full : chunk_load_masks(bits, B - 4 * c);
-        const __m512i xlo = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK);
-        const __m512i xhi = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK + 64);
-#pragma GCC unroll 4
-        for (int i = 0; i < R; i++)
-            acc[i] = _mm512_fmadd_ps(chunk_f32(bits, &p, i, c, cm, xlo, xhi), _mm512_set1_ps(sd[i][c % 16]), acc[i]);
+        for (int i = 0; i < R; i++) _mm512_storeu_ps(sd[i], _mm512_mul_ps(sc[i], d));
+        const int64_t c1 = c0 + 16 < C ? c0 + 16 : C, cf = c1 < C ? c1 : C - 1; /* [c0, cf): full chunks */
+#pragma GCC unroll 2
+        for (int64_t c = c0; c < cf; c++) chunk_g1(bits, &p, a, c, full, (const float(*)[16])sd, (int)(c - c0), acc);
+        if (cf < c1) chunk_g1(bits, &p, a, cf, chunk_load_masks(bits, B - 4 * cf), (const float(*)[16])sd, (int)(cf - c0), acc);
     }
     const int64_t n = r1 - r0 < R ? r1 - r0 : R;
     _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), lp_hsum4_avx512(acc[0], acc[1], acc[2], acc[3]));
