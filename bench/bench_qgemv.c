@@ -24,6 +24,12 @@
  * says; "gemv" skips the batch table, which takes a minute). The load
  * average is printed first and last: on a shared machine, numbers taken
  * under load are not worth comparing.
+ *        bench_qgemv [runs] sched  only the q8 product's thread hand-out, A/B:
+ * the library's driver (contiguous spans of row tiles, core/par.h) against
+ * the one it replaced (16-row tiles handed out 4 at a time), same kernel,
+ * W3 and W4 g128 in both shapes at 2 threads; the two alternate in rounds
+ * of 8 calls (median of the rounds' medians), so load on the shared machine
+ * hits both alike.
  */
 #include "bench_common.h"
 #include "core/cpu.h"
@@ -169,6 +175,67 @@ static void q8_rows(const char *shape, wset *s4, const float *x, float *y, const
     free_weights(&s8);
 }
 
+/* The q8 product with the driver lp_qgroup_gemv_q8 had before spans: tiles
+ * of 16 rows handed out 4 at a time (scratch: lp_qgroup_q8_act_bytes). */
+static void gemv_q8_tiles(const lp_qgroup *w, const float *x, float *y, void *scratch) {
+    lp_q8_act a;
+    lp_qgroup_q8_act_view(w, scratch, &a);
+    lp_qgroup_q8_quantize(w, x, &a);
+    const int64_t rows = w->rows, ntiles = (rows + 15) / 16;
+#pragma omp parallel for schedule(dynamic, 4)
+    for (int64_t i = 0; i < ntiles; i++)
+        lp_qgroup_q8_gemv_avx512vnni(w, &a, y, i * 16, i * 16 + 16 < rows ? i * 16 + 16 : rows);
+}
+
+/* bench_qgemv sched: spans (the library) against tiles, interleaved. */
+static int sched_ab(int maxth) {
+    const int64_t shapes[2][2] = {{4096, 11008}, {11008, 4096}};
+    enum { ROUNDS = 31, PER = 8 };
+    omp_set_num_threads(maxth);
+    printf("\nq8 decode product, %d threads: tiles of 16 rows handed out 4 at a time (before) vs contiguous\n"
+           "spans of tiles (lp_qgroup_gemv_q8); median of %d rounds, each the median of %d calls of either\n",
+           maxth, ROUNDS, PER);
+    printf("%-11s %-3s %12s %12s %8s\n", "shape", "W", "tiles us", "spans us", "speedup");
+    for (int si = 0; si < 2; si++)
+        for (int bits = 3; bits <= 4; bits++) {
+            wset s = make_weights(shapes[si][0], shapes[si][1], bits);
+            if (!lp_qgroup_q8_supported(&s.w[0])) {
+                printf("SKIP: no AVX-512 VNNI\n");
+                free_weights(&s);
+                return 0;
+            }
+            const int64_t rows = shapes[si][0], cols = shapes[si][1];
+            float *x = malloc((size_t)cols * 4), *y = malloc((size_t)rows * 4);
+            void *scratch = malloc(lp_qgroup_q8_act_bytes(&s.w[0]));
+            for (int64_t i = 0; i < cols; i++) x[i] = (float)(rnd() % 2001) / 1000.0f - 1.0f;
+            double t[2][ROUNDS];
+            int c = 0;
+            double tw = omp_get_wtime();
+            while (omp_get_wtime() - tw < 0.2) lp_qgroup_gemv_q8(&s.w[c++ % s.ncopies], x, y);
+            for (int r = 0; r < ROUNDS; r++)
+                for (int v = 0; v < 2; v++) {
+                    double tt[PER];
+                    for (int i = 0; i < PER; i++) {
+                        const lp_qgroup *w = &s.w[c++ % s.ncopies];
+                        double t0 = omp_get_wtime();
+                        if (v) lp_qgroup_gemv_q8(w, x, y);
+                        else gemv_q8_tiles(w, x, y, scratch);
+                        tt[i] = omp_get_wtime() - t0;
+                    }
+                    t[v][r] = median(tt, PER);
+                }
+            const double a = median(t[0], ROUNDS), b = median(t[1], ROUNDS);
+            printf("%lldx%-6lld W%d  %12.1f %12.1f %7.2fx\n", (long long)rows, (long long)cols, bits, a * 1e6, b * 1e6,
+                   a / b);
+            free(scratch);
+            free(x);
+            free(y);
+            free_weights(&s);
+        }
+    print_load("at end");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 30;
     if (runs < 3) runs = 3;
@@ -177,6 +244,7 @@ int main(int argc, char **argv) {
     int batches = !(argc > 2 && !strcmp(argv[2], "gemv"));
     int bwruns = runs < 10 ? runs : 10;
     print_load("at start");
+    if (argc > 2 && !strcmp(argv[2], "sched")) return sched_ab(maxth);
 
     size_t nbw = (1ull << 30) / 4;
     float *buf = malloc(nbw * 4), *buf2 = malloc(nbw * 2);
