@@ -225,8 +225,9 @@ static int sched_ab(int maxth) {
                     t[v][r] = median(tt, PER);
                 }
             const double a = median(t[0], ROUNDS), b = median(t[1], ROUNDS);
-            printf("%lldx%-6lld W%d  %12.1f %12.1f %7.2fx\n", (long long)rows, (long long)cols, bits, a * 1e6, b * 1e6,
-                   a / b);
+            char shape[32];
+            snprintf(shape, sizeof shape, "%lldx%lld", (long long)rows, (long long)cols);
+            printf("%-11s W%d  %12.1f %12.1f %7.2fx\n", shape, bits, a * 1e6, b * 1e6, a / b);
             free(scratch);
             free(x);
             free(y);
