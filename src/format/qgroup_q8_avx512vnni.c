@@ -117,39 +117,48 @@ INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m5
     return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);
 }
 
-/* The 4 rows of a pass: their packed weights, scales and zeros, and where
- * to prefetch (the same place 4 rows down). Rows past r1 repeat r1 - 1. */
+/* The rows of a pass (nr = 1 or R): their packed weights, scales and zeros,
+ * and where to prefetch. Rows past r1 repeat r1 - 1. */
 typedef struct {
     const uint32_t *q[R];
     const uint16_t *s[R];
     const uint8_t *z[R]; /* NULL when symmetric */
     const char *pf[R];   /* may lie past the array: only prefetched */
+    int64_t pfs;         /* the next pass's scales and zeros: nr * ngroups further on */
 } pass_rows;
 
-INLINE void pass_rows_init(const lp_qgroup *w, int64_t r0, int64_t r1, pass_rows *p) {
+enum { PF_MIN = 8192 }; /* one-row passes prefetch at least this many bytes ahead */
+
+/* nr = R: each load prefetches the same place R rows down (the next pass's
+ * rows); nr = 1: one row or PF_MIN bytes ahead, whichever is further, in the
+ * one stream the pass reads. */
+INLINE void pass_rows_init(const lp_qgroup *w, const int nr, int64_t r0, int64_t r1, pass_rows *p) {
     const int64_t words = w->blocks * w->bits, G = w->ngroups; /* per row */
+    const size_t row_bytes = (size_t)words * sizeof(uint32_t);
+    const size_t ahead = nr > 1 ? nr * row_bytes : row_bytes > PF_MIN ? row_bytes : PF_MIN;
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
+    for (int i = 0; i < nr; i++) {
         const int64_t r = r0 + i < r1 ? r0 + i : r1 - 1;
         p->q[i] = w->q + r * words;
         p->s[i] = w->scales + r * G;
         p->z[i] = w->sym ? NULL : w->zeros + r * G;
-        p->pf[i] = (const char *)p->q[i] + (size_t)(R * words) * sizeof(uint32_t);
+        p->pf[i] = (const char *)p->q[i] + ahead;
     }
+    p->pfs = nr * G;
 }
 
 /* Groups g .. g+15 (those below G) of the pass's rows: their f32 scales
  * into sc[i], and their zero-point term sum s_g z_g dsum_g subtracted from
  * acc[i]; prefetches the next pass's scales and zeros. */
-INLINE void scales16(const lp_qgroup *w, const int bits, const lp_q8_act *a, const pass_rows *p, int64_t g, __m512 sc[R],
-                     __m512 acc[R]) {
+INLINE void scales16(const lp_qgroup *w, const int bits, const int nr, const lp_q8_act *a, const pass_rows *p,
+                     int64_t g, __m512 sc[R], __m512 acc[R]) {
     const int64_t G = w->ngroups;
     const __mmask16 m = (__mmask16)(G - g >= 16 ? 0xffffu : (1u << (G - g)) - 1u);
     const __m512 ds = _mm512_maskz_loadu_ps(m, a->dsum + g);
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++) {
-        _mm_prefetch((const char *)(p->s[i] + R * G + g), _MM_HINT_T0);
-        if (!w->sym) _mm_prefetch((const char *)(p->z[i] + R * G + g), _MM_HINT_T0);
+    for (int i = 0; i < nr; i++) {
+        _mm_prefetch((const char *)(p->s[i] + p->pfs + g), _MM_HINT_T0);
+        if (!w->sym) _mm_prefetch((const char *)(p->z[i] + p->pfs + g), _MM_HINT_T0);
         sc[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p->s[i] + g));
         const __m512 z = w->sym ? _mm512_set1_ps((float)(1 << (bits - 1)))
                                 : _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p->z[i] + g)));
@@ -158,7 +167,7 @@ INLINE void scales16(const lp_qgroup *w, const int bits, const lp_q8_act *a, con
 }
 
 /* Row i's dot with chunk c as 16 f32 partial sums (exact integers), and
- * the prefetch of the same chunk 4 rows down. */
+ * the prefetch ahead of it. */
 INLINE __m512 chunk_f32(const int bits, const pass_rows *p, int i, int64_t c, chunk_masks cm, __m512i xlo, __m512i xhi) {
     const size_t off = (size_t)(c * 4 * bits) * sizeof(uint32_t);
     _mm_prefetch(p->pf[i] + off, _MM_HINT_T0);
@@ -166,27 +175,33 @@ INLINE __m512 chunk_f32(const int bits, const pass_rows *p, int i, int64_t c, ch
     return _mm512_cvtepi32_ps(chunk_dot(bits, p->q[i] + c * 4 * bits, cm, xlo, xhi));
 }
 
-/* Chunk c of the pass's rows, each times its factor f[i] (the broadcast
- * s_c d_c), added to acc[i]. */
-INLINE void chunk_g1(const int bits, const pass_rows *p, const lp_q8_act *a, int64_t c, chunk_masks cm,
-                     const float (*f)[16], int k, __m512 acc[R]) {
+/* Chunk c of the pass's rows, each times its factor f[i][k] (s_c d_c),
+ * added to acc[i]. */
+INLINE void chunk_g1(const int bits, const int nr, const pass_rows *p, const lp_q8_act *a, int64_t c, chunk_masks cm,
+                     const float (*f)[16], int64_t k, __m512 *acc) {
     const __m512i xlo = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK);
     const __m512i xhi = _mm512_load_si512(a->xq + c * LP_Q8_CHUNK + 64);
 #pragma GCC unroll 4
-    for (int i = 0; i < R; i++)
+    for (int i = 0; i < nr; i++)
         acc[i] = _mm512_fmadd_ps(chunk_f32(bits, p, i, c, cm, xlo, xhi), _mm512_set1_ps(f[i][k]), acc[i]);
 }
 
 /* pass() for groups of exactly one chunk (group 128, the common case):
  * s_g d_c is one factor per chunk, made 16 chunks at a time, so a chunk
  * costs one FMA instead of two and no per-group loop. The loop runs over
- * blocks of 16 chunks, full chunks with constant load masks and the row's
- * ragged last chunk apart (no mask or branch per chunk), two chunks per
- * iteration: 8% faster than a chunk per iteration with a mask each, in L1. */
-INLINE void pass_g1(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
+ * blocks of 16 chunks, full chunks with constant load masks (unrolled by
+ * two) and the row's ragged last chunk apart (no mask or branch per chunk:
+ * in L1, 8% faster than a chunk per iteration with a mask each; a second
+ * accumulator for odd chunks, written out by hand, measured 20% slower).
+ * Rows per pass (gemv_b*): nr = 1 reads one sequential stream, from DRAM
+ * 20-25% faster at W4 and ~15% at W8 (4096 x 11008, 1 and 2 threads) than
+ * four rows' streams side by side. W3's unpacking costs more ALU work, and
+ * there the four rows sharing each activation load win (nr = R). */
+INLINE void pass_g1(const lp_qgroup *w, const int bits, const int nr, const lp_q8_act *a, float *y, int64_t r0,
+                    int64_t r1) {
     const int64_t B = w->blocks, C = a->nchunks; /* C == ngroups */
     pass_rows p;
-    pass_rows_init(w, r0, r1, &p);
+    pass_rows_init(w, nr, r0, r1, &p);
     __m512 acc[R];
     float sd[R][16]; /* s_c d_c of chunks c0 .. c0+15 */
 #pragma GCC unroll 4
@@ -194,14 +209,18 @@ INLINE void pass_g1(const lp_qgroup *w, const int bits, const lp_q8_act *a, floa
     const chunk_masks full = chunk_load_masks(bits, 4);
     for (int64_t c0 = 0; c0 < C; c0 += 16) {
         __m512 sc[R];
-        scales16(w, bits, a, &p, c0, sc, acc);
+        scales16(w, bits, nr, a, &p, c0, sc, acc);
         const __m512 d = _mm512_maskz_loadu_ps((__mmask16)(C - c0 >= 16 ? 0xffffu : (1u << (C - c0)) - 1u), a->d + c0);
 #pragma GCC unroll 4
-        for (int i = 0; i < R; i++) _mm512_storeu_ps(sd[i], _mm512_mul_ps(sc[i], d));
+        for (int i = 0; i < nr; i++) _mm512_storeu_ps(sd[i], _mm512_mul_ps(sc[i], d));
         const int64_t c1 = c0 + 16 < C ? c0 + 16 : C, cf = c1 < C ? c1 : C - 1; /* [c0, cf): full chunks */
 #pragma GCC unroll 2
-        for (int64_t c = c0; c < cf; c++) chunk_g1(bits, &p, a, c, full, (const float(*)[16])sd, (int)(c - c0), acc);
-        if (cf < c1) chunk_g1(bits, &p, a, cf, chunk_load_masks(bits, B - 4 * cf), (const float(*)[16])sd, (int)(cf - c0), acc);
+        for (int64_t c = c0; c < cf; c++) chunk_g1(bits, nr, &p, a, c, full, (const float(*)[16])sd, c - c0, acc);
+        if (cf < c1) chunk_g1(bits, nr, &p, a, cf, chunk_load_masks(bits, B - 4 * cf), (const float(*)[16])sd, cf - c0, acc);
+    }
+    if (nr == 1) {
+        y[r0] = _mm512_reduce_add_ps(acc[0]);
+        return;
     }
     const int64_t n = r1 - r0 < R ? r1 - r0 : R;
     _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), lp_hsum4_avx512(acc[0], acc[1], acc[2], acc[3]));
@@ -212,7 +231,7 @@ INLINE void pass(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *
     const int64_t B = w->blocks, G = w->ngroups, C = a->nchunks;
     const int64_t cpg = G == 1 ? C : w->group / LP_Q8_CHUNK; /* chunks per group */
     pass_rows p;
-    pass_rows_init(w, r0, r1, &p);
+    pass_rows_init(w, R, r0, r1, &p);
     __m512 acc[R];
     float sf[R][16]; /* f32 scales of groups g & ~15 .. +15 */
 #pragma GCC unroll 4
@@ -220,7 +239,7 @@ INLINE void pass(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *
     for (int64_t g = 0; g < G; g++) {
         if (g % 16 == 0) { /* scales of 16 groups */
             __m512 sc[R];
-            scales16(w, bits, a, &p, g, sc, acc);
+            scales16(w, bits, R, a, &p, g, sc, acc);
 #pragma GCC unroll 4
             for (int i = 0; i < R; i++) _mm512_storeu_ps(sf[i], sc[i]);
         }
@@ -308,12 +327,19 @@ void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_
     lp_qgroup_q8_group_sums(w, a); /* in qgroup_q8.c: here -mfma would contract it into an FMA */
 }
 
-/* One function per bits value so that the unpacking is compile-time. */
+/* One function per bits value so that the unpacking is compile-time.
+ * Group 128 rows of at least 16 chunks run one row per pass but at b = 3
+ * (pass_g1); shorter rows lie close together anyway, and four rows per
+ * pass share more of each pass's fixed work. */
 #define DEFINE_BITS(NB)                                                                                     \
     static void gemv_b##NB(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {     \
-        for (int64_t r = r0; r < r1; r += R)                                                                \
-            if (w->ngroups > 1 && w->group == LP_Q8_CHUNK) pass_g1(w, NB, a, y, r, r1);                     \
-            else pass(w, NB, a, y, r, r1);                                                                  \
+        const bool g1 = w->ngroups > 1 && w->group == LP_Q8_CHUNK;                                          \
+        if (g1 && NB != 3 && a->nchunks >= 16)                                                              \
+            for (int64_t r = r0; r < r1; r++) pass_g1(w, NB, 1, a, y, r, r1);                               \
+        else                                                                                                \
+            for (int64_t r = r0; r < r1; r += R)                                                            \
+                if (g1) pass_g1(w, NB, R, a, y, r, r1);                                                     \
+                else pass(w, NB, a, y, r, r1);                                                              \
     }
 DEFINE_BITS(2)
 DEFINE_BITS(3)
