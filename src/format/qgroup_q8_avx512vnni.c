@@ -6,7 +6,8 @@
  * What: y[r] for a row range, W packed (bits 2, 3, 4, 8), x as int8 per chunk
  * of 128 columns. Why: memory bound instead of ALU bound (qgroup_q8.h).
  *
- * Design, per pass of 4 rows (they share every activation load):
+ * Design, per pass of R = 4 rows (they share every activation load) or, for
+ * long group-128 rows but at b = 3, of one row (see pass_g1):
  *   - a chunk (4 blocks, 128 weights) of a row is one 64-byte load at b = 4
  *     (two at b = 8, a 32-byte load broadcast to both halves at b = 2);
  *     it becomes two vectors of 64 unsigned bytes, one weight per byte:
@@ -42,13 +43,14 @@
  *   This reorders the specification's f32 sums (and splits its exact
  *   parenthesis into two f32 terms), so it matches the _ref to f32
  *   rounding relative to the size of the terms, not bitwise.
- *   - Memory: each chunk load prefetches the same place 4 rows down, the
- *     rows of the next pass (a row is a few KB, too short for the hardware
- *     prefetcher to lock on), as qgroup_avx512.c does; so do the loads of
- *     16 scales and zeros (their arrays are two more streams; prefetching
- *     them gained 5-15% on Zen 5). Prefetching 8, 12 or 16 rows down
- *     measured slower, L2 hints (_MM_HINT_T1/T2) no better, and passes of
- *     1 or 2 rows slower than 4.
+ *   - Memory: each chunk load prefetches ahead: in a 4-row pass the same
+ *     place 4 rows down, the rows of the next pass (a row is a few KB, too
+ *     short for the hardware prefetcher to lock on), as qgroup_avx512.c
+ *     does; in a 1-row pass a row or 8 KB further on in the one stream. So
+ *     do the loads of 16 scales and zeros (their arrays are two more
+ *     streams; prefetching them gained 5-15% on Zen 5). Prefetching 8, 12
+ *     or 16 rows down measured slower, L2 hints (_MM_HINT_T1/T2) and
+ *     non-temporal ones no better.
  *
  * Also here: the vector copy of the activation quantizer (bit-identical to
  * lp_qgroup_q8_quantize_ref, ~6x faster), so that the serial quantization
@@ -194,9 +196,10 @@ INLINE void chunk_g1(const int bits, const int nr, const pass_rows *p, const lp_
  * in L1, 8% faster than a chunk per iteration with a mask each; a second
  * accumulator for odd chunks, written out by hand, measured 20% slower).
  * Rows per pass (gemv_b*): nr = 1 reads one sequential stream, from DRAM
- * 20-25% faster at W4 and ~15% at W8 (4096 x 11008, 1 and 2 threads) than
- * four rows' streams side by side. W3's unpacking costs more ALU work, and
- * there the four rows sharing each activation load win (nr = R). */
+ * ~22% faster at W4 and 10-14% at W8 (4096 x 11008 and 11008 x 4096, one
+ * thread; also ahead at two) than four rows' streams side by side, and no
+ * slower in L1. W3's unpacking costs more ALU work, and there the four
+ * rows sharing each activation load win (nr = R). */
 INLINE void pass_g1(const lp_qgroup *w, const int bits, const int nr, const lp_q8_act *a, float *y, int64_t r0,
                     int64_t r1) {
     const int64_t B = w->blocks, C = a->nchunks; /* C == ngroups */
@@ -216,7 +219,8 @@ INLINE void pass_g1(const lp_qgroup *w, const int bits, const int nr, const lp_q
         const int64_t c1 = c0 + 16 < C ? c0 + 16 : C, cf = c1 < C ? c1 : C - 1; /* [c0, cf): full chunks */
 #pragma GCC unroll 2
         for (int64_t c = c0; c < cf; c++) chunk_g1(bits, nr, &p, a, c, full, (const float(*)[16])sd, c - c0, acc);
-        if (cf < c1) chunk_g1(bits, nr, &p, a, cf, chunk_load_masks(bits, B - 4 * cf), (const float(*)[16])sd, cf - c0, acc);
+        if (cf < c1)
+            chunk_g1(bits, nr, &p, a, cf, chunk_load_masks(bits, B - 4 * cf), (const float(*)[16])sd, cf - c0, acc);
     }
     if (nr == 1) {
         y[r0] = _mm512_reduce_add_ps(acc[0]);

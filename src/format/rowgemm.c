@@ -57,7 +57,8 @@ static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, floa
         int64_t per;
         const int64_t nspans = lp_par_spans(ntiles, &per);
 #pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t i = 0; i < nspans; i++) packed_tiles(g, X, xp, T, Y, i * per, (i + 1) * per < ntiles ? (i + 1) * per : ntiles);
+        for (int64_t i = 0; i < nspans; i++)
+            packed_tiles(g, X, xp, T, Y, i * per, (i + 1) * per < ntiles ? (i + 1) * per : ntiles);
     }
     free(xp);
     return LP_OK;
