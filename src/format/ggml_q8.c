@@ -1,0 +1,148 @@
+/*
+ * ggml_q8.c - the activation quantizer, the scalar reference product and
+ * the driver of GGUF Q4_0 / Q8_0 with 8-bit activations (ggml_q8.h has the
+ * specification; ggml_q8_avx512vnni.c is the fast kernel).
+ *
+ * Design: the quantizer is plain loops of 32 the compiler vectorizes, with
+ * the rounding of qgroup_q8.c (adding and subtracting 1.5 * 2^23 is rint
+ * for |v| < 2^22 in the default rounding mode). The driver quantizes x on
+ * the calling thread into a stack buffer (a heap one past 16 KB of
+ * activations) and shares contiguous spans of rows (core/par.h); each row's
+ * result depends only on the row, never on the thread count.
+ */
+#include "format/ggml_q8.h"
+
+#include "core/cpu.h"
+#include "core/half.h"
+#include "core/par.h"
+#include "core/status_impl.h"
+#include "format/ggml_quants.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { QK = LP_GGML_QK, ROW_TILE = 16 };
+
+bool lp_ggml_q8_covers(int type) { return type == LP_GGML_Q4_0 || type == LP_GGML_Q8_0; }
+
+bool lp_ggml_q8_supported(const lp_ggml_part *p) { return lp_ggml_q8_covers(p->type) && lp_cpu_has_avx512vnni(); }
+
+static int64_t padded_blocks(int64_t cols) { return (cols / QK + 1) / 2 * 2; }
+
+static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+size_t lp_ggml_q8_act_bytes(int64_t cols) {
+    const size_t nb = (size_t)padded_blocks(cols);
+    return 63 + align64(nb * QK) + align64(nb * sizeof(float)) + align64(nb * sizeof(int32_t));
+}
+
+void lp_ggml_q8_act_view(int64_t cols, void *buf, lp_ggml_q8_act *a) {
+    const int64_t nb = padded_blocks(cols);
+    char *p = (char *)(((uintptr_t)buf + 63) & ~(uintptr_t)63);
+    a->nblocks = nb;
+    a->xq = (int8_t *)p;
+    p += align64((size_t)nb * QK);
+    a->d = (float *)p;
+    p += align64((size_t)nb * sizeof(float));
+    a->sum = (int32_t *)p;
+}
+
+/* rint(v) for |v| <= 2^22 in the default rounding mode (see the top). */
+static inline float round_even(float v) {
+    const float magic = 12582912.0f; /* 1.5 * 2^23 */
+    return (v + magic) - magic;
+}
+
+void lp_ggml_q8_quantize(const float *x, int64_t cols, lp_ggml_q8_act *a) {
+    const int64_t nb = cols / QK;
+    for (int64_t b = 0; b < nb; b++) {
+        const float *v = x + b * QK;
+        int8_t *q = a->xq + b * QK;
+        /* max |v| as the largest bit pattern of |v| (finite floats order as their patterns) */
+        int32_t m = 0;
+        for (int j = 0; j < QK; j++) {
+            int32_t bits;
+            memcpy(&bits, &v[j], sizeof bits);
+            bits &= 0x7fffffff;
+            m = bits > m ? bits : m;
+        }
+        float amax;
+        memcpy(&amax, &m, sizeof amax);
+        const float d = amax / 127.0f;
+        int32_t s = 0;
+        if (d == 0.0f) {
+            memset(q, 0, QK);
+        } else {
+            for (int j = 0; j < QK; j++) {
+                float r = round_even(v[j] / d);
+                r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
+                q[j] = (int8_t)(int32_t)r;
+                s += (int32_t)r;
+            }
+        }
+        a->d[b] = d;
+        a->sum[b] = s;
+    }
+    for (int64_t b = nb; b < a->nblocks; b++) { /* the padding block */
+        memset(a->xq + b * QK, 0, QK);
+        a->d[b] = 0.0f;
+        a->sum[b] = 0;
+    }
+}
+
+/* ---- the specification ---- */
+
+void lp_ggml_q8_gemv_ref(const lp_ggml_part *p, const lp_ggml_q8_act *a, float *y, int64_t r0, int64_t r1) {
+    const int64_t nb = p->cols / QK;
+    const size_t bs = p->type == LP_GGML_Q4_0 ? 2 + QK / 2 : 2 + QK; /* block bytes */
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *blk = row + (size_t)b * bs;
+            const int8_t *xq = a->xq + b * QK;
+            uint16_t dh;
+            memcpy(&dh, blk, sizeof dh);
+            int32_t dot = 0;
+            for (int j = 0; j < QK; j++) {
+                int32_t c;
+                if (p->type == LP_GGML_Q4_0) c = (j < QK / 2 ? blk[2 + j] & 0x0f : blk[2 + j - QK / 2] >> 4) - 8;
+                else c = (int8_t)blk[2 + j];
+                dot += c * xq[j];
+            }
+            acc += (lp_f16_to_f32(dh) * a->d[b]) * (float)dot;
+        }
+        y[r] = acc;
+    }
+}
+
+/* ---- the driver ---- */
+
+lp_status lp_ggml_gemv_q8(const lp_ggml_part *p, const float *x, float *y) {
+    if (!lp_ggml_q8_covers(p->type))
+        return lp_fail(LP_ERR_UNSUPPORTED, "ggml q8 gemv: type %d has no 8-bit activation product (Q4_0, Q8_0 do)",
+                       p->type);
+    const size_t bytes = lp_ggml_q8_act_bytes(p->cols);
+    char small[16384]; /* a decode step's activations: no malloc per product */
+    void *buf = bytes <= sizeof small ? small : malloc(bytes);
+    if (!buf) return lp_fail(LP_ERR_NOMEM, "ggml q8 gemv: cannot allocate %zu bytes of activation scratch", bytes);
+    lp_ggml_q8_act a;
+    lp_ggml_q8_act_view(p->cols, buf, &a);
+    lp_ggml_q8_quantize(x, p->cols, &a);
+    void (*gemv)(const lp_ggml_part *, const lp_ggml_q8_act *, float *, int64_t, int64_t) =
+        lp_ggml_q8_supported(p) ? lp_ggml_q8_gemv_avx512vnni : lp_ggml_q8_gemv_ref;
+    const int64_t rows = p->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
+    if (ntiles == 1 || !lp_par_worth(rows * p->cols)) {
+        gemv(p, &a, y, 0, rows);
+    } else {
+        int64_t per;
+        const int64_t nspans = lp_par_spans(ntiles, &per), span = per * ROW_TILE;
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int64_t i = 0; i < nspans; i++) {
+            const int64_t r0 = i * span, r1 = r0 + span < rows ? r0 + span : rows;
+            gemv(p, &a, y, r0, r1);
+        }
+    }
+    if (buf != small) free(buf);
+    return LP_OK;
+}

@@ -1,0 +1,66 @@
+/*
+ * ggml_q8.h - the decode product of GGUF's Q4_0 and Q8_0 blocks with 8-bit
+ * activations: what `--act q8` / LP_ACT=q8 selects for these types, as
+ * qgroup_q8.h does for grouped integers, and how llama.cpp multiplies them.
+ *
+ * What (specification; x has cols floats, nb = cols / 32 blocks):
+ *   activations, per block b of 32 columns in column order:
+ *     d_b = max_j |x_j| / 127,  xq_j = clamp(rint(x_j / d_b), -127, 127)
+ *     (all 0 when d_b = 0),  s_b = sum_j xq_j;
+ *   y_r = sum_b (f16(D_rb) * d_b) * (float)(sum_j c_rbj * xq_j)
+ *   with D_rb the block's stored f16 scale, c = q - 8 (Q4_0's nibbles) or
+ *   q (Q8_0's int8), the integer sums exact and the f32 sum taken over b
+ *   in order. lp_ggml_q8_gemv_ref is that formula term by term.
+ * Why: a decode step reads every weight once; with f32 activations the
+ *   product of a 4-bit block costs more ALU work than its bytes cost memory
+ *   time (ggml_avx512.c), with int8 activations AVX-512 VNNI multiplies 64
+ *   weights per vpdpbusd. Rounding x to 8 bits per 32 columns costs what it
+ *   costs llama.cpp: a relative error of about 2^-8 per block of x.
+ * Design: the kernel (ggml_q8_avx512vnni.c) takes two blocks per 64-byte
+ *   vector, their weights as unsigned bytes u = c + OFF (OFF = 8 for Q4_0,
+ *   128 for Q8_0: vpdpbusd multiplies unsigned by signed bytes), and
+ *   subtracts OFF * sum_b f_b s_b once per row; it reorders the f32 sums,
+ *   so it matches the reference to f32 rounding relative to the size of
+ *   the terms (sum_b |f_b| (|sum_j u_j xq_j| + OFF |s_b|)), not bitwise.
+ *   The activations are quantized once per product on the calling thread
+ *   (x of one token), then spans of rows are shared (core/par.h).
+ */
+#ifndef LP_GGML_Q8_H
+#define LP_GGML_Q8_H
+
+#include "format/ggml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int64_t nblocks; /* cols / 32, rounded up to even: the kernel reads blocks in pairs */
+    int8_t *xq;      /* nblocks * 32, 64-byte aligned; the padding block is zero */
+    float *d;        /* nblocks */
+    int32_t *sum;    /* nblocks */
+} lp_ggml_q8_act;
+
+/* Whether the type has this product (Q4_0, Q8_0), and whether this CPU runs
+ * its kernel (AVX-512 VNNI, and LP_KERNEL allowing avx512). */
+bool lp_ggml_q8_covers(int type);
+bool lp_ggml_q8_supported(const lp_ggml_part *p);
+
+/* Bytes of one token's activations for cols columns (alignment included),
+ * and the view of them over buf. */
+size_t lp_ggml_q8_act_bytes(int64_t cols);
+void lp_ggml_q8_act_view(int64_t cols, void *buf, lp_ggml_q8_act *a);
+
+/* The activation quantizer of the specification (cols a multiple of 32). */
+void lp_ggml_q8_quantize(const float *x, int64_t cols, lp_ggml_q8_act *a);
+
+/* y[r] for r in [r0, r1): the specification term by term, and the VNNI
+ * kernel (only when lp_ggml_q8_supported(p)). */
+void lp_ggml_q8_gemv_ref(const lp_ggml_part *p, const lp_ggml_q8_act *a, float *y, int64_t r0, int64_t r1);
+void lp_ggml_q8_gemv_avx512vnni(const lp_ggml_part *p, const lp_ggml_q8_act *a, float *y, int64_t r0, int64_t r1);
+
+/* y (rows) = W x through 8-bit activations: the kernel where supported,
+ * else the reference. LP_ERR_UNSUPPORTED for other types, LP_ERR_NOMEM. */
+lp_status lp_ggml_gemv_q8(const lp_ggml_part *p, const float *x, float *y);
+
+#endif

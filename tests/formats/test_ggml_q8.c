@@ -1,0 +1,199 @@
+/*
+ * test_ggml_q8.c - GGUF Q4_0 / Q8_0 with 8-bit activations (format/ggml_q8.h):
+ *   - the quantizer against its definition written with libm (d = max|x| /
+ *     127, nearbyintf, clamp, sums), zero blocks and the padding block;
+ *   - the reference product against the f32 product of the dequantized
+ *     weights (lp_ggml_part_dequant) with x rounded: equal to f32 rounding,
+ *     so the reference reads the blocks as the format stores them;
+ *   - the AVX-512 VNNI kernel against the reference within f32 rounding of
+ *     the terms' size, on weights llama.cpp's quantizer made and on random
+ *     block bytes (every code pattern), for even and odd block counts, one
+ *     to 129 blocks, rows 1, 3 and 17;
+ *   - the driver (row spans over 1 and 2 threads) bit for bit the kernel;
+ *   - the switch: one token through the format's traits row runs this
+ *     product when lp_set_q8_activations(true), never for several tokens.
+ */
+#include "core/cpu.h"
+#include "core/half.h"
+#include "format/ggml.h"
+#include "format/ggml_q8.h"
+#include "format/ggml_quants.h"
+#include "format/linear.h"
+#include "llmpress/model.h"
+#include "test.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void check_quantizer(unsigned long long *rng) {
+    const int64_t cols = 32 * 7;
+    float x[32 * 7];
+    for (int64_t i = 0; i < cols; i++) x[i] = test_randn(rng) * (i < 64 ? 1e-3f : 3.0f);
+    for (int j = 64; j < 96; j++) x[j] = 0.0f; /* a zero block: d = 0 */
+    x[100] = -1e4f;                            /* a large outlier */
+    void *buf = malloc(lp_ggml_q8_act_bytes(cols));
+    lp_ggml_q8_act a;
+    lp_ggml_q8_act_view(cols, buf, &a);
+    CHECK(a.nblocks == 8); /* 7 rounded up to a pair */
+    CHECK(((uintptr_t)a.xq & 63) == 0);
+    memset(a.xq, 0x55, (size_t)a.nblocks * 32);
+    lp_ggml_q8_quantize(x, cols, &a);
+    for (int64_t b = 0; b < 7; b++) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[b * 32 + j]));
+        const float d = amax / 127.0f;
+        CHECKF(a.d[b] == d, "block %lld: d %g, expected %g", (long long)b, a.d[b], d);
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            const float r = d == 0.0f ? 0.0f : fminf(127.0f, fmaxf(-127.0f, nearbyintf(x[b * 32 + j] / d)));
+            CHECKF(a.xq[b * 32 + j] == (int8_t)r, "block %lld value %d: %d, expected %g", (long long)b, j,
+                   a.xq[b * 32 + j], r);
+            s += (int32_t)r;
+        }
+        CHECK(a.sum[b] == s);
+    }
+    for (int j = 0; j < 32; j++) CHECK(a.xq[7 * 32 + j] == 0); /* the padding block */
+    CHECK(a.d[7] == 0.0f && a.sum[7] == 0);
+    free(buf);
+}
+
+/* A part of `type`: llama.cpp's quantization of random weights, or random
+ * block bytes with finite scales (every nibble / int8 pattern). */
+static lp_ggml_part *make_part(int type, int64_t rows, int64_t cols, int random_bytes, unsigned long long *rng) {
+    lp_ggml_part *p = NULL;
+    if (!random_bytes) {
+        float *W = malloc((size_t)(rows * cols) * sizeof(float));
+        for (int64_t i = 0; i < rows * cols; i++) W[i] = test_randn(rng) * 0.05f;
+        CHECK_OK(lp_ggml_part_quantize(type, W, NULL, rows, cols, &p));
+        free(W);
+        return p;
+    }
+    CHECK_OK(lp_ggml_part_alloc(type, rows, cols, &p));
+    const size_t bs = type == LP_GGML_Q4_0 ? 18 : 34;
+    for (int64_t r = 0; r < rows; r++) {
+        uint8_t *row = lp_ggml_part_row(p, r);
+        for (size_t i = 0; i < p->row_bytes; i++) row[i] = (uint8_t)test_rand_u64(rng);
+        for (size_t b = 0; b < p->row_bytes / bs; b++) {
+            const uint16_t d = lp_f32_to_f16((test_randn(rng) + 0.1f) * 0.01f);
+            memcpy(row + b * bs, &d, 2);
+        }
+    }
+    return p;
+}
+
+/* Size of the terms the kernel sums: sum_b |f_b| (sum_j |c_j + off| |xq_j| + off |s_b|). */
+static double term_size(const lp_ggml_part *p, const lp_ggml_q8_act *a, int64_t r) {
+    const int q4 = p->type == LP_GGML_Q4_0;
+    const size_t bs = q4 ? 18 : 34;
+    const double off = q4 ? 8 : 128;
+    const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
+    double t = 0;
+    for (int64_t b = 0; b < p->cols / 32; b++) {
+        uint16_t dh;
+        memcpy(&dh, row + b * bs, 2);
+        double dot = 0;
+        for (int j = 0; j < 32; j++) {
+            const int u = q4 ? (j < 16 ? row[b * bs + 2 + j] & 15 : row[b * bs + 2 + j - 16] >> 4)
+                             : (int8_t)row[b * bs + 2 + j] + 128;
+            dot += u * fabs((double)a->xq[b * 32 + j]);
+        }
+        t += fabs((double)lp_f16_to_f32(dh) * a->d[b]) * (dot + off * fabs((double)a->sum[b]));
+    }
+    return t;
+}
+
+static void check_shape(int type, int64_t rows, int64_t cols, int random_bytes, unsigned long long *rng) {
+    lp_ggml_part *p = make_part(type, rows, cols, random_bytes, rng);
+    float *x = malloc((size_t)cols * sizeof(float)), *xr = malloc((size_t)cols * sizeof(float));
+    float *W = malloc((size_t)(rows * cols) * sizeof(float));
+    float *yr = malloc((size_t)rows * sizeof(float)), *yk = malloc((size_t)rows * sizeof(float));
+    float *yd = malloc((size_t)rows * sizeof(float));
+    for (int64_t i = 0; i < cols; i++) x[i] = test_randn(rng);
+    if (cols >= 64)
+        for (int j = 32; j < 64; j++) x[j] = 0.0f;
+    void *buf = malloc(lp_ggml_q8_act_bytes(cols));
+    lp_ggml_q8_act a;
+    lp_ggml_q8_act_view(cols, buf, &a);
+    lp_ggml_q8_quantize(x, cols, &a);
+    for (int64_t i = 0; i < cols; i++) xr[i] = a.d[i / 32] * (float)a.xq[i]; /* x as rounded */
+    lp_ggml_part_dequant(p, 0, rows, W);
+    lp_ggml_q8_gemv_ref(p, &a, yr, 0, rows);
+    for (int64_t r = 0; r < rows; r++) { /* the reference reads the format's values */
+        double e = 0, mag = 0;
+        for (int64_t c = 0; c < cols; c++) {
+            e += (double)W[r * cols + c] * xr[c];
+            mag += fabs((double)W[r * cols + c] * xr[c]);
+        }
+        CHECKF(fabs(yr[r] - e) <= 1e-5 * mag + 1e-30, "type %d %lldx%lld row %lld: ref %g, exact %g", type,
+               (long long)rows, (long long)cols, (long long)r, yr[r], e);
+    }
+    if (lp_cpu_has_avx512vnni()) {
+        lp_ggml_q8_gemv_avx512vnni(p, &a, yk, 0, rows);
+        for (int64_t r = 0; r < rows; r++) {
+            const double tol = 4e-6 * term_size(p, &a, r) + 1e-30;
+            CHECKF(fabs((double)yk[r] - yr[r]) <= tol, "type %d %lldx%lld%s row %lld: kernel %.9g, ref %.9g (tol %g)",
+                   type, (long long)rows, (long long)cols, random_bytes ? " random bytes" : "", (long long)r, yk[r],
+                   yr[r], tol);
+        }
+        for (int nt = 1; nt <= 2; nt++) { /* the driver: spans of rows, the same values */
+            omp_set_num_threads(nt);
+            CHECK_OK(lp_ggml_gemv_q8(p, x, yd));
+            CHECK(!memcmp(yd, yk, (size_t)rows * sizeof(float)));
+        }
+    } else {
+        CHECK_OK(lp_ggml_gemv_q8(p, x, yd));
+        CHECK(!memcmp(yd, yr, (size_t)rows * sizeof(float)));
+    }
+    free(buf);
+    free(x);
+    free(xr);
+    free(W);
+    free(yr);
+    free(yk);
+    free(yd);
+    lp_ggml_part_free(p);
+}
+
+static void check_switch(unsigned long long *rng) {
+    const int64_t rows = 40, cols = 256, T = 3;
+    lp_ggml_part *p = make_part(LP_GGML_Q4_0, rows, cols, 0, rng);
+    lp_linear l = {.rows = rows, .cols = cols};
+    lp_linear_set(&l, &lp_format_ggml, p);
+    float x[3 * 256], y[3 * 40], yf[3 * 40], yq[40], yt[3 * 40];
+    for (int64_t i = 0; i < T * cols; i++) x[i] = test_randn(rng);
+    lp_set_q8_activations(false);
+    CHECK_OK(lp_linear_forward(&l, x, 1, yf));
+    CHECK_OK(lp_linear_forward(&l, x, T, yt));
+    lp_set_q8_activations(true);
+    CHECK_OK(lp_linear_forward(&l, x, 1, y));
+    if (lp_ggml_q8_supported(p) && lp_cpu_isa() >= LP_ISA_AVX512) {
+        CHECK_OK(lp_ggml_gemv_q8(p, x, yq));
+        CHECK(!memcmp(y, yq, sizeof(float) * rows)); /* on: this product, exactly */
+        CHECK(memcmp(y, yf, sizeof(float) * rows));  /* which is not the f32 one */
+    } else {
+        CHECK(!memcmp(y, yf, sizeof(float) * rows));
+    }
+    CHECK_OK(lp_linear_forward(&l, x, T, y)); /* several tokens: the f32 product */
+    CHECK(!memcmp(y, yt, sizeof(float) * T * rows));
+    lp_set_q8_activations(false);
+    lp_linear_free(&l);
+}
+
+int main(void) {
+    unsigned long long rng = 11;
+    check_quantizer(&rng);
+    const int types[] = {LP_GGML_Q4_0, LP_GGML_Q8_0};
+    const int64_t colss[] = {32, 64, 96, 384, 1056, 4128}, rowss[] = {1, 3, 17};
+    int cases = 0;
+    for (int ti = 0; ti < 2; ti++)
+        for (size_t ci = 0; ci < sizeof colss / sizeof *colss; ci++)
+            for (size_t ri = 0; ri < sizeof rowss / sizeof *rowss; ri++)
+                for (int rb = 0; rb < 2; rb++, cases++) check_shape(types[ti], rowss[ri], colss[ci], rb, &rng);
+    check_switch(&rng);
+    CHECK(!lp_ggml_q8_covers(LP_GGML_Q4_K) && !lp_ggml_q8_covers(LP_GGML_Q4_1));
+    printf("ggml q8 product: quantizer, reference and kernel on %d shapes%s\n", cases,
+           lp_cpu_has_avx512vnni() ? "" : " (no AVX-512 VNNI: the kernel skipped)");
+    TEST_DONE();
+}
