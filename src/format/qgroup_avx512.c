@@ -34,6 +34,9 @@
  * prefetcher to lock on before it ends, so each block (chunk) load also
  * prefetches the same place R rows down (the next pass's rows): single-thread
  * DRAM throughput went from ~12 to ~19 GB/s on Zen 5 (4096 x 11008, W4 g128).
+ * Short rows go whole passes further, to at least 8 KB ahead: one pass of
+ * llama-25m's W8 head (384 columns) is 1.5 KB, too close for the latency
+ * (its W4 decode: 1073-1120 -> 1115-1170 tok/s, 1 thread, alternating).
  *
  * Tiling: R rows x T tokens per pass (R*T <= 4: 8 chains of 4-cycle FMAs keep
  * two FMA pipes busy). gemv (tile) uses R = 4: the four rows share each x
@@ -332,7 +335,8 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chun
                  const float *xsum, float *y, int64_t r0, int64_t r1, const unpack_consts *k) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const uintptr_t next = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t pass = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t next = (8192 + pass - 1) / pass * pass; /* whole passes, >= 8 KB ahead */
     const uint32_t *qr[4];
     const uint16_t *sr[4];
     uintptr_t pf[4];
