@@ -158,7 +158,8 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const uintptr_t next = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t pass = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t next = (8192 + pass - 1) / pass * pass; /* whole passes, >= 8 KB ahead (qgroup_avx512.c) */
     const uint32_t *qr[2];
     const uint16_t *sr[2];
     int64_t rr[2];
