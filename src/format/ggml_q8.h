@@ -19,7 +19,7 @@
  * Design: the kernel (ggml_q8_avx512vnni.c) takes two blocks per 64-byte
  *   vector, their weights as unsigned bytes u = c + OFF (OFF = 8 for Q4_0,
  *   128 for Q8_0: vpdpbusd multiplies unsigned by signed bytes), and
- *   subtracts OFF * sum_b f_b s_b once per row; it reorders the f32 sums,
+ *   subtracts OFF f_b s_b through x's block sums; it reorders the f32 sums,
  *   so it matches the reference to f32 rounding relative to the size of
  *   the terms (sum_b |f_b| (|sum_j u_j xq_j| + OFF |s_b|)), not bitwise.
  *   The activations are quantized once per product on the calling thread

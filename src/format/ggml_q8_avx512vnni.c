@@ -21,8 +21,8 @@
  *   - y = the accumulator's horizontal sum (core/hsum_avx512.h for four).
  *   A row with an odd number of blocks ends in a pair whose second block is
  *   not loaded (masked to zero); the activations' padding block is zero.
- *   Each pair's load prefetches 8 KB ahead in a one-row pass, the same
- *   place four rows down in a four-row pass.
+ *   Each pair's load prefetches 8 KB ahead in a one-row pass, and in a
+ *   four-row pass the same place whole passes down, at least 8 KB.
  */
 #include "format/ggml_q8.h"
 
