@@ -3,7 +3,10 @@
  *
  * What: lp_par_worth(macs) says whether a product of `macs` multiply-adds
  *   (rows x cols x tokens) should open an OpenMP region; lp_par_spans cuts
- *   a product's row tiles into the contiguous spans its threads take.
+ *   a product's row tiles into the contiguous spans its threads take;
+ *   lp_par_rows runs a row-range function over those spans (or once, on
+ *   the calling thread, when sharing is not worth it): the one driver loop
+ *   of every packed product (qgroup, qgroup q8, ggml q8, rowgemm).
  * Why: opening and closing a region costs about 3 us with 2 threads on the
  *   VM we measure on (an empty `parallel` region, OMP_WAIT_POLICY=ACTIVE),
  *   about 1 us even with one thread or a false if(); a packed gemv runs
@@ -44,5 +47,15 @@ static inline int64_t lp_par_spans(int64_t ntiles, int64_t *per) {
     *per = (ntiles + n - 1) / n;
     return (ntiles + *per - 1) / *per;
 }
+
+/* fn(ctx, r0, r1) over rows [0, rows), cut in tiles of `tile` rows: when
+ * the product (`macs` multiply-adds) is worth sharing and has more than one
+ * tile, one `parallel for schedule(dynamic, 1)` over lp_par_spans' spans
+ * (each [r0, r1) starts on a tile boundary; the last ends at rows), else
+ * one call fn(ctx, 0, rows) on the calling thread with no OpenMP region
+ * (one costs ~1 us even when its if() is false). fn must give every row the
+ * same result whatever range it comes in. */
+typedef void (*lp_par_rows_fn)(void *ctx, int64_t r0, int64_t r1);
+void lp_par_rows(int64_t rows, int64_t tile, int64_t macs, lp_par_rows_fn fn, void *ctx);
 
 #endif

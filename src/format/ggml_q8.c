@@ -118,6 +118,18 @@ void lp_ggml_q8_gemv_ref(const lp_ggml_part *p, const lp_ggml_q8_act *a, float *
 
 /* ---- the driver ---- */
 
+typedef struct {
+    const lp_ggml_part *p;
+    const lp_ggml_q8_act *a;
+    float *y;
+    void (*gemv)(const lp_ggml_part *, const lp_ggml_q8_act *, float *, int64_t, int64_t);
+} q8_job;
+
+static void q8_rows(void *ctx, int64_t r0, int64_t r1) {
+    const q8_job *j = ctx;
+    j->gemv(j->p, j->a, j->y, r0, r1);
+}
+
 lp_status lp_ggml_gemv_q8(const lp_ggml_part *p, const float *x, float *y) {
     if (!lp_ggml_q8_covers(p->type))
         return lp_fail(LP_ERR_UNSUPPORTED, "ggml q8 gemv: type %d has no 8-bit activation product (Q4_0, Q8_0 do)",
@@ -129,20 +141,8 @@ lp_status lp_ggml_gemv_q8(const lp_ggml_part *p, const float *x, float *y) {
     lp_ggml_q8_act a;
     lp_ggml_q8_act_view(p->cols, buf, &a);
     lp_ggml_q8_quantize(x, p->cols, &a);
-    void (*gemv)(const lp_ggml_part *, const lp_ggml_q8_act *, float *, int64_t, int64_t) =
-        lp_ggml_q8_supported(p) ? lp_ggml_q8_gemv_avx512vnni : lp_ggml_q8_gemv_ref;
-    const int64_t rows = p->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
-    if (ntiles == 1 || !lp_par_worth(rows * p->cols)) {
-        gemv(p, &a, y, 0, rows);
-    } else {
-        int64_t per;
-        const int64_t nspans = lp_par_spans(ntiles, &per), span = per * ROW_TILE;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t i = 0; i < nspans; i++) {
-            const int64_t r0 = i * span, r1 = r0 + span < rows ? r0 + span : rows;
-            gemv(p, &a, y, r0, r1);
-        }
-    }
+    q8_job job = {p, &a, y, lp_ggml_q8_supported(p) ? lp_ggml_q8_gemv_avx512vnni : lp_ggml_q8_gemv_ref};
+    lp_par_rows(p->rows, ROW_TILE, p->rows * p->cols, q8_rows, &job);
     if (buf != small) free(buf);
     return LP_OK;
 }

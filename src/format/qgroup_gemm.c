@@ -85,6 +85,24 @@ static void packed_rows(const lp_qkernels *k, const lp_qgroup *w, const float *x
     }
 }
 
+typedef struct {
+    const lp_qkernels *k;
+    const lp_qgroup *w;
+    const float *xp, *xsum;
+    int64_t T;
+    float *Y;
+} packed_job;
+
+/* A span of rows: one kernel call when its tokens fit one pass (the kernel
+ * streams the rows, prefetching ahead); with more, tile by tile, so the
+ * tile's weights are still in L1/L2 for the next LP_QGEMM_MAX_T tokens. */
+static void packed_span(void *ctx, int64_t r0, int64_t r1) {
+    const packed_job *j = ctx;
+    const int64_t step = j->T <= LP_QGEMM_MAX_T ? r1 - r0 : ROW_TILE;
+    for (int64_t r = r0; r < r1; r += step)
+        packed_rows(j->k, j->w, j->xp, j->xsum, j->T, j->Y, r, r + step < r1 ? r + step : r1);
+}
+
 static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const float *X, int64_t T,
                              float *Y) {
     int64_t ldx = lp_qkernels_ldx(w); /* 512-byte rows: every x vector load is aligned */
@@ -96,26 +114,12 @@ static lp_status gemm_packed(const lp_qkernels *k, const lp_qgroup *w, const flo
     if (!xp) return lp_fail(LP_ERR_NOMEM, "qgroup gemm: cannot allocate %zu bytes of input scratch", bytes);
     float *xsum = xp + T * ldx;
     prepare_x(k, w, X, T, xp, xsum);
-    int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
     /* Which thread runs a row never changes its result, so contiguous spans
      * of tiles are handed out dynamically (core/par.h: a core stolen by
-     * another process does not stall the call). A span is one kernel call
-     * when its tokens fit one pass; with more, tile by tile, so the tile's
-     * weights are still in L1/L2 for the next LP_QGEMM_MAX_T tokens. Tiny
-     * layers and one thread enter no OpenMP region at all: one costs ~1 us
-     * even when its if() is false. */
-    if (ntiles == 1 || !lp_par_worth(rows * w->cols * T)) {
-        packed_rows(k, w, xp, xsum, T, Y, 0, rows); /* rows are independent: one call, one setup */
-    } else {
-        int64_t per;
-        const int64_t nspans = lp_par_spans(ntiles, &per), step = T <= LP_QGEMM_MAX_T ? per * ROW_TILE : ROW_TILE;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t i = 0; i < nspans; i++) {
-            const int64_t s1 = (i + 1) * per * ROW_TILE < rows ? (i + 1) * per * ROW_TILE : rows;
-            for (int64_t r0 = i * per * ROW_TILE; r0 < s1; r0 += step)
-                packed_rows(k, w, xp, xsum, T, Y, r0, r0 + step < s1 ? r0 + step : s1);
-        }
-    }
+     * another process does not stall the call); tiny layers and one thread
+     * enter no OpenMP region. */
+    packed_job job = {k, w, xp, xsum, T, Y};
+    lp_par_rows(w->rows, ROW_TILE, w->rows * w->cols * T, packed_span, &job);
     if (xp != small) free(xp);
     return LP_OK;
 }

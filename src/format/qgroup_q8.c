@@ -20,8 +20,8 @@
  *     kernel file's vector copy of it (bit-identical, ~6x faster).
  *   - The reference reads xq through the inverse table and the weights with
  *     lp_qgroup_unpack_block, the scalar definition of the bit layout.
- *   - Spans of ROW_TILE-row tiles handed out as qgroup_gemm.c's gemm_packed
- *     does (lp_par_spans), so no result depends on the thread count.
+ *   - Spans of ROW_TILE-row tiles handed out by lp_par_rows (core/par.h),
+ *     as for every packed product, so no result depends on the thread count.
  */
 #include "format/qgroup_q8.h"
 
@@ -196,6 +196,18 @@ void lp_qgroup_q8_gemv_ref(const lp_qgroup *w, const lp_q8_act *a, float *y, int
 
 /* ---- the driver ---- */
 
+typedef struct {
+    const lp_qgroup *w;
+    const lp_q8_act *a;
+    float *y;
+    void (*gemv)(const lp_qgroup *, const lp_q8_act *, float *, int64_t, int64_t);
+} q8_job;
+
+static void q8_rows(void *ctx, int64_t r0, int64_t r1) {
+    const q8_job *j = ctx;
+    j->gemv(j->w, j->a, j->y, r0, r1);
+}
+
 lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
     if (!lp_qgroup_q8_covers(w))
         return lp_fail(LP_ERR_UNSUPPORTED,
@@ -209,23 +221,10 @@ lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
     lp_q8_act a;
     lp_qgroup_q8_act_view(w, buf, &a);
     lp_qgroup_q8_quantize(w, x, &a);
-    void (*gemv)(const lp_qgroup *, const lp_q8_act *, float *, int64_t, int64_t) =
-        lp_qgroup_q8_supported(w) ? lp_qgroup_q8_gemv_avx512vnni : lp_qgroup_q8_gemv_ref;
-    const int64_t rows = w->rows, ntiles = (rows + ROW_TILE - 1) / ROW_TILE;
+    q8_job job = {w, &a, y, lp_qgroup_q8_supported(w) ? lp_qgroup_q8_gemv_avx512vnni : lp_qgroup_q8_gemv_ref};
     /* as gemm_packed: contiguous spans handed out dynamically (a row's result
-     * never depends on its thread), and no OpenMP region for small layers
-     * (core/par.h) */
-    if (ntiles == 1 || !lp_par_worth(rows * w->cols)) {
-        gemv(w, &a, y, 0, rows);
-    } else {
-        int64_t per;
-        const int64_t nspans = lp_par_spans(ntiles, &per), span = per * ROW_TILE;
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t i = 0; i < nspans; i++) {
-            const int64_t r0 = i * span, r1 = r0 + span < rows ? r0 + span : rows;
-            gemv(w, &a, y, r0, r1);
-        }
-    }
+     * never depends on its thread), no OpenMP region for small layers */
+    lp_par_rows(w->rows, ROW_TILE, w->rows * w->cols, q8_rows, &job);
     if (buf != small) free(buf);
     return LP_OK;
 }

@@ -26,15 +26,20 @@ static void packed_rows(const lp_rowgemm *g, const float *X, const float *xp, in
     if (g->extra) g->extra(g->w, X, T, Y, r0, r1);
 }
 
-/* Tiles [i0, i1): one call over all their rows when the tokens fit one pass
- * (the kernel streams the rows, prefetching ahead), else tile by tile, so a
+typedef struct {
+    const lp_rowgemm *g;
+    const float *X, *xp;
+    int64_t T;
+    float *Y;
+} packed_job;
+
+/* Rows [r0, r1): one call over all of them when the tokens fit one pass (the
+ * kernel streams the rows, prefetching ahead), else tile by tile, so a
  * tile's weights are still in cache for its next max_t tokens. */
-static void packed_tiles(const lp_rowgemm *g, const float *X, const float *xp, int64_t T, float *Y, int64_t i0,
-                         int64_t i1) {
-    const int64_t R = g->rows, end = i1 * LP_ROWGEMM_TILE < R ? i1 * LP_ROWGEMM_TILE : R;
-    const int64_t step = T <= g->max_t ? end : LP_ROWGEMM_TILE;
-    for (int64_t r0 = i0 * LP_ROWGEMM_TILE; r0 < end; r0 += step)
-        packed_rows(g, X, xp, T, Y, r0, r0 + step < end ? r0 + step : end);
+static void packed_span(void *ctx, int64_t r0, int64_t r1) {
+    const packed_job *j = ctx;
+    const int64_t step = j->T <= j->g->max_t ? r1 - r0 : LP_ROWGEMM_TILE;
+    for (int64_t r = r0; r < r1; r += step) packed_rows(j->g, j->X, j->xp, j->T, j->Y, r, r + step < r1 ? r + step : r1);
 }
 
 static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, float *Y) {
@@ -46,20 +51,11 @@ static lp_status run_packed(const lp_rowgemm *g, const float *X, int64_t T, floa
         memcpy(xp + t * ldx, X + t * C, (size_t)C * sizeof(float));
         memset(xp + t * ldx + C, 0, (size_t)(ldx - C) * sizeof(float));
     }
-    const int64_t ntiles = (R + LP_ROWGEMM_TILE - 1) / LP_ROWGEMM_TILE;
     /* which thread runs a row never changes its result, so contiguous spans
      * of tiles are handed out dynamically (core/par.h); tiny layers and one
-     * thread enter no OpenMP region (one costs ~1 us even when its if() is
-     * false) */
-    if (ntiles == 1 || !lp_par_worth(R * C * T)) {
-        packed_tiles(g, X, xp, T, Y, 0, ntiles);
-    } else {
-        int64_t per;
-        const int64_t nspans = lp_par_spans(ntiles, &per);
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int64_t i = 0; i < nspans; i++)
-            packed_tiles(g, X, xp, T, Y, i * per, (i + 1) * per < ntiles ? (i + 1) * per : ntiles);
-    }
+     * thread enter no OpenMP region */
+    packed_job job = {g, X, xp, T, Y};
+    lp_par_rows(R, LP_ROWGEMM_TILE, R * C * T, packed_span, &job);
     free(xp);
     return LP_OK;
 }
