@@ -882,6 +882,19 @@ void lp_ggml_k_dequant_row(int t, const void *src, float *y, int64_t n) {
     }
 }
 
+void lp_ggml_k_block_codes(int t, const void *blk, int8_t *code, float *sc16, float *mn16) {
+    const kinfo *k = kinfo_of(t);
+    lp_ggml_grid g;
+    int q[QK_K];
+    unpack_params(k, blk, &g);
+    unpack_codes(k, blk, q);
+    for (int v = 0; v < QK_K; v++) code[v] = (int8_t)(k->has_min ? q[v] : q[v] - k->off);
+    for (int u = 0; u < QK_K / 16; u++) { /* value_of: scale q - min, or scale (q - off) */
+        sc16[u] = g.scale[u * 16 / k->sub];
+        mn16[u] = k->has_min ? -g.min[u * 16 / k->sub] : 0.0f;
+    }
+}
+
 void lp_ggml_k_quantize_row(int t, const float *x, const float *imp, void *dst, int64_t n) {
     const kinfo *k = kinfo_of(t);
     LP_ASSERT(n % QK_K == 0);

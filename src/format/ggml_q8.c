@@ -1,7 +1,7 @@
 /*
  * ggml_q8.c - the activation quantizer, the scalar reference product and
- * the driver of GGUF Q4_0 / Q8_0 with 8-bit activations (ggml_q8.h has the
- * specification; ggml_q8_avx512vnni.c is the fast kernel).
+ * the driver of GGUF's quantized types with 8-bit activations (ggml_q8.h
+ * has the specification; ggml_q8_avx512vnni.c is the fast kernel).
  *
  * Design: the quantizer is plain loops of 32 the compiler vectorizes, with
  * the rounding of qgroup_q8.c (adding and subtracting 1.5 * 2^23 is rint
@@ -23,7 +23,9 @@
 
 enum { QK = LP_GGML_QK, ROW_TILE = 16 };
 
-bool lp_ggml_q8_covers(int type) { return type == LP_GGML_Q4_0 || type == LP_GGML_Q8_0; }
+bool lp_ggml_q8_covers(int type) {
+    return lp_ggml_can_dequant(type) && type != LP_GGML_F32 && type != LP_GGML_F16 && type != LP_GGML_BF16;
+}
 
 bool lp_ggml_q8_supported(const lp_ggml_part *p) { return lp_ggml_q8_covers(p->type) && lp_cpu_has_avx512vnni(); }
 
@@ -33,7 +35,8 @@ static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 size_t lp_ggml_q8_act_bytes(int64_t cols) {
     const size_t nb = (size_t)padded_blocks(cols);
-    return 63 + align64(nb * QK) + align64(nb * sizeof(float)) + align64(nb * sizeof(int32_t));
+    return 63 + align64(nb * QK) + align64(nb * sizeof(float)) + align64(nb * sizeof(int32_t)) +
+           align64(2 * nb * sizeof(int32_t));
 }
 
 void lp_ggml_q8_act_view(int64_t cols, void *buf, lp_ggml_q8_act *a) {
@@ -45,6 +48,8 @@ void lp_ggml_q8_act_view(int64_t cols, void *buf, lp_ggml_q8_act *a) {
     a->d = (float *)p;
     p += align64((size_t)nb * sizeof(float));
     a->sum = (int32_t *)p;
+    p += align64((size_t)nb * sizeof(int32_t));
+    a->sum16 = (int32_t *)p;
 }
 
 /* rint(v) for |v| <= 2^22 in the default rounding mode (see the top). */
@@ -69,7 +74,7 @@ void lp_ggml_q8_quantize(const float *x, int64_t cols, lp_ggml_q8_act *a) {
         float amax;
         memcpy(&amax, &m, sizeof amax);
         const float d = amax / 127.0f;
-        int32_t s = 0;
+        int32_t s = 0, h = 0; /* h: the first half's sum */
         if (d == 0.0f) {
             memset(q, 0, QK);
         } else {
@@ -78,39 +83,42 @@ void lp_ggml_q8_quantize(const float *x, int64_t cols, lp_ggml_q8_act *a) {
                 r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
                 q[j] = (int8_t)(int32_t)r;
                 s += (int32_t)r;
+                if (j == QK / 2 - 1) h = s;
             }
         }
         a->d[b] = d;
         a->sum[b] = s;
+        a->sum16[2 * b] = h;
+        a->sum16[2 * b + 1] = s - h;
     }
     for (int64_t b = nb; b < a->nblocks; b++) { /* the padding block */
         memset(a->xq + b * QK, 0, QK);
         a->d[b] = 0.0f;
-        a->sum[b] = 0;
+        a->sum[b] = a->sum16[2 * b] = a->sum16[2 * b + 1] = 0;
     }
 }
 
 /* ---- the specification ---- */
 
 void lp_ggml_q8_gemv_ref(const lp_ggml_part *p, const lp_ggml_q8_act *a, float *y, int64_t r0, int64_t r1) {
-    const int64_t nb = p->cols / QK;
-    const size_t bs = p->type == LP_GGML_Q4_0 ? 2 + QK / 2 : 2 + QK; /* block bytes */
+    const lp_ggml_type_info ti = lp_ggml_type_of(p->type);
+    const int64_t n = (int64_t)ti.block, nblk = p->cols / n; /* values and blocks of a row */
+    const size_t bs = (size_t)ti.bytes;
+    int8_t code[LP_GGML_QK_K];
+    float sc[LP_GGML_QK_K / 16], mn[LP_GGML_QK_K / 16];
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
         float acc = 0.0f;
-        for (int64_t b = 0; b < nb; b++) {
-            const uint8_t *blk = row + (size_t)b * bs;
-            const int8_t *xq = a->xq + b * QK;
-            uint16_t dh;
-            memcpy(&dh, blk, sizeof dh);
-            int32_t dot = 0;
-            for (int j = 0; j < QK; j++) {
-                int32_t c;
-                if (p->type == LP_GGML_Q4_0) c = (j < QK / 2 ? blk[2 + j] & 0x0f : blk[2 + j - QK / 2] >> 4) - 8;
-                else c = (int8_t)blk[2 + j];
-                dot += c * xq[j];
+        for (int64_t k = 0; k < nblk; k++) {
+            lp_ggml_block_codes(p->type, row + (size_t)k * bs, code, sc, mn);
+            for (int64_t u = 0; u < n / 16; u++) {
+                const int64_t u0 = k * n + 16 * u; /* the sub-block's first column */
+                const float d = a->d[u0 / QK];
+                int32_t dot = 0;
+                for (int j = 0; j < 16; j++) dot += (int32_t)code[16 * u + j] * a->xq[u0 + j];
+                const float dotf = (sc[u] * d) * (float)dot, minf = (mn[u] * d) * (float)a->sum16[u0 / 16];
+                acc += dotf + minf;
             }
-            acc += (lp_f16_to_f32(dh) * a->d[b]) * (float)dot;
         }
         y[r] = acc;
     }
@@ -132,8 +140,8 @@ static void q8_rows(void *ctx, int64_t r0, int64_t r1) {
 
 lp_status lp_ggml_gemv_q8(const lp_ggml_part *p, const float *x, float *y) {
     if (!lp_ggml_q8_covers(p->type))
-        return lp_fail(LP_ERR_UNSUPPORTED, "ggml q8 gemv: type %d has no 8-bit activation product (Q4_0, Q8_0 do)",
-                       p->type);
+        return lp_fail(LP_ERR_UNSUPPORTED,
+                       "ggml q8 gemv: type %d has no 8-bit activation product (the quantized block types do)", p->type);
     const size_t bytes = lp_ggml_q8_act_bytes(p->cols);
     char small[16384]; /* a decode step's activations: no malloc per product */
     void *buf = bytes <= sizeof small ? small : malloc(bytes);

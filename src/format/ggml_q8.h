@@ -1,29 +1,35 @@
 /*
- * ggml_q8.h - the decode product of GGUF's Q4_0 and Q8_0 blocks with 8-bit
+ * ggml_q8.h - the decode product of GGUF's quantized blocks (Q4_0, Q4_1,
+ * Q5_0, Q5_1, Q8_0, IQ4_NL and the K types Q2_K .. Q6_K) with 8-bit
  * activations: what `--act q8` / LP_ACT=q8 selects for these types, as
  * qgroup_q8.h does for grouped integers, and how llama.cpp multiplies them.
  *
  * What (specification; x has cols floats, nb = cols / 32 blocks):
  *   activations, per block b of 32 columns in column order:
  *     d_b = max_j |x_j| / 127,  xq_j = clamp(rint(x_j / d_b), -127, 127)
- *     (all 0 when d_b = 0),  s_b = sum_j xq_j;
- *   y_r = sum_b (f16(D_rb) * d_b) * (float)(sum_j c_rbj * xq_j)
- *   with D_rb the block's stored f16 scale, c = q - 8 (Q4_0's nibbles) or
- *   q (Q8_0's int8), the integer sums exact and the f32 sum taken over b
- *   in order. lp_ggml_q8_gemv_ref is that formula term by term.
+ *     (all 0 when d_b = 0),  s_b = sum_j xq_j, and the sums t_u of its two
+ *     halves of 16 (u = 2b, 2b + 1);
+ *   the weights in the integer form of lp_ggml_block_codes (ggml_quants.h):
+ *     per 16 values u of a row, value = sc_u * code + mn_u;
+ *   y_r = sum over u in order of
+ *     (sc_u * d_b) * (float)(sum_{j in u} code_j * xq_j) + (mn_u * d_b) * (float)t_u
+ *   (b = u / 2), the integer sums exact and the rest f32 without FMA
+ *   contraction. lp_ggml_q8_gemv_ref is that formula term by term.
  * Why: a decode step reads every weight once; with f32 activations the
  *   product of a 4-bit block costs more ALU work than its bytes cost memory
  *   time (ggml_avx512.c), with int8 activations AVX-512 VNNI multiplies 64
  *   weights per vpdpbusd. Rounding x to 8 bits per 32 columns costs what it
  *   costs llama.cpp: a relative error of about 2^-8 per block of x.
- * Design: the kernel (ggml_q8_avx512vnni.c) takes two blocks per 64-byte
- *   vector, their weights as unsigned bytes u = c + OFF (OFF = 8 for Q4_0,
- *   128 for Q8_0: vpdpbusd multiplies unsigned by signed bytes), and
- *   subtracts OFF f_b s_b through x's block sums; it reorders the f32 sums,
- *   so it matches the reference to f32 rounding relative to the size of
- *   the terms (sum_b |f_b| (|sum_j u_j xq_j| + OFF |s_b|)), not bitwise.
- *   The activations are quantized once per product on the calling thread
- *   (x of one token), then spans of rows are shared (core/par.h).
+ * Design: the kernel (ggml_q8_avx512vnni.c) takes 64 codes per vector as
+ *   unsigned bytes u = code + OFF (vpdpbusd multiplies unsigned by signed
+ *   bytes; OFF = 8 for Q4_0's nibbles, 0 for the types with a min, else
+ *   128) and takes OFF back through x's sums (s_b, or t_u for the K types'
+ *   16-value scales); it reorders the f32 sums, so it matches the reference
+ *   to f32 rounding relative to the size of the terms
+ *   (sum_u |sc_u d_b| (|sum_j u_j xq_j| + OFF |t_u|) + |mn_u d_b| |t_u|),
+ *   not bitwise. The activations are quantized once per product on the
+ *   calling thread (x of one token), then spans of rows are shared
+ *   (core/par.h).
  */
 #ifndef LP_GGML_Q8_H
 #define LP_GGML_Q8_H
@@ -39,10 +45,12 @@ typedef struct {
     int8_t *xq;      /* nblocks * 32, 64-byte aligned; the padding block is zero */
     float *d;        /* nblocks */
     int32_t *sum;    /* nblocks */
+    int32_t *sum16;  /* 2 * nblocks: the sums of each block's halves */
 } lp_ggml_q8_act;
 
-/* Whether the type has this product (Q4_0, Q8_0), and whether this CPU runs
- * its kernel (AVX-512 VNNI, and LP_KERNEL allowing avx512). */
+/* Whether the type has this product (the legacy and K types; not F16 /
+ * BF16 / F32), and whether this CPU runs its kernel (AVX-512 VNNI, and
+ * LP_KERNEL allowing avx512). */
 bool lp_ggml_q8_covers(int type);
 bool lp_ggml_q8_supported(const lp_ggml_part *p);
 

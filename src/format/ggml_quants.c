@@ -218,6 +218,39 @@ static void dequant_legacy_block(int t, const uint8_t *b, float *y) {
     }
 }
 
+void lp_ggml_block_codes(int t, const void *blk, int8_t *code, float *sc16, float *mn16) {
+    if (is_k(t)) {
+        lp_ggml_k_block_codes(t, blk, code, sc16, mn16);
+        return;
+    }
+    LP_ASSERT(is_legacy(t));
+    const uint8_t *b = blk;
+    const float d = lp_f16_to_f32(rd16(b));
+    const int one = t == LP_GGML_Q4_1 || t == LP_GGML_Q5_1; /* value = d q + m */
+    sc16[0] = sc16[1] = d;
+    mn16[0] = mn16[1] = one ? lp_f16_to_f32(rd16(b + 2)) : 0.0f;
+    for (int j = 0; j < 32; j++) {
+        int c;
+        switch (t) {
+        case LP_GGML_Q8_0: c = (int8_t)b[2 + j]; break;
+        case LP_GGML_Q4_0:
+        case LP_GGML_Q4_1:
+        case LP_GGML_IQ4_NL: {
+            const uint8_t *qs = b + (t == LP_GGML_Q4_1 ? 4 : 2);
+            const int nib = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4;
+            c = t == LP_GGML_Q4_0 ? nib - 8 : t == LP_GGML_Q4_1 ? nib : lp_ggml_iq4nl_levels[nib];
+            break;
+        }
+        default: { /* Q5_0, Q5_1: the fifth bit j of the word at qh */
+            const uint8_t *qh = b + 2 + 2 * one, *qs = qh + 4;
+            const int hi = (qh[j / 8] >> (j % 8)) & 1;
+            c = ((j < 16 ? qs[j] & 15 : qs[j - 16] >> 4) | hi << 4) - (one ? 0 : 16);
+        }
+        }
+        code[j] = (int8_t)c;
+    }
+}
+
 void lp_ggml_dequant_row(int t, const void *src, float *y, int64_t n) {
     const uint8_t *s = src;
     if (is_k(t)) {

@@ -41,6 +41,16 @@ bool lp_ggml_can_quant(int t);
 /* y[0..n) from the blocks at src (n a multiple of the type's block). */
 void lp_ggml_dequant_row(int t, const void *src, float *y, int64_t n);
 
+/* One block of a legacy or K type (32 or 256 values at blk) in integer
+ * form: for every value j, lp_ggml_dequant_row's value equals (==, so a
+ * -0 may read +0) the f32 sc16[j / 16] * (float)code[j] + mn16[j / 16]
+ * (no FMA contraction). code is the stored
+ * code minus the type's offset (Q4_0 8, Q5_0 16, Q3_K 4, Q6_K 32; Q8_0 as
+ * stored, IQ4_NL its level, the types with a min unsigned), mn16 the min
+ * (Q4_1 / Q5_1 m, minus the K types' min; 0 for the rest). The 8-bit
+ * activation product (ggml_q8.h) is specified on this form. */
+void lp_ggml_block_codes(int t, const void *blk, int8_t *code, float *sc16, float *mn16);
+
 /* dst = n values of x in type t (n a multiple of the block), as llama.cpp's
  * quantize_row_<t>_ref (imp == NULL) or its quantize_<t> with quant_weights
  * = imp (n importance weights, >= 0; types without an imatrix path ignore it). */

@@ -37,6 +37,7 @@ static inline void lp_ggml_k4_scale_min(const uint8_t *b, int s, int *sc, int *m
 }
 
 void lp_ggml_k_dequant_row(int t, const void *src, float *y, int64_t n);
+void lp_ggml_k_block_codes(int t, const void *blk, int8_t *code, float *sc16, float *mn16);
 void lp_ggml_k_quantize_row(int t, const float *x, const float *imp, void *dst, int64_t n);
 void lp_ggml_k_grid_fit(int t, const float *x, const float *imp, lp_ggml_grid *g);
 int lp_ggml_k_grid_code(const lp_ggml_grid *g, int j, float x, float *deq);

@@ -1,7 +1,11 @@
 /*
- * test_ggml_q8.c - GGUF Q4_0 / Q8_0 with 8-bit activations (format/ggml_q8.h):
+ * test_ggml_q8.c - GGUF's quantized types with 8-bit activations
+ * (format/ggml_q8.h), every legacy and K type:
  *   - the quantizer against its definition written with libm (d = max|x| /
- *     127, nearbyintf, clamp, sums), zero blocks and the padding block;
+ *     127, nearbyintf, clamp, sums of blocks and halves), zero blocks and
+ *     the padding block;
+ *   - lp_ggml_block_codes (the integer form the product is specified on):
+ *     sc16 * code + mn16 == the dequantized value for every weight;
  *   - the reference product against the f32 product of the dequantized
  *     weights (lp_ggml_part_dequant) with x rounded: equal to f32 rounding,
  *     so the reference reads the blocks as the format stores them;
@@ -53,14 +57,29 @@ static void check_quantizer(unsigned long long *rng) {
             s += (int32_t)r;
         }
         CHECK(a.sum[b] == s);
+        int32_t h = 0;
+        for (int j = 0; j < 16; j++) h += a.xq[b * 32 + j];
+        CHECK(a.sum16[2 * b] == h && a.sum16[2 * b + 1] == s - h);
     }
     for (int j = 0; j < 32; j++) CHECK(a.xq[7 * 32 + j] == 0); /* the padding block */
-    CHECK(a.d[7] == 0.0f && a.sum[7] == 0);
+    CHECK(a.d[7] == 0.0f && a.sum[7] == 0 && a.sum16[14] == 0 && a.sum16[15] == 0);
     free(buf);
 }
 
+/* Byte offsets of a block's f16 fields (scales and mins), -1 past the last. */
+static void f16_fields(int type, int at[2]) {
+    at[0] = 0, at[1] = -1;
+    switch (type) {
+    case LP_GGML_Q4_1: case LP_GGML_Q5_1: case LP_GGML_Q4_K: case LP_GGML_Q5_K: at[1] = 2; break;
+    case LP_GGML_Q2_K: at[0] = 80, at[1] = 82; break;
+    case LP_GGML_Q3_K: at[0] = 108; break;
+    case LP_GGML_Q6_K: at[0] = 208; break;
+    default: break;
+    }
+}
+
 /* A part of `type`: llama.cpp's quantization of random weights, or random
- * block bytes with finite scales (every nibble / int8 pattern). */
+ * block bytes with finite f16 fields (every code and sub-scale pattern). */
 static lp_ggml_part *make_part(int type, int64_t rows, int64_t cols, int random_bytes, unsigned long long *rng) {
     lp_ggml_part *p = NULL;
     if (!random_bytes) {
@@ -71,35 +90,44 @@ static lp_ggml_part *make_part(int type, int64_t rows, int64_t cols, int random_
         return p;
     }
     CHECK_OK(lp_ggml_part_alloc(type, rows, cols, &p));
-    const size_t bs = type == LP_GGML_Q4_0 ? 18 : 34;
+    const size_t bs = (size_t)lp_ggml_type_of(type).bytes;
+    int at[2];
+    f16_fields(type, at);
     for (int64_t r = 0; r < rows; r++) {
         uint8_t *row = lp_ggml_part_row(p, r);
         for (size_t i = 0; i < p->row_bytes; i++) row[i] = (uint8_t)test_rand_u64(rng);
-        for (size_t b = 0; b < p->row_bytes / bs; b++) {
-            const uint16_t d = lp_f32_to_f16((test_randn(rng) + 0.1f) * 0.01f);
-            memcpy(row + b * bs, &d, 2);
-        }
+        for (size_t b = 0; b < p->row_bytes / bs; b++)
+            for (int f = 0; f < 2 && at[f] >= 0; f++) {
+                const uint16_t d = lp_f32_to_f16((test_randn(rng) + 0.1f) * 0.01f);
+                memcpy(row + b * bs + at[f], &d, 2);
+            }
     }
     return p;
 }
 
-/* Size of the terms the kernel sums: sum_b |f_b| (sum_j |c_j + off| |xq_j| + off |s_b|). */
-static double term_size(const lp_ggml_part *p, const lp_ggml_q8_act *a, int64_t r) {
-    const int q4 = p->type == LP_GGML_Q4_0;
-    const size_t bs = q4 ? 18 : 34;
-    const double off = q4 ? 8 : 128;
+/* Size of the terms the kernel sums (ggml_q8.h, with OFF at its largest,
+ * 128): sum_u |sc_u d_b| (sum_j |code_j + 128| |xq_j| + 128 |t_u|) + |mn_u d_b| |t_u|;
+ * and lp_ggml_block_codes checked against the dequantized row W on the way. */
+static double term_size(const lp_ggml_part *p, const lp_ggml_q8_act *a, int64_t r, const float *W) {
+    const lp_ggml_type_info ti = lp_ggml_type_of(p->type);
     const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
+    int8_t code[256];
+    float sc[16], mn[16];
     double t = 0;
-    for (int64_t b = 0; b < p->cols / 32; b++) {
-        uint16_t dh;
-        memcpy(&dh, row + b * bs, 2);
-        double dot = 0;
-        for (int j = 0; j < 32; j++) {
-            const int u = q4 ? (j < 16 ? row[b * bs + 2 + j] & 15 : row[b * bs + 2 + j - 16] >> 4)
-                             : (int8_t)row[b * bs + 2 + j] + 128;
-            dot += u * fabs((double)a->xq[b * 32 + j]);
+    for (int64_t k = 0; k < p->cols / ti.block; k++) {
+        lp_ggml_block_codes(p->type, row + (size_t)k * (size_t)ti.bytes, code, sc, mn);
+        for (int u = 0; u < ti.block / 16; u++) {
+            const int64_t u0 = k * ti.block + 16 * u;
+            const double d = a->d[u0 / 32], ts = fabs((double)a->sum16[u0 / 16]);
+            double dot = 0;
+            for (int j = 0; j < 16; j++) {
+                const float v = sc[u] * (float)code[16 * u + j] + mn[u];
+                CHECKF(v == W[u0 + j], "type %d row %lld column %lld: codes give %g, dequantized %g", p->type,
+                       (long long)r, (long long)(u0 + j), v, W[u0 + j]);
+                dot += fabs((double)code[16 * u + j] + 128) * fabs((double)a->xq[u0 + j]);
+            }
+            t += fabs(sc[u] * d) * (dot + 128 * ts) + fabs(mn[u] * d) * ts;
         }
-        t += fabs((double)lp_f16_to_f32(dh) * a->d[b]) * (dot + off * fabs((double)a->sum[b]));
     }
     return t;
 }
@@ -132,7 +160,7 @@ static void check_shape(int type, int64_t rows, int64_t cols, int random_bytes, 
     if (lp_cpu_has_avx512vnni()) {
         lp_ggml_q8_gemv_avx512vnni(p, &a, yk, 0, rows);
         for (int64_t r = 0; r < rows; r++) {
-            const double tol = 4e-6 * term_size(p, &a, r) + 1e-30;
+            const double tol = 4e-6 * term_size(p, &a, r, W + r * cols) + 1e-30;
             CHECKF(fabs((double)yk[r] - yr[r]) <= tol, "type %d %lldx%lld%s row %lld: kernel %.9g, ref %.9g (tol %g)",
                    type, (long long)rows, (long long)cols, random_bytes ? " random bytes" : "", (long long)r, yk[r],
                    yr[r], tol);
@@ -184,15 +212,20 @@ static void check_switch(unsigned long long *rng) {
 int main(void) {
     unsigned long long rng = 11;
     check_quantizer(&rng);
-    const int types[] = {LP_GGML_Q4_0, LP_GGML_Q8_0};
-    const int64_t colss[] = {32, 64, 96, 384, 1056, 4128}, rowss[] = {1, 3, 17};
+    const int types[] = {LP_GGML_Q4_0, LP_GGML_Q4_1, LP_GGML_Q5_0, LP_GGML_Q5_1, LP_GGML_Q8_0, LP_GGML_IQ4_NL,
+                         LP_GGML_Q2_K, LP_GGML_Q3_K, LP_GGML_Q4_K, LP_GGML_Q5_K, LP_GGML_Q6_K};
+    const int64_t colss[] = {32, 64, 96, 384, 1056, 4128}, kcolss[] = {256, 512, 2304, 4352}, rowss[] = {1, 3, 17};
     int cases = 0;
-    for (int ti = 0; ti < 2; ti++)
-        for (size_t ci = 0; ci < sizeof colss / sizeof *colss; ci++)
+    for (size_t ti = 0; ti < sizeof types / sizeof *types; ti++) {
+        const int k = lp_ggml_type_of(types[ti]).block == 256;
+        for (size_t ci = 0; ci < (k ? 4 : sizeof colss / sizeof *colss); ci++)
             for (size_t ri = 0; ri < sizeof rowss / sizeof *rowss; ri++)
-                for (int rb = 0; rb < 2; rb++, cases++) check_shape(types[ti], rowss[ri], colss[ci], rb, &rng);
+                for (int rb = 0; rb < 2; rb++, cases++)
+                    check_shape(types[ti], rowss[ri], k ? kcolss[ci] : colss[ci], rb, &rng);
+    }
     check_switch(&rng);
-    CHECK(!lp_ggml_q8_covers(LP_GGML_Q4_K) && !lp_ggml_q8_covers(LP_GGML_Q4_1));
+    CHECK(lp_ggml_q8_covers(LP_GGML_Q4_K) && lp_ggml_q8_covers(LP_GGML_IQ4_NL));
+    CHECK(!lp_ggml_q8_covers(LP_GGML_F16) && !lp_ggml_q8_covers(LP_GGML_BF16) && !lp_ggml_q8_covers(LP_GGML_F32));
     printf("ggml q8 product: quantizer, reference and kernel on %d shapes%s\n", cases,
            lp_cpu_has_avx512vnni() ? "" : " (no AVX-512 VNNI: the kernel skipped)");
     TEST_DONE();
