@@ -12,15 +12,17 @@
  * median of 15 batches of calls summing to >= 0.2 G weights each, one thread
  * (run it with OMP_NUM_THREADS=1 to keep it so). Then the same for ggml
  * parts as GGUF files hold them (llama.cpp's mix for llama-25m: the head in
- * Q8_0, 384-column layers in Q4_0 or Q5_0, K types where the columns allow),
- * through the ggml format's product at this CPU's kernel level (f32
- * activations).
+ * Q8_0, 384-column layers in Q4_0 or Q5_0, K types where the columns allow,
+ * and the other types at those shapes and at 4096 x 4096), through the ggml
+ * format's product at this CPU's kernel level (f32 activations) and through
+ * lp_ggml_gemv_q8 (8-bit activations, format/ggml_q8.h).
  *
- * Usage: bench_smallgemv [f32|q8]   (default both; "q8" skips the ggml table)
+ * Usage: bench_smallgemv [f32|q8]   (default both; one of them: only its rows)
  */
 #include "bench_common.h"
 #include "core/cpu.h"
 #include "format/ggml.h"
+#include "format/ggml_q8.h"
 #include "format/qgroup.h"
 #include "format/qgroup_q8.h"
 
@@ -81,12 +83,15 @@ int main(int argc, char **argv) {
         free(x);
         free(y);
     }
-    if (only_q8) return 0;
-    const shape gshapes[] = {{32000, 384, LP_GGML_Q8_0, "head"},   {1024, 384, LP_GGML_Q4_0, "gate/up"},
-                             {384, 1024, LP_GGML_Q4_0, "down"},     {1024, 384, LP_GGML_Q5_0, "gate/up"},
-                             {1024, 512, LP_GGML_Q4_K, "(512 cols)"}, {1024, 512, LP_GGML_Q6_K, "(512 cols)"}};
+    const shape gshapes[] = {{32000, 384, LP_GGML_Q8_0, "head"},     {1024, 384, LP_GGML_Q4_0, "gate/up"},
+                             {384, 1024, LP_GGML_Q4_0, "down"},       {1024, 384, LP_GGML_Q5_0, "gate/up"},
+                             {1024, 384, LP_GGML_Q4_1, "gate/up"},    {1024, 384, LP_GGML_Q5_1, "gate/up"},
+                             {1024, 384, LP_GGML_IQ4_NL, "gate/up"},  {1024, 512, LP_GGML_Q4_K, "(512 cols)"},
+                             {1024, 512, LP_GGML_Q6_K, "(512 cols)"}, {4096, 4096, LP_GGML_Q2_K, "7B attn"},
+                             {4096, 4096, LP_GGML_Q3_K, "7B attn"},   {4096, 4096, LP_GGML_Q4_K, "7B attn"},
+                             {4096, 4096, LP_GGML_Q5_K, "7B attn"},   {4096, 4096, LP_GGML_Q6_K, "7B attn"}};
     const lp_gemm_fn gemm = lp_format_gemm(&lp_format_ggml, lp_cpu_isa());
-    printf("\n%-12s %6s %6s %-6s %10s %8s\n", "ggml", "rows", "cols", "type", "us/call", "G w/s");
+    printf("\n%-12s %6s %6s %-6s %-4s %10s %8s\n", "ggml", "rows", "cols", "type", "act", "us/call", "G w/s");
     for (size_t si = 0; si < sizeof gshapes / sizeof gshapes[0]; si++) {
         const shape *sh = &gshapes[si];
         const int64_t n = (int64_t)sh->rows * sh->cols;
@@ -97,16 +102,19 @@ int main(int argc, char **argv) {
         lp_ggml_part *p = NULL;
         if (lp_ggml_part_quantize(sh->bits, W, NULL, sh->rows, sh->cols, &p) != LP_OK) die("bench_smallgemv");
         const int reps = (int)(2e8 / (double)n) + 1;
-        double t[15];
-        for (int k = 0; k < 15; k++) {
-            const double t0 = omp_get_wtime();
-            for (int i = 0; i < reps; i++)
-                if (gemm(p, x, 1, y) != LP_OK) die("bench_smallgemv");
-            t[k] = (omp_get_wtime() - t0) / reps;
+        for (int q8 = 0; q8 < 2; q8++) {
+            if ((q8 && only_f32) || (!q8 && only_q8) || (q8 && !lp_ggml_q8_supported(p))) continue;
+            double t[15];
+            for (int k = 0; k < 15; k++) {
+                const double t0 = omp_get_wtime();
+                for (int i = 0; i < reps; i++)
+                    if ((q8 ? lp_ggml_gemv_q8(p, x, y) : gemm(p, x, 1, y)) != LP_OK) die("bench_smallgemv");
+                t[k] = (omp_get_wtime() - t0) / reps;
+            }
+            const double s = median(t, 15);
+            printf("%-12s %6d %6d %-6s %-4s %10.2f %8.1f\n", sh->what, sh->rows, sh->cols,
+                   lp_ggml_type_of(sh->bits).name, q8 ? "q8" : "f32", s * 1e6, (double)n / s / 1e9);
         }
-        const double s = median(t, 15);
-        printf("%-12s %6d %6d %-6s %10.2f %8.1f\n", sh->what, sh->rows, sh->cols, lp_ggml_type_of(sh->bits).name,
-               s * 1e6, (double)n / s / 1e9);
         lp_ggml_part_free(p);
         free(W), free(x), free(y);
     }

@@ -9,7 +9,9 @@
 #   OUT_DIR          the GGUF files and the table gguf_decode.md (default /tmp/gguf_decode)
 #   env: MODEL (../shared/assets/models/llama-25m), CLI (build/llmpress), BEFORE_CLI (an older
 #        llmpress binary: a "before" column), TYPES (Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 IQ4_NL Q2_K Q3_K
-#        Q4_K Q5_K Q6_K), THREADS (1), P (64), N (64), REPS (3)
+#        Q4_K Q5_K Q6_K), THREADS (1), P (64), N (64), REPS (3), ACT (f32: llmpress's exact
+#        activations; q8: decode with 8-bit activations, as llama.cpp does), BEFORE_ACT (ACT:
+#        the before column's; BEFORE_CLI=build/llmpress BEFORE_ACT=f32 ACT=q8 compares the two)
 #
 # What: `llmpress export --to gguf --type F16` of MODEL, then llama-quantize to each type
 #   (llama.cpp's own mixes and fallbacks: e.g. a 384-column tensor cannot hold 256-value K
@@ -32,6 +34,8 @@ THREADS=${THREADS:-1}
 P=${P:-64}
 N=${N:-64}
 REPS=${REPS:-3}
+ACT=${ACT:-f32}
+BEFORE_ACT=${BEFORE_ACT:-$ACT}
 BIN=$LC/bin
 [ -x "$BIN/llama-bench" ] || BIN=$LC/build/bin
 for t in llama-bench llama-quantize; do
@@ -50,9 +54,9 @@ for t in $TYPES; do
         { echo "gguf_decode: llama-quantize $t failed, see $OUT/quantize-$t.log" >&2; exit 1; }
 done
 
-# ours BINARY FILE: "prefill decode" of llmpress bench
+# ours BINARY FILE ACT: "prefill decode" of llmpress bench
 ours() {
-    "$1" bench "$2" -p "$P" -n "$N" --reps "$REPS" --threads "$THREADS" --json |
+    "$1" bench "$2" -p "$P" -n "$N" --reps "$REPS" --threads "$THREADS" --act "$3" --json |
         python3 -c 'import json, sys; d = json.load(sys.stdin); print("%.0f %.0f" % (d["prefill_tok_s"], d["decode_tok_s"]))'
 }
 # theirs FILE: "prefill decode" of llama-bench
@@ -69,7 +73,7 @@ print("%.0f %.0f" % (pp, tg))'
 
 {
     echo "llama-bench vs llmpress bench on llama-quantize's files of $(basename "$MODEL"), $THREADS thread(s)," \
-        "pp$P / tg$N, $REPS runs each, OMP_WAIT_POLICY=PASSIVE; load average $(cut -d' ' -f1-3 /proc/loadavg) before"
+        "pp$P / tg$N, $REPS runs each, OMP_WAIT_POLICY=PASSIVE, llmpress --act $ACT${BEFORE_CLI:+ (before: $BEFORE_ACT)}; load average $(cut -d' ' -f1-3 /proc/loadavg) before"
     echo
     if [ -n "${BEFORE_CLI:-}" ]; then
         echo "| type | MB | prefill llama.cpp | prefill before | prefill llmpress | decode llama.cpp | decode before | decode llmpress |"
@@ -83,9 +87,9 @@ print("%.0f %.0f" % (pp, tg))'
         log "$t"
         mb=$(python3 -c "import os; print('%.1f' % (os.path.getsize('$f') / 1e6))")
         read -r lp lt <<< "$(theirs "$f")"
-        read -r op ot <<< "$(ours "$CLI" "$f")"
+        read -r op ot <<< "$(ours "$CLI" "$f" "$ACT")"
         if [ -n "${BEFORE_CLI:-}" ]; then
-            read -r bp bt <<< "$(ours "$BEFORE_CLI" "$f")"
+            read -r bp bt <<< "$(ours "$BEFORE_CLI" "$f" "$BEFORE_ACT")"
             echo "| $t | $mb | $lp | $bp | $op | $lt | $bt | $ot |"
         else
             echo "| $t | $mb | $lp | $op | $lt | $ot |"
