@@ -27,19 +27,23 @@
  *   not loaded (zero); the activations' padding block is zero.
  *   Each pair's load prefetches 8 KB ahead in a one-row pass, and in a
  *   four-row pass the same place whole passes down, at least 8 KB.
- * K types, a row at a time, per 256-value block: its codes and per-16
- *   factors as the f32 row kernels unpack them (ggml_unpack.h: codes into
- *   an L1 buffer), then four vectors of 64 codes, each XOR 0x80 and one
- *   vpdpbusd with 64 activations: lanes 4i .. 4i+3 hold sub-block i's
- *   partial sums, times its factor sc16 * d_b (one vpermps); per block one
- *   FMA takes OFF back with the min, (128 sc16 + mn16) d_b t_u, from the 16
- *   half-block sums of x.
+ * K types, a row at a time, per 256-value block: its sub-block scales
+ *   (and mins) decoded 16 at a time in one vector (shuffles of the scale
+ *   bytes), times d and d_b of x: the factors; the codes straight from the
+ *   block, four vectors of 64 unsigned bytes (each a broadcast load, shifts
+ *   and ANDs per type: the code + OFF of the specification, with OFF the
+ *   type's code offset, 0 with a min), one vpdpbusd each with 64
+ *   activations: lanes 4i .. 4i+3 hold 16-value sub-block i's partial sums
+ *   (lanes 8i .. 8i+7 a 32-value one's), times its factor (one vpermps);
+ *   per block one FMA takes OFF and the mins back through x's block or
+ *   half-block sums. (Through the f32 kernels' unpacker, codes stored to an
+ *   L1 buffer and reloaded, Q4_K ran at a quarter of this speed.)
  */
 #include "format/ggml_q8.h"
 
 #include "core/hsum_avx512.h"
 #include "format/ggml_quants.h"
-#include "format/ggml_unpack.h"
+#include "format/ggml_unpack.h" /* lp_ggml_codes32, lp_ggml_f16at */
 
 #include <immintrin.h>
 
@@ -135,44 +139,159 @@ INLINE void pass(const int type, const int nr, const lp_ggml_part *p, const lp_g
     _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << cnt) - 1u), lp_hsum4_avx512(acc[0], acc[1], acc[2], acc[3]));
 }
 
+/* Lane L of vector v (0..3, 64 values) in a K block: its 16-value
+ * sub-block 4v + L / 4, and its 32-value one 2v + L / 8. */
+INLINE __m512i sub16_of(int v) {
+    return _mm512_add_epi32(_mm512_set1_epi32(4 * v), _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+}
+INLINE __m512i sub32_of(int v) {
+    return _mm512_add_epi32(_mm512_set1_epi32(2 * v), _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
+}
+
+/* 64 codes (one vector) times 64 activations, converted, times the
+ * per-lane factor, into acc. */
+INLINE __m512 dot64(__m512i u, const int8_t *xq, __m512 factor, __m512 acc) {
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, _mm512_load_si512(xq));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), factor, acc);
+}
+
+/* Q4_K / Q5_K block k of a row: 8 sub-blocks of 32, value = (d sc_s) q -
+ * dmin mn_s with q unsigned (OFF = 0). The 6-bit scales and mins come out
+ * of their 12 bytes in one 16-byte vector (sc_0..7 then mn_0..7: two
+ * shuffles, lp_ggml_k4_scale_min's fields); codes straight from the block:
+ * 32 bytes of nibbles broadcast to both halves, shifted by 0 / 4, AND
+ * 0x0f (Q5_K: the fifth bits of sub-blocks 2v, 2v + 1 from bits 2v, 2v + 1
+ * of its 32 high-bit bytes, moved to bit 4). */
+INLINE __m512 block_k45(const int type, const uint8_t *blk, const lp_ggml_q8_act *a, int64_t k, __m512 acc) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)(blk + 4)); /* 12 scale bytes, then 4 not read */
+    const __m128i A = _mm_shuffle_epi8(b, _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+    const __m128i B = _mm_shuffle_epi8(b, _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+    /* low bits: sc_0..3, mn_0..3 the byte & 63; sc_4..7 & 15; mn_4..7 >> 4 */
+    const __m128i lo = _mm_mask_blend_epi8(
+        (__mmask16)0xf000,
+        _mm_and_si128(A, _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 0, 0, 0, 0)),
+        _mm_and_si128(_mm_srli_epi16(A, 4), _mm_set1_epi8(0x0f)));
+    const __m128i six = _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(B, 2), _mm_set1_epi8(0x30))); /* (B >> 6) << 4 */
+    const __m512 dd = _mm512_mask_blend_ps((__mmask16)0xff00, _mm512_set1_ps(lp_ggml_f16at(blk)),
+                                           _mm512_set1_ps(lp_ggml_f16at(blk + 2)));
+    const __m512 sm = _mm512_mul_ps(dd, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(six))); /* d sc_s, dmin mn_s */
+    const __m512 dx = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7),
+                                            _mm512_castps256_ps512(_mm256_loadu_ps(a->d + 8 * k)));
+    const __m512 g = _mm512_mul_ps(sm, dx); /* lanes 0-7: the sub-blocks' factors; 8-15: mn_s dmin d_b */
+    const __m512 s = _mm512_cvtepi32_ps(_mm512_maskz_permutexvar_epi32(
+        (__mmask16)0xff00, _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7),
+        _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(a->sum + 8 * k)))));
+    acc = _mm512_fnmadd_ps(g, s, acc); /* - dmin mn_s d_b s_b (lanes 0-7 times 0) */
+    const uint8_t *qs = blk + (type == LP_GGML_Q5_K ? 48 : 16);
+    const __m512i nib = _mm512_set1_epi8(0x0f);
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) {
+        const __m512i q = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * v)));
+        __m512i u = _mm512_and_si512(_mm512_srlv_epi64(q, _mm512_setr_epi64(0, 0, 0, 0, 4, 4, 4, 4)), nib);
+        if (type == LP_GGML_Q5_K) {
+            const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 16)));
+            const __m512i sh = _mm512_setr_epi64(2 * v, 2 * v, 2 * v, 2 * v, 2 * v + 1, 2 * v + 1, 2 * v + 1, 2 * v + 1);
+            u = _mm512_or_si512(u, _mm512_slli_epi64(_mm512_and_si512(_mm512_srlv_epi64(h, sh), _mm512_set1_epi8(1)), 4));
+        }
+        acc = dot64(u, a->xq + k * LP_GGML_QK_K + 64 * v, _mm512_permutexvar_ps(sub32_of(v), g), acc);
+    }
+    return acc;
+}
+
+/* Q6_K block k of a row: 16 sub-blocks of 16, value = (d sc_s) (q - 32),
+ * q = 4 low bits | 2 high bits << 4 unsigned (OFF = 32, taken back per
+ * sub-block through x's half-block sums). Vector v holds values 64v ..
+ * 64v + 63: the low nibbles (v % 2: the high ones) of 64 bytes at 64 (v / 2),
+ * and bits 4 (v % 2) (first 32) and 4 (v % 2) + 2 (last 32) of the 32
+ * high-bit bytes at 128 + 32 (v / 2). */
+INLINE __m512 block_q6_k(const uint8_t *blk, const lp_ggml_q8_act *a, int64_t k, __m512 acc) {
+    const __m512 sc = _mm512_mul_ps(_mm512_set1_ps(lp_ggml_f16at(blk + 208)),
+                                    _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(blk + 192)))));
+    const __m512 dx = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                            _mm512_castps256_ps512(_mm256_loadu_ps(a->d + 8 * k)));
+    const __m512 g = _mm512_mul_ps(sc, dx);
+    const __m512 t = _mm512_cvtepi32_ps(_mm512_loadu_si512(a->sum16 + 16 * k));
+    acc = _mm512_fnmadd_ps(_mm512_mul_ps(g, _mm512_set1_ps(32.0f)), t, acc);
+    const __m512i nib = _mm512_set1_epi8(0x0f), two = _mm512_set1_epi8(0x03);
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) {
+        const int h = v / 2, par = v % 2;
+        const __m512i lo = _mm512_and_si512(_mm512_srli_epi64(_mm512_loadu_si512(blk + 64 * h), 4 * par), nib);
+        const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * h)));
+        const __m512i sh = _mm512_setr_epi64(4 * par, 4 * par, 4 * par, 4 * par, 4 * par + 2, 4 * par + 2, 4 * par + 2,
+                                             4 * par + 2);
+        const __m512i hi = _mm512_and_si512(_mm512_srlv_epi64(qh, sh), two);
+        acc = dot64(_mm512_or_si512(lo, _mm512_slli_epi64(hi, 4)), a->xq + k * LP_GGML_QK_K + 64 * v,
+                    _mm512_permutexvar_ps(sub16_of(v), g), acc);
+    }
+    return acc;
+}
+
+/* Q2_K / Q3_K block k of a row: 16 sub-blocks of 16. Q2_K: value =
+ * (d sc_s) q - dmin mn_s, q = 2 bits unsigned (OFF = 0), sc and mn the
+ * nibbles of the 16 bytes at 0. Q3_K: value = (d sc_s) (q - 4), q = 2 bits
+ * | a high bit << 2 (OFF = 4), sc_s the 6-bit value of lp_ggml_q3_scale
+ * minus 32 (two shuffles and a per-word shift of its 12 bytes at 96).
+ * Vector v holds values 64v .. 64v + 63: bits 4 (v % 2) (first 32) and
+ * 4 (v % 2) + 2 (last 32) of the 32 code bytes at c0 + 32 (v / 2) (Q3_K:
+ * and bits 4 (v / 2) + 2 (v % 2) and + 1 of its 32 high-bit bytes at 0). */
+INLINE __m512 block_k23(const int type, const uint8_t *blk, const lp_ggml_q8_act *a, int64_t k, __m512 acc) {
+    const int q2 = type == LP_GGML_Q2_K;
+    const __m512 dx = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7),
+                                            _mm512_castps256_ps512(_mm256_loadu_ps(a->d + 8 * k)));
+    const __m512 t = _mm512_cvtepi32_ps(_mm512_loadu_si512(a->sum16 + 16 * k));
+    __m512 g;
+    if (q2) {
+        const __m128i b = _mm_loadu_si128((const __m128i *)blk), m4 = _mm_set1_epi8(0x0f);
+        const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(b, m4)));
+        const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(_mm_srli_epi16(b, 4), m4)));
+        g = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(lp_ggml_f16at(blk + 80)), sc), dx);
+        acc = _mm512_fnmadd_ps(_mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(lp_ggml_f16at(blk + 82)), mn), dx), t, acc);
+    } else {
+        /* the 16 bytes ending with d: two code bytes, then the 12 scale bytes at 2 (the block's last 16) */
+        const __m128i b = _mm_loadu_si128((const __m128i *)(blk + 94));
+        const __m128i A = _mm_shuffle_epi8(b, _mm_setr_epi8(2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5, 6, 7, 8, 9));
+        const __m128i B = _mm_shuffle_epi8(b, _mm_setr_epi8(10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12, 13, 10, 11, 12, 13));
+        const __m128i m4 = _mm_set1_epi8(0x0f);
+        const __m128i lo = _mm_mask_blend_epi8((__mmask16)0xff00, _mm_and_si128(A, m4), _mm_and_si128(_mm_srli_epi16(A, 4), m4));
+        const __m128i hi = _mm_and_si128(_mm_slli_epi16(_mm_srlv_epi16(B, _mm_setr_epi16(0, 0, 2, 2, 4, 4, 6, 6)), 4),
+                                         _mm_set1_epi8(0x30));
+        const __m512i six = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_or_si128(lo, hi)), _mm512_set1_epi32(32));
+        g = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(lp_ggml_f16at(blk + 108)), _mm512_cvtepi32_ps(six)), dx);
+        acc = _mm512_fnmadd_ps(_mm512_mul_ps(g, _mm512_set1_ps(4.0f)), t, acc);
+    }
+    const uint8_t *c0 = blk + (q2 ? 16 : 32);
+    const __m512i two = _mm512_set1_epi8(0x03);
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; v++) {
+        const int h = v / 2, par = v % 2;
+        const __m512i c = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(c0 + 32 * h)));
+        const __m512i sh = _mm512_setr_epi64(4 * par, 4 * par, 4 * par, 4 * par, 4 * par + 2, 4 * par + 2, 4 * par + 2,
+                                             4 * par + 2);
+        __m512i u = _mm512_and_si512(_mm512_srlv_epi64(c, sh), two);
+        if (!q2) {
+            const __m512i m = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)blk));
+            const int b0 = 4 * h + 2 * par;
+            const __m512i hs = _mm512_setr_epi64(b0, b0, b0, b0, b0 + 1, b0 + 1, b0 + 1, b0 + 1);
+            u = _mm512_or_si512(u, _mm512_slli_epi64(_mm512_and_si512(_mm512_srlv_epi64(m, hs), _mm512_set1_epi8(1)), 2));
+        }
+        acc = dot64(u, a->xq + k * LP_GGML_QK_K + 64 * v, _mm512_permutexvar_ps(sub16_of(v), g), acc);
+    }
+    return acc;
+}
+
 /* Row r of a K type: see the top. */
 INLINE void row_k(const int type, const lp_ggml_part *p, const lp_ggml_q8_act *a, float *y, int64_t r) {
     const int64_t nsb = p->cols / LP_GGML_QK_K;
     const size_t bs = (size_t)lp_ggml_type_of(type).bytes;
     const uint8_t *row = p->blocks + (size_t)r * p->row_bytes;
-    const __m512i half = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7); /* sub-block -> x block */
-    __m512i quarter[4]; /* lane L of vector v: sub-block 4v + L / 4 */
-    for (int v = 0; v < 4; v++)
-        quarter[v] = _mm512_add_epi32(_mm512_set1_epi32(4 * v),
-                                      _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
-    const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512 acc = _mm512_setzero_ps();
-    lp_ggml_kblock kb;
     for (int64_t k = 0; k < nsb; k++) {
         const uint8_t *blk = row + (size_t)k * bs;
         for (size_t o = 0; o < bs; o += 64) _mm_prefetch((const char *)blk + PF_AHEAD + o, _MM_HINT_T0);
-        switch (type) { /* the inline unpacker, not a call through lp_ggml_kunpacker */
-        case LP_GGML_Q2_K: lp_ggml_unpack_q2_k(blk, &kb); break;
-        case LP_GGML_Q3_K: lp_ggml_unpack_q3_k(blk, &kb); break;
-        case LP_GGML_Q4_K: lp_ggml_unpack_q4_k(blk, &kb); break;
-        case LP_GGML_Q5_K: lp_ggml_unpack_q5_k(blk, &kb); break;
-        default: lp_ggml_unpack_q6_k(blk, &kb); break;
-        }
-        const __m512 dx = _mm512_permutexvar_ps(half, _mm512_castps256_ps512(_mm256_loadu_ps(a->d + 8 * k)));
-        const __m512 sc = _mm512_loadu_ps(kb.sc16), g = _mm512_mul_ps(sc, dx);
-        const __m512 t = _mm512_cvtepi32_ps(_mm512_loadu_si512(a->sum16 + 16 * k));
-        /* value = sc16 code - mn16 and code = u - 128: take (128 sc16 + mn16) d_b t_u back */
-        acc = _mm512_fnmadd_ps(_mm512_mul_ps(_mm512_fmadd_ps(sc, _mm512_set1_ps(128.0f), _mm512_loadu_ps(kb.mn16)), dx),
-                               t, acc);
-#pragma GCC unroll 4
-        for (int v = 0; v < 4; v++) { /* 32-byte loads, as the unpacker stored them (store forwarding) */
-            const __m256i lo = _mm256_load_si256((const __m256i *)(kb.q + 64 * v));
-            const __m256i hi = _mm256_load_si256((const __m256i *)(kb.q + 64 * v + 32));
-            const __m512i u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), flip);
-            const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u,
-                                                    _mm512_load_si512(a->xq + k * LP_GGML_QK_K + 64 * v));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(quarter[v], g), acc);
-        }
+        if (type == LP_GGML_Q4_K || type == LP_GGML_Q5_K) acc = block_k45(type, blk, a, k, acc);
+        else if (type == LP_GGML_Q6_K) acc = block_q6_k(blk, a, k, acc);
+        else acc = block_k23(type, blk, a, k, acc);
     }
     y[r] = _mm512_reduce_add_ps(acc);
 }
