@@ -21,8 +21,9 @@ static const char *const HELP =
     "  --reps N         median of N runs (default 3)\n"
     "  --threads N      threads for BLAS and kernels (default: all cores)\n"
     "  --act q8         decode with 8-bit activations where a format has that product (grouped\n"
-    "                   integers at 2/3/4/8 bits, GGUF Q4_0 / Q8_0; AVX-512 VNNI), as llama.cpp\n"
-    "                   does; default f32, the reference (LP_ACT=q8 sets it for every command)\n"
+    "                   integers at 2/3/4/8 bits, every quantized GGUF type; AVX-512 VNNI), as\n"
+    "                   llama.cpp does; default f32, the reference (LP_ACT=q8 sets it for every\n"
+    "                   command)\n"
     "  --json           one JSON object: prefill_tok_s, decode_tok_s, threads, peak_rss_bytes, ...\n"
     "\n"
     "example: llmpress bench llama-25m-w4 -p 512 -n 128 --threads 1\n";
