@@ -59,8 +59,12 @@ bool lp_ggml_q8_supported(const lp_ggml_part *p);
 size_t lp_ggml_q8_act_bytes(int64_t cols);
 void lp_ggml_q8_act_view(int64_t cols, void *buf, lp_ggml_q8_act *a);
 
-/* The activation quantizer of the specification (cols a multiple of 32). */
+/* The activation quantizer of the specification (cols a multiple of 32):
+ * _ref in plain C, _avx512vnni its vector copy (bit for bit; only where
+ * lp_cpu_has_avx512vnni()), and the one of the two this CPU runs. */
 void lp_ggml_q8_quantize(const float *x, int64_t cols, lp_ggml_q8_act *a);
+void lp_ggml_q8_quantize_ref(const float *x, int64_t cols, lp_ggml_q8_act *a);
+void lp_ggml_q8_quantize_avx512vnni(const float *x, int64_t cols, lp_ggml_q8_act *a);
 
 /* y[r] for r in [r0, r1): the specification term by term, and the VNNI
  * kernel (only when lp_ggml_q8_supported(p)). */

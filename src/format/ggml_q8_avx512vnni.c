@@ -51,6 +51,39 @@
 
 enum { QK = LP_GGML_QK, PF_AHEAD = 8192 };
 
+/* lp_ggml_q8_quantize_ref with vectors, bit for bit: the same maximum of
+ * |x| (finite values), division, rounding (vrndscaleps to nearest even =
+ * rint), clamp and integer sums. */
+void lp_ggml_q8_quantize_avx512vnni(const float *x, int64_t cols, lp_ggml_q8_act *a) {
+    const int64_t nb = cols / QK;
+    const __m512 lim = _mm512_set1_ps(127.0f);
+    for (int64_t b = 0; b < nb; b++) {
+        const __m512 v0 = _mm512_loadu_ps(x + b * QK), v1 = _mm512_loadu_ps(x + b * QK + 16);
+        const float d = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
+        __m512i q0 = _mm512_setzero_si512(), q1 = _mm512_setzero_si512();
+        if (d != 0.0f) {
+            const __m512 dv = _mm512_set1_ps(d);
+            const int r = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+            q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_div_ps(v0, dv), r),
+                                                                _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+            q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_div_ps(v1, dv), r),
+                                                                _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
+        }
+        _mm_store_si128((__m128i *)(a->xq + b * QK), _mm512_cvtepi32_epi8(q0));
+        _mm_store_si128((__m128i *)(a->xq + b * QK + 16), _mm512_cvtepi32_epi8(q1));
+        const int32_t h = _mm512_reduce_add_epi32(q0), t = _mm512_reduce_add_epi32(q1);
+        a->d[b] = d;
+        a->sum[b] = h + t;
+        a->sum16[2 * b] = h;
+        a->sum16[2 * b + 1] = t;
+    }
+    for (int64_t b = nb; b < a->nblocks; b++) { /* the padding block */
+        _mm256_store_si256((__m256i *)(a->xq + b * QK), _mm256_setzero_si256());
+        a->d[b] = 0.0f;
+        a->sum[b] = a->sum16[2 * b] = a->sum16[2 * b + 1] = 0;
+    }
+}
+
 /* Whether the type's codes are unsigned with a min (value = d code + m). */
 INLINE int has_min(int type) { return type == LP_GGML_Q4_1 || type == LP_GGML_Q5_1; }
 

@@ -3,7 +3,7 @@
  * (format/ggml_q8.h), every legacy and K type:
  *   - the quantizer against its definition written with libm (d = max|x| /
  *     127, nearbyintf, clamp, sums of blocks and halves), zero blocks and
- *     the padding block;
+ *     the padding block; the vector copy of it bit for bit;
  *   - lp_ggml_block_codes (the integer form the product is specified on):
  *     sc16 * code + mn16 == the dequantized value for every weight;
  *   - the reference product against the f32 product of the dequantized
@@ -64,6 +64,36 @@ static void check_quantizer(unsigned long long *rng) {
     for (int j = 0; j < 32; j++) CHECK(a.xq[7 * 32 + j] == 0); /* the padding block */
     CHECK(a.d[7] == 0.0f && a.sum[7] == 0 && a.sum16[14] == 0 && a.sum16[15] == 0);
     free(buf);
+}
+
+/* The vector quantizer bit for bit the scalar one: random scales per block
+ * (1e-30 .. 1e4), zero blocks, halves exactly at .5 of a step (ties to even). */
+static void check_quantizer_copy(unsigned long long *rng) {
+    if (!lp_cpu_has_avx512vnni()) return;
+    const int64_t cols = 32 * 61;
+    float *x = malloc((size_t)cols * sizeof(float));
+    for (int64_t b = 0; b < cols / 32; b++) {
+        const float sc = powf(10.0f, (float)(test_rand_u64(rng) % 35) - 30.0f);
+        for (int j = 0; j < 32; j++) x[b * 32 + j] = b % 9 == 4 ? 0.0f : test_randn(rng) * sc;
+        if (b % 7 == 3) { /* ties: x = (k + 0.5) d with d = 127 / 127 */
+            x[b * 32] = 127.0f;
+            for (int j = 1; j < 32; j++) x[b * 32 + j] = (float)((int)(test_rand_u64(rng) % 200) - 100) + 0.5f;
+        }
+    }
+    void *b1 = malloc(lp_ggml_q8_act_bytes(cols)), *b2 = malloc(lp_ggml_q8_act_bytes(cols));
+    lp_ggml_q8_act r, v;
+    lp_ggml_q8_act_view(cols, b1, &r);
+    lp_ggml_q8_act_view(cols, b2, &v);
+    lp_ggml_q8_quantize_ref(x, cols, &r);
+    lp_ggml_q8_quantize_avx512vnni(x, cols, &v);
+    const int64_t nb = r.nblocks;
+    CHECK(!memcmp(r.xq, v.xq, (size_t)nb * 32));
+    CHECK(!memcmp(r.d, v.d, (size_t)nb * sizeof(float)));
+    CHECK(!memcmp(r.sum, v.sum, (size_t)nb * sizeof(int32_t)));
+    CHECK(!memcmp(r.sum16, v.sum16, (size_t)nb * 2 * sizeof(int32_t)));
+    free(b1);
+    free(b2);
+    free(x);
 }
 
 /* Byte offsets of a block's f16 fields (scales and mins), -1 past the last. */
@@ -212,6 +242,7 @@ static void check_switch(unsigned long long *rng) {
 int main(void) {
     unsigned long long rng = 11;
     check_quantizer(&rng);
+    check_quantizer_copy(&rng);
     const int types[] = {LP_GGML_Q4_0, LP_GGML_Q4_1, LP_GGML_Q5_0, LP_GGML_Q5_1, LP_GGML_Q8_0, LP_GGML_IQ4_NL,
                          LP_GGML_Q2_K, LP_GGML_Q3_K, LP_GGML_Q4_K, LP_GGML_Q5_K, LP_GGML_Q6_K};
     const int64_t colss[] = {32, 64, 96, 384, 1056, 4128}, kcolss[] = {256, 512, 2304, 4352}, rowss[] = {1, 3, 17};
