@@ -54,21 +54,19 @@ enum { QK = LP_GGML_QK, PF_AHEAD = 8192 };
 /* lp_ggml_q8_quantize_ref with vectors, bit for bit: the same maximum of
  * |x| (finite values), division, rounding (vrndscaleps to nearest even =
  * rint), clamp and integer sums. */
+/* 16 values of x / d rounded to nearest even and clamped to [-127, 127]. */
+INLINE __m512i round16(__m512 v, __m512 d) {
+    const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, d), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f)));
+}
+
 void lp_ggml_q8_quantize_avx512vnni(const float *x, int64_t cols, lp_ggml_q8_act *a) {
     const int64_t nb = cols / QK;
-    const __m512 lim = _mm512_set1_ps(127.0f);
     for (int64_t b = 0; b < nb; b++) {
         const __m512 v0 = _mm512_loadu_ps(x + b * QK), v1 = _mm512_loadu_ps(x + b * QK + 16);
         const float d = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1))) / 127.0f;
         __m512i q0 = _mm512_setzero_si512(), q1 = _mm512_setzero_si512();
-        if (d != 0.0f) {
-            const __m512 dv = _mm512_set1_ps(d);
-            const int r = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-            q0 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_div_ps(v0, dv), r),
-                                                                _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
-            q1 = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_div_ps(v1, dv), r),
-                                                                _mm512_sub_ps(_mm512_setzero_ps(), lim)), lim));
-        }
+        if (d != 0.0f) q0 = round16(v0, _mm512_set1_ps(d)), q1 = round16(v1, _mm512_set1_ps(d));
         _mm_store_si128((__m128i *)(a->xq + b * QK), _mm512_cvtepi32_epi8(q0));
         _mm_store_si128((__m128i *)(a->xq + b * QK + 16), _mm512_cvtepi32_epi8(q1));
         const int32_t h = _mm512_reduce_add_epi32(q0), t = _mm512_reduce_add_epi32(q1);
