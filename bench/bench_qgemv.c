@@ -24,6 +24,12 @@
  * says; "gemv" skips the batch table, which takes a minute). The load
  * average is printed first and last: on a shared machine, numbers taken
  * under load are not worth comparing.
+ *        bench_qgemv [runs] prefill  the several-token products: lp_qgroup_gemm
+ * (f32 activations: packed kernels below its BLAS threshold, dequantized
+ * tiles and lp_sgemm_nt above) against lp_qgroup_gemm_q8 (8-bit
+ * activations, VNNI), W4 / W3 / W8 g128 asym 4096 x 11008, T = 16, 64 and
+ * 512 tokens, 1 and 2 threads; the two alternate call by call (median of
+ * runs each), G multiply-adds per second.
  *        bench_qgemv [runs] sched  only the q8 product's thread hand-out, A/B:
  * the library's driver (contiguous spans of row tiles, core/par.h) against
  * the one it replaced (16-row tiles handed out 4 at a time), same kernel,
@@ -237,6 +243,54 @@ static int sched_ab(int maxth) {
     return 0;
 }
 
+/* bench_qgemv prefill: see the top. */
+static int prefill_ab(int runs, int maxth) {
+    const int64_t rows = 4096, cols = 11008, Ts[] = {16, 64, 512};
+    const int bitss[] = {4, 3, 8};
+    float *X = malloc((size_t)(512 * cols) * sizeof(float)), *Y = malloc((size_t)(512 * rows) * sizeof(float));
+    for (int64_t i = 0; i < 512 * cols; i++) X[i] = (float)(2.0 * unif() - 1.0);
+    printf("\nprefill: lp_qgroup_gemm (f32) vs lp_qgroup_gemm_q8 (q8), %lld x %lld g128 asym, G multiply-adds/s,\n"
+           "median of %d calls each, alternating\n\n%-4s %5s %3s %10s %10s %7s\n",
+           (long long)rows, (long long)cols, runs, "W", "T", "thr", "f32", "q8", "q8/f32");
+    for (int bi = 0; bi < 3; bi++) {
+        lp_qgroup w;
+        if (lp_qgroup_init(&w, rows, cols, bitss[bi], 128, 0) != LP_OK) die("init");
+        for (int64_t i = 0; i < rows * w.blocks * w.bits; i++) w.q[i] = (uint32_t)rnd();
+        for (int64_t i = 0; i < rows * w.ngroups; i++) {
+            w.scales[i] = (uint16_t)(0x1c00 + rnd() % 0x800);
+            w.zeros[i] = (uint8_t)(rnd() % (1u << w.bits));
+        }
+        if (!lp_qgroup_q8_supported(&w)) {
+            printf("no AVX-512 VNNI: the q8 product would run its scalar reference; skipped\n");
+            return 0;
+        }
+        for (int ti = 0; ti < 3; ti++)
+            for (int nt = 1; nt <= maxth; nt++) {
+                omp_set_num_threads(nt);
+                openblas_set_num_threads(nt);
+                const int64_t T = Ts[ti];
+                const int n = T == 512 ? (runs < 5 ? runs : 5) : runs;
+                double tf[64], tq[64];
+                for (int i = 0; i < n + 1; i++) { /* the first pair warms up */
+                    double t0 = omp_get_wtime();
+                    if (lp_qgroup_gemm(&w, X, T, Y) != LP_OK) die("lp_qgroup_gemm");
+                    double t1 = omp_get_wtime();
+                    if (lp_qgroup_gemm_q8(&w, X, T, Y) != LP_OK) die("lp_qgroup_gemm_q8");
+                    double t2 = omp_get_wtime();
+                    if (i > 0) tf[i - 1] = t1 - t0, tq[i - 1] = t2 - t1;
+                }
+                const double macs = (double)rows * (double)cols * (double)T, f = median(tf, n), q = median(tq, n);
+                printf("W%-3d %5lld %3d %10.1f %10.1f %6.2fx\n", w.bits, (long long)T, nt, macs / f / 1e9, macs / q / 1e9,
+                       f / q);
+            }
+        lp_qgroup_free(&w);
+    }
+    free(X);
+    free(Y);
+    print_load("at end");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 30;
     if (runs < 3) runs = 3;
@@ -246,6 +300,7 @@ int main(int argc, char **argv) {
     int bwruns = runs < 10 ? runs : 10;
     print_load("at start");
     if (argc > 2 && !strcmp(argv[2], "sched")) return sched_ab(maxth);
+    if (argc > 2 && !strcmp(argv[2], "prefill")) return prefill_ab(runs, maxth);
 
     size_t nbw = (1ull << 30) / 4;
     float *buf = malloc(nbw * 4), *buf2 = malloc(nbw * 2);

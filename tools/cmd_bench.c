@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char *const HELP =
-    "usage: llmpress bench MODEL [-p 512] [-n 128] [-d 0] [--reps 3] [--threads N] [--act f32|q8] [--json]\n"
+    "usage: llmpress bench MODEL [-p 512] [-n 128] [-d 0] [--reps 3] [--threads N] [--act f32|q8|q8-all] [--json]\n"
     "\n"
     "Prefill and decode speed of MODEL (original or compressed), as llama-bench's pp/tg:\n"
     "  -p, --prompt N   prefill a prompt of N tokens in one call (default 512)\n"
@@ -24,6 +24,7 @@ static const char *const HELP =
     "                   integers at 2/3/4/8 bits, every quantized GGUF type; AVX-512 VNNI), as\n"
     "                   llama.cpp does; default f32, the reference (LP_ACT=q8 sets it for every\n"
     "                   command)\n"
+    "  --act q8-all     prefill with 8-bit activations too (grouped integers; LP_ACT=q8-all)\n"
     "  --json           one JSON object: prefill_tok_s, decode_tok_s, threads, peak_rss_bytes, ...\n"
     "\n"
     "example: llmpress bench llama-25m-w4 -p 512 -n 128 --threads 1\n";
@@ -51,8 +52,9 @@ int cmd_bench(int argc, char **argv) {
         } else if (!strcmp(f, "--act")) {
             const char *v = cli_value(&a);
             if (!v) return 2;
-            if (strcmp(v, "q8") && strcmp(v, "f32")) return cli_usage_error(&a, "--act expects f32 or q8, got '%s'", v);
-            lp_set_q8_activations(!strcmp(v, "q8"));
+            lp_act act;
+            if (!lp_act_from_name(v, &act)) return cli_usage_error(&a, "--act expects f32, q8 or q8-all, got '%s'", v);
+            lp_set_activations(act);
         } else if (!strcmp(f, "--json")) {
             json = true;
         } else if (f[0] == '-') {
@@ -89,7 +91,7 @@ int cmd_bench(int argc, char **argv) {
         cli_json_string(stdout, dir);
         printf(", \"prompt_tokens\": %lld, \"gen_tokens\": %lld, \"depth\": %lld, \"reps\": %lld, \"threads\": %d, "
                "\"act\": \"%s\", \"prefill_tok_s\": %.2f, \"decode_tok_s\": %.2f, \"peak_rss_bytes\": %lld, \"total_bytes\": %lld}\n",
-               (long long)P, (long long)N, (long long)depth, (long long)reps, nth, lp_q8_activations() ? "q8" : "f32", r.prefill_tok_s, r.decode_tok_s, (long long)rss,
+               (long long)P, (long long)N, (long long)depth, (long long)reps, nth, lp_act_name(lp_activations()), r.prefill_tok_s, r.decode_tok_s, (long long)rss,
                (long long)sz.total_bytes);
     } else {
         printf("%s: %s\n", dir, sz.formats);

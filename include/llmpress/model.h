@@ -144,14 +144,24 @@ lp_status lp_forward(lp_ctx *c, const int32_t *tokens, int64_t T, float *logits,
  * rows alone. */
 lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k, float *logits);
 
-/* Decode steps (one token per call) with 8-bit activations where a format
- * has such a product (grouped integers at 2, 4 or 8 bits on a CPU with
- * AVX-512 VNNI): x is rounded to int8 per 128 columns and the dot products
- * are exact integers, as llama.cpp's Q8 activations. Faster, no longer the
- * f32 reference: off by default; LP_ACT=q8 in the environment turns it on
- * too. Prefill, perplexity and scoring always run in f32. Process-wide. */
+/* 8-bit activations where a format has such a product (grouped integers at
+ * 2, 3, 4 or 8 bits, GGUF's quantized types; a CPU with AVX-512 VNNI): x is
+ * rounded to int8 per 128 (GGUF: 32) columns and the dot products are exact
+ * integers, as llama.cpp's Q8 activations. Faster, no longer the f32
+ * reference. LP_ACT_F32 (the default): every product in f32. LP_ACT_Q8:
+ * decode steps (one token per product); prefill, perplexity and scoring
+ * stay f32. LP_ACT_Q8_ALL: every product, prefill, perplexity and scoring
+ * too (grouped integers; GGUF's several-token products stay f32), llama.cpp's
+ * arithmetic. LP_ACT=q8 / q8-all in the environment sets it too.
+ * Process-wide. lp_set_q8_activations(on) is lp_set_activations(on ?
+ * LP_ACT_Q8 : LP_ACT_F32), lp_q8_activations() whether decode steps use it. */
+typedef enum { LP_ACT_F32 = 0, LP_ACT_Q8 = 1, LP_ACT_Q8_ALL = 2 } lp_act;
+void lp_set_activations(lp_act a);
+lp_act lp_activations(void);                 /* the setting in use */
+const char *lp_act_name(lp_act a);           /* "f32", "q8", "q8-all" */
+bool lp_act_from_name(const char *s, lp_act *out); /* false for another name */
 void lp_set_q8_activations(bool on);
-bool lp_q8_activations(void); /* the setting in use */
+bool lp_q8_activations(void);
 
 /* A next-token target scored: log p(target) under the model (double) and
  * whether the target is the distribution's first argmax. */

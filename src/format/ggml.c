@@ -229,8 +229,9 @@ static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
     return gemm_rows(d, X, T, Y, lp_ggml_rows_avx2);
 }
 
-/* One token with 8-bit activations asked for (lp_q8_activations): Q4_0 and
- * Q8_0 through ggml_q8.h; everything else as always. */
+/* One token with 8-bit activations asked for (lp_q8_activations): every
+ * quantized type through ggml_q8.h; several tokens (even under q8-all) and
+ * F16 / BF16 / F32 as always. */
 static lp_status gemm_avx512(const void *d, const float *X, int64_t T, float *Y) {
     if (T == 1 && lp_q8_activations() && lp_ggml_q8_supported(d)) return lp_ggml_gemv_q8(d, X, Y);
     return gemm_rows(d, X, T, Y, lp_ggml_rows_avx512);

@@ -264,21 +264,37 @@ static lp_status qgroup_dequant(const void *d, int64_t r0, int64_t r1, float *ou
     return LP_OK;
 }
 
-/* The decode-activation switch (llmpress/model.h): -1 until first asked,
- * then LP_ACT's answer or what lp_set_q8_activations said. */
-static int g_q8 = -1;
+/* The activation switch (llmpress/model.h): -1 until first asked, then
+ * LP_ACT's answer or what lp_set_activations said. */
+static int g_act = -1;
 
-bool lp_q8_activations(void) {
-    int v = __atomic_load_n(&g_q8, __ATOMIC_ACQUIRE);
-    if (v < 0) {
-        const char *e = getenv("LP_ACT");
-        v = e && !strcmp(e, "q8");
-        __atomic_store_n(&g_q8, v, __ATOMIC_RELEASE);
-    }
-    return v;
+static const char *const ACT_NAMES[] = {"f32", "q8", "q8-all"};
+
+const char *lp_act_name(lp_act a) { return (unsigned)a < 3 ? ACT_NAMES[a] : "?"; }
+
+bool lp_act_from_name(const char *s, lp_act *out) {
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, ACT_NAMES[i])) {
+            *out = (lp_act)i;
+            return true;
+        }
+    return false;
 }
 
-void lp_set_q8_activations(bool on) { __atomic_store_n(&g_q8, on ? 1 : 0, __ATOMIC_RELEASE); }
+lp_act lp_activations(void) {
+    int v = __atomic_load_n(&g_act, __ATOMIC_ACQUIRE);
+    if (v < 0) {
+        lp_act a = LP_ACT_F32;
+        (void)lp_act_from_name(getenv("LP_ACT"), &a); /* unset or another value: f32 */
+        v = (int)a;
+        __atomic_store_n(&g_act, v, __ATOMIC_RELEASE);
+    }
+    return (lp_act)v;
+}
+
+void lp_set_activations(lp_act a) { __atomic_store_n(&g_act, (int)a, __ATOMIC_RELEASE); }
+bool lp_q8_activations(void) { return lp_activations() != LP_ACT_F32; }
+void lp_set_q8_activations(bool on) { lp_set_activations(on ? LP_ACT_Q8 : LP_ACT_F32); }
 
 static lp_status gemm_with(const void *d, const float *X, int64_t T, float *Y, lp_isa isa) {
     const lp_qgemm_params p = {.kernels = lp_qkernels_for(isa), .blas_min_tokens = 0};
@@ -291,7 +307,11 @@ static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
     return gemm_with(d, X, T, Y, LP_ISA_AVX2);
 }
 static lp_status gemm_avx512(const void *d, const float *X, int64_t T, float *Y) {
-    if (T == 1 && lp_q8_activations() && lp_qgroup_q8_supported(d)) return lp_qgroup_gemv_q8(d, X, Y);
+    const lp_act act = lp_activations();
+    if (act != LP_ACT_F32 && lp_qgroup_q8_supported(d)) {
+        if (T == 1) return lp_qgroup_gemv_q8(d, X, Y);
+        if (act == LP_ACT_Q8_ALL) return lp_qgroup_gemm_q8(d, X, T, Y);
+    }
     return gemm_with(d, X, T, Y, LP_ISA_AVX512);
 }
 

@@ -32,6 +32,7 @@
 #include "format/qgroup_kernels.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -226,5 +227,54 @@ lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y) {
      * never depends on its thread), no OpenMP region for small layers */
     lp_par_rows(w->rows, ROW_TILE, w->rows * w->cols, q8_rows, &job);
     if (buf != small) free(buf);
+    return LP_OK;
+}
+
+typedef struct {
+    const lp_qgroup *w;
+    const lp_q8_act *a;
+    int64_t T;
+    float *Y;
+} q8_gemm_job;
+
+static void q8_gemm_rows(void *ctx, int64_t r0, int64_t r1) {
+    const q8_gemm_job *j = ctx;
+    if (lp_qgroup_q8_supported(j->w)) {
+        lp_qgroup_q8_gemm_avx512vnni(j->w, j->a, j->T, j->Y, j->w->rows, r0, r1);
+        return;
+    }
+    for (int64_t t = 0; t < j->T; t++) lp_qgroup_q8_gemv_ref(j->w, j->a + t, j->Y + t * j->w->rows, r0, r1);
+}
+
+lp_status lp_qgroup_gemm_q8(const lp_qgroup *w, const float *X, int64_t T, float *Y) {
+    if (!lp_qgroup_q8_covers(w))
+        return lp_fail(LP_ERR_UNSUPPORTED,
+                       "qgroup q8 gemm: bits %d, group %d of %lld columns not covered; expected bits 2, 3, 4 "
+                       "or 8 and a group that is a multiple of 128 or per-channel; hint: use lp_qgroup_gemm",
+                       w->bits, w->group, (long long)w->cols);
+    if (T < 0) return lp_fail(LP_ERR_ARG, "qgroup q8 gemm: T = %lld tokens, expected >= 0", (long long)T);
+    if (T == 0) return LP_OK;
+    const size_t per = lp_qgroup_q8_act_bytes(w), bytes = per * (size_t)T;
+    char *buf = malloc(bytes);
+    lp_q8_act *a = malloc((size_t)T * sizeof *a);
+    if (!buf || !a) {
+        free(buf);
+        free(a);
+        return lp_fail(LP_ERR_NOMEM, "qgroup q8 gemm: cannot allocate %zu bytes of activation scratch", bytes);
+    }
+    for (int64_t t = 0; t < T; t++) lp_qgroup_q8_act_view(w, buf + (size_t)t * per, &a[t]);
+    /* the tokens share nothing: blocks of 16 quantized on the team's threads */
+    const bool vnni = lp_qgroup_q8_supported(w);
+#pragma omp parallel for schedule(static) if (T >= 32 && omp_get_max_threads() > 1)
+    for (int64_t t0 = 0; t0 < T; t0 += 16) {
+        const int64_t n = T - t0 < 16 ? T - t0 : 16;
+        if (vnni) lp_qgroup_q8_quantize_tokens_avx512vnni(w, X + t0 * w->cols, n, a + t0);
+        else
+            for (int64_t t = t0; t < t0 + n; t++) lp_qgroup_q8_quantize_ref(w, X + t * w->cols, &a[t]);
+    }
+    q8_gemm_job job = {w, a, T, Y};
+    lp_par_rows(w->rows, ROW_TILE, w->rows * w->cols * T, q8_gemm_rows, &job);
+    free(buf);
+    free(a);
     return LP_OK;
 }

@@ -96,6 +96,11 @@ bool lp_qgroup_q8_supported(const lp_qgroup *w);
  * LP_ERR_UNSUPPORTED for a layout not covered, LP_ERR_NOMEM. */
 lp_status lp_qgroup_gemv_q8(const lp_qgroup *w, const float *x, float *y);
 
+/* Y (T, rows) = X (T, cols) W^T, each token's x quantized as specified above
+ * (T products of lp_qgroup_gemv_q8's, each row's result independent of the
+ * thread count). LP_ERR_UNSUPPORTED, LP_ERR_ARG (T < 0), LP_ERR_NOMEM. */
+lp_status lp_qgroup_gemm_q8(const lp_qgroup *w, const float *X, int64_t T, float *Y);
+
 /* ---- the pieces (tests and benches call them directly) ---- */
 
 /* Column (0..127) inside its chunk of the weight at byte p (0..127) of the
@@ -115,6 +120,9 @@ void lp_qgroup_q8_act_view(const lp_qgroup *w, void *buf, lp_q8_act *a);
 void lp_qgroup_q8_quantize(const lp_qgroup *w, const float *x, lp_q8_act *a);
 void lp_qgroup_q8_quantize_ref(const lp_qgroup *w, const float *x, lp_q8_act *a);
 void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_act *a);
+/* T tokens (X: T x cols) into a[0 .. T-1] (views already laid), as T calls
+ * of lp_qgroup_q8_quantize_avx512vnni with its setup done once. */
+void lp_qgroup_q8_quantize_tokens_avx512vnni(const lp_qgroup *w, const float *X, int64_t T, lp_q8_act *a);
 /* a->dsum from a->d and a->sum (the quantizers' last step, shared). */
 void lp_qgroup_q8_group_sums(const lp_qgroup *w, lp_q8_act *a);
 
@@ -126,5 +134,12 @@ void lp_qgroup_q8_group_sums(const lp_qgroup *w, lp_q8_act *a);
  * lp_qgroup_q8_supported(w). */
 void lp_qgroup_q8_gemv_ref(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1);
 void lp_qgroup_q8_gemv_avx512vnni(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1);
+
+/* Y[t * ldy + r] for T tokens (a[0 .. T-1], each quantized as specified
+ * above) and r in [r0, r1): the same product per token, with one unpacked
+ * weight chunk feeding up to four tokens (prefill). Matches the _ref per
+ * token as the gemv kernel does (f32 rounding of the terms, not bitwise). */
+void lp_qgroup_q8_gemm_avx512vnni(const lp_qgroup *w, const lp_q8_act *a, int64_t T, float *Y, int64_t ldy, int64_t r0,
+                                  int64_t r1);
 
 #endif

@@ -61,6 +61,7 @@
  */
 #include "format/qgroup_q8.h"
 
+#include "core/half.h"
 #include "core/hsum_avx512.h"
 
 #include <immintrin.h>
@@ -83,9 +84,9 @@ INLINE chunk_masks chunk_load_masks(int bits, int64_t nb) {
     return cm;
 }
 
-/* The chunk's exact int32 dot with xq (xlo = bytes 0..63, xhi = 64..127 of
- * the chunk's activations), as 16 partial sums. */
-INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m512i xlo, __m512i xhi) {
+/* The chunk's 128 weights as unsigned bytes, in the two vectors' lane
+ * order (see the top). */
+INLINE void chunk_bytes(const int bits, const uint32_t *p, chunk_masks cm, __m512i *lo_, __m512i *hi_) {
     __m512i lo, hi;
     if (bits == 8) {
         lo = _mm512_maskz_loadu_epi32(cm.m0, p);
@@ -116,6 +117,15 @@ INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m5
         lo = _mm512_and_si512(_mm512_srlv_epi32(v, s0), two);
         hi = _mm512_and_si512(_mm512_srlv_epi32(v, _mm512_add_epi32(s0, _mm512_set1_epi32(4))), two);
     }
+    *lo_ = lo;
+    *hi_ = hi;
+}
+
+/* The chunk's exact int32 dot with xq (xlo = bytes 0..63, xhi = 64..127 of
+ * the chunk's activations), as 16 partial sums. */
+INLINE __m512i chunk_dot(const int bits, const uint32_t *p, chunk_masks cm, __m512i xlo, __m512i xhi) {
+    __m512i lo, hi;
+    chunk_bytes(bits, p, cm, &lo, &hi);
     return _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo), hi, xhi);
 }
 
@@ -269,6 +279,124 @@ INLINE void pass(const lp_qgroup *w, const int bits, const lp_q8_act *a, float *
     _mm_mask_storeu_ps(y + r0, (__mmask8)((1u << n) - 1u), lp_hsum4_avx512(acc[0], acc[1], acc[2], acc[3]));
 }
 
+/* ---- several tokens (prefill with 8-bit activations) ---- */
+
+enum { NTMAX = 4 }; /* tokens per pass: R x NTMAX = 16 accumulators */
+
+/* The factors s_g(c) of chunks c0 .. c0+15 (those below C) of the row whose
+ * scales start at s: 16 scales at group 128, else each chunk's group's. */
+INLINE __m512 chunk_scales16(const lp_qgroup *w, const uint16_t *s, int64_t C, int64_t cpg, int64_t c0) {
+    const __mmask16 m = (__mmask16)(C - c0 >= 16 ? 0xffffu : (1u << (C - c0)) - 1u);
+    if (cpg == 1) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, s + c0));
+    float f[16];
+    for (int k = 0; k < 16; k++) {
+        const int64_t c = c0 + k < C ? c0 + k : C - 1, g = c / cpg < w->ngroups ? c / cpg : w->ngroups - 1;
+        f[k] = lp_f16_to_f32(s[g]);
+    }
+    return _mm512_maskz_loadu_ps(m, f);
+}
+
+/* Rows r0 .. r0+3 (those below r1) for nt tokens (activations a[0 .. nt-1],
+ * Y[t * ldy + r]): each (row, token) pair adds, per chunk, the exact dot as
+ * 16 f32 partial sums times s_g(c) d_tc (one FMA), and per 16 groups its
+ * zero-point term s_g z_g dsum_tg lane-wise; one unpacked chunk of a row
+ * feeds all nt tokens, one activation load all four rows. */
+INLINE void pass_tokens(const lp_qgroup *w, const int bits, const int nt, const lp_q8_act *a, float *Y, int64_t ldy,
+                        int64_t r0, int64_t r1) {
+    const int64_t B = w->blocks, G = w->ngroups, C = a[0].nchunks;
+    const int64_t cpg = G == 1 ? C : w->group / LP_Q8_CHUNK;
+    pass_rows p;
+    pass_rows_init(w, R, r0, r1, &p);
+    __m512 acc[R][NTMAX];
+#pragma GCC unroll 4
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 4
+        for (int t = 0; t < nt; t++) acc[i][t] = _mm512_setzero_ps();
+    for (int64_t g0 = 0; g0 < G; g0 += 16) { /* zero-point terms */
+        const __mmask16 m = (__mmask16)(G - g0 >= 16 ? 0xffffu : (1u << (G - g0)) - 1u);
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            const __m512 z = w->sym ? _mm512_set1_ps((float)(1 << (bits - 1)))
+                                    : _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, p.z[i] + g0)));
+            const __m512 sz = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p.s[i] + g0)), z);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) acc[i][t] = _mm512_fnmadd_ps(sz, _mm512_maskz_loadu_ps(m, a[t].dsum + g0), acc[i][t]);
+        }
+    }
+    float f[R][NTMAX][16]; /* s_g(c) d_tc of chunks c0 .. c0+15 */
+    for (int64_t c0 = 0; c0 < C; c0 += 16) {
+        const __mmask16 m = (__mmask16)(C - c0 >= 16 ? 0xffffu : (1u << (C - c0)) - 1u);
+#pragma GCC unroll 4
+        for (int i = 0; i < R; i++) {
+            const __m512 sc = chunk_scales16(w, p.s[i], C, cpg, c0);
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) _mm512_storeu_ps(f[i][t], _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m, a[t].d + c0)));
+        }
+        const int64_t c1 = c0 + 16 < C ? c0 + 16 : C;
+        for (int64_t c = c0; c < c1; c++) {
+            const chunk_masks cm = chunk_load_masks(bits, B - 4 * c >= 4 ? 4 : B - 4 * c);
+            __m512i xlo[NTMAX], xhi[NTMAX];
+#pragma GCC unroll 4
+            for (int t = 0; t < nt; t++) {
+                xlo[t] = _mm512_load_si512(a[t].xq + c * LP_Q8_CHUNK);
+                xhi[t] = _mm512_load_si512(a[t].xq + c * LP_Q8_CHUNK + 64);
+            }
+#pragma GCC unroll 4
+            for (int i = 0; i < R; i++) {
+                const size_t off = (size_t)(c * 4 * bits) * sizeof(uint32_t);
+                _mm_prefetch(p.pf[i] + off, _MM_HINT_T0);
+                if (bits == 8) _mm_prefetch(p.pf[i] + off + 64, _MM_HINT_T0);
+                __m512i lo, hi;
+                chunk_bytes(bits, p.q[i] + c * 4 * bits, cm, &lo, &hi);
+#pragma GCC unroll 4
+                for (int t = 0; t < nt; t++) {
+                    const __m512i dot = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo[t]), hi, xhi[t]);
+                    acc[i][t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_set1_ps(f[i][t][c - c0]), acc[i][t]);
+                }
+            }
+        }
+    }
+    const int64_t n = r1 - r0 < R ? r1 - r0 : R;
+#pragma GCC unroll 4
+    for (int t = 0; t < nt; t++)
+        _mm_mask_storeu_ps(Y + t * ldy + r0, (__mmask8)((1u << n) - 1u),
+                           lp_hsum4_avx512(acc[0][t], acc[1][t], acc[2][t], acc[3][t]));
+}
+
+/* Rows [r0, r1) for T tokens: 64-row tiles (their weights stay in L2 while
+ * every token passes), tokens four at a time (their activations stay in
+ * L1 across the tile's passes of four rows). */
+#define DEFINE_TOKENS(NB)                                                                                         \
+    static void gemm_b##NB(const lp_qgroup *w, const lp_q8_act *a, int64_t T, float *Y, int64_t ldy, int64_t r0,  \
+                           int64_t r1) {                                                                          \
+        for (int64_t t0r = r0; t0r < r1; t0r += 64) {                                                             \
+            const int64_t t1r = t0r + 64 < r1 ? t0r + 64 : r1;                                                    \
+            for (int64_t t = 0; t < T; t += NTMAX) {                                                              \
+                const int64_t n = T - t < NTMAX ? T - t : NTMAX;                                                  \
+                for (int64_t r = t0r; r < t1r; r += R) switch (n) {                                               \
+                    case 1: pass_tokens(w, NB, 1, a + t, Y + t * ldy, ldy, r, t1r); break;                        \
+                    case 2: pass_tokens(w, NB, 2, a + t, Y + t * ldy, ldy, r, t1r); break;                        \
+                    case 3: pass_tokens(w, NB, 3, a + t, Y + t * ldy, ldy, r, t1r); break;                        \
+                    default: pass_tokens(w, NB, 4, a + t, Y + t * ldy, ldy, r, t1r); break;                       \
+                    }                                                                                             \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+DEFINE_TOKENS(2)
+DEFINE_TOKENS(3)
+DEFINE_TOKENS(4)
+DEFINE_TOKENS(8)
+
+void lp_qgroup_q8_gemm_avx512vnni(const lp_qgroup *w, const lp_q8_act *a, int64_t T, float *Y, int64_t ldy, int64_t r0,
+                                  int64_t r1) {
+    switch (w->bits) {
+    case 2: gemm_b2(w, a, T, Y, ldy, r0, r1); break;
+    case 3: gemm_b3(w, a, T, Y, ldy, r0, r1); break;
+    case 4: gemm_b4(w, a, T, Y, ldy, r0, r1); break;
+    default: gemm_b8(w, a, T, Y, ldy, r0, r1); break;
+    }
+}
+
 /* Column order -> lane order without gathers: lane l of output vector m
  * (0..7) is column col = lp_qgroup_q8_lane_col(bits, 16m + l) of the chunk,
  * i.e. element col & 31 of block col / 32 (two vectors). Per block that
@@ -302,10 +430,9 @@ INLINE __m512 to_lanes(const __m512 v[8], const lane_perm *lp, int m) {
  * division, the same rounding (vrndscaleps to nearest even = rint), the same
  * clamp, the same maximum (of finite values), the same integer sums, and
  * dsum from the same scalar function. */
-void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_act *a) {
+static void quantize_one(const lp_qgroup *w, const lane_perm *lpp, const float *x, lp_q8_act *a) {
     const int64_t C = a->nchunks, cols = w->cols;
-    lane_perm lp;
-    make_lane_perm(w->bits, &lp);
+    const lane_perm lp = *lpp;
     for (int64_t c = 0; c < C; c++) {
         const int64_t c0 = c * LP_Q8_CHUNK;
         __m512 v[8], u[8], amax = _mm512_setzero_ps();
@@ -331,6 +458,18 @@ void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_
         a->sum[c] = _mm512_reduce_add_epi32(s);
     }
     lp_qgroup_q8_group_sums(w, a); /* in qgroup_q8.c: here -mfma would contract it into an FMA */
+}
+
+void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_act *a) {
+    lane_perm lp;
+    make_lane_perm(w->bits, &lp);
+    quantize_one(w, &lp, x, a);
+}
+
+void lp_qgroup_q8_quantize_tokens_avx512vnni(const lp_qgroup *w, const float *X, int64_t T, lp_q8_act *a) {
+    lane_perm lp; /* once for all the tokens: ~130 lane lookups, a third of a short row's quantization */
+    make_lane_perm(w->bits, &lp);
+    for (int64_t t = 0; t < T; t++) quantize_one(w, &lp, X + t * w->cols, &a[t]);
 }
 
 /* One function per bits value so that the unpacking is compile-time.

@@ -5,8 +5,9 @@
 #     threads (as --threads says), peak_rss_bytes (> the weights), depth,
 #     act "f32" by default, total_bytes;
 #   - -d 16 (decode and prefill after 16 cached tokens): depth 16;
-#   - --act q8 and LP_ACT=q8: act "q8" (the products fall back to f32 where
-#     no q8 product exists, so this runs on any CPU);
+#   - --act q8 and LP_ACT=q8: act "q8", --act q8-all and LP_ACT=q8-all:
+#     act "q8-all" (the products fall back to f32 where no q8 product
+#     exists, so this runs on any CPU);
 #   - the text form names pp/tg;
 #   - refused with exit 2 and a message, nothing on stdout: -d + -p beyond
 #     the model's positions, --act with another value, an unknown flag, no
@@ -46,12 +47,16 @@ expect "bench q8" 0 -- "$CLI" bench "$M" -p 16 -n 4 --reps 1 --act q8 --json
 check_json "$TMP/out" 'd["act"] == "q8"'
 expect "bench LP_ACT" 0 -- env LP_ACT=q8 "$CLI" bench "$M" -p 16 -n 4 --reps 1 --json
 check_json "$TMP/out" 'd["act"] == "q8"'
+expect "bench q8-all" 0 -- "$CLI" bench "$M" -p 16 -n 4 --reps 1 --act q8-all --json
+check_json "$TMP/out" 'd["act"] == "q8-all" and d["prefill_tok_s"] > 0'
+expect "bench LP_ACT q8-all" 0 -- env LP_ACT=q8-all "$CLI" bench "$M" -p 16 -n 4 --reps 1 --json
+check_json "$TMP/out" 'd["act"] == "q8-all"'
 expect "bench text" 0 -- "$CLI" bench "$M" -p 16 -n 4 --reps 1
 grep -q "pp16" "$TMP/out" && grep -q "tg4" "$TMP/out" || fail "bench text: $(cat "$TMP/out")"
 
 expect "too long" 2 "exceed" "max_position_embeddings" -- "$CLI" bench "$M" -p 500 -d 16
 [ -s "$TMP/out" ] && fail "too long: printed on stdout"
-expect "bad act" 2 "--act expects f32 or q8" -- "$CLI" bench "$M" --act int4
+expect "bad act" 2 "--act expects f32, q8 or q8-all" -- "$CLI" bench "$M" --act int4
 expect "unknown flag" 2 "unknown flag" -- "$CLI" bench "$M" --fast
 expect "no model" 2 "no MODEL" -- "$CLI" bench
 expect "missing model" 1 "$TMP/nope" -- "$CLI" bench "$TMP/nope"

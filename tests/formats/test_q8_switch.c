@@ -1,8 +1,10 @@
 /*
- * test_q8_switch.c - the decode-activation switch (lp_set_q8_activations,
- * LP_ACT=q8): a qgroup linear's product through its traits row runs the q8
- * product for one token when it is on and the CPU has it, the f32 product
- * otherwise, and never for several tokens (prefill, perplexity).
+ * test_q8_switch.c - the activation switch (lp_set_activations,
+ * lp_set_q8_activations, LP_ACT): a qgroup linear's product through its
+ * traits row runs the q8 product for one token when q8 or q8-all is on and
+ * the CPU has it, the f32 product otherwise; for several tokens (prefill,
+ * perplexity) the f32 product under q8 and the q8 one (lp_qgroup_gemm_q8)
+ * under q8-all. The names parse both ways; another name is refused.
  */
 #include "core/cpu.h"
 #include "core/half.h"
@@ -47,12 +49,34 @@ int main(void) {
     } else {
         CHECK(!memcmp(y, yf, sizeof(float) * rows)); /* no VNNI: the f32 product still */
     }
-    /* several tokens: always the f32 product */
-    float yt[3 * 96];
+    /* several tokens under q8: the f32 product */
+    float yt[3 * 96], yg[3 * 96];
+    CHECK(lp_activations() == LP_ACT_Q8);
     CHECK_OK(lp_linear_forward(&l, x, T, yt));
     lp_set_q8_activations(false);
+    CHECK(lp_activations() == LP_ACT_F32);
     CHECK_OK(lp_qgroup_gemm(w, x, T, y));
     CHECK(!memcmp(y, yt, sizeof(float) * T * rows));
+    /* q8-all: one token as q8, several through lp_qgroup_gemm_q8 */
+    lp_set_activations(LP_ACT_Q8_ALL);
+    CHECK(lp_q8_activations());
+    CHECK_OK(lp_linear_forward(&l, x, T, yt));
+    CHECK_OK(lp_linear_forward(&l, x, 1, y));
+    if (lp_qgroup_q8_supported(w)) {
+        CHECK_OK(lp_qgroup_gemm_q8(w, x, T, yg));
+        CHECK(!memcmp(yt, yg, sizeof(float) * T * rows));
+        CHECK_OK(lp_qgroup_gemv_q8(w, x, yq));
+        CHECK(!memcmp(y, yq, sizeof(float) * rows));
+    } else {
+        CHECK_OK(lp_qgroup_gemm(w, x, T, yg));
+        CHECK(!memcmp(yt, yg, sizeof(float) * T * rows));
+    }
+    lp_set_activations(LP_ACT_F32);
+    /* names */
+    lp_act a = LP_ACT_F32;
+    for (int i = 0; i < 3; i++) CHECK(lp_act_from_name(lp_act_name((lp_act)i), &a) && a == (lp_act)i);
+    CHECK(!strcmp(lp_act_name(LP_ACT_Q8_ALL), "q8-all"));
+    CHECK(!lp_act_from_name("int8", &a) && !lp_act_from_name(NULL, &a) && a == LP_ACT_Q8_ALL);
     lp_linear_free(&l);
     TEST_DONE();
 }

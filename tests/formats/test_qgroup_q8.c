@@ -21,12 +21,15 @@
  *   - a row range [r0, r1) writes exactly those rows; garbage in the padding
  *     values of the last block changes nothing; weights that end right
  *     before an unmapped page are read without a fault (masked loads);
+ *   - the several-token kernel (prefill) the same way, five tokens at once,
+ *     each against _ref, and a row range writing only its rows;
  *   - the driver (W3 and W4): bit-identical with 1 and 2 OpenMP threads and
  *     to its kernel called directly; x = 0 gives y = 0 exactly; x scaled by 1e30
  *     and 1e-30 and chunks of very different sizes stay within the bounds;
  *     subnormal x (d_c rounded so that x / d_c exceeds 127) is clamped, gives
  *     finite y and the same bits from both quantizers; shapes not covered
- *     are refused.
+ *     are refused; lp_qgroup_gemm_q8 at 1 and 2 threads the same bits as
+ *     its kernel per token.
  * Without AVX-512 VNNI the kernel checks print SKIP and the rest runs.
  */
 #include "core/cpu.h"
@@ -125,6 +128,56 @@ static void exact_and_bounds(const lp_qgroup *w, const float *x, const lp_q8_act
     *m2 = mm2;
 }
 
+/* The several-token kernel (prefill): T = 5 tokens (x rotated and scaled
+ * per token), each against _ref within the kernel bound, a row range
+ * writing only its rows of every token. */
+static double g_worst_tokens = 0.0;
+static void check_tokens(const lp_qgroup *w, const float *x, const char *what) {
+    enum { T = 5 };
+    const int64_t rows = w->rows, cols = w->cols;
+    const size_t per = lp_qgroup_q8_act_bytes(w);
+    char *buf = malloc(per * T);
+    float *xt = malloc((size_t)(T * cols) * sizeof(float));
+    float *Y = malloc((size_t)(T * rows) * sizeof(float)), *Yp = malloc((size_t)(T * rows) * sizeof(float));
+    float *yr = malloc((size_t)rows * sizeof(float));
+    lp_q8_act a[T];
+    for (int t = 0; t < T; t++) {
+        for (int64_t j = 0; j < cols; j++) xt[t * cols + j] = x[(j + 37 * t) % cols] * (1.0f + 0.3f * (float)t);
+        lp_qgroup_q8_act_view(w, buf + (size_t)t * per, &a[t]);
+        lp_qgroup_q8_quantize_ref(w, xt + t * cols, &a[t]);
+    }
+    lp_qgroup_q8_gemm_avx512vnni(w, a, T, Y, rows, 0, rows);
+    int bad = 0;
+    for (int t = 0; t < T; t++) {
+        lp_qgroup_q8_gemv_ref(w, &a[t], yr, 0, rows);
+        for (int64_t r = 0; r < rows; r++) {
+            double ex, bound, m, m2;
+            exact_and_bounds(w, xt + t * cols, &a[t], r, &ex, &bound, &m, &m2);
+            const double err = fabs((double)Y[t * rows + r] - yr[r]);
+            if (m2 > 0 && err / m2 > g_worst_tokens) g_worst_tokens = err / m2;
+            if (!(err <= 1e-6 * m2) && !bad++)
+                fprintf(stderr, "  %s token %d row %lld: gemm %.9g ref %.9g M' %.3g\n", what, t, (long long)r,
+                        Y[t * rows + r], yr[r], m2);
+        }
+    }
+    CHECKF(bad == 0, "%s: several-token kernel vs ref (b=%d sym=%d group=%d cols=%lld rows=%lld)", what, w->bits,
+           w->sym, w->group, (long long)cols, (long long)rows);
+    if (rows >= 6) {
+        for (int64_t i = 0; i < T * rows; i++) Yp[i] = -7.0f;
+        lp_qgroup_q8_gemm_avx512vnni(w, a, T, Yp, rows, 1, rows - 2);
+        int diff = 0;
+        for (int t = 0; t < T; t++)
+            for (int64_t r = 0; r < rows; r++)
+                diff += (r >= 1 && r < rows - 2) ? Yp[t * rows + r] != Y[t * rows + r] : Yp[t * rows + r] != -7.0f;
+        CHECKF(diff == 0, "%s: several-token row range wrote wrong rows (%d)", what, diff);
+    }
+    free(buf);
+    free(xt);
+    free(Y);
+    free(Yp);
+    free(yr);
+}
+
 /* One shape and one x: quantizer, ref vs exact, kernel vs ref, row ranges. */
 static void check_case(const lp_qgroup *w, const float *x, const char *what) {
     const int64_t rows = w->rows;
@@ -174,6 +227,7 @@ static void check_case(const lp_qgroup *w, const float *x, const char *what) {
         CHECKF(bad_k == 0, "%s: vnni vs ref in %d rows (b=%d sym=%d group=%d cols=%lld rows=%lld)", what, bad_k, w->bits,
                w->sym, w->group, (long long)w->cols, (long long)rows);
         CHECK(yk[rows] == -7.0f && yk[rows + 1] == -7.0f);
+        check_tokens(w, x, what);
         /* a range inside: only its rows written, each as in the full call */
         if (rows >= 6) {
             float *yp = malloc((size_t)rows * sizeof(float));
@@ -313,11 +367,43 @@ static void check_driver(void) {
     free(buf);
     lp_qgroup_free(&w);
 
+    /* lp_qgroup_gemm_q8: 7 tokens (quantized in parallel), 1 and 2 threads
+     * the same bits, equal to its kernel (or, without VNNI, the _ref) per token */
+    random_weight(&w, 101, 1100, 3, 128, 0);
+    {
+        enum { T = 7 };
+        float *X = malloc(T * 1100 * sizeof(float)), *Y1 = malloc(T * 101 * sizeof(float));
+        float *Y2 = malloc(T * 101 * sizeof(float)), *Yk = malloc(T * 101 * sizeof(float));
+        for (int i = 0; i < T * 1100; i++) X[i] = test_randn(&g_rng);
+        omp_set_num_threads(1);
+        CHECK_OK(lp_qgroup_gemm_q8(&w, X, T, Y1));
+        omp_set_num_threads(2);
+        CHECK_OK(lp_qgroup_gemm_q8(&w, X, T, Y2));
+        CHECK(!memcmp(Y1, Y2, T * 101 * sizeof(float)));
+        const size_t per = lp_qgroup_q8_act_bytes(&w);
+        char *abuf = malloc(per * T);
+        lp_q8_act acts[T];
+        for (int t = 0; t < T; t++) {
+            lp_qgroup_q8_act_view(&w, abuf + (size_t)t * per, &acts[t]);
+            lp_qgroup_q8_quantize(&w, X + t * 1100, &acts[t]);
+        }
+        if (lp_qgroup_q8_supported(&w)) lp_qgroup_q8_gemm_avx512vnni(&w, acts, T, Yk, 101, 0, 101);
+        else
+            for (int t = 0; t < T; t++) lp_qgroup_q8_gemv_ref(&w, &acts[t], Yk + t * 101, 0, 101);
+        CHECK(!memcmp(Y1, Yk, T * 101 * sizeof(float)));
+        CHECK(lp_qgroup_gemm_q8(&w, X, -1, Y1) == LP_ERR_ARG);
+        CHECK_OK(lp_qgroup_gemm_q8(&w, X, 0, Y1));
+        free(abuf);
+        free(X), free(Y1), free(Y2), free(Yk);
+    }
+    lp_qgroup_free(&w);
+
     const int shapes[][2] = {{4, 64}, {3, 32}, {6, 128}, {1, 128}, {5, -1}}; /* bits, group: not covered */
     for (int i = 0; i < 5; i++) {
         random_weight(&w, 4, 1100, shapes[i][0], shapes[i][1], 1);
         CHECK(!lp_qgroup_q8_covers(&w) && !lp_qgroup_q8_supported(&w));
         CHECK(lp_qgroup_gemv_q8(&w, x, y1) == LP_ERR_UNSUPPORTED);
+        CHECK(lp_qgroup_gemm_q8(&w, x, 1, y1) == LP_ERR_UNSUPPORTED);
         lp_qgroup_free(&w);
     }
     free(x);
@@ -341,6 +427,6 @@ int main(void) {
     check_shapes();
     for (int bi = 0; bi < 4; bi++) check_guard_page(bitss[bi]);
     check_driver();
-    printf("largest |vnni - ref| / M' = %.3g (bound 1e-6)\n", g_worst_kernel);
+    printf("largest |vnni - ref| / M' = %.3g, several tokens %.3g (bound 1e-6)\n", g_worst_kernel, g_worst_tokens);
     TEST_DONE();
 }
