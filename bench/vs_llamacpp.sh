@@ -15,7 +15,8 @@
 #   OUT_DIR        models, raw JSON and vs_llamacpp.md (default /tmp/vs_llamacpp)
 #
 #   env: MODEL (../shared/assets/models/llama-25m), CLI (build/llmpress), THREADS ("1 2"),
-#        ACT (f32, the reference; q8: llmpress decodes with 8-bit activations, as llama.cpp does),
+#        ACT (f32, the reference; q8: llmpress decodes with 8-bit activations, as llama.cpp does;
+#        q8-all: prefill too),
 #        P (512), N (128): prompt and generated tokens of both benches, REPS (5): runs of each
 #        (llama-bench -r: their mean; llmpress bench --reps: their median)
 #
