@@ -34,10 +34,25 @@ double lp_softmax_exp(float *x, int64_t n, float shift);
 /* act[i] = silu(act[i]) * u[i] for i < n. */
 void lp_silu_mul(float *act, const float *u, int64_t n);
 
+/* Double precision, for log-sum-exp over a vocabulary (core/../model/score.c):
+ * lp_exp_ref(x): NaN -> x; x < -708 -> 0 (exp there is < 2^-1021, below
+ * anything a sum of probabilities keeps); x > 709 -> +inf; else k =
+ * rint(x * log2(e)), r = x - k ln2 (two fma, ln2 split as fdlibm's
+ * ln2_hi + ln2_lo), p = Taylor series of e^r to r^13 / 13! by Horner in fma
+ * (|r| <= ln2 / 2: the next term is below 2^-57), result p * 2^k. Within
+ * 2 ulp of the correctly rounded exp (the test sweeps it against libm).
+ * lp_sum_exp(z, n, shift) = the sum over i of lp_exp_ref((double)z[i] -
+ * (double)shift), as 8 lane sums (lane l takes i = l mod 8, in order)
+ * added lane 0 first; the AVX-512 version gives the same bits. */
+double lp_exp_ref(double x);
+double lp_sum_exp(const float *z, int64_t n, float shift);
+
 /* The levels, for tests. */
 double lp_softmax_exp_ref(float *x, int64_t n, float shift);
 double lp_softmax_exp_avx512(float *x, int64_t n, float shift);
 void lp_silu_mul_ref(float *act, const float *u, int64_t n);
+double lp_sum_exp_ref(const float *z, int64_t n, float shift);
+double lp_sum_exp_avx512(const float *z, int64_t n, float shift);
 void lp_silu_mul_avx512(float *act, const float *u, int64_t n);
 
 #endif

@@ -13,6 +13,11 @@
 #include <math.h>
 #include <string.h>
 
+static double ulps_d(double a, double b) {
+    if (a == b) return 0;
+    return fabs(a - b) / (nextafter(fabs(b), INFINITY) - fabs(b));
+}
+
 static float ulps(float a, float b) { /* distance in units of b's last place */
     if (a == b) return 0;
     return fabsf(a - b) / (nextafterf(fabsf(b), INFINITY) - fabsf(b));
@@ -30,6 +35,18 @@ int main(void) {
     CHECK(lp_expf_ref(0.0f) == 1.0f && lp_expf_ref(-0.0f) == 1.0f);
     CHECK(isnan(lp_expf_ref(NAN)) && lp_expf_ref(INFINITY) == INFINITY && lp_expf_ref(-INFINITY) == 0.0f);
     CHECK(lp_expf_ref(-100.0f) == 0.0f && lp_expf_ref(100.0f) == INFINITY);
+
+    double worst_d = 0; /* the double specification against libm over [-708, 709] */
+    for (int64_t i = 0; i <= 2000000; i++) {
+        const double x = -708.0 + 1417.0 * (double)i / 2000000.0, e = ulps_d(lp_exp_ref(x), exp(x));
+        worst_d = e > worst_d ? e : worst_d;
+    }
+    CHECKF(worst_d <= 2.0, "lp_exp_ref is %g ulp off exp", worst_d);
+    CHECK(lp_exp_ref(0.0) == 1.0 && lp_exp_ref(-0.0) == 1.0);
+    CHECK(isnan(lp_exp_ref(NAN)) && lp_exp_ref(INFINITY) == INFINITY && lp_exp_ref(-INFINITY) == 0.0);
+    CHECK(lp_exp_ref(-708.5) == 0.0 && lp_exp_ref(709.5) == INFINITY);
+    CHECKF(ulps_d(lp_exp_ref(-708.0), exp(-708.0)) <= 2.0 && ulps_d(lp_exp_ref(709.0), exp(709.0)) <= 2.0,
+           "the edges: %g, %g ulp", ulps_d(lp_exp_ref(-708.0), exp(-708.0)), ulps_d(lp_exp_ref(709.0), exp(709.0)));
 
     if (!lp_cpu_supports(LP_ISA_AVX512)) {
         printf("no AVX-512: the kernels are not compared\n");
@@ -55,5 +72,21 @@ int main(void) {
         lp_silu_mul_avx512(sb, ua, n);
         CHECKF(!memcmp(sa, sb, sizeof(float) * (size_t)n), "silu, n = %lld", (long long)n);
     }
+    /* the vocabulary sum: logits around a shift, some far below it, edges */
+    static float z[32000];
+    const int64_t ns[] = {255, 256, 257, 32000};
+    for (int64_t k = 0; k < 45; k++) {
+        const int64_t n = k <= 40 ? k : ns[k - 41];
+        for (int64_t i = 0; i < n; i++) z[i] = 6.0f * test_randn(&rng) - (i % 13 == 5 ? 800.0f : 0.0f);
+        if (n > 3) z[1] = 20.0f, z[2] = -INFINITY, z[3] = 7.5f;
+        const double s1 = lp_sum_exp_ref(z, n, 20.0f), s2 = lp_sum_exp_avx512(z, n, 20.0f);
+        CHECKF(s1 == s2, "sum exp, n = %lld: %.17g vs %.17g", (long long)n, s1, s2);
+        if (n == 32000) { /* and it is the sum of exp */
+            double e = 0;
+            for (int64_t i = 0; i < n; i++) e += exp((double)z[i] - 20.0);
+            CHECKF(fabs(s1 - e) <= 1e-14 * e, "sum exp: %.17g vs libm %.17g", s1, e);
+        }
+    }
+    CHECK(isnan(lp_sum_exp_avx512((const float[]){NAN, 1.0f}, 2, 0.0f)) && isnan(lp_sum_exp_ref((const float[]){NAN, 1.0f}, 2, 0.0f)));
     TEST_DONE();
 }
