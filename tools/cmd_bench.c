@@ -24,7 +24,7 @@ static const char *const HELP =
     "                   integers at 2/3/4/8 bits, every quantized GGUF type; AVX-512 VNNI), as\n"
     "                   llama.cpp does; default f32, the reference (LP_ACT=q8 sets it for every\n"
     "                   command)\n"
-    "  --act q8-all     prefill with 8-bit activations too (grouped integers; LP_ACT=q8-all)\n"
+    "  --act q8-all     prefill with 8-bit activations too (LP_ACT=q8-all)\n"
     "  --json           one JSON object: prefill_tok_s, decode_tok_s, threads, peak_rss_bytes, ...\n"
     "\n"
     "example: llmpress bench llama-25m-w4 -p 512 -n 128 --threads 1\n";

@@ -229,11 +229,15 @@ static lp_status gemm_avx2(const void *d, const float *X, int64_t T, float *Y) {
     return gemm_rows(d, X, T, Y, lp_ggml_rows_avx2);
 }
 
-/* One token with 8-bit activations asked for (lp_q8_activations): every
- * quantized type through ggml_q8.h; several tokens (even under q8-all) and
+/* 8-bit activations asked for (lp_activations): every quantized type
+ * through ggml_q8.h, one token under q8 and q8-all, several under q8-all;
  * F16 / BF16 / F32 as always. */
 static lp_status gemm_avx512(const void *d, const float *X, int64_t T, float *Y) {
-    if (T == 1 && lp_q8_activations() && lp_ggml_q8_supported(d)) return lp_ggml_gemv_q8(d, X, Y);
+    const lp_act act = lp_activations();
+    if (act != LP_ACT_F32 && lp_ggml_q8_supported(d)) {
+        if (T == 1) return lp_ggml_gemv_q8(d, X, Y);
+        if (act == LP_ACT_Q8_ALL) return lp_ggml_gemm_q8(d, X, T, Y);
+    }
     return gemm_rows(d, X, T, Y, lp_ggml_rows_avx512);
 }
 

@@ -20,6 +20,7 @@
 #include "core/status_impl.h"
 #include "format/ggml_quants.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -159,5 +160,48 @@ lp_status lp_ggml_gemv_q8(const lp_ggml_part *p, const float *x, float *y) {
     q8_job job = {p, &a, y, lp_ggml_q8_supported(p) ? lp_ggml_q8_gemv_avx512vnni : lp_ggml_q8_gemv_ref};
     lp_par_rows(p->rows, ROW_TILE, p->rows * p->cols, q8_rows, &job);
     if (buf != small) free(buf);
+    return LP_OK;
+}
+
+typedef struct {
+    const lp_ggml_part *p;
+    const lp_ggml_q8_act *a;
+    int64_t T;
+    float *Y;
+} q8_gemm_job;
+
+static void q8_gemm_rows(void *ctx, int64_t r0, int64_t r1) {
+    const q8_gemm_job *j = ctx;
+    if (lp_ggml_q8_supported(j->p)) {
+        lp_ggml_q8_gemm_avx512vnni(j->p, j->a, j->T, j->Y, j->p->rows, r0, r1);
+        return;
+    }
+    for (int64_t t = 0; t < j->T; t++) lp_ggml_q8_gemv_ref(j->p, j->a + t, j->Y + t * j->p->rows, r0, r1);
+}
+
+lp_status lp_ggml_gemm_q8(const lp_ggml_part *p, const float *X, int64_t T, float *Y) {
+    if (!lp_ggml_q8_covers(p->type))
+        return lp_fail(LP_ERR_UNSUPPORTED,
+                       "ggml q8 gemm: type %d has no 8-bit activation product (the quantized block types do)", p->type);
+    if (T < 0) return lp_fail(LP_ERR_ARG, "ggml q8 gemm: T = %lld tokens, expected >= 0", (long long)T);
+    if (T == 0) return LP_OK;
+    const size_t per = lp_ggml_q8_act_bytes(p->cols), bytes = per * (size_t)T;
+    char *buf = malloc(bytes);
+    lp_ggml_q8_act *a = malloc((size_t)T * sizeof *a);
+    if (!buf || !a) {
+        free(buf);
+        free(a);
+        return lp_fail(LP_ERR_NOMEM, "ggml q8 gemm: cannot allocate %zu bytes of activation scratch", bytes);
+    }
+    /* the tokens share nothing: quantized on the team's threads */
+#pragma omp parallel for schedule(static) if (T >= 32 && omp_get_max_threads() > 1)
+    for (int64_t t = 0; t < T; t++) {
+        lp_ggml_q8_act_view(p->cols, buf + (size_t)t * per, &a[t]);
+        lp_ggml_q8_quantize(X + t * p->cols, p->cols, &a[t]);
+    }
+    q8_gemm_job job = {p, a, T, Y};
+    lp_par_rows(p->rows, ROW_TILE, p->rows * p->cols * T, q8_gemm_rows, &job);
+    free(buf);
+    free(a);
     return LP_OK;
 }

@@ -28,8 +28,10 @@
  *   to f32 rounding relative to the size of the terms
  *   (sum_u |sc_u d_b| (|sum_j u_j xq_j| + OFF |t_u|) + |mn_u d_b| |t_u|),
  *   not bitwise. The activations are quantized once per product on the
- *   calling thread (x of one token), then spans of rows are shared
- *   (core/par.h).
+ *   calling thread (x of one token; several tokens' on the team), then
+ *   spans of rows are shared (core/par.h). lp_ggml_gemm_q8 is T such
+ *   products at once (prefill under q8-all), each decoded block feeding
+ *   four tokens.
  */
 #ifndef LP_GGML_Q8_H
 #define LP_GGML_Q8_H
@@ -71,8 +73,19 @@ void lp_ggml_q8_quantize_avx512vnni(const float *x, int64_t cols, lp_ggml_q8_act
 void lp_ggml_q8_gemv_ref(const lp_ggml_part *p, const lp_ggml_q8_act *a, float *y, int64_t r0, int64_t r1);
 void lp_ggml_q8_gemv_avx512vnni(const lp_ggml_part *p, const lp_ggml_q8_act *a, float *y, int64_t r0, int64_t r1);
 
+/* Y[t * ldy + r] for T tokens (a[0 .. T-1]) and r in [r0, r1): the product
+ * of each token as specified, one decoded block feeding up to four tokens
+ * (prefill); matches the reference per token as the one-token kernel does. */
+void lp_ggml_q8_gemm_avx512vnni(const lp_ggml_part *p, const lp_ggml_q8_act *a, int64_t T, float *Y, int64_t ldy,
+                                int64_t r0, int64_t r1);
+
 /* y (rows) = W x through 8-bit activations: the kernel where supported,
  * else the reference. LP_ERR_UNSUPPORTED for other types, LP_ERR_NOMEM. */
 lp_status lp_ggml_gemv_q8(const lp_ggml_part *p, const float *x, float *y);
+
+/* Y (T, rows) = X (T, cols) W^T through 8-bit activations, each token as
+ * lp_ggml_gemv_q8 specifies (the kernel where supported, else the
+ * reference per token). LP_ERR_UNSUPPORTED, LP_ERR_ARG (T < 0), LP_ERR_NOMEM. */
+lp_status lp_ggml_gemm_q8(const lp_ggml_part *p, const float *X, int64_t T, float *Y);
 
 #endif

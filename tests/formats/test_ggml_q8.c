@@ -14,8 +14,11 @@
  *     block bytes (every code pattern), for even and odd block counts, one
  *     to 129 blocks, rows 1, 3 and 17;
  *   - the driver (row spans over 1 and 2 threads) bit for bit the kernel;
+ *   - the several-token kernel (prefill under q8-all): five tokens at once,
+ *     each against the reference, row ranges, its driver at 1 and 2 threads;
  *   - the switch: one token through the format's traits row runs this
- *     product when lp_set_q8_activations(true), never for several tokens.
+ *     product when lp_set_q8_activations(true), never for several tokens;
+ *     under q8-all several tokens run lp_ggml_gemm_q8.
  */
 #include "core/cpu.h"
 #include "core/half.h"
@@ -162,6 +165,50 @@ static double term_size(const lp_ggml_part *p, const lp_ggml_q8_act *a, int64_t 
     return t;
 }
 
+/* The several-token kernel: T = 5 tokens (x rotated and scaled per token)
+ * each against the reference within the kernel's bound, a row range
+ * writing only its rows; the driver at 1 and 2 threads the kernel's bits. */
+static void check_tokens(const lp_ggml_part *p, const float *x, const float *W, unsigned long long *rng) {
+    enum { T = 5 };
+    const int64_t rows = p->rows, cols = p->cols;
+    const size_t per = lp_ggml_q8_act_bytes(cols);
+    char *buf = malloc(per * T);
+    float *X = malloc((size_t)(T * cols) * sizeof(float)), *Y = malloc((size_t)(T * rows) * sizeof(float));
+    float *Yp = malloc((size_t)(T * rows) * sizeof(float)), *yr = malloc((size_t)rows * sizeof(float));
+    lp_ggml_q8_act a[T];
+    for (int t = 0; t < T; t++) {
+        for (int64_t j = 0; j < cols; j++) X[t * cols + j] = x[(j + 37 * t) % cols] * (1.0f + 0.3f * (float)t);
+        if (t == 3) X[t * cols] = 50.0f * test_randn(rng); /* an outlier in one block */
+        lp_ggml_q8_act_view(cols, buf + (size_t)t * per, &a[t]);
+        lp_ggml_q8_quantize(X + t * cols, cols, &a[t]);
+    }
+    lp_ggml_q8_gemm_avx512vnni(p, a, T, Y, rows, 0, rows);
+    for (int t = 0; t < T; t++) {
+        lp_ggml_q8_gemv_ref(p, &a[t], yr, 0, rows);
+        for (int64_t r = 0; r < rows; r++) {
+            const double tol = 4e-6 * term_size(p, &a[t], r, W + r * cols) + 1e-30;
+            CHECKF(fabs((double)Y[t * rows + r] - yr[r]) <= tol,
+                   "type %d %lldx%lld token %d row %lld: gemm %.9g, ref %.9g (tol %g)", p->type, (long long)rows,
+                   (long long)cols, t, (long long)r, Y[t * rows + r], yr[r], tol);
+        }
+    }
+    if (rows >= 6) {
+        for (int64_t i = 0; i < T * rows; i++) Yp[i] = -7.0f;
+        lp_ggml_q8_gemm_avx512vnni(p, a, T, Yp, rows, 1, rows - 2);
+        int diff = 0;
+        for (int t = 0; t < T; t++)
+            for (int64_t r = 0; r < rows; r++)
+                diff += (r >= 1 && r < rows - 2) ? Yp[t * rows + r] != Y[t * rows + r] : Yp[t * rows + r] != -7.0f;
+        CHECKF(diff == 0, "type %d: several-token row range wrote wrong rows (%d)", p->type, diff);
+    }
+    for (int nt = 1; nt <= 2; nt++) {
+        omp_set_num_threads(nt);
+        CHECK_OK(lp_ggml_gemm_q8(p, X, T, Yp));
+        CHECK(!memcmp(Yp, Y, (size_t)(T * rows) * sizeof(float)));
+    }
+    free(buf), free(X), free(Y), free(Yp), free(yr);
+}
+
 static void check_shape(int type, int64_t rows, int64_t cols, int random_bytes, unsigned long long *rng) {
     lp_ggml_part *p = make_part(type, rows, cols, random_bytes, rng);
     float *x = malloc((size_t)cols * sizeof(float)), *xr = malloc((size_t)cols * sizeof(float));
@@ -200,6 +247,7 @@ static void check_shape(int type, int64_t rows, int64_t cols, int random_bytes, 
             CHECK_OK(lp_ggml_gemv_q8(p, x, yd));
             CHECK(!memcmp(yd, yk, (size_t)rows * sizeof(float)));
         }
+        check_tokens(p, x, W, rng);
     } else {
         CHECK_OK(lp_ggml_gemv_q8(p, x, yd));
         CHECK(!memcmp(yd, yr, (size_t)rows * sizeof(float)));
@@ -235,6 +283,16 @@ static void check_switch(unsigned long long *rng) {
     }
     CHECK_OK(lp_linear_forward(&l, x, T, y)); /* several tokens: the f32 product */
     CHECK(!memcmp(y, yt, sizeof(float) * T * rows));
+    lp_set_activations(LP_ACT_Q8_ALL); /* q8-all: several tokens through lp_ggml_gemm_q8 */
+    CHECK_OK(lp_linear_forward(&l, x, T, y));
+    if (lp_ggml_q8_supported(p) && lp_cpu_isa() >= LP_ISA_AVX512) {
+        float yg[3 * 40];
+        CHECK_OK(lp_ggml_gemm_q8(p, x, T, yg));
+        CHECK(!memcmp(y, yg, sizeof(float) * T * rows));
+        CHECK(memcmp(y, yt, sizeof(float) * T * rows));
+    } else {
+        CHECK(!memcmp(y, yt, sizeof(float) * T * rows));
+    }
     lp_set_q8_activations(false);
     lp_linear_free(&l);
 }
