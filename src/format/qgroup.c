@@ -264,38 +264,6 @@ static lp_status qgroup_dequant(const void *d, int64_t r0, int64_t r1, float *ou
     return LP_OK;
 }
 
-/* The activation switch (llmpress/model.h): -1 until first asked, then
- * LP_ACT's answer or what lp_set_activations said. */
-static int g_act = -1;
-
-static const char *const ACT_NAMES[] = {"f32", "q8", "q8-all"};
-
-const char *lp_act_name(lp_act a) { return (unsigned)a < 3 ? ACT_NAMES[a] : "?"; }
-
-bool lp_act_from_name(const char *s, lp_act *out) {
-    for (int i = 0; i < 3; i++)
-        if (s && !strcmp(s, ACT_NAMES[i])) {
-            *out = (lp_act)i;
-            return true;
-        }
-    return false;
-}
-
-lp_act lp_activations(void) {
-    int v = __atomic_load_n(&g_act, __ATOMIC_ACQUIRE);
-    if (v < 0) {
-        lp_act a = LP_ACT_F32;
-        (void)lp_act_from_name(getenv("LP_ACT"), &a); /* unset or another value: f32 */
-        v = (int)a;
-        __atomic_store_n(&g_act, v, __ATOMIC_RELEASE);
-    }
-    return (lp_act)v;
-}
-
-void lp_set_activations(lp_act a) { __atomic_store_n(&g_act, (int)a, __ATOMIC_RELEASE); }
-bool lp_q8_activations(void) { return lp_activations() != LP_ACT_F32; }
-void lp_set_q8_activations(bool on) { lp_set_activations(on ? LP_ACT_Q8 : LP_ACT_F32); }
-
 static lp_status gemm_with(const void *d, const float *X, int64_t T, float *Y, lp_isa isa) {
     const lp_qgemm_params p = {.kernels = lp_qkernels_for(isa), .blas_min_tokens = 0};
     return lp_qgroup_gemm_ex(d, X, T, Y, &p);
