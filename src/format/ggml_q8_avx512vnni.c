@@ -37,7 +37,15 @@
  *   (lanes 8i .. 8i+7 a 32-value one's), times its factor (one vpermps);
  *   per block one FMA takes OFF and the mins back through x's block or
  *   half-block sums. (Through the f32 kernels' unpacker, codes stored to an
- *   L1 buffer and reloaded, Q4_K ran at a quarter of this speed.)
+ *   L1 buffer and reloaded, Q4_K ran at a quarter of this speed.) A block
+ *   is decoded (decode_k) apart from its product with x (kapply), so the
+ *   several-token kernel applies one decoded block to four tokens.
+ * Several tokens (lp_ggml_q8_gemm_avx512vnni, prefill under q8-all): the
+ *   same arithmetic per (row, token); 64-row tiles, tokens four at a time;
+ *   32-value types four rows x four tokens per pass (16 accumulators), each
+ *   pair of blocks unpacked once per row and each token's activations
+ *   loaded once per pass.
+ * Also here: the vector copy of the activation quantizer.
  */
 #include "format/ggml_q8.h"
 
@@ -51,15 +59,15 @@
 
 enum { QK = LP_GGML_QK, PF_AHEAD = 8192 };
 
-/* lp_ggml_q8_quantize_ref with vectors, bit for bit: the same maximum of
- * |x| (finite values), division, rounding (vrndscaleps to nearest even =
- * rint), clamp and integer sums. */
 /* 16 values of x / d rounded to nearest even and clamped to [-127, 127]. */
 INLINE __m512i round16(__m512 v, __m512 d) {
     const __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, d), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f)));
 }
 
+/* lp_ggml_q8_quantize_ref with vectors, bit for bit: the same maximum of
+ * |x| (finite values), division, rounding (vrndscaleps to nearest even =
+ * rint), clamp and integer sums. */
 void lp_ggml_q8_quantize_avx512vnni(const float *x, int64_t cols, lp_ggml_q8_act *a) {
     const int64_t nb = cols / QK;
     for (int64_t b = 0; b < nb; b++) {

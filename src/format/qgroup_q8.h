@@ -1,7 +1,7 @@
 /*
- * qgroup_q8.h - decode (T = 1) products of grouped-integer weights (qgroup.h)
- * with 8-bit quantized activations and integer dot products, like
- * llama.cpp's Q8 activations.
+ * qgroup_q8.h - products of grouped-integer weights (qgroup.h) with 8-bit
+ * quantized activations and integer dot products, like llama.cpp's Q8
+ * activations: decode (T = 1) and, under q8-all, prefill.
  *
  * What: y = W x for one token, where x is first rounded to int8 per chunk
  * of 128 columns and each chunk's sum of q * xq is an exact int32 (AVX-512
@@ -60,7 +60,8 @@
  * columns with the vector quantizer, <0.5% of a 2-thread call), then runs one
  * OpenMP `parallel for` over fixed tiles of rows; each y[r] is computed by
  * one thread in a fixed order, so results are bit-identical for any thread
- * count.
+ * count. lp_qgroup_gemm_q8 (several tokens: prefill under q8-all)
+ * quantizes its tokens on the team, then shares rows the same way.
  */
 #ifndef LP_QGROUP_Q8_H
 #define LP_QGROUP_Q8_H

@@ -52,6 +52,13 @@
  *     or 16 rows down measured slower, L2 hints (_MM_HINT_T1/T2) and
  *     non-temporal ones no better.
  *
+ * Several tokens (lp_qgroup_q8_gemm_avx512vnni, prefill under q8-all):
+ *   pass_tokens runs four rows x up to four tokens (16 accumulators): each
+ *   chunk of a row is unpacked once and fed to every token, each token's
+ *   activations loaded once for the four rows; per chunk one FMA per (row,
+ *   token) with s_g(c) d_tc, the zero-point terms per 16 groups first. Rows
+ *   go in 64-row tiles (a tile's weights stay in L2 while every token
+ *   passes), tokens four at a time (their activations stay in L1).
  * Also here: the vector copy of the activation quantizer (bit-identical to
  * lp_qgroup_q8_quantize_ref, ~6x faster), so that the serial quantization
  * stays well under 1% of a 2-thread product.
