@@ -9,6 +9,10 @@
 #     act "q8-all" (the products fall back to f32 where no q8 product
 #     exists, so this runs on any CPU);
 #   - the text form names pp/tg;
+#   - eval under LP_ACT on RTN W4 g128 of $LP_ASSETS/models/llama-25m (its
+#     layers have a q8 product; skipped without the assets): q8 leaves
+#     perplexity exactly as f32 (decode only), q8-all moves it by less than
+#     0.5% and, on a CPU with AVX-512 VNNI, at all;
 #   - refused with exit 2 and a message, nothing on stdout: -d + -p beyond
 #     the model's positions, --act with another value, an unknown flag, no
 #     model; a missing model directory exits 1 naming it.
@@ -53,6 +57,29 @@ expect "bench LP_ACT q8-all" 0 -- env LP_ACT=q8-all "$CLI" bench "$M" -p 16 -n 4
 check_json "$TMP/out" 'd["act"] == "q8-all"'
 expect "bench text" 0 -- "$CLI" bench "$M" -p 16 -n 4 --reps 1
 grep -q "pp16" "$TMP/out" && grep -q "tg4" "$TMP/out" || fail "bench text: $(cat "$TMP/out")"
+
+ASSETS=${LP_ASSETS:-}
+L=$ASSETS/models/llama-25m
+WIKI=$ASSETS/text/wikitext-2-raw/wiki.test.raw
+if [ -n "$ASSETS" ] && [ -d "$L" ] && [ -f "$WIKI" ]; then
+    expect "quantize w4" 0 -- "$CLI" quantize "$L" --method rtn --bits 4 --group 128 -o "$TMP/w4" --quiet
+    for act in f32 q8 q8-all; do
+        expect "eval $act" 0 -- env LP_ACT=$act "$CLI" eval "$TMP/w4" --ppl "$WIKI" --windows 3 --speed-reps 0 --json
+        cp "$TMP/out" "$TMP/eval_$act.json"
+    done
+    vnni=0
+    grep -q avx512_vnni /proc/cpuinfo 2>/dev/null && [ -z "${LP_KERNEL:-}" ] && vnni=1
+    python3 - "$TMP" "$vnni" <<'PY' || fail "eval under LP_ACT: $(cat "$TMP"/eval_*.json | head -c 600)"
+import json, sys
+p = {a: json.load(open("%s/eval_%s.json" % (sys.argv[1], a)))["results"][0]["ppl"] for a in ("f32", "q8", "q8-all")}
+ok = p["f32"] == p["q8"] and abs(p["q8-all"] - p["f32"]) < 0.005 * p["f32"]
+if sys.argv[2] == "1": ok = ok and p["q8-all"] != p["f32"]
+print(p)
+sys.exit(0 if ok else 1)
+PY
+else
+    echo "SKIP: $L or $WIKI not found (set LP_ASSETS): the eval-under-LP_ACT cases"
+fi
 
 expect "too long" 2 "exceed" "max_position_embeddings" -- "$CLI" bench "$M" -p 500 -d 16
 [ -s "$TMP/out" ] && fail "too long: printed on stdout"
