@@ -151,8 +151,8 @@ lp_status lp_forward_tail(lp_ctx *c, const int32_t *tokens, int64_t T, int64_t k
  * reference. LP_ACT_F32 (the default): every product in f32. LP_ACT_Q8:
  * decode steps (one token per product); prefill, perplexity and scoring
  * stay f32. LP_ACT_Q8_ALL: every product, prefill, perplexity and scoring
- * too, llama.cpp's arithmetic. LP_ACT=q8 / q8-all in the environment sets it too.
- * Process-wide. lp_set_q8_activations(on) is lp_set_activations(on ?
+ * too, llama.cpp's arithmetic. LP_ACT=q8 / q8-all in the environment sets
+ * it too (read on first use; another value means f32). Process-wide. lp_set_q8_activations(on) is lp_set_activations(on ?
  * LP_ACT_Q8 : LP_ACT_F32), lp_q8_activations() whether decode steps use it. */
 typedef enum { LP_ACT_F32 = 0, LP_ACT_Q8 = 1, LP_ACT_Q8_ALL = 2 } lp_act;
 void lp_set_activations(lp_act a);
