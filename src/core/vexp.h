@@ -34,7 +34,7 @@ double lp_softmax_exp(float *x, int64_t n, float shift);
 /* act[i] = silu(act[i]) * u[i] for i < n. */
 void lp_silu_mul(float *act, const float *u, int64_t n);
 
-/* Double precision, for log-sum-exp over a vocabulary (core/../model/score.c):
+/* Double precision, for log-sum-exp over a vocabulary (model/score.c):
  * lp_exp_ref(x): NaN -> x; x < -708 -> 0 (exp there is < 2^-1021, below
  * anything a sum of probabilities keeps); x > 709 -> +inf; else k =
  * rint(x * log2(e)), r = x - k ln2 (two fma, ln2 split as fdlibm's
