@@ -1,11 +1,14 @@
 /*
  * qgroup_q8.c - the activation quantizer, the scalar reference product and
- * the OpenMP driver of the q8 decode product (qgroup_q8.h has the
- * specification; qgroup_q8_avx512vnni.c is the fast kernel).
+ * the OpenMP drivers of the q8 products (qgroup_q8.h has the
+ * specification; qgroup_q8_avx512vnni.c has the fast kernels).
  *
  * What: lp_qgroup_gemv_q8 = quantize x once into an aligned scratch, then
- * one `parallel for` over fixed row tiles, each running the fast kernel or,
- * on CPUs without AVX-512 VNNI, lp_qgroup_q8_gemv_ref.
+ * spans of row tiles shared by lp_par_rows, each running the fast kernel
+ * or, on CPUs without AVX-512 VNNI, lp_qgroup_q8_gemv_ref;
+ * lp_qgroup_gemm_q8 the same for T tokens (quantized on the team, blocks
+ * of 16 sharing one lane-order setup), its kernel feeding each unpacked
+ * chunk to four tokens.
  * Why here and not in the kernel file: the lane order and the scalar
  * quantizer define what every kernel reads (the kernel file holds a vector
  * copy of the quantizer, tested bit for bit against this one).
