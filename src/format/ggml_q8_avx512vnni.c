@@ -243,12 +243,9 @@ INLINE void pass_tokens(const int type, const int nt, const lp_ggml_part *p, con
 }
 
 /* Lane L of vector v (0..3, 64 values) in a K block: its 16-value
- * sub-block 4v + L / 4, and its 32-value one 2v + L / 8. */
+ * sub-block 4v + L / 4. */
 INLINE __m512i sub16_of(int v) {
     return _mm512_add_epi32(_mm512_set1_epi32(4 * v), _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
-}
-INLINE __m512i sub32_of(int v) {
-    return _mm512_add_epi32(_mm512_set1_epi32(2 * v), _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1));
 }
 
 /* 64 codes (one vector) times 64 activations, converted, times the
@@ -493,36 +490,19 @@ INLINE void gemm_tiles(const int type, const lp_ggml_part *p, const lp_ggml_q8_a
     }
 }
 
-#define DEFINE_GEMM(NAME, TYPE)                                                                              \
-    static void gemm_##NAME(const lp_ggml_part *p, const lp_ggml_q8_act *a, int64_t T, float *Y, int64_t ldy, \
-                            int64_t r0, int64_t r1) {                                                        \
-        gemm_tiles(TYPE, p, a, T, Y, ldy, r0, r1);                                                           \
-    }
-DEFINE_GEMM(q4_0, LP_GGML_Q4_0)
-DEFINE_GEMM(q4_1, LP_GGML_Q4_1)
-DEFINE_GEMM(q5_0, LP_GGML_Q5_0)
-DEFINE_GEMM(q5_1, LP_GGML_Q5_1)
-DEFINE_GEMM(q8_0, LP_GGML_Q8_0)
-DEFINE_GEMM(iq4_nl, LP_GGML_IQ4_NL)
-DEFINE_GEMM(q2_k, LP_GGML_Q2_K)
-DEFINE_GEMM(q3_k, LP_GGML_Q3_K)
-DEFINE_GEMM(q4_k, LP_GGML_Q4_K)
-DEFINE_GEMM(q5_k, LP_GGML_Q5_K)
-DEFINE_GEMM(q6_k, LP_GGML_Q6_K)
-
 void lp_ggml_q8_gemm_avx512vnni(const lp_ggml_part *p, const lp_ggml_q8_act *a, int64_t T, float *Y, int64_t ldy,
                                 int64_t r0, int64_t r1) {
     switch (p->type) {
-    case LP_GGML_Q4_0: gemm_q4_0(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q4_1: gemm_q4_1(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q5_0: gemm_q5_0(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q5_1: gemm_q5_1(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q8_0: gemm_q8_0(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_IQ4_NL: gemm_iq4_nl(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q2_K: gemm_q2_k(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q3_K: gemm_q3_k(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q4_K: gemm_q4_k(p, a, T, Y, ldy, r0, r1); break;
-    case LP_GGML_Q5_K: gemm_q5_k(p, a, T, Y, ldy, r0, r1); break;
-    default: gemm_q6_k(p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q4_0: gemm_tiles(LP_GGML_Q4_0, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q4_1: gemm_tiles(LP_GGML_Q4_1, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q5_0: gemm_tiles(LP_GGML_Q5_0, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q5_1: gemm_tiles(LP_GGML_Q5_1, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q8_0: gemm_tiles(LP_GGML_Q8_0, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_IQ4_NL: gemm_tiles(LP_GGML_IQ4_NL, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q2_K: gemm_tiles(LP_GGML_Q2_K, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q3_K: gemm_tiles(LP_GGML_Q3_K, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q4_K: gemm_tiles(LP_GGML_Q4_K, p, a, T, Y, ldy, r0, r1); break;
+    case LP_GGML_Q5_K: gemm_tiles(LP_GGML_Q5_K, p, a, T, Y, ldy, r0, r1); break;
+    default: gemm_tiles(LP_GGML_Q6_K, p, a, T, Y, ldy, r0, r1); break;
     }
 }

@@ -376,15 +376,15 @@ INLINE void pass_tokens(const lp_qgroup *w, const int bits, const int nt, const 
 #define DEFINE_TOKENS(NB)                                                                                         \
     static void gemm_b##NB(const lp_qgroup *w, const lp_q8_act *a, int64_t T, float *Y, int64_t ldy, int64_t r0,  \
                            int64_t r1) {                                                                          \
-        for (int64_t t0r = r0; t0r < r1; t0r += 64) {                                                             \
-            const int64_t t1r = t0r + 64 < r1 ? t0r + 64 : r1;                                                    \
+        for (int64_t q0 = r0; q0 < r1; q0 += 64) {                                                             \
+            const int64_t q1 = q0 + 64 < r1 ? q0 + 64 : r1;                                                    \
             for (int64_t t = 0; t < T; t += NTMAX) {                                                              \
                 const int64_t n = T - t < NTMAX ? T - t : NTMAX;                                                  \
-                for (int64_t r = t0r; r < t1r; r += R) switch (n) {                                               \
-                    case 1: pass_tokens(w, NB, 1, a + t, Y + t * ldy, ldy, r, t1r); break;                        \
-                    case 2: pass_tokens(w, NB, 2, a + t, Y + t * ldy, ldy, r, t1r); break;                        \
-                    case 3: pass_tokens(w, NB, 3, a + t, Y + t * ldy, ldy, r, t1r); break;                        \
-                    default: pass_tokens(w, NB, 4, a + t, Y + t * ldy, ldy, r, t1r); break;                       \
+                for (int64_t r = q0; r < q1; r += R) switch (n) {                                               \
+                    case 1: pass_tokens(w, NB, 1, a + t, Y + t * ldy, ldy, r, q1); break;                        \
+                    case 2: pass_tokens(w, NB, 2, a + t, Y + t * ldy, ldy, r, q1); break;                        \
+                    case 3: pass_tokens(w, NB, 3, a + t, Y + t * ldy, ldy, r, q1); break;                        \
+                    default: pass_tokens(w, NB, 4, a + t, Y + t * ldy, ldy, r, q1); break;                       \
                     }                                                                                             \
             }                                                                                                     \
         }                                                                                                         \
