@@ -84,6 +84,7 @@ else
     case $src in
       *_avx2.c) extra="-mavx2 -mfma -mf16c" ;;
       *_avx512.c) extra="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c" ;;
+      *qgroup_q8_avx512vnni.c) extra="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mgfni -mavx2 -mfma -mf16c" ;;
       *_avx512vnni.c) extra="-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma -mf16c" ;;
       src/core/cpu.c) extra="-include tests/fuzz/clang_cpu_shim.h" ;;
     esac

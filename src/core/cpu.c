@@ -34,6 +34,11 @@ bool lp_cpu_has_avx512vnni(void) {
     return lp_cpu_isa() == LP_ISA_AVX512 && __builtin_cpu_supports("avx512vnni");
 }
 
+bool lp_cpu_has_gfni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("gfni");
+}
+
 const char *lp_isa_name(lp_isa isa) { return (int)isa >= 0 && isa < LP_ISA_N ? NAMES[isa] : "?"; }
 
 lp_status lp_isa_from_name(const char *name, lp_isa *out) {

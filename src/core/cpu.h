@@ -34,6 +34,10 @@ lp_isa lp_cpu_isa(void);
  * AVX-512 VNNI (vpdpbusd), which the q8 products (format/qgroup_q8.h) need. */
 bool lp_cpu_has_avx512vnni(void);
 
+/* True when this CPU has GFNI (GF2P8AFFINEQB), which the qgroup q8 kernel
+ * file also needs (its b = 3 unpacking; format/qgroup.h). */
+bool lp_cpu_has_gfni(void);
+
 /* "ref", "avx2", "avx512". */
 const char *lp_isa_name(lp_isa isa);
 

@@ -58,6 +58,11 @@ lp_status lp_fmt_tensor(const lp_fmt_src *in, const char *base, const char *suff
     return LP_OK;
 }
 
+int lp_fmt_version(const lp_fmt_src *in) {
+    const char *v = in->w ? lp_weights_meta(in->w, "llmpress.format_version") : NULL;
+    return v && !strcmp(v, "1") ? 1 : LP_FORMAT_VERSION;
+}
+
 lp_status lp_fmt_add(lp_st_writer *w, const char *base, const char *suffix, lp_dtype dt, int64_t d0, int64_t d1,
                      const void *data) {
     char name[320];

@@ -75,6 +75,18 @@ lp_gemm_fn lp_format_gemm(const lp_format *f, lp_isa isa);
 
 /* ---- helpers for the formats' save and load ---- */
 
+/* The checkpoint and resume-state format version written
+ * (__metadata__["llmpress.format_version"]). 2: qgroup's b = 3 weights in
+ * chunks of 128 columns (qgroup.h); 1: every b in the plane layout, still
+ * read. */
+#define LP_FORMAT_VERSION 2
+#define LP_FORMAT_VERSION_STR "2"
+
+/* The version of the file `in` reads from: its llmpress.format_version (1
+ * or 2; the checkpoint loader refuses others first), or LP_FORMAT_VERSION
+ * when it has none (tensors of this build, e.g. an import). */
+int lp_fmt_version(const lp_fmt_src *in);
+
 /* Tensor "<base><suffix>" with exactly dtype dt and shape [d0, d1], aligned
  * to its element size; LP_ERR_FORMAT naming it otherwise. */
 lp_status lp_fmt_tensor(const lp_fmt_src *in, const char *base, const char *suffix, lp_dtype dt, int64_t d0,

@@ -148,7 +148,7 @@ lp_status lp_gptqpack_from_qgroup(const lp_qgroup *q, int zero_offset, lp_gptqpa
     for (int64_t k = 0; k < q->blocks; k++) {
         uint8_t v[LP_QGROUP_BLOCK];
         for (int64_t n = 0; n < N; n++) {
-            lp_qgroup_unpack_block(q->q + (n * q->blocks + k) * bits, bits, v);
+            lp_qgroup_get_block(q, n, k, v);
             for (int64_t j = 0; j < LP_QGROUP_BLOCK && 32 * k + j < K; j++)
                 put_field(qw + n, N, 32 * k + j, bits, v[j]);
         }
@@ -184,15 +184,18 @@ lp_status lp_gptqpack_to_qgroup(const lp_gptqpack *w, const char *file, const ch
             if (!sym) out->zeros[n * G + g] = (uint8_t)z;
             out->scales[n * G + g] = w->scales[g * N + n];
         }
+    /* four blocks per work item: at b = 3 they share one chunk, which
+     * put_block rewrites */
 #pragma omp parallel for schedule(static) if (N * K > (1 << 16))
-    for (int64_t k = 0; k < out->blocks; k++) {
+    for (int64_t k4 = 0; k4 < out->blocks; k4 += 4) {
         uint8_t v[LP_QGROUP_BLOCK];
-        for (int64_t n = 0; n < N; n++) {
-            memset(v, 0, sizeof v); /* padding past K stays 0, as qgroup requires */
-            for (int64_t j = 0; j < LP_QGROUP_BLOCK && 32 * k + j < K; j++)
-                v[j] = (uint8_t)lp_gptqpack_field(w->qweight + n, N, 32 * k + j, bits);
-            lp_qgroup_pack_block(v, bits, out->q + (n * out->blocks + k) * bits);
-        }
+        for (int64_t k = k4; k < k4 + 4 && k < out->blocks; k++)
+            for (int64_t n = 0; n < N; n++) {
+                memset(v, 0, sizeof v); /* padding past K stays 0, as qgroup requires */
+                for (int64_t j = 0; j < LP_QGROUP_BLOCK && 32 * k + j < K; j++)
+                    v[j] = (uint8_t)lp_gptqpack_field(w->qweight + n, N, 32 * k + j, bits);
+                lp_qgroup_put_block(out, n, k, v);
+            }
     }
     return LP_OK;
 }

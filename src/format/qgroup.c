@@ -9,6 +9,10 @@
  * width 8, 4, 2, 1 (the binary digits of b, largest first). PLANES_FOR walks
  * them: w = plane width, o = the sum of the widths before it, which is both
  * the plane's first word in the block and its first bit in the value.
+ * b = 3 stores whole chunks of 128 columns in a layout of their own
+ * (qgroup.h): a block inside one is read by unpacking its chunk and written
+ * by repacking it (get/put_block), so every writer and scalar reader goes
+ * through get/put_block and never computes a block's address itself.
  */
 #include "format/qgroup.h"
 
@@ -32,7 +36,7 @@
  * caller's arguments, LP_ERR_FORMAT for a shape read from a file. */
 typedef struct {
     int group;
-    int64_t blocks, ngroups;
+    int64_t blocks, row_words, ngroups;
     size_t q_bytes, s_bytes, z_bytes;
 } shape_info;
 
@@ -57,9 +61,10 @@ static lp_status check_shape(lp_status st, int64_t rows, int64_t cols, int bits,
     if (sym != 0 && sym != 1) return lp_fail(st, "qgroup: sym = %d, expected 0 or 1", sym);
     si->group = group;
     si->blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    si->row_words = si->blocks * bits;
     si->ngroups = (cols + group - 1) / group;
     size_t qb, sb;
-    if (__builtin_mul_overflow((size_t)rows, (size_t)si->blocks * (size_t)bits * 4u, &qb) ||
+    if (__builtin_mul_overflow((size_t)rows, (size_t)si->row_words * 4u, &qb) ||
         __builtin_mul_overflow((size_t)rows, (size_t)si->ngroups * 2u, &sb) || qb + sb < qb)
         return lp_fail(st, "qgroup: shape %lld x %lld at %d bits overflows size_t",
                        (long long)rows, (long long)cols, bits);
@@ -79,6 +84,7 @@ static void fill_struct(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int 
     w->cols = cols;
     w->ngroups = si->ngroups;
     w->blocks = si->blocks;
+    w->row_words = si->row_words;
 }
 
 lp_status lp_qgroup_sizes(int64_t rows, int64_t cols, int bits, int group, int sym,
@@ -125,9 +131,9 @@ lp_status lp_qgroup_view(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int
     memset(w, 0, sizeof *w);
     LP_TRY(check_shape(LP_ERR_FORMAT, rows, cols, bits, group, sym, &si));
     if (q_bytes != si.q_bytes)
-        return lp_fail(LP_ERR_FORMAT, "qgroup: q has %zu bytes, expected %zu (%lld rows x %lld blocks "
-                       "x %d words x 4); hint: the file's shape or bits do not match its data",
-                       q_bytes, si.q_bytes, (long long)rows, (long long)si.blocks, bits);
+        return lp_fail(LP_ERR_FORMAT, "qgroup: q has %zu bytes, expected %zu (%lld rows x %lld words "
+                       "x 4 at %d bits); hint: the file's shape or bits do not match its data",
+                       q_bytes, si.q_bytes, (long long)rows, (long long)si.row_words, bits);
     if (scales_bytes != si.s_bytes)
         return lp_fail(LP_ERR_FORMAT, "qgroup: scales have %zu bytes, expected %zu (%lld rows x %lld "
                        "groups of %d columns x 2)", scales_bytes, si.s_bytes, (long long)rows,
@@ -167,7 +173,7 @@ lp_status lp_qgroup_view(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int
 }
 
 size_t lp_qgroup_nbytes(const lp_qgroup *w) {
-    size_t n = (size_t)w->rows * (size_t)w->blocks * (size_t)w->bits * 4u;
+    size_t n = (size_t)w->rows * (size_t)w->row_words * 4u;
     n += (size_t)w->rows * (size_t)w->ngroups * 2u;
     if (!w->sym) n += (size_t)w->rows * (size_t)w->ngroups;
     return n;
@@ -191,9 +197,85 @@ void lp_qgroup_unpack_block(const uint32_t *blk, int bits, uint8_t v[LP_QGROUP_B
     }
 }
 
+void lp_qgroup_pack_chunk3(const uint8_t v[LP_QGROUP_CHUNK3], uint32_t c[LP_QGROUP_CHUNK3_WORDS]) {
+    uint8_t bytes[LP_QGROUP_CHUNK3_WORDS * 4];
+    for (int m = 0; m < 32; m++)
+        bytes[m] = (uint8_t)((v[m] & 7u) | (v[m + 32] & 7u) << 3 | (v[m + 64] >> 2 & 1u) << 6 | (v[m + 96] >> 2 & 1u) << 7);
+    for (int m = 0; m < 16; m++) {
+        unsigned b = 0;
+        for (int l = 0; l < 4; l++) b |= (v[64 + m + 16 * l] & 3u) << (2 * l);
+        bytes[32 + m] = (uint8_t)b;
+    }
+    memcpy(c, bytes, sizeof bytes); /* little-endian words */
+}
+
+void lp_qgroup_unpack_chunk3(const uint32_t c[LP_QGROUP_CHUNK3_WORDS], uint8_t v[LP_QGROUP_CHUNK3]) {
+    uint8_t a[LP_QGROUP_CHUNK3_WORDS * 4];
+    memcpy(a, c, sizeof a);
+    for (int k = 0; k < 64; k++) v[k] = (uint8_t)(a[k % 32] >> (3 * (k / 32)) & 7u);
+    for (int k = 64; k < 128; k++) {
+        const int p = k - 64;
+        v[k] = (uint8_t)((a[32 + p % 16] >> (2 * (p / 16)) & 3u) | (a[p % 32] >> (6 + p / 32) & 1u) << 2);
+    }
+}
+
+/* Block b's chunk at b = 3 (lp_qgroup_in_chunk3), and where the block
+ * starts in it. */
+static uint32_t *chunk3_of(const lp_qgroup *w, int64_t r, int64_t b, int *at) {
+    *at = (int)(b % 4) * LP_QGROUP_BLOCK;
+    return w->q + r * w->row_words + b / 4 * LP_QGROUP_CHUNK3_WORDS;
+}
+
+void lp_qgroup_get_block(const lp_qgroup *w, int64_t r, int64_t b, uint8_t v[LP_QGROUP_BLOCK]) {
+    LP_ASSERT(r >= 0 && r < w->rows && b >= 0 && b < w->blocks);
+    if (!lp_qgroup_in_chunk3(w, b)) {
+        lp_qgroup_unpack_block(w->q + r * w->row_words + b * w->bits, w->bits, v);
+        return;
+    }
+    int at;
+    uint8_t all[LP_QGROUP_CHUNK3];
+    lp_qgroup_unpack_chunk3(chunk3_of(w, r, b, &at), all);
+    memcpy(v, all + at, LP_QGROUP_BLOCK);
+}
+
+void lp_qgroup_put_block(lp_qgroup *w, int64_t r, int64_t b, const uint8_t v[LP_QGROUP_BLOCK]) {
+    LP_ASSERT(r >= 0 && r < w->rows && b >= 0 && b < w->blocks);
+    if (!lp_qgroup_in_chunk3(w, b)) {
+        lp_qgroup_pack_block(v, w->bits, w->q + r * w->row_words + b * w->bits);
+        return;
+    }
+    int at;
+    uint8_t all[LP_QGROUP_CHUNK3];
+    uint32_t *c = chunk3_of(w, r, b, &at);
+    lp_qgroup_unpack_chunk3(c, all);
+    memcpy(all + at, v, LP_QGROUP_BLOCK);
+    lp_qgroup_pack_chunk3(all, c);
+}
+
+/* Value k (0..127) of a b = 3 chunk: its bits as (byte, shift, width)
+ * pieces, the low piece first (qgroup.h's formulas). */
+static int chunk3_pieces(int k, int byte[2], int shift[2], int width[2]) {
+    if (k < 64) {
+        byte[0] = k % 32, shift[0] = 3 * (k / 32), width[0] = 3;
+        return 1;
+    }
+    const int p = k - 64;
+    byte[0] = 32 + p % 16, shift[0] = 2 * (p / 16), width[0] = 2;
+    byte[1] = p % 32, shift[1] = 6 + p / 32, width[1] = 1;
+    return 2;
+}
+
 unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c) {
     LP_ASSERT(r >= 0 && r < w->rows && c >= 0 && c < w->cols);
-    const uint32_t *blk = w->q + (r * w->blocks + c / LP_QGROUP_BLOCK) * w->bits;
+    if (lp_qgroup_in_chunk3(w, c / LP_QGROUP_BLOCK)) {
+        const uint8_t *a = (const uint8_t *)(w->q + r * w->row_words + c / LP_QGROUP_CHUNK3 * LP_QGROUP_CHUNK3_WORDS);
+        int byte[2], shift[2], width[2], o = 0;
+        unsigned v = 0;
+        for (int i = 0, n = chunk3_pieces((int)(c % LP_QGROUP_CHUNK3), byte, shift, width); i < n; o += width[i++])
+            v |= ((unsigned)a[byte[i]] >> shift[i] & ((1u << width[i]) - 1u)) << o;
+        return v;
+    }
+    const uint32_t *blk = w->q + r * w->row_words + c / LP_QGROUP_BLOCK * w->bits;
     int j = (int)(c % LP_QGROUP_BLOCK);
     unsigned v = 0;
     PLANES_FOR(w->bits, pw, o)
@@ -204,7 +286,16 @@ unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c) {
 void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v) {
     LP_ASSERT(r >= 0 && r < w->rows && c >= 0 && c < w->cols);
     LP_ASSERT(v < (1u << w->bits));
-    uint32_t *blk = w->q + (r * w->blocks + c / LP_QGROUP_BLOCK) * w->bits;
+    if (lp_qgroup_in_chunk3(w, c / LP_QGROUP_BLOCK)) {
+        uint8_t *a = (uint8_t *)(w->q + r * w->row_words + c / LP_QGROUP_CHUNK3 * LP_QGROUP_CHUNK3_WORDS);
+        int byte[2], shift[2], width[2], o = 0;
+        for (int i = 0, n = chunk3_pieces((int)(c % LP_QGROUP_CHUNK3), byte, shift, width); i < n; o += width[i++]) {
+            const unsigned m = (1u << width[i]) - 1u;
+            a[byte[i]] = (uint8_t)((a[byte[i]] & ~(m << shift[i])) | ((v >> o) & m) << shift[i]);
+        }
+        return;
+    }
+    uint32_t *blk = w->q + r * w->row_words + c / LP_QGROUP_BLOCK * w->bits;
     int j = (int)(c % LP_QGROUP_BLOCK);
     PLANES_FOR(w->bits, pw, o) {
         uint32_t m = (1u << pw) - 1u;
@@ -226,6 +317,29 @@ void lp_qgroup_dequant(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
 
 /* ---- checkpoint I/O and the traits row ---- */
 
+/* w = an owned copy of a format version 1 b = 3 weight: q1 holds its
+ * blocks in the plane layout (rows x blocks x 3 words), repacked into
+ * chunks; the scales and zeros are validated by a view, then copied. */
+static lp_status qgroup3_from_v1(lp_qgroup *w, int64_t rows, int64_t cols, int group, int sym, const uint32_t *q1,
+                                 const void *s, size_t sb, const void *z, size_t zb) {
+    LP_TRY(lp_qgroup_init(w, rows, cols, 3, group, sym));
+    lp_qgroup view;
+    lp_status st = lp_qgroup_view(&view, rows, cols, 3, group, sym, w->q, lp_qgroup_nbytes(w) - sb - zb, s, sb, z, zb);
+    if (st != LP_OK) {
+        lp_qgroup_free(w);
+        return st;
+    }
+    memcpy(w->scales, s, sb);
+    if (!sym) memcpy(w->zeros, z, zb);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t b = 0; b < w->blocks; b++) {
+            uint8_t v[LP_QGROUP_BLOCK];
+            lp_qgroup_unpack_block(q1 + (r * w->blocks + b) * 3, 3, v);
+            lp_qgroup_put_block(w, r, b, v);
+        }
+    return LP_OK;
+}
+
 lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, int group, int sym, int64_t rows,
                               int64_t cols, lp_qgroup *w) {
     size_t qb, sb, zb;
@@ -233,19 +347,23 @@ lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, 
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": invalid qgroup parameters bits=%d group=%d "
                        "for a %lld x %lld weight", in->name, base, bits, group, (long long)rows, (long long)cols);
     const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    const int v1 = bits == 3 && lp_fmt_version(in) < 2; /* plane-layout blocks */
+    const int64_t words = v1 ? blocks * 3 : (int64_t)(qb / 4) / rows;
     const int64_t ngroups = (int64_t)(sb / 2) / rows;
     const lp_tensor_view *q, *s, *z = NULL;
-    LP_TRY(lp_fmt_tensor(in, base, ".qweight", LP_DT_U32, rows, blocks * bits, &q));
+    LP_TRY(lp_fmt_tensor(in, base, ".qweight", LP_DT_U32, rows, words, &q));
     LP_TRY(lp_fmt_tensor(in, base, ".scales", LP_DT_F16, rows, ngroups, &s));
     if (!sym) LP_TRY(lp_fmt_tensor(in, base, ".qzeros", LP_DT_U8, rows, ngroups, &z));
-    lp_status st = lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data, s->nbytes,
-                                  z ? z->data : NULL, z ? z->nbytes : 0);
+    lp_status st = v1 ? qgroup3_from_v1(w, rows, cols, group, sym, q->data, s->data, s->nbytes, z ? z->data : NULL,
+                                        z ? z->nbytes : 0)
+                      : lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data, s->nbytes,
+                                       z ? z->data : NULL, z ? z->nbytes : 0);
     if (st != LP_OK) return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
     return LP_OK;
 }
 
 lp_status lp_qgroup_save_tensors(const lp_qgroup *w, lp_st_writer *st, const char *base) {
-    LP_TRY(lp_fmt_add(st, base, ".qweight", LP_DT_U32, w->rows, w->blocks * w->bits, w->q));
+    LP_TRY(lp_fmt_add(st, base, ".qweight", LP_DT_U32, w->rows, w->row_words, w->q));
     LP_TRY(lp_fmt_add(st, base, ".scales", LP_DT_F16, w->rows, w->ngroups, w->scales));
     if (!w->sym) LP_TRY(lp_fmt_add(st, base, ".qzeros", LP_DT_U8, w->rows, w->ngroups, w->zeros));
     return LP_OK;

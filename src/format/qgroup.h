@@ -20,7 +20,8 @@
  *
  *   q       uint32 (rows, B, bits)   a row is B blocks; a block holds the 32
  *                                     values of columns 32k .. 32k+31 in
- *                                     exactly `bits` words.
+ *                                     exactly `bits` words (at b = 3, four
+ *                                     blocks form a chunk: below).
  *   scales  f16    (rows, G)         scale of group g = columns
  *                                     [g*group, min((g+1)*group, cols)).
  *   zeros   uint8  (rows, G)         asymmetric only (NULL when sym); each
@@ -52,6 +53,30 @@
  *   Values past cols in the last block (padding) are stored as 0; kernels
  *   never let them contribute.
  *
+ * b = 3 (checkpoint format version 2): each whole chunk of 4 blocks (128
+ * columns, 12 words) is stored in the chunk layout below; a row's last 1-3
+ * blocks, when blocks is not a multiple of 4, stay in the plane layout
+ * above, so block b still starts at word 3b whenever it is not inside a
+ * chunk, and every size is unchanged. With v_k the value of column
+ * 128c + k, chunk c's bytes are A = bytes 0..31 and B = bytes 32..47:
+ *
+ *     A[m] = v_m | v_(m+32) << 3 | (v_(m+64) >> 2) << 6 | (v_(m+96) >> 2) << 7
+ *     B[m] = sum over l = 0..3 of (v_(64+m+16l) & 3) << 2l
+ *
+ *   so columns 0..63 lie whole in A's low six bits and columns 64..127 are
+ *   a 2-bit field of B plus a top bit in A's top two bits.
+ *   Why: A broadcast to a 64-byte vector (byte p holds A[p mod 32]) and B
+ *   broadcast four times (byte p holds B[p mod 16]) give all 128 values as
+ *   bytes in column order with three GF2P8AFFINEQB (a per-qword bit matrix:
+ *   "bits 0-2", "bits 3-5", "field p / 16 of B", "bit 6 + p / 32 to bit 2")
+ *   and one OR: 4 vector ops per chunk where the plane layout (format
+ *   version 1, still read: qgroup.c converts it on load) took 8, which made
+ *   W3 the one width whose decode product was bound by its unpacking
+ *   rather than by memory (docs/benchmarks.md). A block of 32 columns is
+ *   still a unit of access: lp_qgroup_get_block / lp_qgroup_put_block read
+ *   and write any block of any b (lp_qgroup_in_chunk3 says which layout
+ *   holds it).
+ *
  * Groups: `group` is a multiple of 32, or equal to cols (per-channel; users
  * write -1 and init stores cols, so any cols such as 172 works). The last
  * group may be shorter (cols not a multiple of group).
@@ -67,6 +92,8 @@
 #include <stdint.h>
 
 #define LP_QGROUP_BLOCK 32 /* values per packed block */
+#define LP_QGROUP_CHUNK3 128 /* columns per chunk at b = 3 */
+#define LP_QGROUP_CHUNK3_WORDS 12 /* its words */
 
 typedef struct {
     int bits;         /* 1..8 */
@@ -75,7 +102,8 @@ typedef struct {
     int64_t rows, cols;
     int64_t ngroups;  /* ceil(cols / group) */
     int64_t blocks;   /* ceil(cols / 32) per row */
-    uint32_t *q;      /* (rows, blocks, bits) */
+    int64_t row_words; /* uint32 words per row: blocks * bits */
+    uint32_t *q;      /* (rows, row_words) */
     uint16_t *scales; /* (rows, ngroups) f16 bits */
     uint8_t *zeros;   /* (rows, ngroups), or NULL when sym */
     int owns;         /* 1: q/scales/zeros are malloc'd and freed by lp_qgroup_free */
@@ -116,9 +144,26 @@ static inline int lp_qgroup_zero(const lp_qgroup *w, int64_t r, int64_t g) {
 unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c);
 void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v);
 
-/* Pack / unpack one block of 32 values (the layout above). */
+/* 1 when block b of a b = 3 weight lies in a chunk (b < blocks & ~3),
+ * 0 when it is one of the row's last blocks in the plane layout (or b != 3). */
+static inline int lp_qgroup_in_chunk3(const lp_qgroup *w, int64_t b) {
+    return w->bits == 3 && b < (w->blocks & ~(int64_t)3);
+}
+
+/* The 32 values of block b (columns 32b .. 32b+31, 0 past cols) of row r,
+ * read or written in place, for any b (asserted in range). put writes only
+ * that block's bits (at b = 3 the rest of its chunk is kept). */
+void lp_qgroup_get_block(const lp_qgroup *w, int64_t r, int64_t b, uint8_t v[LP_QGROUP_BLOCK]);
+void lp_qgroup_put_block(lp_qgroup *w, int64_t r, int64_t b, const uint8_t v[LP_QGROUP_BLOCK]);
+
+/* Pack / unpack one block of 32 values in the plane layout above: the
+ * block itself for b != 3 (and for qlut.h's codes at every b). */
 void lp_qgroup_pack_block(const uint8_t v[LP_QGROUP_BLOCK], int bits, uint32_t *blk);
 void lp_qgroup_unpack_block(const uint32_t *blk, int bits, uint8_t v[LP_QGROUP_BLOCK]);
+
+/* Pack / unpack one b = 3 chunk (128 values, 12 words: the formulas above). */
+void lp_qgroup_pack_chunk3(const uint8_t v[LP_QGROUP_CHUNK3], uint32_t c[LP_QGROUP_CHUNK3_WORDS]);
+void lp_qgroup_unpack_chunk3(const uint32_t c[LP_QGROUP_CHUNK3_WORDS], uint8_t v[LP_QGROUP_CHUNK3]);
 
 /* Rows [r0, r1) dequantized to f32: out is (r1 - r0) x cols. w = s * (q - z)
  * computed as s * (float)(q - z), identical in every kernel. OpenMP over rows. */
@@ -154,9 +199,11 @@ lp_status lp_qgroup_gemm_ex(const lp_qgroup *w, const float *X, int64_t T, float
                             const lp_qgemm_params *p);
 
 /* ---- checkpoint I/O (format.h) ----
- * A view of the tensors <base>.qweight (U32 [rows, blocks*bits]), .scales
+ * A view of the tensors <base>.qweight (U32 [rows, row_words]), .scales
  * (F16 [rows, ngroups]) and, asymmetric, .qzeros (U8 [rows, ngroups]),
- * validated as lp_qgroup_view does; qmix's parts use it too. */
+ * validated as lp_qgroup_view does; qmix's parts use it too. A b = 3 weight
+ * of a format version 1 file (blocks in the plane layout, [rows, blocks*3])
+ * is converted into an owned copy instead. */
 lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, int group, int sym, int64_t rows,
                               int64_t cols, lp_qgroup *w);
 /* The tensors of w under base (as above). */

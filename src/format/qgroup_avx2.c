@@ -100,8 +100,35 @@ static void prep_x_avx2(const lp_qgroup *w, const float *x, float *xp) {
         }
 }
 
-/* The 32 values of one block as four vectors of 8 int32 (values 8h .. 8h+7). */
-INLINE void unpack_block(const uint32_t *blk, int bits, __m256i q[4]) {
+/* Block s (0..3) of a b = 3 chunk (qgroup.h) as four vectors of 8 int32:
+ * s = 0, 1 are A's fields at bits 3s; s = 2, 3 (t = s - 2) B's field
+ * 2t + h / 2 of values 8h .. 8h+7 with A's bit 6 + t as the third bit. */
+INLINE void unpack_chunk3(const uint32_t *c, int64_t s, __m256i q[4]) {
+    const uint8_t *a = (const uint8_t *)c;
+    const __m256i seven = _mm256_set1_epi32(7), two = _mm256_set1_epi32(3);
+    const int t = (int)s - 2;
+#pragma GCC unroll 4
+    for (int h = 0; h < 4; h++) {
+        const __m256i ah = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + 8 * h)));
+        if (s < 2) {
+            q[h] = _mm256_and_si256(_mm256_srl_epi32(ah, _mm_cvtsi32_si128((int)(3 * s))), seven);
+            continue;
+        }
+        const __m256i bh = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + 32 + 8 * (h % 2))));
+        const __m256i f = _mm256_and_si256(_mm256_srl_epi32(bh, _mm_cvtsi32_si128(4 * t + 2 * (h / 2))), two);
+        const __m256i top = _mm256_and_si256(_mm256_srl_epi32(ah, _mm_cvtsi32_si128(4 + t)), _mm256_set1_epi32(4));
+        q[h] = _mm256_or_si256(f, top);
+    }
+    }
+
+/* The 32 values of block b of a row of B blocks as four vectors of 8 int32
+ * (values 8h .. 8h+7): at b = 3 from its chunk when it lies in one. */
+INLINE void unpack_block(const uint32_t *row, int64_t b, int64_t B, int bits, __m256i q[4]) {
+    if (bits == 3 && b < (B & ~(int64_t)3)) {
+        unpack_chunk3(row + b / 4 * LP_QGROUP_CHUNK3_WORDS, b % 4, q);
+        return;
+    }
+    const uint32_t *blk = row + b * bits;
     int first = 1;
 #pragma GCC unroll 4
     for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
@@ -158,7 +185,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const uintptr_t pass = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t pass = (uintptr_t)(R * w->row_words) * sizeof(uint32_t); /* bytes to row + R */
     const uintptr_t next = (8192 + pass - 1) / pass * pass; /* whole passes, >= 8 KB ahead (qgroup_avx512.c) */
     const uint32_t *qr[2];
     const uint16_t *sr[2];
@@ -171,7 +198,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
 #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
         rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
-        qr[i] = w->q + rr[i] * B * bits;
+        qr[i] = w->q + rr[i] * w->row_words;
         sr[i] = w->scales + rr[i] * G;
     }
     __m256 acc[2][4];
@@ -192,7 +219,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
                     load_fields(qr[i] + b * bits, bits, field, f);
                 } else {
                     __m256i q[4];
-                    unpack_block(qr[i] + b * bits, bits, q);
+                    unpack_block(qr[i], b, B, bits, q);
 #pragma GCC unroll 4
                     for (int h = 0; h < 4; h++) f[h] = _mm256_cvtepi32_ps(q[h]);
                 }
@@ -249,11 +276,11 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int T, const fl
         for (int64_t g0 = 0; g0 < G; g0 += chunk) {
             const int64_t g1 = g0 + chunk < G ? g0 + chunk : G;
             for (int64_t i = 0; i < nr; i++) {
-                const uint32_t *qr = w->q + (rt + i) * B * bits;
+                const uint32_t *qr = w->q + (rt + i) * w->row_words;
                 const uint16_t *sr = w->scales + (rt + i) * G;
                 /* the next row, or past the tile's last row its first row's next chunk */
-                const uintptr_t pf = i + 1 < nr ? (uintptr_t)qr + (uintptr_t)(B * bits) * sizeof(uint32_t)
-                                                : (uintptr_t)(w->q + rt * B * bits) +
+                const uintptr_t pf = i + 1 < nr ? (uintptr_t)qr + (uintptr_t)w->row_words * sizeof(uint32_t)
+                                                : (uintptr_t)(w->q + rt * w->row_words) +
                                                       (uintptr_t)(chunk * bpg * bits) * sizeof(uint32_t);
                 __m256 a[2];
 #pragma GCC unroll 2
@@ -270,7 +297,7 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int T, const fl
                             load_fields(qr + b * bits, bits, field, f);
                         } else {
                             __m256i q[4];
-                            unpack_block(qr + b * bits, bits, q);
+                            unpack_block(qr, b, B, bits, q);
 #pragma GCC unroll 4
                             for (int h = 0; h < 4; h++) f[h] = _mm256_cvtepi32_ps(q[h]);
                         }
@@ -304,7 +331,7 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
     const int64_t B = w->blocks, G = w->ngroups, cols = w->cols;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *qrow = w->q + r * B * bits;
+        const uint32_t *qrow = w->q + r * w->row_words;
         float *o = out + (r - r0) * cols;
         for (int64_t g = 0; g < G; g++) {
             const __m256 s = _mm256_set1_ps(_cvtsh_ss(w->scales[r * G + g]));
@@ -312,7 +339,7 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
             const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
             for (int64_t b = g * bpg; b < b1; b++) {
                 __m256i q[4];
-                unpack_block(qrow + b * bits, bits, q);
+                unpack_block(qrow, b, B, bits, q);
                 float tmp[LP_QGROUP_BLOCK];
                 int64_t c = b * LP_QGROUP_BLOCK, n = cols - c;
                 float *dst = n >= LP_QGROUP_BLOCK ? o + c : tmp; /* ragged end: via tmp */

@@ -220,8 +220,38 @@ static void prep_x_avx512(const lp_qgroup *w, const float *x, float *xp) {
     }
 }
 
-/* The 32 values of one block as two vectors of 16 int32 (values 0..15, 16..31). */
-INLINE void unpack_block(const uint32_t *blk, int bits, const unpack_consts *k, __m512i *lo, __m512i *hi) {
+/* Block s (0..3) of a b = 3 chunk (qgroup.h) as two vectors of 16 int32:
+ * s = 0, 1 are A's fields at bits 3s; s = 2, 3 (t = s - 2) B's field 2t
+ * (values 0..15) or 2t + 1 (16..31) with A's bit 6 + t as the third bit. */
+INLINE void unpack_chunk3(const uint32_t *c, int64_t s, __m512i *lo, __m512i *hi) {
+    const uint8_t *a = (const uint8_t *)c;
+    const __m512i a0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)a));
+    const __m512i a1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + 16)));
+    const __m512i seven = _mm512_set1_epi32(7);
+    if (s < 2) {
+        const __m128i sh = _mm_cvtsi32_si128((int)(3 * s));
+        *lo = _mm512_and_si512(_mm512_srl_epi32(a0, sh), seven);
+        *hi = _mm512_and_si512(_mm512_srl_epi32(a1, sh), seven);
+        return;
+    }
+    const int t = (int)s - 2;
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + 32)));
+    const __m128i sl = _mm_cvtsi32_si128(4 * t), sh = _mm_cvtsi32_si128(4 * t + 2), st = _mm_cvtsi32_si128(4 + t);
+    /* bits 0-1 from B's field, the rest from A shifted (0xe4: c ? a : b), then the low 3 */
+    const __m512i two = _mm512_set1_epi32(3);
+    *lo = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srl_epi32(b, sl), _mm512_srl_epi32(a0, st), two, 0xe4), seven);
+    *hi = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srl_epi32(b, sh), _mm512_srl_epi32(a1, st), two, 0xe4), seven);
+}
+
+/* The 32 values of block b of a row of B blocks (values 0..15, 16..31) as
+ * two vectors of 16 int32: at b = 3 from its chunk when it lies in one. */
+INLINE void unpack_block(const uint32_t *row, int64_t b, int64_t B, int bits, const unpack_consts *k, __m512i *lo,
+                         __m512i *hi) {
+    if (bits == 3 && b < (B & ~(int64_t)3)) {
+        unpack_chunk3(row + b / 4 * LP_QGROUP_CHUNK3_WORDS, b % 4, lo, hi);
+        return;
+    }
+    const uint32_t *blk = row + b * bits;
     int p = 0;
 #pragma GCC unroll 4
     for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
@@ -316,7 +346,7 @@ INLINE void group_dot(const int bits, const int R, const int T, const int chunke
                 fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
             } else {
                 __m512i lo, hi;
-                unpack_block(qr[j] + b * bits, bits, k, &lo, &hi);
+                unpack_block(qr[j], b, B, bits, k, &lo, &hi);
                 fl = _mm512_cvtepi32_ps(lo);
                 fh = _mm512_cvtepi32_ps(hi);
             }
@@ -335,7 +365,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chun
                  const float *xsum, float *y, int64_t r0, int64_t r1, const unpack_consts *k) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const uintptr_t pass = (uintptr_t)(R * B * bits) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t pass = (uintptr_t)(R * w->row_words) * sizeof(uint32_t); /* bytes to row + R */
     const uintptr_t next = (8192 + pass - 1) / pass * pass; /* whole passes, >= 8 KB ahead */
     const uint32_t *qr[4];
     const uint16_t *sr[4];
@@ -344,7 +374,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chun
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
-        qr[i] = w->q + rr[i] * B * bits;
+        qr[i] = w->q + rr[i] * w->row_words;
         sr[i] = w->scales + rr[i] * G;
         pf[i] = (uintptr_t)qr[i] + next; /* may lie past the array: prefetches tolerate that */
     }
@@ -413,11 +443,11 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
 #pragma GCC unroll 2
                 for (int j = 0; j < R; j++) {
                     int64_t rr = i + j < nr ? rt + i + j : rt + nr - 1;
-                    qr[j] = w->q + rr * B * bits;
+                    qr[j] = w->q + rr * w->row_words;
                     sr[j] = w->scales + rr * G;
                     /* the rows R down, or past the tile's last rows its first rows' next span */
-                    pf[j] = i + R < nr ? (uintptr_t)qr[j] + (uintptr_t)(R * B * bits) * sizeof(uint32_t)
-                                       : (uintptr_t)(w->q + (rt + j) * B * bits) +
+                    pf[j] = i + R < nr ? (uintptr_t)qr[j] + (uintptr_t)(R * w->row_words) * sizeof(uint32_t)
+                                       : (uintptr_t)(w->q + (rt + j) * w->row_words) +
                                              (uintptr_t)(span * bpg * bits) * sizeof(uint32_t);
 #pragma GCC unroll 4
                     for (int t = 0; t < T; t++) a[j][t] = acc[i + j < nr ? i + j : nr - 1][t];
@@ -499,7 +529,7 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
     const int64_t B = w->blocks, G = w->ngroups, cols = w->cols;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *qrow = w->q + r * B * bits;
+        const uint32_t *qrow = w->q + r * w->row_words;
         float *o = out + (r - r0) * cols;
         for (int64_t g = 0; g < G; g++) {
             const __m512 s = _mm512_set1_ps(_cvtsh_ss(w->scales[r * G + g]));
@@ -507,7 +537,7 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
             const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
             for (int64_t b = g * bpg; b < b1; b++) {
                 __m512i lo, hi;
-                unpack_block(qrow + b * bits, bits, k, &lo, &hi);
+                unpack_block(qrow, b, B, bits, k, &lo, &hi);
                 __m512 fl = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(lo, z)));
                 __m512 fh = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, z)));
                 int64_t c = b * LP_QGROUP_BLOCK, n = cols - c;

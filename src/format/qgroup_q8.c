@@ -22,7 +22,7 @@
  *     2-thread 4096 x 11008 W4 product, so with VNNI the driver runs the
  *     kernel file's vector copy of it (bit-identical, ~6x faster).
  *   - The reference reads xq through the inverse table and the weights with
- *     lp_qgroup_unpack_block, the scalar definition of the bit layout.
+ *     lp_qgroup_get_block, the scalar definition of the bit layouts.
  *   - Spans of ROW_TILE-row tiles handed out by lp_par_rows (core/par.h),
  *     as for every packed product, so no result depends on the thread count.
  */
@@ -51,13 +51,16 @@ bool lp_qgroup_q8_covers(const lp_qgroup *w) {
     return bits_ok && (w->ngroups == 1 || w->group % LP_Q8_CHUNK == 0);
 }
 
-bool lp_qgroup_q8_supported(const lp_qgroup *w) { return lp_qgroup_q8_covers(w) && lp_cpu_has_avx512vnni(); }
+bool lp_qgroup_q8_supported(const lp_qgroup *w) {
+    return lp_qgroup_q8_covers(w) && lp_cpu_has_avx512vnni() && lp_cpu_has_gfni();
+}
 
-int lp_qgroup_q8_lane_col(int bits, int p) {
+int lp_qgroup_q8_lane_col(int bits, int whole, int p) {
+    if (bits == 3 && whole) return p; /* the chunk layout gives the values in column order */
     const int h = p / 64, L = (p % 64) / 4, k = p % 4; /* vector, int32 lane, byte */
     int word, f; /* packed word of the chunk (w words per block) and field in it */
-    /* b = 3: the order of b = 2, whose 2-bit fields are the low bits; the
-     * third bit of each weight joins its byte (qgroup_q8.h) */
+    /* b = 3's last blocks: the order of b = 2, whose 2-bit fields are the
+     * low bits; the third bit of each weight joins its byte */
     const int w = bits == 3 ? 2 : bits; /* width of the plane that sets the order */
     switch (w) {
     case 8: word = 16 * h + L, f = k; break;          /* load h holds words 16h .. 16h+15 */
@@ -136,8 +139,9 @@ static float quantize_chunk(const float *v, int8_t *q, int32_t *sum) {
 
 void lp_qgroup_q8_quantize_ref(const lp_qgroup *w, const float *x, lp_q8_act *a) {
     const int64_t C = a->nchunks, cols = w->cols;
-    int col[LP_Q8_CHUNK];
-    for (int p = 0; p < LP_Q8_CHUNK; p++) col[p] = lp_qgroup_q8_lane_col(w->bits, p);
+    int col[2][LP_Q8_CHUNK]; /* [whole] */
+    for (int p = 0; p < LP_Q8_CHUNK; p++)
+        for (int k = 0; k < 2; k++) col[k][p] = lp_qgroup_q8_lane_col(w->bits, k, p);
     for (int64_t c = 0; c < C; c++) {
         const int64_t c0 = c * LP_Q8_CHUNK;
         float pad[LP_Q8_CHUNK], v[LP_Q8_CHUNK]; /* pad: the ragged last chunk, zero-filled */
@@ -146,7 +150,8 @@ void lp_qgroup_q8_quantize_ref(const lp_qgroup *w, const float *x, lp_q8_act *a)
             for (int i = 0; i < LP_Q8_CHUNK; i++) pad[i] = c0 + i < cols ? x[c0 + i] : 0.0f;
             cx = pad;
         }
-        for (int p = 0; p < LP_Q8_CHUNK; p++) v[p] = cx[col[p]];
+        const int *cc = col[lp_qgroup_q8_whole(w, c)];
+        for (int p = 0; p < LP_Q8_CHUNK; p++) v[p] = cx[cc[p]];
         a->d[c] = quantize_chunk(v, a->xq + c0, &a->sum[c]);
     }
     lp_qgroup_q8_group_sums(w, a);
@@ -169,13 +174,12 @@ void lp_qgroup_q8_quantize(const lp_qgroup *w, const float *x, lp_q8_act *a) {
 /* ---- the specification ---- */
 
 /* sum_{j in chunk c} q[r,j] xq_j, exact; pos = the lane position of each column. */
-static int32_t chunk_dot_ref(const lp_qgroup *w, const uint32_t *qrow, const int8_t *xq, const int *pos,
-                             int64_t c) {
+static int32_t chunk_dot_ref(const lp_qgroup *w, int64_t r, const int8_t *xq, const int *pos, int64_t c) {
     const int64_t b0 = c * (LP_Q8_CHUNK / LP_QGROUP_BLOCK);
     int32_t dot = 0;
     for (int64_t b = b0; b < b0 + LP_Q8_CHUNK / LP_QGROUP_BLOCK && b < w->blocks; b++) {
         uint8_t v[LP_QGROUP_BLOCK];
-        lp_qgroup_unpack_block(qrow + b * w->bits, w->bits, v);
+        lp_qgroup_get_block(w, r, b, v);
         for (int j = 0; j < LP_QGROUP_BLOCK; j++) dot += (int32_t)v[j] * xq[pos[(b - b0) * LP_QGROUP_BLOCK + j]];
     }
     return dot;
@@ -183,14 +187,14 @@ static int32_t chunk_dot_ref(const lp_qgroup *w, const uint32_t *qrow, const int
 
 void lp_qgroup_q8_gemv_ref(const lp_qgroup *w, const lp_q8_act *a, float *y, int64_t r0, int64_t r1) {
     const int64_t C = a->nchunks, cpg = chunks_per_group(w, C);
-    int pos[LP_Q8_CHUNK]; /* inverse of lp_qgroup_q8_lane_col */
-    for (int p = 0; p < LP_Q8_CHUNK; p++) pos[lp_qgroup_q8_lane_col(w->bits, p)] = p;
+    int pos[2][LP_Q8_CHUNK]; /* [whole]: inverse of lp_qgroup_q8_lane_col */
+    for (int p = 0; p < LP_Q8_CHUNK; p++)
+        for (int k = 0; k < 2; k++) pos[k][lp_qgroup_q8_lane_col(w->bits, k, p)] = p;
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *qrow = w->q + r * w->blocks * w->bits;
         float acc = 0.0f;
         for (int64_t c = 0; c < C; c++) {
             const int64_t g = c / cpg < w->ngroups ? c / cpg : w->ngroups - 1;
-            const int32_t dot = chunk_dot_ref(w, qrow, a->xq + c * LP_Q8_CHUNK, pos, c);
+            const int32_t dot = chunk_dot_ref(w, r, a->xq + c * LP_Q8_CHUNK, pos[lp_qgroup_q8_whole(w, c)], c);
             const float s = lp_f16_to_f32(w->scales[r * w->ngroups + g]);
             acc += (s * a->d[c]) * (float)(dot - lp_qgroup_zero(w, r, g) * a->sum[c]);
         }

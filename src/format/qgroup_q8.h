@@ -39,20 +39,22 @@
  * (|s_g| max|x| 128 * 255 at most) must stay below FLT_MAX: |x| < 1e30 is
  * fine for |s| < 1. lp_qgroup_q8_gemv_ref is this formula term by term.
  *
- * Coverage: weights of bits 2, 4 and 8 (one plane) and 3 (a 2-bit plane and
- * a 1-bit plane) whose groups are a multiple of 128 columns or one group per row (then every chunk lies in
+ * Coverage: weights of bits 2, 4 and 8 (one plane) and 3 (chunks of 128
+ * columns) whose groups are a multiple of 128 columns or one group per row (then every chunk lies in
  * one group: the f32 kernel's "chunk mode"). Other shapes are refused with
  * LP_ERR_UNSUPPORTED (use lp_qgroup_gemm).
  *
  * Activation layout: the fast kernel reads a chunk's packed words with one
  * 64-byte load (b = 4; two at b = 8, one 32-byte load broadcast at b = 2,
- * one masked 48-byte load at b = 3) and splits it into two vectors of 64
- * bytes, each byte one weight: for b = 4 the low and high nibbles (AND,
+ * a 32- and a 16-byte broadcast at b = 3) and splits it into two vectors of
+ * 64 bytes, each byte one weight: for b = 4 the low and high nibbles (AND,
  * shift+AND), for b = 8 the words as they are, for b = 2 two variable
- * shifts + AND. b = 3 takes b = 2's bytes and adds each weight's third bit
- * (bit 2 of its byte) from the 1-bit plane, so its order is b = 2's. Byte
+ * shifts + AND, for b = 3 three bit-matrix ops and an OR (qgroup.h), which
+ * give the columns in order (lane_col is the identity; a row's last 1-3
+ * blocks, in the plane layout, take b = 2's bytes with the third bit joined
+ * in, so b = 2's order). Byte
  * p = 64h + 4L + k (vector h, int32 lane L, byte k) then holds the weight of
- * column lp_qgroup_q8_lane_col(bits, p) of the chunk, and xq is stored in
+ * column lp_qgroup_q8_lane_col(bits, whole, p) of the chunk, and xq is stored in
  * that same order, 128 bytes per chunk, so vpdpbusd pairs each weight with
  * its own activation and no byte is ever shuffled.
  *
@@ -105,9 +107,13 @@ lp_status lp_qgroup_gemm_q8(const lp_qgroup *w, const float *X, int64_t T, float
 /* ---- the pieces (tests and benches call them directly) ---- */
 
 /* Column (0..127) inside its chunk of the weight at byte p (0..127) of the
- * fast kernel's two unpacked vectors, for bits 2, 3, 4, 8 (see the top;
- * bits 3 gives bits 2's order). */
-int lp_qgroup_q8_lane_col(int bits, int p);
+ * fast kernel's two unpacked vectors, for bits 2, 3, 4, 8 (see the top).
+ * whole: the chunk has all 4 blocks (only a row's last chunk may not); at
+ * b = 3 a whole chunk is in column order, a partial one in bits 2's. */
+int lp_qgroup_q8_lane_col(int bits, int whole, int p);
+
+/* 1 when chunk c of w's rows has all 4 blocks (the lane order above). */
+static inline int lp_qgroup_q8_whole(const lp_qgroup *w, int64_t c) { return 4 * (c + 1) <= w->blocks; }
 
 /* Bytes of one token's lp_q8_act for w, including alignment slack. */
 size_t lp_qgroup_q8_act_bytes(const lp_qgroup *w);

@@ -7,7 +7,7 @@
  * so the zero point costs one multiply per group instead of one subtract per
  * weight (xsum_g = sum of x over group g, computed once per call by the
  * caller). Sums run left to right in f32. Blocks are unpacked with
- * lp_qgroup_unpack_block, the scalar definition of the bit layout.
+ * lp_qgroup_get_block, the scalar definition of the bit layouts.
  */
 #include "format/qgroup_kernels.h"
 
@@ -20,7 +20,6 @@ static void prep_x_ref(const lp_qgroup *w, const float *x, float *xp) {
 }
 
 static float row_dot_ref(const lp_qgroup *w, int64_t r, const float *xp, const float *xsum) {
-    const uint32_t *qrow = w->q + r * w->blocks * w->bits;
     int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK; /* blocks per group */
     float acc = 0.0f;
     for (int64_t g = 0; g < w->ngroups; g++) {
@@ -28,7 +27,7 @@ static float row_dot_ref(const lp_qgroup *w, int64_t r, const float *xp, const f
         float dot = 0.0f;
         for (int64_t b = g * bpg; b < b1; b++) {
             uint8_t v[LP_QGROUP_BLOCK];
-            lp_qgroup_unpack_block(qrow + b * w->bits, w->bits, v);
+            lp_qgroup_get_block(w, r, b, v);
             for (int j = 0; j < LP_QGROUP_BLOCK; j++) dot += (float)v[j] * xp[b * LP_QGROUP_BLOCK + j];
         }
         float s = lp_f16_to_f32(w->scales[r * w->ngroups + g]);
@@ -53,14 +52,13 @@ static void gemv_multi_ref(const lp_qgroup *w, int64_t T, const float *xp, const
 static void dequant_ref(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
     int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *qrow = w->q + r * w->blocks * w->bits;
         float *o = out + (r - r0) * w->cols;
         for (int64_t b = 0; b < w->blocks; b++) {
             int64_t g = b / bpg;
             float s = lp_f16_to_f32(w->scales[r * w->ngroups + g]);
             int z = lp_qgroup_zero(w, r, g);
             uint8_t v[LP_QGROUP_BLOCK];
-            lp_qgroup_unpack_block(qrow + b * w->bits, w->bits, v);
+            lp_qgroup_get_block(w, r, b, v);
             for (int j = 0; j < LP_QGROUP_BLOCK && b * LP_QGROUP_BLOCK + j < w->cols; j++)
                 o[b * LP_QGROUP_BLOCK + j] = s * (float)((int)v[j] - z);
         }

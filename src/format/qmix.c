@@ -144,9 +144,7 @@ lp_status lp_qmix_repack(lp_qmix *w, const lp_qgroup *src) {
 #pragma omp parallel for schedule(static) num_threads(nth)
     for (int64_t r = 0; r < w->rows; r++) {
         uint8_t *row = buf + (size_t)(2 * len) * (size_t)omp_get_thread_num(), *pv = row + len;
-        const uint32_t *srow = src->q + r * src->blocks * src->bits;
-        for (int64_t b = 0; b < src->blocks; b++)
-            lp_qgroup_unpack_block(srow + b * src->bits, src->bits, row + b * LP_QGROUP_BLOCK);
+        for (int64_t b = 0; b < src->blocks; b++) lp_qgroup_get_block(src, r, b, row + b * LP_QGROUP_BLOCK);
         for (int k = 0; k < w->nparts; k++) {
             lp_qgroup *p = &w->part[k];
             int64_t pc = 0, pg = 0;
@@ -160,9 +158,7 @@ lp_status lp_qmix_repack(lp_qmix *w, const lp_qgroup *src) {
                 pg++;
             }
             memset(pv + pc, 0, (size_t)(p->blocks * LP_QGROUP_BLOCK - pc));
-            uint32_t *prow = p->q + r * p->blocks * p->bits;
-            for (int64_t b = 0; b < p->blocks; b++)
-                lp_qgroup_pack_block(pv + b * LP_QGROUP_BLOCK, p->bits, prow + b * p->bits);
+            for (int64_t b = 0; b < p->blocks; b++) lp_qgroup_put_block(p, r, b, pv + b * LP_QGROUP_BLOCK);
         }
     }
     free(buf);

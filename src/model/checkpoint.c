@@ -5,7 +5,7 @@
  * and tokenizer files copied verbatim) whose model.safetensors holds every
  * uncompressed tensor as it was, and every compressed linear `<base>` as the
  * tensors of its parts plus a metadata entry describing them:
- *   __metadata__["llmpress.format_version"] = "1"
+ *   __metadata__["llmpress.format_version"] = "2"   (format/format.h; "1" is read too)
  *   __metadata__["llmpress.linear.<base>"]  = {"format":"qgroup","bits":4,"group":128,"sym":false}
  *   <base>.qweight, <base>.scales, ...        (each format's own tensors)
  * and beside it llmpress_quantize.json, how the model was made
@@ -32,6 +32,7 @@
 #include "core/fileio.h"
 #include "core/status_impl.h"
 #include "format/dense.h"
+#include "format/format.h"
 #include "model/gptq_import.h"
 #include "model/model_impl.h"
 
@@ -40,15 +41,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define LP_CKPT_VERSION "1"
-
-/* A file from a newer llmpress may mean anything: refuse it by version. */
+/* A file from a newer llmpress may mean anything: refuse it by version.
+ * Version 1 files are read (format.h: what changed is converted on load). */
 static lp_status check_version(const lp_weights *w, const char *name) {
     const char *ver = lp_weights_meta(w, "llmpress.format_version");
-    if (ver && strcmp(ver, LP_CKPT_VERSION))
+    if (ver && strcmp(ver, LP_FORMAT_VERSION_STR) && strcmp(ver, "1"))
         return lp_fail(LP_ERR_UNSUPPORTED, "%s: llmpress.format_version \"%s\" in the safetensors "
-                       "metadata; this llmpress reads version \"%s\" (hint: upgrade llmpress)",
-                       name, ver, LP_CKPT_VERSION);
+                       "metadata; this llmpress reads versions \"1\" and \"%s\" (hint: upgrade llmpress)",
+                       name, ver, LP_FORMAT_VERSION_STR);
     return LP_OK;
 }
 
@@ -170,7 +170,7 @@ static lp_status build_writer(lp_model *m, lp_st_writer *w) {
     const lp_config *c = &m->cfg;
     char base[200];
     LP_TRY(lp_st_writer_meta(w, "format", "pt"));
-    LP_TRY(lp_st_writer_meta(w, "llmpress.format_version", LP_CKPT_VERSION));
+    LP_TRY(lp_st_writer_meta(w, "llmpress.format_version", LP_FORMAT_VERSION_STR));
     if (m->embed_q.nparts) /* packed by lp_model_quantize_embeddings */
         LP_TRY(lp_linear_save(&m->embed_q, w, "model.embed_tokens"));
     else if (c->tied && !lp_linear_is(&m->head, &lp_format_dense))

@@ -153,7 +153,6 @@ lp_status lp_awq_fake_quant(const float *W, int64_t rows, int64_t cols, int bits
 /* One row into the packed format: per group its params, then 32-value blocks. */
 static lp_status quantize_row(const float *w, lp_qgroup *q, int64_t r) {
     const int maxq = (1 << q->bits) - 1;
-    uint32_t *qrow = q->q + r * q->blocks * q->bits;
     for (int64_t g = 0; g < q->ngroups; g++) {
         const int64_t c0 = g * q->group, c1 = c0 + q->group < q->cols ? c0 + q->group : q->cols;
         float s;
@@ -166,7 +165,7 @@ static lp_status quantize_row(const float *w, lp_qgroup *q, int64_t r) {
             uint8_t v[LP_QGROUP_BLOCK] = {0}; /* padding past cols stays 0 */
             const int64_t nb = c1 - c < LP_QGROUP_BLOCK ? c1 - c : LP_QGROUP_BLOCK;
             for (int64_t j = 0; j < nb; j++) v[j] = (uint8_t)lp_rtn_quantize_value(w[c + j], s, z, maxq);
-            lp_qgroup_pack_block(v, q->bits, qrow + (c / LP_QGROUP_BLOCK) * q->bits);
+            lp_qgroup_put_block(q, r, c / LP_QGROUP_BLOCK, v);
         }
     }
     return LP_OK;

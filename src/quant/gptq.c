@@ -223,13 +223,12 @@ lp_status lp_gptq_quantize(const float *W, float *H, const lp_gptq_params *p, lp
         for (int64_t k = 0; k < C; k++) inv[x.perm[k]] = k;
 #pragma omp parallel for schedule(static) if (R * C >= LP_GPTQ_PAR_MIN_ELEMS)
         for (int64_t r = 0; r < R; r++) {
-            uint32_t *qrow = out->q + r * out->blocks * out->bits;
             for (int64_t b = 0; b < out->blocks; b++) {
                 uint8_t v[LP_QGROUP_BLOCK] = {0}; /* padding past cols stays 0 */
                 int64_t c0 = b * LP_QGROUP_BLOCK;
                 int64_t nv = C - c0 < LP_QGROUP_BLOCK ? C - c0 : LP_QGROUP_BLOCK;
                 for (int64_t j = 0; j < nv; j++) v[j] = x.codes[r * C + inv[c0 + j]];
-                lp_qgroup_pack_block(v, out->bits, qrow + b * out->bits);
+                lp_qgroup_put_block(out, r, b, v);
             }
         }
         if (stats)

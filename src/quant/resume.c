@@ -18,6 +18,7 @@
 
 #include "core/fileio.h"
 #include "core/status_impl.h"
+#include "format/format.h"
 #include "model/model_impl.h"
 
 #include <dirent.h>
@@ -168,7 +169,7 @@ lp_status lp_resume_save(const char *dir, const char *key, lp_model *m, int64_t 
     snprintf(blocks, sizeof blocks, "%lld", (long long)b + 1);
     char *bp = block_path(dir, b), *sp = lp_path_join(dir, STATE_FILE);
     lp_status st = bp && sp ? lp_st_writer_init(&w) : lp_fail(LP_ERR_NOMEM, "out of memory");
-    if (st == LP_OK) st = lp_st_writer_meta(w, "llmpress.format_version", "1");
+    if (st == LP_OK) st = lp_st_writer_meta(w, "llmpress.format_version", LP_FORMAT_VERSION_STR);
     if (st == LP_OK) st = lp_st_writer_meta(w, KEY_META, key);
     if (st == LP_OK) st = lp_ckpt_add_layer_state(w, m, b);
     if (st == LP_OK) st = lp_st_writer_save(w, bp);

@@ -21,7 +21,6 @@
 static lp_status quantize_row(const float *wr, const float *clip, lp_qgroup *out, int64_t r) {
     int maxq = (1 << out->bits) - 1;
     int64_t cols = out->cols;
-    uint32_t *qrow = out->q + r * out->blocks * out->bits;
     for (int64_t g = 0; g < out->ngroups; g++) {
         int64_t c0 = g * out->group, c1 = c0 + out->group < cols ? c0 + out->group : cols;
         float s;
@@ -38,7 +37,7 @@ static lp_status quantize_row(const float *wr, const float *clip, lp_qgroup *out
             uint8_t v[LP_QGROUP_BLOCK] = {0}; /* padding past cols stays 0 */
             int64_t n = c1 - c < LP_QGROUP_BLOCK ? c1 - c : LP_QGROUP_BLOCK;
             for (int64_t j = 0; j < n; j++) v[j] = (uint8_t)lp_rtn_quantize_value(wr[c + j], s, z, maxq);
-            lp_qgroup_pack_block(v, out->bits, qrow + (c / LP_QGROUP_BLOCK) * out->bits);
+            lp_qgroup_put_block(out, r, c / LP_QGROUP_BLOCK, v);
         }
     }
     return LP_OK;

@@ -653,9 +653,9 @@ static void test_compressed(void) {
 
     /* The format version is checked: a newer one is refused, a missing one
      * means the file was not written by llmpress. */
-    with_meta("q-version2", "llmpress.format_version", "2", d, sizeof d);
+    with_meta("q-version3", "llmpress.format_version", "3", d, sizeof d);
     path_in(f, sizeof f, d, "model.safetensors");
-    expect_load_fail("format version 2", d, LP_ERR_UNSUPPORTED, d, "format_version", "\"2\"", NULL);
+    expect_load_fail("format version 3", d, LP_ERR_UNSUPPORTED, d, "format_version", "\"3\"", NULL);
     with_meta("q-noversion", "llmpress.format_version", NULL, d, sizeof d);
     expect_load_fail("no format version", d, LP_ERR_FORMAT, d, QBASE, "format_version", NULL);
 }

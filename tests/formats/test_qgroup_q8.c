@@ -36,6 +36,7 @@
 #include "core/half.h"
 #include "format/qgroup_q8.h"
 #include "test.h"
+#include "test_qgroup_pad.h"
 
 #include <float.h>
 #include <omp.h>
@@ -59,18 +60,8 @@ static void random_weight(lp_qgroup *w, int64_t rows, int64_t cols, int bits, in
     }
 }
 
-/* Random values in the padding of each row's last block (cols % 32 != 0). */
-static void garble_padding(lp_qgroup *w) {
-    const int64_t used = w->cols % LP_QGROUP_BLOCK;
-    if (!used) return;
-    for (int64_t r = 0; r < w->rows; r++) {
-        uint32_t *blk = w->q + (r * w->blocks + w->blocks - 1) * w->bits;
-        uint8_t v[LP_QGROUP_BLOCK];
-        lp_qgroup_unpack_block(blk, w->bits, v);
-        for (int64_t j = used; j < LP_QGROUP_BLOCK; j++) v[j] = (uint8_t)(test_rand_u64(&g_rng) & ((1u << w->bits) - 1));
-        lp_qgroup_pack_block(v, w->bits, blk);
-    }
-}
+/* Random values in the padding of each row's last block (chunk at b = 3). */
+static void garble_padding(lp_qgroup *w) { garble_qgroup_padding(w, &g_rng); }
 
 static int64_t group_of(const lp_qgroup *w, int64_t col) { return col / w->group; }
 
@@ -81,10 +72,12 @@ static double wval(const lp_qgroup *w, int64_t r, int64_t c) {
 
 /* The quantizer's invariants (see the top); pos[col] = lane position. */
 static void check_quantizer(const lp_qgroup *w, const float *x, const lp_q8_act *a) {
-    int pos[LP_Q8_CHUNK];
-    for (int p = 0; p < LP_Q8_CHUNK; p++) pos[lp_qgroup_q8_lane_col(w->bits, p)] = p;
+    int pos2[2][LP_Q8_CHUNK]; /* [whole] */
+    for (int p = 0; p < LP_Q8_CHUNK; p++)
+        for (int k = 0; k < 2; k++) pos2[k][lp_qgroup_q8_lane_col(w->bits, k, p)] = p;
     int bad = 0;
     for (int64_t c = 0; c < a->nchunks; c++) {
+        const int *pos = pos2[lp_qgroup_q8_whole(w, c)];
         const int8_t *q = a->xq + c * LP_Q8_CHUNK;
         int32_t s = 0;
         int qmax = 0;
@@ -109,13 +102,14 @@ static void check_quantizer(const lp_qgroup *w, const float *x, const lp_q8_act 
  * and the magnitudes M (|q - z|) and M' (q + z) of the terms. */
 static void exact_and_bounds(const lp_qgroup *w, const float *x, const lp_q8_act *a, int64_t r, double *ex,
                              double *bound, double *m, double *m2) {
-    int pos[LP_Q8_CHUNK];
-    for (int p = 0; p < LP_Q8_CHUNK; p++) pos[lp_qgroup_q8_lane_col(w->bits, p)] = p;
+    int pos[2][LP_Q8_CHUNK]; /* [whole] */
+    for (int p = 0; p < LP_Q8_CHUNK; p++)
+        for (int k = 0; k < 2; k++) pos[k][lp_qgroup_q8_lane_col(w->bits, k, p)] = p;
     double e = 0, b = 0, mm = 0, mm2 = 0;
     for (int64_t j = 0; j < w->cols; j++) {
         const int64_t c = j / LP_Q8_CHUNK, g = group_of(w, j);
         const double wv = wval(w, r, j), s = fabs((double)lp_f16_to_f32(w->scales[r * w->ngroups + g]));
-        const double xq = (double)a->d[c] * a->xq[c * LP_Q8_CHUNK + pos[j % LP_Q8_CHUNK]];
+        const double xq = (double)a->d[c] * a->xq[c * LP_Q8_CHUNK + pos[lp_qgroup_q8_whole(w, c)][j % LP_Q8_CHUNK]];
         const int q = (int)lp_qgroup_get(w, r, j), z = lp_qgroup_zero(w, r, g);
         e += wv * x[j];
         b += (double)a->d[c] * (0.5 + 0x1p-17) * fabs(wv);
@@ -255,7 +249,7 @@ static void check_shapes(void) {
                     lp_qgroup w;
                     random_weight(&w, rows, cols, bitss[bi], groups[gi], sym);
                     CHECK(lp_qgroup_q8_covers(&w));
-                    CHECK(lp_qgroup_q8_supported(&w) == lp_cpu_has_avx512vnni());
+                    CHECK(lp_qgroup_q8_supported(&w) == (lp_cpu_has_avx512vnni() && lp_cpu_has_gfni()));
                     float *x = malloc((size_t)cols * sizeof(float));
                     for (int64_t j = 0; j < cols; j++) x[j] = test_randn(&g_rng);
                     check_case(&w, x, "randn");
@@ -415,14 +409,15 @@ int main(void) {
     if (!lp_cpu_has_avx512vnni()) printf("SKIP: no AVX-512 VNNI (or LP_KERNEL below avx512): kernel checks skipped\n");
     /* the layout is a permutation of the chunk's columns */
     const int bitss[] = {2, 3, 4, 8};
-    for (int bi = 0; bi < 4; bi++) {
-        const int b = bitss[bi];
-        int seen[LP_Q8_CHUNK] = {0};
-        for (int p = 0; p < LP_Q8_CHUNK; p++) seen[lp_qgroup_q8_lane_col(b, p)]++;
-        int ok = 1;
-        for (int i = 0; i < LP_Q8_CHUNK; i++) ok &= seen[i] == 1;
-        CHECKF(ok, "lane order of b=%d is not a permutation", b);
-    }
+    for (int bi = 0; bi < 4; bi++)
+        for (int whole = 0; whole < 2; whole++) {
+            const int b = bitss[bi];
+            int seen[LP_Q8_CHUNK] = {0};
+            for (int p = 0; p < LP_Q8_CHUNK; p++) seen[lp_qgroup_q8_lane_col(b, whole, p)]++;
+            int ok = 1;
+            for (int i = 0; i < LP_Q8_CHUNK; i++) ok &= seen[i] == 1;
+            CHECKF(ok, "lane order of b=%d (whole %d) is not a permutation", b, whole);
+        }
     if (lp_test_failures) TEST_DONE(); /* the checks below index through the order */
     check_shapes();
     for (int bi = 0; bi < 4; bi++) check_guard_page(bitss[bi]);

@@ -1,8 +1,9 @@
 /*
  * test_qgroup.c - the grouped-integer storage format and RTN.
  *
- * Checks: the documented bit layout on hand-worked examples; set/get round
- * trips for every b = 1..8 on ragged widths; exact byte sizes; argument and
+ * Checks: the documented bit layouts on hand-worked examples (b = 3's
+ * chunks too); set/get round trips for every b = 1..8 on ragged widths; a
+ * format version 1 file (b = 3 in the plane layout) read as equal values; exact byte sizes; argument and
  * file-view validation (each rejected with a message); RTN against a plain
  * re-implementation of GPTQ's Quantizer (written below from its definition,
  * using _Float16 for the f16 rounding so it shares no code with the library)
@@ -11,10 +12,15 @@
  */
 #include "core/half.h"
 #include "format/qgroup.h"
+#include "io/json.h"
+#include "io/safetensors.h"
 #include "quant/rtn.h"
 #include "test.h"
 
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 /* ---------------- the layout, from qgroup.h, on worked examples ---------------- */
 
@@ -51,6 +57,42 @@ static void test_layout_examples(void) {
         CHECK(((blk[4 + j % 2] >> (2 * (j / 2))) & 3u) == ((v[j] >> 4) & 3u));
         CHECK(((blk[6] >> j) & 1u) == (v[j] >> 6));
     }
+    /* b=3 chunks (128 columns, qgroup.h): A[m] = v_m | v_(m+32) << 3 | top(v_(m+64)) << 6 |
+     * top(v_(m+96)) << 7, B[m] = lo2(v_(64+m+16l)) << 2l */
+    {
+        uint8_t c[128], cb[128], bytes[48];
+        uint32_t words[12];
+        for (int k = 0; k < 128; k++) c[k] = (uint8_t)((k * 37 + 11) % 8);
+        lp_qgroup_pack_chunk3(c, words);
+        memcpy(bytes, words, sizeof bytes);
+        for (int m = 0; m < 32; m++) {
+            CHECK((bytes[m] & 7u) == c[m]);
+            CHECK(((bytes[m] >> 3) & 7u) == c[m + 32]);
+            CHECK(((bytes[m] >> 6) & 1u) == (c[m + 64] >> 2u));
+            CHECK(((bytes[m] >> 7) & 1u) == (c[m + 96] >> 2u));
+        }
+        for (int m = 0; m < 16; m++)
+            for (int l = 0; l < 4; l++) CHECK(((bytes[32 + m] >> (2 * l)) & 3u) == (c[64 + m + 16 * l] & 3u));
+        lp_qgroup_unpack_chunk3(words, cb);
+        CHECK(!memcmp(c, cb, sizeof c));
+        /* a weight of 172 columns: blocks 0-3 are chunk 0 (words 0-11), block 4 and 5 the plane
+         * layout at words 12 and 15; get/set and get/put_block agree with both */
+        lp_qgroup w;
+        CHECK_OK(lp_qgroup_init(&w, 2, 172, 3, 32, 0));
+        for (int k = 0; k < 172; k++) lp_qgroup_set(&w, 1, k, (unsigned)((k * 5 + 3) % 8));
+        uint8_t all[128];
+        lp_qgroup_unpack_chunk3(w.q + w.row_words, all);
+        for (int k = 0; k < 128; k++) CHECK(all[k] == (k * 5 + 3) % 8);
+        for (int b = 4; b < 6; b++) {
+            lp_qgroup_unpack_block(w.q + w.row_words + 3 * b, 3, v);
+            for (int j = 0; j < 32 && 32 * b + j < 172; j++) CHECK(v[j] == ((32 * b + j) * 5 + 3) % 8);
+        }
+        CHECK(lp_qgroup_in_chunk3(&w, 3) && !lp_qgroup_in_chunk3(&w, 4));
+        for (int k = 0; k < 128; k++) cb[k] = (uint8_t)(7 - all[k]);
+        for (int b = 0; b < 4; b++) lp_qgroup_put_block(&w, 0, b, cb + 32 * b);
+        for (int k = 0; k < 128; k++) CHECK(lp_qgroup_get(&w, 0, k) == cb[k]);
+        lp_qgroup_free(&w);
+    }
     /* every b: pack/unpack round trip of random blocks */
     unsigned long long rng = 42;
     for (int b = 1; b <= 8; b++)
@@ -60,6 +102,70 @@ static void test_layout_examples(void) {
             lp_qgroup_unpack_block(blk, b, back);
             CHECK(!memcmp(v, back, 32));
         }
+}
+
+/* ---------------- format version 1 files (b = 3 in the plane layout) ---------------- */
+
+/* A file holding one 5 x 300 b = 3 weight (2 chunks + 2 plane blocks per
+ * row) as format version ver writes it, loaded through the traits row:
+ * version 1 is converted (equal values, an owned copy), version 2 viewed. */
+static void test_version1_file(void) {
+    enum { R = 5, C = 300 };
+    lp_qgroup w;
+    CHECK_OK(lp_qgroup_init(&w, R, C, 3, 64, 0));
+    unsigned long long rng = 7;
+    for (int64_t i = 0; i < R * C; i++) lp_qgroup_set(&w, i / C, i % C, (unsigned)(test_rand_u64(&rng) & 7));
+    for (int64_t i = 0; i < R * w.ngroups; i++) {
+        w.scales[i] = lp_f32_to_f16(0.01f * (float)(i + 1));
+        w.zeros[i] = (uint8_t)(i % 8);
+    }
+    uint32_t *v1 = calloc((size_t)(R * w.blocks * 3), sizeof(uint32_t)); /* every block in the plane layout */
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t b = 0; b < w.blocks; b++) {
+            uint8_t v[32];
+            lp_qgroup_get_block(&w, r, b, v);
+            lp_qgroup_pack_block(v, 3, v1 + (r * w.blocks + b) * 3);
+        }
+    CHECK(memcmp(v1, w.q, (size_t)(R * w.row_words) * 4) != 0); /* the layouts differ in the chunks */
+    char dir[] = "/tmp/lp_test_qgroup_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    for (int ver = 1; ver <= 2; ver++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/v%d.safetensors", dir, ver);
+        lp_st_writer *st;
+        CHECK_OK(lp_st_writer_init(&st));
+        CHECK_OK(lp_st_writer_meta(st, "llmpress.format_version", ver == 1 ? "1" : LP_FORMAT_VERSION_STR));
+        if (ver == 2) CHECK_OK(lp_qgroup_save_tensors(&w, st, "l"));
+        else {
+            lp_qgroup old = w;
+            old.q = v1;
+            CHECK_OK(lp_qgroup_save_tensors(&old, st, "l"));
+        }
+        CHECK_OK(lp_st_writer_save(st, path));
+        lp_st_writer_free(st);
+        lp_weights *f;
+        CHECK_OK(lp_weights_open(path, &f));
+        lp_json_doc *desc;
+        const char *js = "{\"format\":\"qgroup\",\"bits\":3,\"group\":64,\"sym\":false}";
+        CHECK_OK(lp_json_parse(js, strlen(js), "desc", &desc));
+        const lp_fmt_src in = {f, path};
+        void *data = NULL;
+        CHECK_OK(lp_format_qgroup.load(&in, "l", lp_json_root(desc), R, C, &data));
+        const lp_qgroup *got = data;
+        int bad = 0;
+        for (int64_t i = 0; i < R * C; i++) bad += lp_qgroup_get(got, i / C, i % C) != lp_qgroup_get(&w, i / C, i % C);
+        CHECKF(bad == 0, "format version %d: %d values differ", ver, bad);
+        CHECK(!memcmp(got->q, w.q, (size_t)(R * w.row_words) * 4));
+        CHECK(!memcmp(got->scales, w.scales, (size_t)(R * w.ngroups) * 2) && !memcmp(got->zeros, w.zeros, (size_t)(R * w.ngroups)));
+        CHECK(got->owns == (ver == 1)); /* version 2 is used in place */
+        lp_format_qgroup.free(data);
+        lp_json_free(desc);
+        lp_weights_close(f);
+        remove(path);
+    }
+    rmdir(dir);
+    free(v1);
+    lp_qgroup_free(&w);
 }
 
 /* ---------------- storage: set/get, sizes, validation ---------------- */
@@ -88,7 +194,7 @@ static void test_set_get(void) {
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t k = 0; k < w.blocks; k++) {
                     uint8_t v[32];
-                    lp_qgroup_unpack_block(w.q + (r * w.blocks + k) * b, b, v);
+                    lp_qgroup_get_block(&w, r, k, v);
                     for (int j = 0; j < 32; j++) {
                         int64_t c = k * 32 + j;
                         CHECK(v[j] == (c < cols ? ref[r * cols + c] : 0));
@@ -380,6 +486,7 @@ static void test_rtn_error_level(void) {
 int main(void) {
     test_layout_examples();
     test_set_get();
+    test_version1_file();
     test_sizes_and_args();
     test_view();
     test_rtn_vs_model();
