@@ -21,8 +21,13 @@
  * vectors of 16 values with 8 constant field masks. Each such vector mixes
  * values of the 4 blocks, so prep_x lays x out in the same order
  * (chunk_lane) along with the 2^-shift. This saves the broadcast's shuffle
- * uop (+7% at g128, +20% per-channel in cache). Other groups (32, 64) and
- * b = 3, 5, 6, 7 read block by block.
+ * uop (+7% at g128, +20% per-channel in cache). b = 3 reads its whole
+ * chunks (qgroup.h's chunk layout) the same way, 8 vectors of 16 values in
+ * column order from 3 zero-extending loads and 19 ops (chunk3_vectors; x
+ * needs no permutation), and a row's last 1-3 blocks block by block. Other
+ * groups (32, 64) and b = 5, 6, 7 read block by block (b = 3's blocks of a
+ * chunk then each unpack their part of it, unpack_chunk3). W3 4096 x 11008
+ * g128, one thread from DRAM (bench_qgemv): 2557 -> 1669 us.
  *
  * Dot: per group, 16-lane f32 partial sums of q*x (two per row/token chain,
  * lo and hi half, for latency), scaled by s_g into an accumulator once per
@@ -133,10 +138,11 @@ INLINE void make_consts(int bits, unpack_consts *k) {
     }
 }
 
-/* Chunk mode (see the top): one plane, and every 4-block chunk inside one group. */
+/* Every 4-block chunk inside one group: chunk mode (see the top) for one
+ * plane and for b = 3. */
 INLINE int chunk_mode(const lp_qgroup *w) {
     int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    return single_plane(w->bits) && (w->ngroups == 1 || bpg % 4 == 0);
+    return w->ngroups == 1 || bpg % 4 == 0;
 }
 
 /* The chunk's words as loaded: lane L of v[0] (and v[1] for w = 8) as in
@@ -191,7 +197,7 @@ static void build_lanes(void) {
  * the chunk vectors' lane order. */
 static void prep_x_avx512(const lp_qgroup *w, const float *x, float *xp) {
     const int64_t ldx = lp_qkernels_ldx(w), cols = w->cols;
-    if (chunk_mode(w)) { /* 8 gathers per chunk; the last chunk's columns past cols read as 0 */
+    if (single_plane(w->bits) && chunk_mode(w)) { /* 8 gathers per chunk; the last chunk's columns past cols read as 0 */
         pthread_once(&g_lanes_once, build_lanes);
         const int lw = w->bits == 8 ? 3 : w->bits == 4 ? 2 : w->bits - 1;
         const int32_t *col = g_lanes[lw].col;
@@ -294,12 +300,76 @@ INLINE __m512i chunk_mask(int bits, int m, const unpack_consts *k) {
     return k->cmask[m];
 }
 
+/* The 128 values of a whole b = 3 chunk (qgroup.h) as 8 vectors of 16
+ * int32, columns 16m .. 16m+15: A's fields for m < 4, B's field m - 4 with
+ * A's bit 6 + (m - 4) / 2 as the third bit for m >= 4 (0xe4: c ? a : b, the
+ * low two bits from B, the rest from A shifted). 22 ops for 128 values. */
+INLINE void chunk3_vectors(const uint32_t *c, __m512i f[8]) {
+    const uint8_t *p = (const uint8_t *)c;
+    const __m512i a0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+    const __m512i a1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 16)));
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 32)));
+    const __m512i seven = _mm512_set1_epi32(7), three = _mm512_set1_epi32(3);
+    f[0] = _mm512_and_si512(a0, seven);
+    f[1] = _mm512_and_si512(a1, seven);
+    f[2] = _mm512_and_si512(_mm512_srli_epi32(a0, 3), seven);
+    f[3] = _mm512_and_si512(_mm512_srli_epi32(a1, 3), seven);
+    f[4] = _mm512_and_si512(_mm512_ternarylogic_epi32(b, _mm512_srli_epi32(a0, 4), three, 0xe4), seven);
+    f[5] = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srli_epi32(b, 2), _mm512_srli_epi32(a1, 4), three, 0xe4),
+                            seven);
+    /* A >> 5 keeps only bits 5-7 of a byte: bit 2 is the top bit, nothing above */
+    f[6] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(b, 4), _mm512_srli_epi32(a0, 5), three, 0xe4);
+    f[7] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(b, 6), _mm512_srli_epi32(a1, 5), three, 0xe4);
+}
+
 /* tl/th[j][t] += sum over group g of q[row j] * x[token t], as 16-lane
  * partial sums (tl: even vectors, th: odd), for R rows (qr) and T tokens.
- * Each block (chunk) load prefetches the same place at pf[j]. */
+ * Each block (chunk) load prefetches the same place at pf[j]. At b = 3
+ * `chunked` reads whole chunks with chunk3_vectors and the row's last 1-3
+ * blocks with unpack_block: the same sums in the same order as block by
+ * block (tl takes each block's first 16 values, th its last 16), so both
+ * give the same bits. */
 INLINE void group_dot(const int bits, const int R, const int T, const int chunked, const uint32_t *const *qr,
                       const uintptr_t *pf, const float *xp, int64_t ldx, int64_t b0, int64_t b1, int64_t B,
                       const unpack_consts *k, __m512 (*tl)[4], __m512 (*th)[4]) {
+    if (bits == 3 && chunked) {
+        for (int64_t b = b0; b < b1; b += 4) {
+            if (b + 4 > (B & ~(int64_t)3)) { /* the row's last blocks, plane layout */
+                for (int64_t bb = b; bb < b1; bb++) {
+#pragma GCC unroll 4
+                    for (int j = 0; j < R; j++) {
+                        __m512i lo, hi;
+                        unpack_block(qr[j], bb, B, bits, k, &lo, &hi);
+                        const __m512 fl = _mm512_cvtepi32_ps(lo), fh = _mm512_cvtepi32_ps(hi);
+#pragma GCC unroll 4
+                        for (int t = 0; t < T; t++) {
+                            const float *x = xp + t * ldx + bb * LP_QGROUP_BLOCK;
+                            tl[j][t] = _mm512_fmadd_ps(fl, _mm512_loadu_ps(x), tl[j][t]);
+                            th[j][t] = _mm512_fmadd_ps(fh, _mm512_loadu_ps(x + 16), th[j][t]);
+                        }
+                    }
+                }
+                break;
+            }
+#pragma GCC unroll 4
+            for (int j = 0; j < R; j++) {
+                _mm_prefetch((const char *)(pf[j] + (uintptr_t)(b * bits) * sizeof(uint32_t)), _MM_HINT_T0);
+                __m512i f[8];
+                chunk3_vectors(qr[j] + b / 4 * LP_QGROUP_CHUNK3_WORDS, f);
+#pragma GCC unroll 8
+                for (int m = 0; m < 8; m++) {
+                    const __m512 fm = _mm512_cvtepi32_ps(f[m]);
+#pragma GCC unroll 4
+                    for (int t = 0; t < T; t++) {
+                        const __m512 xv = _mm512_loadu_ps(xp + t * ldx + b * LP_QGROUP_BLOCK + 16 * m);
+                        if (m % 2) th[j][t] = _mm512_fmadd_ps(fm, xv, th[j][t]);
+                        else tl[j][t] = _mm512_fmadd_ps(fm, xv, tl[j][t]);
+                    }
+                }
+            }
+        }
+        return;
+    }
     if (chunked) {
         for (int64_t b = b0; b < b1; b += 4) {
             const chunk_masks cm = B - b >= 4 ? chunk_load_masks(bits, 4) : chunk_load_masks(bits, B - b);
@@ -491,7 +561,7 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
                            int64_t r0, int64_t r1) {                                             \
         unpack_consts k;                                                                         \
         make_consts(NB, &k);                                                                     \
-        if (single_plane(NB) && chunk_mode(w)) /* constant-false for b = 3, 5, 6, 7 */            \
+        if ((single_plane(NB) || NB == 3) && chunk_mode(w)) /* constant-false for b = 5, 6, 7 */  \
             for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 1, xp, xsum, y, r, r1, &k);      \
         else                                                                                     \
             for (int64_t r = r0; r < r1; r += 4) tile(w, NB, 4, 0, xp, xsum, y, r, r1, &k);      \
@@ -500,7 +570,7 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
                             float *y, int64_t ldy, int64_t r0, int64_t r1) {                     \
         unpack_consts k;                                                                         \
         make_consts(NB, &k);                                                                     \
-        const int c = single_plane(NB) && chunk_mode(w);                                         \
+        const int c = (single_plane(NB) || NB == 3) && chunk_mode(w);                            \
         switch (T) {                                                                             \
         case 1: gemv_b##NB(w, xp, xsum, y, r0, r1); break;                                       \
         case 2:                                                                                  \
