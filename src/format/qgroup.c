@@ -347,7 +347,8 @@ lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, 
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": invalid qgroup parameters bits=%d group=%d "
                        "for a %lld x %lld weight", in->name, base, bits, group, (long long)rows, (long long)cols);
     const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const int v1 = bits == 3 && lp_fmt_version(in) < 2; /* plane-layout blocks */
+    const int chunked = bits == 3 && (group == -1 || group >= cols || group % LP_QGROUP_CHUNK3 == 0);
+    const int v1 = chunked && lp_fmt_version(in) < 2; /* its chunks are in the plane layout */
     const int64_t words = v1 ? blocks * 3 : (int64_t)(qb / 4) / rows;
     const int64_t ngroups = (int64_t)(sb / 2) / rows;
     const lp_tensor_view *q, *s, *z = NULL;

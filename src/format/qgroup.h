@@ -53,11 +53,14 @@
  *   Values past cols in the last block (padding) are stored as 0; kernels
  *   never let them contribute.
  *
- * b = 3 (checkpoint format version 2): each whole chunk of 4 blocks (128
+ * b = 3 with groups of whole chunks (group a multiple of 128, or one group
+ * per row; checkpoint format version 2): each whole chunk of 4 blocks (128
  * columns, 12 words) is stored in the chunk layout below; a row's last 1-3
  * blocks, when blocks is not a multiple of 4, stay in the plane layout
  * above, so block b still starts at word 3b whenever it is not inside a
- * chunk, and every size is unchanged. With v_k the value of column
+ * chunk, and every size is unchanged. (Groups of 32 or 64 columns keep the
+ * plane layout: the q8 product does not cover them, and the f32 kernels
+ * read them block by block, where the plane layout measured faster.) With v_k the value of column
  * 128c + k, chunk c's bytes are A = bytes 0..31 and B = bytes 32..47:
  *
  *     A[m] = v_m | v_(m+32) << 3 | (v_(m+64) >> 2) << 6 | (v_(m+96) >> 2) << 7
@@ -144,11 +147,16 @@ static inline int lp_qgroup_zero(const lp_qgroup *w, int64_t r, int64_t g) {
 unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c);
 void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v);
 
-/* 1 when block b of a b = 3 weight lies in a chunk (b < blocks & ~3),
- * 0 when it is one of the row's last blocks in the plane layout (or b != 3). */
-static inline int lp_qgroup_in_chunk3(const lp_qgroup *w, int64_t b) {
-    return w->bits == 3 && b < (w->blocks & ~(int64_t)3);
+/* Blocks of each row stored in b = 3 chunks: blocks & ~3 when w is b = 3
+ * with groups of whole chunks (a multiple of 128 columns, or one group per
+ * row), else 0 (every block in the plane layout). */
+static inline int64_t lp_qgroup_chunk3_blocks(const lp_qgroup *w) {
+    const int whole = w->ngroups == 1 || w->group % 128 == 0;
+    return w->bits == 3 && whole ? w->blocks & ~(int64_t)3 : 0;
 }
+
+/* 1 when block b lies in a b = 3 chunk, 0 when it is in the plane layout. */
+static inline int lp_qgroup_in_chunk3(const lp_qgroup *w, int64_t b) { return b < lp_qgroup_chunk3_blocks(w); }
 
 /* The 32 values of block b (columns 32b .. 32b+31, 0 past cols) of row r,
  * read or written in place, for any b (asserted in range). put writes only

@@ -121,10 +121,11 @@ INLINE void unpack_chunk3(const uint32_t *c, int64_t s, __m256i q[4]) {
     }
     }
 
-/* The 32 values of block b of a row of B blocks as four vectors of 8 int32
- * (values 8h .. 8h+7): at b = 3 from its chunk when it lies in one. */
-INLINE void unpack_block(const uint32_t *row, int64_t b, int64_t B, int bits, __m256i q[4]) {
-    if (bits == 3 && b < (B & ~(int64_t)3)) {
+/* The 32 values of block b of a row as four vectors of 8 int32 (values
+ * 8h .. 8h+7): at b = 3 from its chunk when it lies in one (b < n3 =
+ * lp_qgroup_chunk3_blocks). */
+INLINE void unpack_block(const uint32_t *row, int64_t b, int64_t n3, int bits, __m256i q[4]) {
+    if (bits == 3 && b < n3) {
         unpack_chunk3(row + b / 4 * LP_QGROUP_CHUNK3_WORDS, b % 4, q);
         return;
     }
@@ -181,9 +182,9 @@ INLINE float zero_term(const lp_qgroup *w, int bits, int64_t r, const float *xsu
 }
 
 /* R rows x T tokens: y[t*ldy + r] for rows r0..r0+R-1 (clamped to r1-1). */
-INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, const float *xp,
+INLINE void tile(const lp_qgroup *w, const int bits, const int c3, const int R, const int T, const float *xp,
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
+    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w), n3 = c3 ? lp_qgroup_chunk3_blocks(w) : 0;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     const uintptr_t pass = (uintptr_t)(R * w->row_words) * sizeof(uint32_t); /* bytes to row + R */
     const uintptr_t next = (8192 + pass - 1) / pass * pass; /* whole passes, >= 8 KB ahead (qgroup_avx512.c) */
@@ -219,7 +220,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
                     load_fields(qr[i] + b * bits, bits, field, f);
                 } else {
                     __m256i q[4];
-                    unpack_block(qr[i], b, B, bits, q);
+                    unpack_block(qr[i], b, n3, bits, q);
 #pragma GCC unroll 4
                     for (int h = 0; h < 4; h++) f[h] = _mm256_cvtepi32_ps(q[h]);
                 }
@@ -256,9 +257,9 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int T, c
  * on each are exactly those of tile(). */
 enum { MT_ROWS = 16, MT_XBYTES = 16384 };
 
-INLINE void tile_multi(const lp_qgroup *w, const int bits, const int T, const float *xp,
+INLINE void tile_multi(const lp_qgroup *w, const int bits, const int c3, const int T, const float *xp,
                        const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
+    const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w), n3 = c3 ? lp_qgroup_chunk3_blocks(w) : 0;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     int64_t chunk = MT_XBYTES / (T * LP_QGROUP_BLOCK * (int64_t)sizeof(float)) / bpg; /* groups */
     if (chunk < 1) chunk = 1;
@@ -297,7 +298,7 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int T, const fl
                             load_fields(qr + b * bits, bits, field, f);
                         } else {
                             __m256i q[4];
-                            unpack_block(qr, b, B, bits, q);
+                            unpack_block(qr, b, n3, bits, q);
 #pragma GCC unroll 4
                             for (int h = 0; h < 4; h++) f[h] = _mm256_cvtepi32_ps(q[h]);
                         }
@@ -327,8 +328,8 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int T, const fl
 }
 
 /* out = s * (float)(q - z), the same operations as dequant_ref, so bit-identical. */
-INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t r1, float *out) {
-    const int64_t B = w->blocks, G = w->ngroups, cols = w->cols;
+INLINE void dequant_rows(const lp_qgroup *w, const int bits, const int c3, int64_t r0, int64_t r1, float *out) {
+    const int64_t B = w->blocks, G = w->ngroups, cols = w->cols, n3 = c3 ? lp_qgroup_chunk3_blocks(w) : 0;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *qrow = w->q + r * w->row_words;
@@ -339,7 +340,7 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
             const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
             for (int64_t b = g * bpg; b < b1; b++) {
                 __m256i q[4];
-                unpack_block(qrow, b, B, bits, q);
+                unpack_block(qrow, b, n3, bits, q);
                 float tmp[LP_QGROUP_BLOCK];
                 int64_t c = b * LP_QGROUP_BLOCK, n = cols - c;
                 float *dst = n >= LP_QGROUP_BLOCK ? o + c : tmp; /* ragged end: via tmp */
@@ -352,26 +353,30 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
     }
 }
 
-/* One function per bits value so that the plane structure is compile-time. */
-#define DEFINE_BITS(NB)                                                                          \
-    static void gemv_b##NB(const lp_qgroup *w, const float *xp, const float *xsum, float *y,     \
-                           int64_t r0, int64_t r1) {                                             \
-        for (int64_t r = r0; r < r1; r += 2) tile(w, NB, 2, 1, xp, xsum, y, 0, r, r1);           \
+/* One function per bits value so that the plane structure is compile-time;
+ * b = 3 also once per layout (C3: its chunks, lp_qgroup_chunk3_blocks), so
+ * that weights of the plane layout run the plane code alone. */
+#define DEFINE_LAYOUT(NB, C3, SUF)                                                               \
+    static void gemv_b##SUF(const lp_qgroup *w, const float *xp, const float *xsum, float *y,    \
+                            int64_t r0, int64_t r1) {                                            \
+        for (int64_t r = r0; r < r1; r += 2) tile(w, NB, C3, 2, 1, xp, xsum, y, 0, r, r1);       \
     }                                                                                            \
-    static void multi_b##NB(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,   \
-                            float *y, int64_t ldy, int64_t r0, int64_t r1) {                     \
+    static void multi_b##SUF(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum,  \
+                             float *y, int64_t ldy, int64_t r0, int64_t r1) {                    \
         if (T == 1) {                                                                            \
-            for (int64_t r = r0; r < r1; r += 2) tile(w, NB, 2, 1, xp, xsum, y, ldy, r, r1);     \
+            for (int64_t r = r0; r < r1; r += 2) tile(w, NB, C3, 2, 1, xp, xsum, y, ldy, r, r1); \
             return;                                                                              \
         }                                                                                        \
         const int64_t ldx = lp_qkernels_ldx(w);                                                  \
         for (int64_t t = 0; t < T; t += 2) /* pairs: 8 chains fill the 16 registers */          \
-            if (T - t >= 2) tile_multi(w, NB, 2, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \
-            else tile_multi(w, NB, 1, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \
+            if (T - t >= 2) tile_multi(w, NB, C3, 2, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \
+            else tile_multi(w, NB, C3, 1, xp + t * ldx, xsum + t * w->ngroups, y + t * ldy, ldy, r0, r1); \
     }                                                                                            \
-    static void dequant_b##NB(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {          \
-        dequant_rows(w, NB, r0, r1, out);                                                        \
+    static void dequant_b##SUF(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {         \
+        dequant_rows(w, NB, C3, r0, r1, out);                                                    \
     }
+#define DEFINE_BITS(NB) DEFINE_LAYOUT(NB, 0, NB)
+DEFINE_LAYOUT(3, 1, 3c)
 
 DEFINE_BITS(1)
 DEFINE_BITS(2)
@@ -382,14 +387,29 @@ DEFINE_BITS(6)
 DEFINE_BITS(7)
 DEFINE_BITS(8)
 
+/* b = 3: the chunk-layout functions when w has chunks */
+static void gemv_b3x(const lp_qgroup *w, const float *xp, const float *xsum, float *y, int64_t r0, int64_t r1) {
+    if (lp_qgroup_chunk3_blocks(w)) gemv_b3c(w, xp, xsum, y, r0, r1);
+    else gemv_b3(w, xp, xsum, y, r0, r1);
+}
+static void multi_b3x(const lp_qgroup *w, int64_t T, const float *xp, const float *xsum, float *y, int64_t ldy,
+                      int64_t r0, int64_t r1) {
+    if (lp_qgroup_chunk3_blocks(w)) multi_b3c(w, T, xp, xsum, y, ldy, r0, r1);
+    else multi_b3(w, T, xp, xsum, y, ldy, r0, r1);
+}
+static void dequant_b3x(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
+    if (lp_qgroup_chunk3_blocks(w)) dequant_b3c(w, r0, r1, out);
+    else dequant_b3(w, r0, r1, out);
+}
+
 typedef void (*gemv_fn)(const lp_qgroup *, const float *, const float *, float *, int64_t, int64_t);
 typedef void (*multi_fn)(const lp_qgroup *, int64_t, const float *, const float *, float *, int64_t,
                          int64_t, int64_t);
 typedef void (*dequant_fn)(const lp_qgroup *, int64_t, int64_t, float *);
 
-static const gemv_fn k_gemv[9] = {0, gemv_b1, gemv_b2, gemv_b3, gemv_b4, gemv_b5, gemv_b6, gemv_b7, gemv_b8};
-static const multi_fn k_multi[9] = {0, multi_b1, multi_b2, multi_b3, multi_b4, multi_b5, multi_b6, multi_b7, multi_b8};
-static const dequant_fn k_deq[9] = {0, dequant_b1, dequant_b2, dequant_b3, dequant_b4,
+static const gemv_fn k_gemv[9] = {0, gemv_b1, gemv_b2, gemv_b3x, gemv_b4, gemv_b5, gemv_b6, gemv_b7, gemv_b8};
+static const multi_fn k_multi[9] = {0, multi_b1, multi_b2, multi_b3x, multi_b4, multi_b5, multi_b6, multi_b7, multi_b8};
+static const dequant_fn k_deq[9] = {0, dequant_b1, dequant_b2, dequant_b3x, dequant_b4,
                                     dequant_b5, dequant_b6, dequant_b7, dequant_b8};
 
 static void gemv_avx2(const lp_qgroup *w, const float *xp, const float *xsum, float *y,

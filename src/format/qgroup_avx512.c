@@ -192,9 +192,18 @@ static void build_lanes(void) {
         }
 }
 
+/* b = 3 chunks' lane order: lane L of a vector of 16 values holds value
+ * 4 (L mod 4) + L / 4 of its 16 columns (a 4 x 4 transpose, its own
+ * inverse), because unpack_chunk3 takes byte L / 4 of the broadcast dword
+ * L mod 4 with one variable shift instead of a zero-extending shuffle. */
+INLINE __m512i chunk3_order(void) {
+    return _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+}
+
 /* xp (lp_qkernels_ldx floats) = this kernel's form of x: zero-padded; for one
  * plane times 2^-shift of each value's field, and in chunk mode permuted to
- * the chunk vectors' lane order. */
+ * the chunk vectors' lane order; at b = 3 the chunks' columns in
+ * chunk3_order. */
 static void prep_x_avx512(const lp_qgroup *w, const float *x, float *xp) {
     const int64_t ldx = lp_qkernels_ldx(w), cols = w->cols;
     if (single_plane(w->bits) && chunk_mode(w)) { /* 8 gathers per chunk; the last chunk's columns past cols read as 0 */
@@ -219,42 +228,85 @@ static void prep_x_avx512(const lp_qgroup *w, const float *x, float *xp) {
                     ? _mm512_castsi512_ps(_mm512_slli_epi32(
                           _mm512_sub_epi32(_mm512_set1_epi32(127), lane_shift(w->bits, h)), 23))
                     : _mm512_set1_ps(1.0f);
+    const int64_t tr = lp_qgroup_chunk3_blocks(w) * LP_QGROUP_BLOCK; /* b = 3 chunks' columns */
     for (int64_t c = 0; c < ldx; c += 16) {
         int64_t n = cols - c;
         __mmask16 m = (__mmask16)(n >= 16 ? 0xffff : n <= 0 ? 0 : (1u << n) - 1u);
-        _mm512_storeu_ps(xp + c, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), sc[(c / 16) % 2]));
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), sc[(c / 16) % 2]);
+        if (c < tr) v = _mm512_permutexvar_ps(chunk3_order(), v);
+        _mm512_storeu_ps(xp + c, v);
     }
 }
 
-/* Block s (0..3) of a b = 3 chunk (qgroup.h) as two vectors of 16 int32:
- * s = 0, 1 are A's fields at bits 3s; s = 2, 3 (t = s - 2) B's field 2t
- * (values 0..15) or 2t + 1 (16..31) with A's bit 6 + t as the third bit. */
-INLINE void unpack_chunk3(const uint32_t *c, int64_t s, __m512i *lo, __m512i *hi) {
-    const uint8_t *a = (const uint8_t *)c;
-    const __m512i a0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)a));
-    const __m512i a1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + 16)));
+/* The three broadcasts a b = 3 chunk (qgroup.h) is unpacked from: A's
+ * bytes 0-15 and 16-31 and B's 16 bytes, each to all four 128-bit lanes
+ * (loads only, no shuffle uop): lane L holds their dword L mod 4. */
+typedef struct {
+    __m512i a0, a1, b;
+} chunk3_src;
+
+INLINE chunk3_src chunk3_load(const uint32_t *c) {
+    chunk3_src r;
+    r.a0 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)c));
+    r.a1 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(c + 4)));
+    r.b = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(c + 8)));
+    return r;
+}
+
+/* Block s (0..3, a constant) of the chunk as two vectors of 16 int32 in
+ * chunk3_order: lane L takes byte L / 4 of its dword (shift 8 (L / 4)).
+ * s = 0, 1: A's field at bit 3s; s = 2, 3 (t = s - 2): B's field 2t (first
+ * 16 values) or 2t + 1 (last 16) in bits 0-1 and A's bit 6 + t in bit 2
+ * (0xe4: c ? a : b, the low two bits from B, the rest from A shifted).
+ * 4 or 8 ops; the f32 kernels of the plane layout took about 10. */
+INLINE void unpack_chunk3(const chunk3_src *c, const int s, __m512i *lo, __m512i *hi) {
+    const __m512i by = _mm512_setr_epi32(0, 0, 0, 0, 8, 8, 8, 8, 16, 16, 16, 16, 24, 24, 24, 24);
     const __m512i seven = _mm512_set1_epi32(7);
     if (s < 2) {
-        const __m128i sh = _mm_cvtsi32_si128((int)(3 * s));
-        *lo = _mm512_and_si512(_mm512_srl_epi32(a0, sh), seven);
-        *hi = _mm512_and_si512(_mm512_srl_epi32(a1, sh), seven);
+        const __m512i sh = _mm512_add_epi32(by, _mm512_set1_epi32(3 * s));
+        *lo = _mm512_and_si512(_mm512_srlv_epi32(c->a0, sh), seven);
+        *hi = _mm512_and_si512(_mm512_srlv_epi32(c->a1, sh), seven);
         return;
     }
-    const int t = (int)s - 2;
-    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + 32)));
-    const __m128i sl = _mm_cvtsi32_si128(4 * t), sh = _mm_cvtsi32_si128(4 * t + 2), st = _mm_cvtsi32_si128(4 + t);
-    /* bits 0-1 from B's field, the rest from A shifted (0xe4: c ? a : b), then the low 3 */
-    const __m512i two = _mm512_set1_epi32(3);
-    *lo = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srl_epi32(b, sl), _mm512_srl_epi32(a0, st), two, 0xe4), seven);
-    *hi = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srl_epi32(b, sh), _mm512_srl_epi32(a1, st), two, 0xe4), seven);
+    const int t = s - 2;
+    const __m512i two = _mm512_set1_epi32(3), st = _mm512_add_epi32(by, _mm512_set1_epi32(4 + t));
+    const __m512i bl = _mm512_srlv_epi32(c->b, _mm512_add_epi32(by, _mm512_set1_epi32(4 * t)));
+    const __m512i bh = _mm512_srlv_epi32(c->b, _mm512_add_epi32(by, _mm512_set1_epi32(4 * t + 2)));
+    *lo = _mm512_and_si512(_mm512_ternarylogic_epi32(bl, _mm512_srlv_epi32(c->a0, st), two, 0xe4), seven);
+    *hi = _mm512_and_si512(_mm512_ternarylogic_epi32(bh, _mm512_srlv_epi32(c->a1, st), two, 0xe4), seven);
 }
 
-/* The 32 values of block b of a row of B blocks (values 0..15, 16..31) as
- * two vectors of 16 int32: at b = 3 from its chunk when it lies in one. */
-INLINE void unpack_block(const uint32_t *row, int64_t b, int64_t B, int bits, const unpack_consts *k, __m512i *lo,
+/* unpack_chunk3 for a block s known only at run time, without a branch
+ * (a switch per block and row kept the rows' work from overlapping: 45%
+ * slower at group 32): every s as the s >= 2 formula, with shift counts and
+ * the select mask from a table (select 0 takes every bit from A, which is
+ * what s < 2 needs; its B shifts are then unused). */
+#define C3_BY(k) {k, k, k, k, 8 + k, 8 + k, 8 + k, 8 + k, 16 + k, 16 + k, 16 + k, 16 + k, 24 + k, 24 + k, 24 + k, 24 + k}
+static const int32_t k_c3[4][4][16] __attribute__((aligned(64))) = { /* [s][B lo, B hi, A, select] */
+    {C3_BY(0), C3_BY(0), C3_BY(0), {0}},
+    {C3_BY(0), C3_BY(0), C3_BY(3), {0}},
+    {C3_BY(0), C3_BY(2), C3_BY(4), {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}},
+    {C3_BY(4), C3_BY(6), C3_BY(5), {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}},
+};
+#undef C3_BY
+
+INLINE void unpack_chunk3_any(const chunk3_src *c, int s, __m512i *lo, __m512i *hi) {
+    const int32_t(*k)[16] = k_c3[s];
+    const __m512i sel = _mm512_load_si512(k[3]), sa = _mm512_load_si512(k[2]), seven = _mm512_set1_epi32(7);
+    *lo = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srlv_epi32(c->b, _mm512_load_si512(k[0])),
+                                                     _mm512_srlv_epi32(c->a0, sa), sel, 0xe4), seven);
+    *hi = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srlv_epi32(c->b, _mm512_load_si512(k[1])),
+                                                     _mm512_srlv_epi32(c->a1, sa), sel, 0xe4), seven);
+}
+
+/* The 32 values of block b of a row (values 0..15, 16..31) as two vectors
+ * of 16 int32: at b = 3 from its chunk when it lies in one (b < n3 =
+ * lp_qgroup_chunk3_blocks), the lanes then in chunk3_order. */
+INLINE void unpack_block(const uint32_t *row, int64_t b, int64_t n3, int bits, const unpack_consts *k, __m512i *lo,
                          __m512i *hi) {
-    if (bits == 3 && b < (B & ~(int64_t)3)) {
-        unpack_chunk3(row + b / 4 * LP_QGROUP_CHUNK3_WORDS, b % 4, lo, hi);
+    if (bits == 3 && b < n3) {
+        const chunk3_src c = chunk3_load(row + b / 4 * LP_QGROUP_CHUNK3_WORDS);
+        unpack_chunk3_any(&c, (int)(b % 4), lo, hi);
         return;
     }
     const uint32_t *blk = row + b * bits;
@@ -300,26 +352,12 @@ INLINE __m512i chunk_mask(int bits, int m, const unpack_consts *k) {
     return k->cmask[m];
 }
 
-/* The 128 values of a whole b = 3 chunk (qgroup.h) as 8 vectors of 16
- * int32, columns 16m .. 16m+15: A's fields for m < 4, B's field m - 4 with
- * A's bit 6 + (m - 4) / 2 as the third bit for m >= 4 (0xe4: c ? a : b, the
- * low two bits from B, the rest from A shifted). 22 ops for 128 values. */
+/* The 128 values of a whole b = 3 chunk as 8 vectors of 16 int32 (vector
+ * m: columns 16m .. 16m+15 in chunk3_order): 3 broadcast loads, 24 ops. */
 INLINE void chunk3_vectors(const uint32_t *c, __m512i f[8]) {
-    const uint8_t *p = (const uint8_t *)c;
-    const __m512i a0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
-    const __m512i a1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 16)));
-    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + 32)));
-    const __m512i seven = _mm512_set1_epi32(7), three = _mm512_set1_epi32(3);
-    f[0] = _mm512_and_si512(a0, seven);
-    f[1] = _mm512_and_si512(a1, seven);
-    f[2] = _mm512_and_si512(_mm512_srli_epi32(a0, 3), seven);
-    f[3] = _mm512_and_si512(_mm512_srli_epi32(a1, 3), seven);
-    f[4] = _mm512_and_si512(_mm512_ternarylogic_epi32(b, _mm512_srli_epi32(a0, 4), three, 0xe4), seven);
-    f[5] = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srli_epi32(b, 2), _mm512_srli_epi32(a1, 4), three, 0xe4),
-                            seven);
-    /* A >> 5 keeps only bits 5-7 of a byte: bit 2 is the top bit, nothing above */
-    f[6] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(b, 4), _mm512_srli_epi32(a0, 5), three, 0xe4);
-    f[7] = _mm512_ternarylogic_epi32(_mm512_srli_epi32(b, 6), _mm512_srli_epi32(a1, 5), three, 0xe4);
+    const chunk3_src src = chunk3_load(c);
+#pragma GCC unroll 4
+    for (int s = 0; s < 4; s++) unpack_chunk3(&src, s, &f[2 * s], &f[2 * s + 1]);
 }
 
 /* tl/th[j][t] += sum over group g of q[row j] * x[token t], as 16-lane
@@ -339,7 +377,7 @@ INLINE void group_dot(const int bits, const int R, const int T, const int chunke
 #pragma GCC unroll 4
                     for (int j = 0; j < R; j++) {
                         __m512i lo, hi;
-                        unpack_block(qr[j], bb, B, bits, k, &lo, &hi);
+                        unpack_block(qr[j], bb, 0, bits, k, &lo, &hi); /* past the chunks */
                         const __m512 fl = _mm512_cvtepi32_ps(lo), fh = _mm512_cvtepi32_ps(hi);
 #pragma GCC unroll 4
                         for (int t = 0; t < T; t++) {
@@ -416,7 +454,7 @@ INLINE void group_dot(const int bits, const int R, const int T, const int chunke
                 fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
             } else {
                 __m512i lo, hi;
-                unpack_block(qr[j], b, B, bits, k, &lo, &hi);
+                unpack_block(qr[j], b, 0, bits, k, &lo, &hi); /* not chunk mode: no b = 3 chunks */
                 fl = _mm512_cvtepi32_ps(lo);
                 fh = _mm512_cvtepi32_ps(hi);
             }
@@ -596,7 +634,7 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
 /* out = s * (float)(q - z), the same operations as dequant_ref, so bit-identical. */
 INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t r1, float *out,
                          const unpack_consts *k) {
-    const int64_t B = w->blocks, G = w->ngroups, cols = w->cols;
+    const int64_t B = w->blocks, G = w->ngroups, cols = w->cols, n3 = lp_qgroup_chunk3_blocks(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *qrow = w->q + r * w->row_words;
@@ -607,7 +645,11 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
             const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
             for (int64_t b = g * bpg; b < b1; b++) {
                 __m512i lo, hi;
-                unpack_block(qrow, b, B, bits, k, &lo, &hi);
+                unpack_block(qrow, b, n3, bits, k, &lo, &hi);
+                if (bits == 3 && b < n3) { /* back to column order */
+                    lo = _mm512_permutexvar_epi32(chunk3_order(), lo);
+                    hi = _mm512_permutexvar_epi32(chunk3_order(), hi);
+                }
                 __m512 fl = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(lo, z)));
                 __m512 fh = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, z)));
                 int64_t c = b * LP_QGROUP_BLOCK, n = cols - c;

@@ -75,10 +75,19 @@ static void test_layout_examples(void) {
             for (int l = 0; l < 4; l++) CHECK(((bytes[32 + m] >> (2 * l)) & 3u) == (c[64 + m + 16 * l] & 3u));
         lp_qgroup_unpack_chunk3(words, cb);
         CHECK(!memcmp(c, cb, sizeof c));
-        /* a weight of 172 columns: blocks 0-3 are chunk 0 (words 0-11), block 4 and 5 the plane
-         * layout at words 12 and 15; get/set and get/put_block agree with both */
+        /* a weight of 172 columns, per-channel: blocks 0-3 are chunk 0 (words 0-11), block 4 and 5
+         * the plane layout at words 12 and 15; get/set and get/put_block agree with both. With
+         * groups of 32 every block is in the plane layout. */
+        lp_qgroup w32;
+        CHECK_OK(lp_qgroup_init(&w32, 1, 172, 3, 32, 0));
+        CHECK(lp_qgroup_chunk3_blocks(&w32) == 0);
+        for (int k = 0; k < 172; k++) lp_qgroup_set(&w32, 0, k, (unsigned)((k * 5 + 3) % 8));
+        lp_qgroup_unpack_block(w32.q, 3, v);
+        for (int j = 0; j < 32; j++) CHECK(v[j] == (j * 5 + 3) % 8);
+        lp_qgroup_free(&w32);
         lp_qgroup w;
-        CHECK_OK(lp_qgroup_init(&w, 2, 172, 3, 32, 0));
+        CHECK_OK(lp_qgroup_init(&w, 2, 172, 3, -1, 0));
+        CHECK(lp_qgroup_chunk3_blocks(&w) == 4);
         for (int k = 0; k < 172; k++) lp_qgroup_set(&w, 1, k, (unsigned)((k * 5 + 3) % 8));
         uint8_t all[128];
         lp_qgroup_unpack_chunk3(w.q + w.row_words, all);
@@ -106,13 +115,13 @@ static void test_layout_examples(void) {
 
 /* ---------------- format version 1 files (b = 3 in the plane layout) ---------------- */
 
-/* A file holding one 5 x 300 b = 3 weight (2 chunks + 2 plane blocks per
- * row) as format version ver writes it, loaded through the traits row:
+/* A file holding one 5 x 300 b = 3 g128 weight (2 chunks + 2 plane blocks
+ * per row) as format version ver writes it, loaded through the traits row:
  * version 1 is converted (equal values, an owned copy), version 2 viewed. */
 static void test_version1_file(void) {
     enum { R = 5, C = 300 };
     lp_qgroup w;
-    CHECK_OK(lp_qgroup_init(&w, R, C, 3, 64, 0));
+    CHECK_OK(lp_qgroup_init(&w, R, C, 3, 128, 0));
     unsigned long long rng = 7;
     for (int64_t i = 0; i < R * C; i++) lp_qgroup_set(&w, i / C, i % C, (unsigned)(test_rand_u64(&rng) & 7));
     for (int64_t i = 0; i < R * w.ngroups; i++) {
@@ -146,7 +155,7 @@ static void test_version1_file(void) {
         lp_weights *f;
         CHECK_OK(lp_weights_open(path, &f));
         lp_json_doc *desc;
-        const char *js = "{\"format\":\"qgroup\",\"bits\":3,\"group\":64,\"sym\":false}";
+        const char *js = "{\"format\":\"qgroup\",\"bits\":3,\"group\":128,\"sym\":false}";
         CHECK_OK(lp_json_parse(js, strlen(js), "desc", &desc));
         const lp_fmt_src in = {f, path};
         void *data = NULL;
