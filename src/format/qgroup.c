@@ -9,8 +9,8 @@
  * width 8, 4, 2, 1 (the binary digits of b, largest first). PLANES_FOR walks
  * them: w = plane width, o = the sum of the widths before it, which is both
  * the plane's first word in the block and its first bit in the value.
- * b = 3 stores whole chunks of 128 columns in a layout of their own
- * (qgroup.h): a block inside one is read by unpacking its chunk and written
+ * b = 3 with groups of whole chunks stores its chunks of 128 columns in a
+ * layout of their own (qgroup.h): a block inside one is read by unpacking its chunk and written
  * by repacking it (get/put_block), so every writer and scalar reader goes
  * through get/put_block and never computes a block's address itself.
  */
@@ -331,11 +331,14 @@ static lp_status qgroup3_from_v1(lp_qgroup *w, int64_t rows, int64_t cols, int g
     }
     memcpy(w->scales, s, sb);
     if (!sym) memcpy(w->zeros, z, zb);
+    memcpy(w->q, q1, (size_t)(rows * w->row_words) * 4u); /* the blocks past the chunks are as they were */
+    const int64_t nchunks = lp_qgroup_chunk3_blocks(w) / 4;
+#pragma omp parallel for schedule(static) if (rows * nchunks > 1024)
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t b = 0; b < w->blocks; b++) {
-            uint8_t v[LP_QGROUP_BLOCK];
-            lp_qgroup_unpack_block(q1 + (r * w->blocks + b) * 3, 3, v);
-            lp_qgroup_put_block(w, r, b, v);
+        for (int64_t c = 0; c < nchunks; c++) {
+            uint8_t v[LP_QGROUP_CHUNK3];
+            for (int j = 0; j < 4; j++) lp_qgroup_unpack_block(q1 + r * w->row_words + (4 * c + j) * 3, 3, v + 32 * j);
+            lp_qgroup_pack_chunk3(v, w->q + r * w->row_words + c * LP_QGROUP_CHUNK3_WORDS);
         }
     return LP_OK;
 }
@@ -349,10 +352,9 @@ lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, 
     const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     const int chunked = bits == 3 && (group == -1 || group >= cols || group % LP_QGROUP_CHUNK3 == 0);
     const int v1 = chunked && lp_fmt_version(in) < 2; /* its chunks are in the plane layout */
-    const int64_t words = v1 ? blocks * 3 : (int64_t)(qb / 4) / rows;
     const int64_t ngroups = (int64_t)(sb / 2) / rows;
     const lp_tensor_view *q, *s, *z = NULL;
-    LP_TRY(lp_fmt_tensor(in, base, ".qweight", LP_DT_U32, rows, words, &q));
+    LP_TRY(lp_fmt_tensor(in, base, ".qweight", LP_DT_U32, rows, blocks * bits, &q));
     LP_TRY(lp_fmt_tensor(in, base, ".scales", LP_DT_F16, rows, ngroups, &s));
     if (!sym) LP_TRY(lp_fmt_tensor(in, base, ".qzeros", LP_DT_U8, rows, ngroups, &z));
     lp_status st = v1 ? qgroup3_from_v1(w, rows, cols, group, sym, q->data, s->data, s->nbytes, z ? z->data : NULL,

@@ -119,7 +119,7 @@ INLINE void unpack_chunk3(const uint32_t *c, int64_t s, __m256i q[4]) {
         const __m256i top = _mm256_and_si256(_mm256_srl_epi32(ah, _mm_cvtsi32_si128(4 + t)), _mm256_set1_epi32(4));
         q[h] = _mm256_or_si256(f, top);
     }
-    }
+}
 
 /* The 32 values of block b of a row as four vectors of 8 int32 (values
  * 8h .. 8h+7): at b = 3 from its chunk when it lies in one (b < n3 =

@@ -21,13 +21,12 @@
  * vectors of 16 values with 8 constant field masks. Each such vector mixes
  * values of the 4 blocks, so prep_x lays x out in the same order
  * (chunk_lane) along with the 2^-shift. This saves the broadcast's shuffle
- * uop (+7% at g128, +20% per-channel in cache). b = 3 reads its whole
- * chunks (qgroup.h's chunk layout) the same way, 8 vectors of 16 values in
- * column order from 3 zero-extending loads and 19 ops (chunk3_vectors; x
- * needs no permutation), and a row's last 1-3 blocks block by block. Other
- * groups (32, 64) and b = 5, 6, 7 read block by block (b = 3's blocks of a
- * chunk then each unpack their part of it, unpack_chunk3). W3 4096 x 11008
- * g128, one thread from DRAM (bench_qgemv): 2557 -> 1669 us.
+ * uop (+7% at g128, +20% per-channel in cache). b = 3 with groups of
+ * whole chunks reads qgroup.h's chunk layout the same way: 8 vectors of 16
+ * values from 3 broadcast loads and 24 ops (chunk3_vectors), their lanes in
+ * chunk3_order (a 4 x 4 transpose of each 16 columns, which prep_x applies
+ * to x), and a row's last 1-3 blocks block by block. Other groups (32, 64;
+ * b = 3 there keeps the plane layout) and b = 5, 6, 7 read block by block.
  *
  * Dot: per group, 16-lane f32 partial sums of q*x (two per row/token chain,
  * lo and hi half, for latency), scaled by s_g into an accumulator once per
@@ -276,11 +275,10 @@ INLINE void unpack_chunk3(const chunk3_src *c, const int s, __m512i *lo, __m512i
     *hi = _mm512_and_si512(_mm512_ternarylogic_epi32(bh, _mm512_srlv_epi32(c->a1, st), two, 0xe4), seven);
 }
 
-/* unpack_chunk3 for a block s known only at run time, without a branch
- * (a switch per block and row kept the rows' work from overlapping: 45%
- * slower at group 32): every s as the s >= 2 formula, with shift counts and
- * the select mask from a table (select 0 takes every bit from A, which is
- * what s < 2 needs; its B shifts are then unused). */
+/* unpack_chunk3 for a block s known only at run time (dequant walks the
+ * blocks of a group), without a branch: every s as the s >= 2 formula, with
+ * shift counts and the select mask from a table (select 0 takes every bit
+ * from A, which is what s < 2 needs; its B shifts are then unused). */
 #define C3_BY(k) {k, k, k, k, 8 + k, 8 + k, 8 + k, 8 + k, 16 + k, 16 + k, 16 + k, 16 + k, 24 + k, 24 + k, 24 + k, 24 + k}
 static const int32_t k_c3[4][4][16] __attribute__((aligned(64))) = { /* [s][B lo, B hi, A, select] */
     {C3_BY(0), C3_BY(0), C3_BY(0), {0}},
