@@ -279,7 +279,8 @@ static lp_status qmix_load(const lp_fmt_src *in, const char *base, const lp_json
     lp_qmix *w = st == LP_OK ? calloc(1, sizeof *w) : NULL;
     if (st == LP_OK && !w) st = lp_fail(LP_ERR_NOMEM, "out of memory");
     if (st == LP_OK) st = lp_qmix_adopt(w, rows, cols, (int)group, sym, gbits, parts, np);
-    if (st != LP_OK) {
+    if (st != LP_OK) { /* the parts loaded so far: views, or owned copies of version 1 W3 parts */
+        for (int k = 0; k < np; k++) lp_qgroup_free(&parts[k]);
         free(w);
         return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
     }

@@ -7,14 +7,16 @@
  *   byte 0      rows - 1            (rows 1..256)
  *   bytes 1..2  cols - 1, LE, & 0xfff (cols 1..4096): the caller's shape, as
  *               the model's config gives it; bit 7 of byte 2 asks for the
- *               520-token product check below (slow, so not on every input)
+ *               520-token product check below (slow, so not on every input),
+ *               bit 6 for format version 2 (else 1: W3 chunks then go through
+ *               the version 1 conversion, format/qgroup.h)
  *   then        the linear's description, JSON as the checkpoint stores it
  *               ({"format":"qgroup","bits":4,...} or {"format":"sum","parts":[..]}),
  *               up to a 0 byte
  *   then        a safetensors file holding the tensors "x.*"
  * The harness writes the description into the file's header the way the
- * checkpoint writer does (__metadata__ {"llmpress.format_version": "1",
- * "llmpress.linear.x": <description>}), inserted after the header's '{' and
+ * checkpoint writer does (__metadata__ {"llmpress.format_version": "1" or
+ * "2", "llmpress.linear.x": <description>}), inserted after the header's '{' and
  * padded with spaces so the tensors keep their alignment; a header that
  * does not start with '{' or whose length overruns the file is passed on
  * unchanged. Keeping the description apart lets the fuzzer mutate it as
@@ -100,7 +102,7 @@ static void put(buf *b, const void *s, size_t n) {
 }
 
 /* The safetensors image with the checkpoint metadata inserted (see the top). */
-static void make_image(const uint8_t *st, size_t n, const char *desc, size_t dlen, buf *out) {
+static void make_image(const uint8_t *st, size_t n, const char *desc, size_t dlen, int v2, buf *out) {
     uint64_t hlen = 0;
     for (int i = 7; n >= 8 && i >= 0; i--) hlen = hlen << 8 | st[i];
     if (n < 9 || hlen == 0 || hlen > n - 8 || st[8] != '{') {
@@ -108,8 +110,9 @@ static void make_image(const uint8_t *st, size_t n, const char *desc, size_t dle
         return;
     }
     buf ins = {0};
-    static const char head[] = "\"__metadata__\":{\"llmpress.format_version\":\"1\",\"llmpress.linear." BASE "\":\"";
-    put(&ins, head, sizeof head - 1);
+    static const char head1[] = "\"__metadata__\":{\"llmpress.format_version\":\"1\",\"llmpress.linear." BASE "\":\"";
+    static const char head2[] = "\"__metadata__\":{\"llmpress.format_version\":\"2\",\"llmpress.linear." BASE "\":\"";
+    put(&ins, v2 ? head2 : head1, sizeof head1 - 1);
     for (size_t i = 0; i < dlen; i++) {
         unsigned char c = (unsigned char)desc[i];
         char esc[8];
@@ -325,7 +328,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!end) return 0;
     const size_t dlen = (size_t)((const char *)end - desc);
     buf img = {0};
-    make_image(end + 1, size - 3 - dlen - 1, desc, dlen, &img);
+    make_image(end + 1, size - 3 - dlen - 1, desc, dlen, data[2] & 0x40, &img);
     /* an exactly sized copy, so ASan sees its end */
     uint8_t *copy = malloc(img.n ? img.n : 1);
     FUZZ_CHECK(copy);

@@ -124,8 +124,9 @@ static void write_seed(const char *dir, const char *name, const lp_linear *l) {
     if (!fb || !fo) die(out);
     static int nth;
     const unsigned char big = nth++ % 2 ? 0x80 : 0; /* every other seed asks for the 520-token check */
+    const unsigned char v2 = 0x40; /* format version 2, as this build writes */
     const unsigned char head[3] = {(unsigned char)(l->rows - 1), (unsigned char)((l->cols - 1) & 0xff),
-                                   (unsigned char)(((l->cols - 1) >> 8) | big)};
+                                   (unsigned char)(((l->cols - 1) >> 8) | big | v2)};
     fwrite(head, 1, 3, fo);
     fwrite(desc, 1, strlen(desc) + 1, fo);
     char chunk[4096];
@@ -258,6 +259,8 @@ int main(int argc, char **argv) {
     one(dir, "qgroup_w1_g32", "rtn bits=1 group=32", 8, 96);
     one(dir, "qgroup_w2_g64_sym", "rtn bits=2 group=64 sym", 8, 128);
     one(dir, "qgroup_w3_g32_ragged", "rtn bits=3 group=32", 7, 100);
+    one(dir, "qgroup_w3_g128_chunks", "rtn bits=3 group=128", 5, 300); /* 2 chunks + 2 plane blocks a row */
+    one(dir, "qgroup_w3_perchannel_chunk", "rtn bits=3 group=-1", 4, 128);
     one(dir, "qgroup_w4_perchannel", "rtn bits=4 group=-1", 9, 72);
     one(dir, "qgroup_w5_g32_sym", "rtn bits=5 group=32 sym", 4, 64);
     one(dir, "qgroup_w6_g64", "rtn bits=6 group=64", 4, 128);
@@ -269,6 +272,7 @@ int main(int argc, char **argv) {
     g_uneven = 1;
     one(dir, "qmix_w3_g32", "slim bits=3 group=32", 8, 128);
     one(dir, "qmix_w2_g32_sym_ragged", "slim bits=2 group=32 sym", 4, 80);
+    one(dir, "qmix_w3_g128", "slim bits=3 group=128", 4, 640);
     g_uneven = 0;
     one(dir, "qlut_w3_outliers", "squeezellm bits=3 outliers=0.02 kmeans-iters=5", 8, 64);
     one(dir, "qlut_w2_dense_only", "squeezellm bits=2 outliers=0 kmeans-iters=3", 5, 40);
