@@ -21,10 +21,9 @@
  *     (qwords 0-3) or 3-5 (4-7) to bits 0-2, which is vector 0 (columns
  *     0..63); one takes B's field k / 16 of byte k to bits 0-1, one A's bit
  *     6 + k / 32 to bit 2, and an OR makes vector 1 (columns 64..127). 4 ops
- *     for 128 weights (the plane layout took 8: a throwaway harness, 4096 x
- *     11008 rows of one thread in L2, measured 1.86 against 2.34 ns per
- *     chunk-row under load), and the columns stay in order, so the
- *     quantizer's lane order is the identity.
+ *     for 128 weights where the plane layout took 8 (a 256 x 11008 W3 g128
+ *     product in cache, one thread: 28-32 us against 36-40), and the columns
+ *     stay in order, so the quantizer's lane order is the identity.
  *   - b = 3, a row's last 1-3 blocks (plane layout: per block 2-bit words
  *     3j, 3j+1, then 1-bit word 3j+2; one masked load): b = 2's bytes, one
  *     vpermd gathering the two-bit words into b = 2's broadcast layout, and
@@ -456,6 +455,14 @@ static void make_lane_perm(int bits, int whole, lane_perm *lp) {
     }
 }
 
+/* lp[whole]: the orders of w's partial and whole chunks (the same but at
+ * b = 3; the partial one only when w's rows end in one). */
+static void make_lane_perms(const lp_qgroup *w, lane_perm lp[2]) {
+    make_lane_perm(w->bits, 1, &lp[1]);
+    if (w->bits == 3 && w->blocks % 4) make_lane_perm(w->bits, 0, &lp[0]);
+    else lp[0] = lp[1];
+}
+
 INLINE __m512 to_lanes(const __m512 v[8], const lane_perm *lp, int m) {
     if (lp->ident) return v[m];
     __m512 r = _mm512_setzero_ps();
@@ -499,16 +506,14 @@ static void quantize_one(const lp_qgroup *w, const lane_perm lpp[2], const float
 }
 
 void lp_qgroup_q8_quantize_avx512vnni(const lp_qgroup *w, const float *x, lp_q8_act *a) {
-    lane_perm lp[2]; /* [whole] */
-    make_lane_perm(w->bits, 0, &lp[0]);
-    make_lane_perm(w->bits, 1, &lp[1]);
+    lane_perm lp[2];
+    make_lane_perms(w, lp);
     quantize_one(w, lp, x, a);
 }
 
 void lp_qgroup_q8_quantize_tokens_avx512vnni(const lp_qgroup *w, const float *X, int64_t T, lp_q8_act *a) {
     lane_perm lp[2]; /* once for all the tokens: ~130 lane lookups, a third of a short row's quantization */
-    make_lane_perm(w->bits, 0, &lp[0]);
-    make_lane_perm(w->bits, 1, &lp[1]);
+    make_lane_perms(w, lp);
     for (int64_t t = 0; t < T; t++) quantize_one(w, lp, X + t * w->cols, &a[t]);
 }
 
