@@ -36,7 +36,7 @@
  * caller's arguments, LP_ERR_FORMAT for a shape read from a file. */
 typedef struct {
     int group;
-    int64_t blocks, row_words, ngroups;
+    int64_t blocks, ngroups;
     size_t q_bytes, s_bytes, z_bytes;
 } shape_info;
 
@@ -61,10 +61,9 @@ static lp_status check_shape(lp_status st, int64_t rows, int64_t cols, int bits,
     if (sym != 0 && sym != 1) return lp_fail(st, "qgroup: sym = %d, expected 0 or 1", sym);
     si->group = group;
     si->blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    si->row_words = si->blocks * bits;
     si->ngroups = (cols + group - 1) / group;
     size_t qb, sb;
-    if (__builtin_mul_overflow((size_t)rows, (size_t)si->row_words * 4u, &qb) ||
+    if (__builtin_mul_overflow((size_t)rows, (size_t)si->blocks * (size_t)bits * 4u, &qb) ||
         __builtin_mul_overflow((size_t)rows, (size_t)si->ngroups * 2u, &sb) || qb + sb < qb)
         return lp_fail(st, "qgroup: shape %lld x %lld at %d bits overflows size_t",
                        (long long)rows, (long long)cols, bits);
@@ -84,7 +83,6 @@ static void fill_struct(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int 
     w->cols = cols;
     w->ngroups = si->ngroups;
     w->blocks = si->blocks;
-    w->row_words = si->row_words;
 }
 
 lp_status lp_qgroup_sizes(int64_t rows, int64_t cols, int bits, int group, int sym,
@@ -133,7 +131,7 @@ lp_status lp_qgroup_view(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int
     if (q_bytes != si.q_bytes)
         return lp_fail(LP_ERR_FORMAT, "qgroup: q has %zu bytes, expected %zu (%lld rows x %lld words "
                        "x 4 at %d bits); hint: the file's shape or bits do not match its data",
-                       q_bytes, si.q_bytes, (long long)rows, (long long)si.row_words, bits);
+                       q_bytes, si.q_bytes, (long long)rows, (long long)(si.blocks * bits), bits);
     if (scales_bytes != si.s_bytes)
         return lp_fail(LP_ERR_FORMAT, "qgroup: scales have %zu bytes, expected %zu (%lld rows x %lld "
                        "groups of %d columns x 2)", scales_bytes, si.s_bytes, (long long)rows,
@@ -173,7 +171,7 @@ lp_status lp_qgroup_view(lp_qgroup *w, int64_t rows, int64_t cols, int bits, int
 }
 
 size_t lp_qgroup_nbytes(const lp_qgroup *w) {
-    size_t n = (size_t)w->rows * (size_t)w->row_words * 4u;
+    size_t n = (size_t)w->rows * (size_t)lp_qgroup_row_words(w) * 4u;
     n += (size_t)w->rows * (size_t)w->ngroups * 2u;
     if (!w->sym) n += (size_t)w->rows * (size_t)w->ngroups;
     return n;
@@ -223,13 +221,13 @@ void lp_qgroup_unpack_chunk3(const uint32_t c[LP_QGROUP_CHUNK3_WORDS], uint8_t v
  * starts in it. */
 static uint32_t *chunk3_of(const lp_qgroup *w, int64_t r, int64_t b, int *at) {
     *at = (int)(b % 4) * LP_QGROUP_BLOCK;
-    return w->q + r * w->row_words + b / 4 * LP_QGROUP_CHUNK3_WORDS;
+    return w->q + r * lp_qgroup_row_words(w) + b / 4 * LP_QGROUP_CHUNK3_WORDS;
 }
 
 void lp_qgroup_get_block(const lp_qgroup *w, int64_t r, int64_t b, uint8_t v[LP_QGROUP_BLOCK]) {
     LP_ASSERT(r >= 0 && r < w->rows && b >= 0 && b < w->blocks);
     if (!lp_qgroup_in_chunk3(w, b)) {
-        lp_qgroup_unpack_block(w->q + r * w->row_words + b * w->bits, w->bits, v);
+        lp_qgroup_unpack_block(w->q + r * lp_qgroup_row_words(w) + b * w->bits, w->bits, v);
         return;
     }
     int at;
@@ -241,7 +239,7 @@ void lp_qgroup_get_block(const lp_qgroup *w, int64_t r, int64_t b, uint8_t v[LP_
 void lp_qgroup_put_block(lp_qgroup *w, int64_t r, int64_t b, const uint8_t v[LP_QGROUP_BLOCK]) {
     LP_ASSERT(r >= 0 && r < w->rows && b >= 0 && b < w->blocks);
     if (!lp_qgroup_in_chunk3(w, b)) {
-        lp_qgroup_pack_block(v, w->bits, w->q + r * w->row_words + b * w->bits);
+        lp_qgroup_pack_block(v, w->bits, w->q + r * lp_qgroup_row_words(w) + b * w->bits);
         return;
     }
     int at;
@@ -268,14 +266,14 @@ static int chunk3_pieces(int k, int byte[2], int shift[2], int width[2]) {
 unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c) {
     LP_ASSERT(r >= 0 && r < w->rows && c >= 0 && c < w->cols);
     if (lp_qgroup_in_chunk3(w, c / LP_QGROUP_BLOCK)) {
-        const uint8_t *a = (const uint8_t *)(w->q + r * w->row_words + c / LP_QGROUP_CHUNK3 * LP_QGROUP_CHUNK3_WORDS);
+        const uint8_t *a = (const uint8_t *)(w->q + r * lp_qgroup_row_words(w) + c / LP_QGROUP_CHUNK3 * LP_QGROUP_CHUNK3_WORDS);
         int byte[2], shift[2], width[2], o = 0;
         unsigned v = 0;
         for (int i = 0, n = chunk3_pieces((int)(c % LP_QGROUP_CHUNK3), byte, shift, width); i < n; o += width[i++])
             v |= ((unsigned)a[byte[i]] >> shift[i] & ((1u << width[i]) - 1u)) << o;
         return v;
     }
-    const uint32_t *blk = w->q + r * w->row_words + c / LP_QGROUP_BLOCK * w->bits;
+    const uint32_t *blk = w->q + r * lp_qgroup_row_words(w) + c / LP_QGROUP_BLOCK * w->bits;
     int j = (int)(c % LP_QGROUP_BLOCK);
     unsigned v = 0;
     PLANES_FOR(w->bits, pw, o)
@@ -287,7 +285,7 @@ void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v) {
     LP_ASSERT(r >= 0 && r < w->rows && c >= 0 && c < w->cols);
     LP_ASSERT(v < (1u << w->bits));
     if (lp_qgroup_in_chunk3(w, c / LP_QGROUP_BLOCK)) {
-        uint8_t *a = (uint8_t *)(w->q + r * w->row_words + c / LP_QGROUP_CHUNK3 * LP_QGROUP_CHUNK3_WORDS);
+        uint8_t *a = (uint8_t *)(w->q + r * lp_qgroup_row_words(w) + c / LP_QGROUP_CHUNK3 * LP_QGROUP_CHUNK3_WORDS);
         int byte[2], shift[2], width[2], o = 0;
         for (int i = 0, n = chunk3_pieces((int)(c % LP_QGROUP_CHUNK3), byte, shift, width); i < n; o += width[i++]) {
             const unsigned m = (1u << width[i]) - 1u;
@@ -295,7 +293,7 @@ void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v) {
         }
         return;
     }
-    uint32_t *blk = w->q + r * w->row_words + c / LP_QGROUP_BLOCK * w->bits;
+    uint32_t *blk = w->q + r * lp_qgroup_row_words(w) + c / LP_QGROUP_BLOCK * w->bits;
     int j = (int)(c % LP_QGROUP_BLOCK);
     PLANES_FOR(w->bits, pw, o) {
         uint32_t m = (1u << pw) - 1u;
@@ -317,28 +315,23 @@ void lp_qgroup_dequant(const lp_qgroup *w, int64_t r0, int64_t r1, float *out) {
 
 /* ---- checkpoint I/O and the traits row ---- */
 
-/* w = an owned copy of a format version 1 b = 3 weight: q1 holds its
- * blocks in the plane layout (rows x blocks x 3 words), repacked into
- * chunks; the scales and zeros are validated by a view, then copied. */
-static lp_status qgroup3_from_v1(lp_qgroup *w, int64_t rows, int64_t cols, int group, int sym, const uint32_t *q1,
-                                 const void *s, size_t sb, const void *z, size_t zb) {
-    LP_TRY(lp_qgroup_init(w, rows, cols, 3, group, sym));
-    lp_qgroup view;
-    lp_status st = lp_qgroup_view(&view, rows, cols, 3, group, sym, w->q, lp_qgroup_nbytes(w) - sb - zb, s, sb, z, zb);
-    if (st != LP_OK) {
-        lp_qgroup_free(w);
-        return st;
-    }
-    memcpy(w->scales, s, sb);
-    if (!sym) memcpy(w->zeros, z, zb);
-    memcpy(w->q, q1, (size_t)(rows * w->row_words) * 4u); /* the blocks past the chunks are as they were */
+/* w = an owned copy of v, a validated view of a format version 1 weight
+ * whose b = 3 chunks are still in the plane layout: the same bytes, each
+ * whole chunk repacked. */
+static lp_status qgroup3_from_v1(lp_qgroup *w, const lp_qgroup *v) {
+    LP_TRY(lp_qgroup_init(w, v->rows, v->cols, 3, v->group, v->sym));
+    const size_t qb = (size_t)(v->rows * lp_qgroup_row_words(v)) * 4u, sb = (size_t)(v->rows * v->ngroups) * 2u;
+    memcpy(w->q, v->q, qb); /* the blocks past the chunks are as they were */
+    memcpy(w->scales, v->scales, sb);
+    if (!v->sym) memcpy(w->zeros, v->zeros, sb / 2);
     const int64_t nchunks = lp_qgroup_chunk3_blocks(w) / 4;
-#pragma omp parallel for schedule(static) if (rows * nchunks > 1024)
-    for (int64_t r = 0; r < rows; r++)
+#pragma omp parallel for schedule(static) if (v->rows * nchunks > 1024)
+    for (int64_t r = 0; r < v->rows; r++)
         for (int64_t c = 0; c < nchunks; c++) {
-            uint8_t v[LP_QGROUP_CHUNK3];
-            for (int j = 0; j < 4; j++) lp_qgroup_unpack_block(q1 + r * w->row_words + (4 * c + j) * 3, 3, v + 32 * j);
-            lp_qgroup_pack_chunk3(v, w->q + r * w->row_words + c * LP_QGROUP_CHUNK3_WORDS);
+            uint8_t val[LP_QGROUP_CHUNK3];
+            const uint32_t *q1 = v->q + r * lp_qgroup_row_words(v) + c * LP_QGROUP_CHUNK3_WORDS; /* 4 plane blocks */
+            for (int j = 0; j < 4; j++) lp_qgroup_unpack_block(q1 + 3 * j, 3, val + 32 * j);
+            lp_qgroup_pack_chunk3(val, w->q + r * lp_qgroup_row_words(w) + c * LP_QGROUP_CHUNK3_WORDS);
         }
     return LP_OK;
 }
@@ -350,23 +343,23 @@ lp_status lp_qgroup_load_view(const lp_fmt_src *in, const char *base, int bits, 
         return lp_fail(LP_ERR_FORMAT, "%s: linear \"%s\": invalid qgroup parameters bits=%d group=%d "
                        "for a %lld x %lld weight", in->name, base, bits, group, (long long)rows, (long long)cols);
     const int64_t blocks = (cols + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const int chunked = bits == 3 && (group == -1 || group >= cols || group % LP_QGROUP_CHUNK3 == 0);
-    const int v1 = chunked && lp_fmt_version(in) < 2; /* its chunks are in the plane layout */
     const int64_t ngroups = (int64_t)(sb / 2) / rows;
     const lp_tensor_view *q, *s, *z = NULL;
     LP_TRY(lp_fmt_tensor(in, base, ".qweight", LP_DT_U32, rows, blocks * bits, &q));
     LP_TRY(lp_fmt_tensor(in, base, ".scales", LP_DT_F16, rows, ngroups, &s));
     if (!sym) LP_TRY(lp_fmt_tensor(in, base, ".qzeros", LP_DT_U8, rows, ngroups, &z));
-    lp_status st = v1 ? qgroup3_from_v1(w, rows, cols, group, sym, q->data, s->data, s->nbytes, z ? z->data : NULL,
-                                        z ? z->nbytes : 0)
-                      : lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data, s->nbytes,
-                                       z ? z->data : NULL, z ? z->nbytes : 0);
+    lp_status st = lp_qgroup_view(w, rows, cols, bits, group, sym, q->data, q->nbytes, s->data, s->nbytes,
+                                  z ? z->data : NULL, z ? z->nbytes : 0);
+    if (st == LP_OK && lp_qgroup_chunk3_blocks(w) && lp_fmt_version(in) < 2) {
+        const lp_qgroup v1 = *w;
+        st = qgroup3_from_v1(w, &v1);
+    }
     if (st != LP_OK) return lp_fail_ctx(st, "%s: linear \"%s\"", in->name, base);
     return LP_OK;
 }
 
 lp_status lp_qgroup_save_tensors(const lp_qgroup *w, lp_st_writer *st, const char *base) {
-    LP_TRY(lp_fmt_add(st, base, ".qweight", LP_DT_U32, w->rows, w->row_words, w->q));
+    LP_TRY(lp_fmt_add(st, base, ".qweight", LP_DT_U32, w->rows, lp_qgroup_row_words(w), w->q));
     LP_TRY(lp_fmt_add(st, base, ".scales", LP_DT_F16, w->rows, w->ngroups, w->scales));
     if (!w->sym) LP_TRY(lp_fmt_add(st, base, ".qzeros", LP_DT_U8, w->rows, w->ngroups, w->zeros));
     return LP_OK;

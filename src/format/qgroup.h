@@ -105,8 +105,7 @@ typedef struct {
     int64_t rows, cols;
     int64_t ngroups;  /* ceil(cols / group) */
     int64_t blocks;   /* ceil(cols / 32) per row */
-    int64_t row_words; /* uint32 words per row: blocks * bits */
-    uint32_t *q;      /* (rows, row_words) */
+    uint32_t *q;      /* (rows, blocks * bits) */
     uint16_t *scales; /* (rows, ngroups) f16 bits */
     uint8_t *zeros;   /* (rows, ngroups), or NULL when sym */
     int owns;         /* 1: q/scales/zeros are malloc'd and freed by lp_qgroup_free */
@@ -146,6 +145,9 @@ static inline int lp_qgroup_zero(const lp_qgroup *w, int64_t r, int64_t g) {
  * 0 <= v < 2^bits. */
 unsigned lp_qgroup_get(const lp_qgroup *w, int64_t r, int64_t c);
 void lp_qgroup_set(lp_qgroup *w, int64_t r, int64_t c, unsigned v);
+
+/* uint32 words per row. */
+static inline int64_t lp_qgroup_row_words(const lp_qgroup *w) { return w->blocks * w->bits; }
 
 /* Blocks of each row stored in b = 3 chunks: blocks & ~3 when w is b = 3
  * with groups of whole chunks (a multiple of 128 columns, or one group per
@@ -207,7 +209,7 @@ lp_status lp_qgroup_gemm_ex(const lp_qgroup *w, const float *X, int64_t T, float
                             const lp_qgemm_params *p);
 
 /* ---- checkpoint I/O (format.h) ----
- * A view of the tensors <base>.qweight (U32 [rows, row_words]), .scales
+ * A view of the tensors <base>.qweight (U32 [rows, blocks * bits]), .scales
  * (F16 [rows, ngroups]) and, asymmetric, .qzeros (U8 [rows, ngroups]),
  * validated as lp_qgroup_view does; qmix's parts use it too. A b = 3 weight
  * of a format version 1 file (blocks in the plane layout, [rows, blocks*3])

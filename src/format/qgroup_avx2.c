@@ -186,7 +186,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int c3, const int R, 
                  const float *xsum, float *y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w), n3 = c3 ? lp_qgroup_chunk3_blocks(w) : 0;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const uintptr_t pass = (uintptr_t)(R * w->row_words) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t pass = (uintptr_t)(R * lp_qgroup_row_words(w)) * sizeof(uint32_t); /* bytes to row + R */
     const uintptr_t next = (8192 + pass - 1) / pass * pass; /* whole passes, >= 8 KB ahead (qgroup_avx512.c) */
     const uint32_t *qr[2];
     const uint16_t *sr[2];
@@ -199,7 +199,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int c3, const int R, 
 #pragma GCC unroll 2
     for (int i = 0; i < R; i++) {
         rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
-        qr[i] = w->q + rr[i] * w->row_words;
+        qr[i] = w->q + rr[i] * lp_qgroup_row_words(w);
         sr[i] = w->scales + rr[i] * G;
     }
     __m256 acc[2][4];
@@ -277,11 +277,11 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int c3, const i
         for (int64_t g0 = 0; g0 < G; g0 += chunk) {
             const int64_t g1 = g0 + chunk < G ? g0 + chunk : G;
             for (int64_t i = 0; i < nr; i++) {
-                const uint32_t *qr = w->q + (rt + i) * w->row_words;
+                const uint32_t *qr = w->q + (rt + i) * lp_qgroup_row_words(w);
                 const uint16_t *sr = w->scales + (rt + i) * G;
                 /* the next row, or past the tile's last row its first row's next chunk */
-                const uintptr_t pf = i + 1 < nr ? (uintptr_t)qr + (uintptr_t)w->row_words * sizeof(uint32_t)
-                                                : (uintptr_t)(w->q + rt * w->row_words) +
+                const uintptr_t pf = i + 1 < nr ? (uintptr_t)qr + (uintptr_t)lp_qgroup_row_words(w) * sizeof(uint32_t)
+                                                : (uintptr_t)(w->q + rt * lp_qgroup_row_words(w)) +
                                                       (uintptr_t)(chunk * bpg * bits) * sizeof(uint32_t);
                 __m256 a[2];
 #pragma GCC unroll 2
@@ -332,7 +332,7 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, const int c3, int64
     const int64_t B = w->blocks, G = w->ngroups, cols = w->cols, n3 = c3 ? lp_qgroup_chunk3_blocks(w) : 0;
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *qrow = w->q + r * w->row_words;
+        const uint32_t *qrow = w->q + r * lp_qgroup_row_words(w);
         float *o = out + (r - r0) * cols;
         for (int64_t g = 0; g < G; g++) {
             const __m256 s = _mm256_set1_ps(_cvtsh_ss(w->scales[r * G + g]));

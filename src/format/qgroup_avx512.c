@@ -275,39 +275,8 @@ INLINE void unpack_chunk3(const chunk3_src *c, const int s, __m512i *lo, __m512i
     *hi = _mm512_and_si512(_mm512_ternarylogic_epi32(bh, _mm512_srlv_epi32(c->a1, st), two, 0xe4), seven);
 }
 
-/* unpack_chunk3 for a block s known only at run time (dequant walks the
- * blocks of a group), without a branch: every s as the s >= 2 formula, with
- * shift counts and the select mask from a table (select 0 takes every bit
- * from A, which is what s < 2 needs; its B shifts are then unused). */
-#define C3_BY(k) {k, k, k, k, 8 + k, 8 + k, 8 + k, 8 + k, 16 + k, 16 + k, 16 + k, 16 + k, 24 + k, 24 + k, 24 + k, 24 + k}
-static const int32_t k_c3[4][4][16] __attribute__((aligned(64))) = { /* [s][B lo, B hi, A, select] */
-    {C3_BY(0), C3_BY(0), C3_BY(0), {0}},
-    {C3_BY(0), C3_BY(0), C3_BY(3), {0}},
-    {C3_BY(0), C3_BY(2), C3_BY(4), {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}},
-    {C3_BY(4), C3_BY(6), C3_BY(5), {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}},
-};
-#undef C3_BY
-
-INLINE void unpack_chunk3_any(const chunk3_src *c, int s, __m512i *lo, __m512i *hi) {
-    const int32_t(*k)[16] = k_c3[s];
-    const __m512i sel = _mm512_load_si512(k[3]), sa = _mm512_load_si512(k[2]), seven = _mm512_set1_epi32(7);
-    *lo = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srlv_epi32(c->b, _mm512_load_si512(k[0])),
-                                                     _mm512_srlv_epi32(c->a0, sa), sel, 0xe4), seven);
-    *hi = _mm512_and_si512(_mm512_ternarylogic_epi32(_mm512_srlv_epi32(c->b, _mm512_load_si512(k[1])),
-                                                     _mm512_srlv_epi32(c->a1, sa), sel, 0xe4), seven);
-}
-
-/* The 32 values of block b of a row (values 0..15, 16..31) as two vectors
- * of 16 int32: at b = 3 from its chunk when it lies in one (b < n3 =
- * lp_qgroup_chunk3_blocks), the lanes then in chunk3_order. */
-INLINE void unpack_block(const uint32_t *row, int64_t b, int64_t n3, int bits, const unpack_consts *k, __m512i *lo,
-                         __m512i *hi) {
-    if (bits == 3 && b < n3) {
-        const chunk3_src c = chunk3_load(row + b / 4 * LP_QGROUP_CHUNK3_WORDS);
-        unpack_chunk3_any(&c, (int)(b % 4), lo, hi);
-        return;
-    }
-    const uint32_t *blk = row + b * bits;
+/* The 32 values of one block as two vectors of 16 int32 (values 0..15, 16..31). */
+INLINE void unpack_block(const uint32_t *blk, int bits, const unpack_consts *k, __m512i *lo, __m512i *hi) {
     int p = 0;
 #pragma GCC unroll 4
     for (int w = 8, o = 0; w >= 1; o += bits & w, w >>= 1) {
@@ -375,7 +344,7 @@ INLINE void group_dot(const int bits, const int R, const int T, const int chunke
 #pragma GCC unroll 4
                     for (int j = 0; j < R; j++) {
                         __m512i lo, hi;
-                        unpack_block(qr[j], bb, 0, bits, k, &lo, &hi); /* past the chunks */
+                        unpack_block(qr[j] + bb * bits, bits, k, &lo, &hi); /* past the chunks: plane layout */
                         const __m512 fl = _mm512_cvtepi32_ps(lo), fh = _mm512_cvtepi32_ps(hi);
 #pragma GCC unroll 4
                         for (int t = 0; t < T; t++) {
@@ -452,7 +421,7 @@ INLINE void group_dot(const int bits, const int R, const int T, const int chunke
                 fh = _mm512_cvtepu32_ps(_mm512_and_si512(v, k->field[1]));
             } else {
                 __m512i lo, hi;
-                unpack_block(qr[j], b, 0, bits, k, &lo, &hi); /* not chunk mode: no b = 3 chunks */
+                unpack_block(qr[j] + b * bits, bits, k, &lo, &hi); /* not chunk mode: no b = 3 chunks */
                 fl = _mm512_cvtepi32_ps(lo);
                 fh = _mm512_cvtepi32_ps(hi);
             }
@@ -471,7 +440,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chun
                  const float *xsum, float *y, int64_t r0, int64_t r1, const unpack_consts *k) {
     const int64_t B = w->blocks, G = w->ngroups, ldx = lp_qkernels_ldx(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
-    const uintptr_t pass = (uintptr_t)(R * w->row_words) * sizeof(uint32_t); /* bytes to row + R */
+    const uintptr_t pass = (uintptr_t)(R * lp_qgroup_row_words(w)) * sizeof(uint32_t); /* bytes to row + R */
     const uintptr_t next = (8192 + pass - 1) / pass * pass; /* whole passes, >= 8 KB ahead */
     const uint32_t *qr[4];
     const uint16_t *sr[4];
@@ -480,7 +449,7 @@ INLINE void tile(const lp_qgroup *w, const int bits, const int R, const int chun
 #pragma GCC unroll 4
     for (int i = 0; i < R; i++) {
         rr[i] = r0 + i < r1 ? r0 + i : r1 - 1;
-        qr[i] = w->q + rr[i] * w->row_words;
+        qr[i] = w->q + rr[i] * lp_qgroup_row_words(w);
         sr[i] = w->scales + rr[i] * G;
         pf[i] = (uintptr_t)qr[i] + next; /* may lie past the array: prefetches tolerate that */
     }
@@ -549,11 +518,11 @@ INLINE void tile_multi(const lp_qgroup *w, const int bits, const int R, const in
 #pragma GCC unroll 2
                 for (int j = 0; j < R; j++) {
                     int64_t rr = i + j < nr ? rt + i + j : rt + nr - 1;
-                    qr[j] = w->q + rr * w->row_words;
+                    qr[j] = w->q + rr * lp_qgroup_row_words(w);
                     sr[j] = w->scales + rr * G;
                     /* the rows R down, or past the tile's last rows its first rows' next span */
-                    pf[j] = i + R < nr ? (uintptr_t)qr[j] + (uintptr_t)(R * w->row_words) * sizeof(uint32_t)
-                                       : (uintptr_t)(w->q + (rt + j) * w->row_words) +
+                    pf[j] = i + R < nr ? (uintptr_t)qr[j] + (uintptr_t)(R * lp_qgroup_row_words(w)) * sizeof(uint32_t)
+                                       : (uintptr_t)(w->q + (rt + j) * lp_qgroup_row_words(w)) +
                                              (uintptr_t)(span * bpg * bits) * sizeof(uint32_t);
 #pragma GCC unroll 4
                     for (int t = 0; t < T; t++) a[j][t] = acc[i + j < nr ? i + j : nr - 1][t];
@@ -634,8 +603,9 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
                          const unpack_consts *k) {
     const int64_t B = w->blocks, G = w->ngroups, cols = w->cols, n3 = lp_qgroup_chunk3_blocks(w);
     const int64_t bpg = (w->group + LP_QGROUP_BLOCK - 1) / LP_QGROUP_BLOCK;
+    __m512i f3[8]; /* b = 3: the current chunk's values */
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *qrow = w->q + r * w->row_words;
+        const uint32_t *qrow = w->q + r * lp_qgroup_row_words(w);
         float *o = out + (r - r0) * cols;
         for (int64_t g = 0; g < G; g++) {
             const __m512 s = _mm512_set1_ps(_cvtsh_ss(w->scales[r * G + g]));
@@ -643,10 +613,12 @@ INLINE void dequant_rows(const lp_qgroup *w, const int bits, int64_t r0, int64_t
             const int64_t b1 = (g + 1) * bpg < B ? (g + 1) * bpg : B;
             for (int64_t b = g * bpg; b < b1; b++) {
                 __m512i lo, hi;
-                unpack_block(qrow, b, n3, bits, k, &lo, &hi);
-                if (bits == 3 && b < n3) { /* back to column order */
-                    lo = _mm512_permutexvar_epi32(chunk3_order(), lo);
-                    hi = _mm512_permutexvar_epi32(chunk3_order(), hi);
+                if (bits == 3 && b < n3) { /* groups hold whole chunks: each unpacked at its first block */
+                    if (b % 4 == 0) chunk3_vectors(qrow + b / 4 * LP_QGROUP_CHUNK3_WORDS, f3);
+                    lo = _mm512_permutexvar_epi32(chunk3_order(), f3[2 * (b % 4)]); /* back to column order */
+                    hi = _mm512_permutexvar_epi32(chunk3_order(), f3[2 * (b % 4) + 1]);
+                } else {
+                    unpack_block(qrow + b * bits, bits, k, &lo, &hi);
                 }
                 __m512 fl = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(lo, z)));
                 __m512 fh = _mm512_mul_ps(s, _mm512_cvtepi32_ps(_mm512_sub_epi32(hi, z)));

@@ -178,7 +178,7 @@ enum { PF_MIN = 8192 }; /* prefetches reach at least this many bytes ahead */
  * close to cover the DRAM latency; llama-25m's W8 head, 384 columns, decoded
  * 7-16% faster at 8 KB than at 1.5 KB ahead). */
 INLINE void pass_rows_init(const lp_qgroup *w, const int nr, int64_t r0, int64_t r1, pass_rows *p) {
-    const int64_t words = w->row_words, G = w->ngroups; /* per row */
+    const int64_t words = lp_qgroup_row_words(w), G = w->ngroups; /* per row */
     const size_t row_bytes = (size_t)words * sizeof(uint32_t);
     const size_t pass_bytes = (size_t)nr * row_bytes; /* whole passes ahead, at least PF_MIN bytes */
     const size_t ahead = (PF_MIN + pass_bytes - 1) / pass_bytes * pass_bytes;

@@ -90,10 +90,10 @@ static void test_layout_examples(void) {
         CHECK(lp_qgroup_chunk3_blocks(&w) == 4);
         for (int k = 0; k < 172; k++) lp_qgroup_set(&w, 1, k, (unsigned)((k * 5 + 3) % 8));
         uint8_t all[128];
-        lp_qgroup_unpack_chunk3(w.q + w.row_words, all);
+        lp_qgroup_unpack_chunk3(w.q + lp_qgroup_row_words(&w), all);
         for (int k = 0; k < 128; k++) CHECK(all[k] == (k * 5 + 3) % 8);
         for (int b = 4; b < 6; b++) {
-            lp_qgroup_unpack_block(w.q + w.row_words + 3 * b, 3, v);
+            lp_qgroup_unpack_block(w.q + lp_qgroup_row_words(&w) + 3 * b, 3, v);
             for (int j = 0; j < 32 && 32 * b + j < 172; j++) CHECK(v[j] == ((32 * b + j) * 5 + 3) % 8);
         }
         CHECK(lp_qgroup_in_chunk3(&w, 3) && !lp_qgroup_in_chunk3(&w, 4));
@@ -135,7 +135,7 @@ static void test_version1_file(void) {
             lp_qgroup_get_block(&w, r, b, v);
             lp_qgroup_pack_block(v, 3, v1 + (r * w.blocks + b) * 3);
         }
-    CHECK(memcmp(v1, w.q, (size_t)(R * w.row_words) * 4) != 0); /* the layouts differ in the chunks */
+    CHECK(memcmp(v1, w.q, (size_t)(R * lp_qgroup_row_words(&w)) * 4) != 0); /* the layouts differ in the chunks */
     char dir[] = "/tmp/lp_test_qgroup_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     for (int ver = 1; ver <= 2; ver++) {
@@ -164,7 +164,7 @@ static void test_version1_file(void) {
         int bad = 0;
         for (int64_t i = 0; i < R * C; i++) bad += lp_qgroup_get(got, i / C, i % C) != lp_qgroup_get(&w, i / C, i % C);
         CHECKF(bad == 0, "format version %d: %d values differ", ver, bad);
-        CHECK(!memcmp(got->q, w.q, (size_t)(R * w.row_words) * 4));
+        CHECK(!memcmp(got->q, w.q, (size_t)(R * lp_qgroup_row_words(&w)) * 4));
         CHECK(!memcmp(got->scales, w.scales, (size_t)(R * w.ngroups) * 2) && !memcmp(got->zeros, w.zeros, (size_t)(R * w.ngroups)));
         CHECK(got->owns == (ver == 1)); /* version 2 is used in place */
         lp_format_qgroup.free(data);
